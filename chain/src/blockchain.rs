@@ -1,0 +1,1081 @@
+//! The chain state machine: validates blocks and transactions against the stored chain,
+//! applies them atomically, keeps side chains, and reorganises onto a heavier chain, emitting
+//! detach/attach events in order.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::traits::Identity;
+use monero_oxide::ed25519::CompressedPoint;
+use monero_oxide::ringct::{EncryptedAmount, RctPrunable, RctType};
+use monero_oxide::transaction::Input;
+use rand_core::{CryptoRng, RngCore};
+use thiserror::Error;
+
+use crate::address::Address;
+use crate::block::{Block, BlockHeader};
+use crate::crypto::{key_image_is_valid, zero_commit};
+use crate::extra::{build_extra, parse_extra, ExtraError, ExtraField};
+use crate::params::NetworkParams;
+use crate::pow::{check_pow, next_difficulty, pow_hash};
+use crate::reader::DecodeError;
+use crate::reward::{build_miner_tx, max_miner_payout};
+use crate::store::{BlockMeta, BlockWrite, ChainStore, OutputRecord, StoreError};
+use crate::tx::{Transaction, TxType};
+use crate::types::{Atomic, BlockHash, Difficulty, Height, KeyImage, TxHash};
+
+/// Unlock times at or above this are unix timestamps, below it block heights.
+pub const UNLOCK_TIME_IS_TIMESTAMP: u64 = 500_000_000;
+
+/// Why a transaction was refused.
+#[derive(Debug, Error)]
+pub enum TxError {
+    /// Blob does not decode.
+    #[error("transaction does not decode: {0}")]
+    Decode(#[from] DecodeError),
+    /// Blob too large.
+    #[error("transaction is {0} bytes, over the {1} byte limit")]
+    TooLarge(usize, usize),
+    /// Unsupported version.
+    #[error("transaction version {0} is not accepted (version 4 required)")]
+    Version(u64),
+    /// A type not yet accepted by this chain's rules.
+    #[error("transaction type {0:?} is not accepted by the current rules")]
+    TypeNotAccepted(TxType),
+    /// Bad tx_extra.
+    #[error("{0}")]
+    Extra(#[from] ExtraError),
+    /// Structural problem.
+    #[error("malformed transaction: {0}")]
+    Malformed(&'static str),
+    /// Fee below the minimum.
+    #[error("fee {fee} is below the minimum {min} for {size} bytes")]
+    FeeTooLow {
+        /// Paid.
+        fee: u64,
+        /// Required.
+        min: u64,
+        /// Blob size.
+        size: usize,
+    },
+    /// Key image is not a valid spend tag.
+    #[error("key image {0} is not a valid point")]
+    BadKeyImage(KeyImage),
+    /// Key image used twice in this transaction, block or pool.
+    #[error("key image {0} is spent twice")]
+    DoubleSpend(KeyImage),
+    /// Key image already spent on chain.
+    #[error("key image {0} is already spent")]
+    Spent(KeyImage),
+    /// Wrong ring size.
+    #[error("ring size {0} is not the required {1}")]
+    RingSize(usize, usize),
+    /// Ring member that does not exist.
+    #[error("ring member {0} does not exist")]
+    UnknownOutput(u64),
+    /// Ring member still locked.
+    #[error("ring member {0} is still locked")]
+    LockedOutput(u64),
+    /// Range proof failed.
+    #[error("range proof does not verify")]
+    RangeProof,
+    /// Ring signature failed.
+    #[error("ring signature of input {0} does not verify")]
+    RingSignature(usize),
+    /// Inputs do not balance outputs plus fee.
+    #[error("inputs do not balance outputs plus fee")]
+    Unbalanced,
+    /// Already on chain.
+    #[error("transaction {0} is already in the chain")]
+    AlreadyInChain(TxHash),
+    /// Store failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl TxError {
+    /// Whether the sender is at fault (as opposed to our store or a race).
+    pub fn is_peer_fault(&self) -> bool {
+        !matches!(
+            self,
+            TxError::Store(_)
+                | TxError::AlreadyInChain(_)
+                | TxError::Spent(_)
+                | TxError::DoubleSpend(_)
+                | TxError::UnknownOutput(_)
+                | TxError::LockedOutput(_)
+        )
+    }
+}
+
+/// Why a block was refused.
+#[derive(Debug, Error)]
+pub enum BlockError {
+    /// Blob does not decode.
+    #[error("block does not decode: {0}")]
+    Decode(#[from] DecodeError),
+    /// Blob too large.
+    #[error("block is {0} bytes, over the {1} byte limit")]
+    TooLarge(usize, usize),
+    /// Previous block unknown.
+    #[error("previous block {0} is unknown")]
+    UnknownParent(BlockHash),
+    /// Wrong hard-fork version.
+    #[error("block major version {found} is not {expected} at height {height}")]
+    Version {
+        /// In the block.
+        found: u8,
+        /// Required.
+        expected: u8,
+        /// Height.
+        height: Height,
+    },
+    /// Timestamp not above the median of recent blocks.
+    #[error("timestamp {0} is not above the median {1} of recent blocks")]
+    TimestampTooOld(u64, u64),
+    /// Timestamp too far ahead.
+    #[error("timestamp {0} is more than the allowed limit ahead of now ({1})")]
+    TimestampTooNew(u64, u64),
+    /// PoW fails.
+    #[error("proof of work does not meet difficulty {0}")]
+    Pow(Difficulty),
+    /// Bad miner transaction.
+    #[error("invalid miner transaction: {0}")]
+    MinerTx(String),
+    /// Too many transactions or a duplicate.
+    #[error("invalid transaction list: {0}")]
+    TxList(String),
+    /// A transaction was not supplied.
+    #[error("transaction {0} of the block was not supplied")]
+    MissingTx(TxHash),
+    /// A transaction is invalid.
+    #[error("transaction {0}: {1}")]
+    Tx(TxHash, TxError),
+    /// Genesis cannot be popped or replaced.
+    #[error("the genesis block cannot be replaced")]
+    Genesis,
+    /// Store failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl BlockError {
+    /// Whether the sender is at fault (it drives bans).
+    pub fn is_peer_fault(&self) -> bool {
+        match self {
+            BlockError::Store(_)
+            | BlockError::UnknownParent(_)
+            | BlockError::MissingTx(_)
+            | BlockError::TimestampTooNew(..) => false,
+            BlockError::Tx(_, e) => e.is_peer_fault(),
+            _ => true,
+        }
+    }
+}
+
+/// A change of the main chain, in the order it happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainEvent {
+    /// A block left the main chain (tip first).
+    Detached(Height, BlockHash),
+    /// A block joined the main chain.
+    Attached(Height, BlockHash),
+}
+
+/// What adding a block did.
+#[derive(Debug)]
+pub enum AddOutcome {
+    /// Already known (main or side chain).
+    AlreadyKnown,
+    /// Stored on a side chain that is not heavier.
+    SideChain,
+    /// The main chain changed.
+    Changed {
+        /// Detach/attach events in order.
+        events: Vec<ChainEvent>,
+        /// Blobs of transactions from detached blocks, for the mempool.
+        returned_txs: Vec<Vec<u8>>,
+    },
+}
+
+/// A block ready to mine.
+#[derive(Clone, Debug)]
+pub struct BlockTemplate {
+    /// The block (nonce 0).
+    pub block: Block,
+    /// Its transactions' blobs, in order.
+    pub txs: Vec<Vec<u8>>,
+    /// Difficulty it must meet.
+    pub difficulty: Difficulty,
+    /// Height it will have.
+    pub height: Height,
+}
+
+/// The chain.
+pub struct Blockchain {
+    params: &'static NetworkParams,
+    store: ChainStore,
+    tip: (Height, BlockHash),
+    tip_meta: BlockMeta,
+}
+
+impl std::fmt::Debug for Blockchain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blockchain")
+            .field("network", &self.params.name)
+            .field("tip", &self.tip)
+            .finish()
+    }
+}
+
+/// The genesis block of a network: deterministic, no outputs, network id in its extra.
+pub fn genesis_block(params: &NetworkParams) -> Block {
+    let extra = build_extra(&[ExtraField::Nonce(params.network_id.to_vec())]);
+    let miner_tx = Transaction {
+        version: 4,
+        output_unlock_times: vec![],
+        v3_state_change: false,
+        unlock_time: params.coinbase_unlock_window,
+        inputs: vec![Input::Gen(0)],
+        outputs: vec![],
+        extra,
+        tx_type: TxType::Standard,
+        rct: None,
+    };
+    Block {
+        header: BlockHeader {
+            major_version: params.hard_forks[0].0,
+            minor_version: params.hard_forks[0].0,
+            timestamp: params.genesis_timestamp,
+            prev_id: BlockHash::default(),
+            nonce: params.genesis_nonce,
+        },
+        miner_tx,
+        tx_hashes: vec![],
+    }
+}
+
+/// A decoded, hashed transaction.
+struct PreparedTx {
+    hash: TxHash,
+    tx: Transaction,
+    blob: Vec<u8>,
+}
+
+fn median(mut v: Vec<u64>) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] / 2) + (v[n / 2] / 2) + (v[n / 2 - 1] % 2 + v[n / 2] % 2) / 2
+    }
+}
+
+impl Blockchain {
+    /// Opens the chain under `path`, creating it with the genesis block when empty.
+    pub fn open(params: &'static NetworkParams, path: &Path) -> Result<Blockchain, BlockError> {
+        let store = ChainStore::open(path)?;
+        let genesis = genesis_block(params);
+        let tip = match store.tip()? {
+            Some(tip) => {
+                let stored_genesis = store.hash_at(Height(0))?;
+                if stored_genesis != Some(genesis.hash()) {
+                    return Err(StoreError::Corrupt {
+                        cf: "heights",
+                        what: "genesis belongs to another network".into(),
+                    }
+                    .into());
+                }
+                tip
+            }
+            None => {
+                let hash = genesis.hash();
+                let blob = genesis.serialize();
+                let meta = BlockMeta {
+                    height: Height(0),
+                    cumulative_difficulty: 1,
+                    difficulty: 1,
+                    timestamp: genesis.header.timestamp,
+                    first_output_index: 0,
+                    output_count: 0,
+                };
+                store.apply_block(&BlockWrite {
+                    hash,
+                    meta,
+                    blob: &blob,
+                    txs: vec![],
+                    outputs: vec![],
+                    key_images: vec![],
+                })?;
+                (Height(0), hash)
+            }
+        };
+        let tip_meta = store
+            .block_meta(&tip.1)?
+            .ok_or_else(|| StoreError::Corrupt {
+                cf: "blocks",
+                what: "tip block missing".into(),
+            })?;
+        Ok(Blockchain {
+            params,
+            store,
+            tip,
+            tip_meta,
+        })
+    }
+
+    /// Network parameters.
+    pub fn params(&self) -> &'static NetworkParams {
+        self.params
+    }
+
+    /// The store, for read-only queries.
+    pub fn store(&self) -> &ChainStore {
+        &self.store
+    }
+
+    /// Height and id of the top block.
+    pub fn tip(&self) -> (Height, BlockHash) {
+        self.tip
+    }
+
+    /// Metadata of the top block.
+    pub fn tip_meta(&self) -> &BlockMeta {
+        &self.tip_meta
+    }
+
+    /// Number of blocks (tip height + 1).
+    pub fn block_count(&self) -> u64 {
+        self.tip.0 .0 + 1
+    }
+
+    /// Total number of outputs on the main chain.
+    pub fn output_count(&self) -> u64 {
+        self.tip_meta.first_output_index + self.tip_meta.output_count
+    }
+
+    /// (timestamp, cumulative difficulty) of up to `n` blocks ending at `hash`, oldest first,
+    /// following side chains back to the main chain.
+    fn history(&self, hash: BlockHash, n: usize) -> Result<Vec<(u64, Difficulty)>, BlockError> {
+        let mut out = Vec::with_capacity(n);
+        let mut cur = hash;
+        while out.len() < n {
+            if let Some(meta) = self.store.block_meta(&cur)? {
+                // On the main chain: the rest comes by height.
+                let mut h = meta.height.0;
+                out.push((meta.timestamp, meta.cumulative_difficulty));
+                while out.len() < n && h > 0 {
+                    h -= 1;
+                    let id = self
+                        .store
+                        .hash_at(Height(h))?
+                        .ok_or(BlockError::UnknownParent(cur))?;
+                    let m = self
+                        .store
+                        .block_meta(&id)?
+                        .ok_or(BlockError::UnknownParent(id))?;
+                    out.push((m.timestamp, m.cumulative_difficulty));
+                }
+                break;
+            }
+            let alt = self
+                .store
+                .alt_block(&cur)?
+                .ok_or(BlockError::UnknownParent(cur))?;
+            let block = Block::from_bytes(&alt.blob)?;
+            out.push((block.header.timestamp, alt.cumulative_difficulty));
+            if alt.height.0 == 0 {
+                break;
+            }
+            cur = block.header.prev_id;
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Difficulty required of a block whose parent is `prev`.
+    fn difficulty_after(&self, prev: BlockHash) -> Result<Difficulty, BlockError> {
+        let window = match self.params.difficulty {
+            crate::params::DifficultyMode::Fixed(d) => return Ok(d),
+            crate::params::DifficultyMode::Lwma { window } => window,
+        };
+        let hist = self.history(prev, window + 1)?;
+        let ts: Vec<u64> = hist.iter().map(|h| h.0).collect();
+        let cd: Vec<Difficulty> = hist.iter().map(|h| h.1).collect();
+        Ok(next_difficulty(self.params, &ts, &cd))
+    }
+
+    /// Difficulty the next block on the main chain must meet.
+    pub fn next_difficulty(&self) -> Result<Difficulty, BlockError> {
+        self.difficulty_after(self.tip.1)
+    }
+
+    /// Header checks that need only ancestry: version, timestamp, PoW. Returns the difficulty.
+    fn check_header(
+        &self,
+        block: &Block,
+        height: Height,
+        now: u64,
+    ) -> Result<Difficulty, BlockError> {
+        let expected = self.params.hard_fork_at(height);
+        if block.header.major_version != expected {
+            return Err(BlockError::Version {
+                found: block.header.major_version,
+                expected,
+                height,
+            });
+        }
+        let window = self.params.timestamp_check_window;
+        let hist = self.history(block.header.prev_id, window)?;
+        if hist.len() >= window {
+            let med = median(hist.iter().map(|h| h.0).collect());
+            if block.header.timestamp <= med {
+                return Err(BlockError::TimestampTooOld(block.header.timestamp, med));
+            }
+        }
+        let limit = now.saturating_add(self.params.future_time_limit);
+        if block.header.timestamp > limit {
+            return Err(BlockError::TimestampTooNew(block.header.timestamp, limit));
+        }
+        let difficulty = self.difficulty_after(block.header.prev_id)?;
+        if !check_pow(&pow_hash(block), difficulty) {
+            return Err(BlockError::Pow(difficulty));
+        }
+        Ok(difficulty)
+    }
+
+    fn check_miner_tx(
+        &self,
+        block: &Block,
+        height: Height,
+        fees: Atomic,
+    ) -> Result<(), BlockError> {
+        let tx = &block.miner_tx;
+        let bad = |m: &str| Err(BlockError::MinerTx(m.to_owned()));
+        if tx.version != 4 || tx.tx_type != TxType::Standard {
+            return bad("must be a version 4 standard transaction");
+        }
+        if block.claimed_height() != Some(height) {
+            return bad("Gen input must carry the block height");
+        }
+        if tx.rct.is_some() {
+            return bad("must not carry RingCT data");
+        }
+        let unlock = height.0 + self.params.coinbase_unlock_window;
+        if tx.unlock_time != unlock || tx.output_unlock_times.iter().any(|&t| t != unlock) {
+            return bad("outputs must unlock exactly after the coinbase unlock window");
+        }
+        parse_extra(&tx.extra).map_err(|e| BlockError::MinerTx(e.to_string()))?;
+        let mut total = Atomic::ZERO;
+        for o in &tx.outputs {
+            let Some(a) = o.amount else {
+                return bad("outputs must have plaintext amounts");
+            };
+            total = total
+                .checked_add(Atomic(a))
+                .ok_or_else(|| BlockError::MinerTx("output sum overflows".into()))?;
+        }
+        let max = max_miner_payout(self.params, height, fees)
+            .ok_or_else(|| BlockError::MinerTx("reward overflows".into()))?;
+        if total > max {
+            return Err(BlockError::MinerTx(format!(
+                "pays {total}, more than the allowed {max}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether output `index` can be spent in a block at `height`.
+    fn output_spendable(&self, out: &OutputRecord, height: Height) -> bool {
+        if height.0 < out.height.0.saturating_add(self.params.spendable_age) {
+            return false;
+        }
+        if out.unlock_time < UNLOCK_TIME_IS_TIMESTAMP {
+            height.0 >= out.unlock_time
+        } else {
+            self.tip_meta
+                .timestamp
+                .saturating_add(self.params.target_block_time)
+                >= out.unlock_time
+        }
+    }
+
+    /// Validates a transaction for inclusion at `height` (the next block), with `taken` the key
+    /// images already used by the surrounding block or pool.
+    pub fn validate_tx(
+        &self,
+        tx: &Transaction,
+        blob_len: usize,
+        height: Height,
+        taken: &HashSet<KeyImage>,
+    ) -> Result<(), TxError> {
+        if blob_len > self.params.max_tx_size {
+            return Err(TxError::TooLarge(blob_len, self.params.max_tx_size));
+        }
+        if tx.version != 4 {
+            return Err(TxError::Version(tx.version));
+        }
+        if tx.tx_type != TxType::Standard {
+            return Err(TxError::TypeNotAccepted(tx.tx_type));
+        }
+        parse_extra(&tx.extra)?;
+        if tx.inputs.is_empty() || tx.is_coinbase() {
+            return Err(TxError::Malformed("a transfer needs ring inputs"));
+        }
+        if tx.outputs.is_empty() {
+            return Err(TxError::Malformed("a transfer needs outputs"));
+        }
+        if tx.outputs.iter().any(|o| o.amount.is_some()) {
+            return Err(TxError::Malformed("RingCT outputs must not show amounts"));
+        }
+        let rct = tx
+            .rct
+            .as_ref()
+            .ok_or(TxError::Malformed("missing RingCT data"))?;
+        if rct.rct_type() != RctType::ClsagBulletproofPlus {
+            return Err(TxError::Malformed(
+                "RingCT type must be CLSAG with Bulletproofs+",
+            ));
+        }
+        if rct
+            .base
+            .encrypted_amounts
+            .iter()
+            .any(|e| !matches!(e, EncryptedAmount::Compact { .. }))
+        {
+            return Err(TxError::Malformed("amounts must use the compact encoding"));
+        }
+        let min = self.params.min_fee(blob_len).0;
+        if rct.base.fee < min {
+            return Err(TxError::FeeTooLow {
+                fee: rct.base.fee,
+                min,
+                size: blob_len,
+            });
+        }
+        let RctPrunable::Clsag {
+            clsags,
+            pseudo_outs,
+            bulletproof,
+        } = &rct.prunable
+        else {
+            return Err(TxError::Malformed(
+                "RingCT type must be CLSAG with Bulletproofs+",
+            ));
+        };
+        if clsags.len() != tx.inputs.len() || pseudo_outs.len() != tx.inputs.len() {
+            return Err(TxError::Malformed(
+                "one CLSAG and pseudo-output per input required",
+            ));
+        }
+
+        // Key images and rings.
+        let mut seen = HashSet::new();
+        let mut rings = Vec::with_capacity(tx.inputs.len());
+        for input in &tx.inputs {
+            let Input::ToKey {
+                amount,
+                key_offsets,
+                key_image,
+            } = input
+            else {
+                return Err(TxError::Malformed("a transfer needs ring inputs"));
+            };
+            if amount.is_some() {
+                return Err(TxError::Malformed("RingCT inputs must not show amounts"));
+            }
+            let ki = KeyImage(key_image.to_bytes());
+            if !key_image_is_valid(&ki) {
+                return Err(TxError::BadKeyImage(ki));
+            }
+            if !seen.insert(ki) || taken.contains(&ki) {
+                return Err(TxError::DoubleSpend(ki));
+            }
+            if self.store.key_image_spent(&ki)? {
+                return Err(TxError::Spent(ki));
+            }
+            if key_offsets.len() != self.params.ring_size {
+                return Err(TxError::RingSize(key_offsets.len(), self.params.ring_size));
+            }
+            let mut ring = Vec::with_capacity(key_offsets.len());
+            let mut index = 0u64;
+            for (i, off) in key_offsets.iter().enumerate() {
+                if i > 0 && *off == 0 {
+                    return Err(TxError::Malformed("ring members must be distinct"));
+                }
+                index = index
+                    .checked_add(*off)
+                    .ok_or(TxError::Malformed("ring offset overflows"))?;
+                let out = self
+                    .store
+                    .output(index)?
+                    .ok_or(TxError::UnknownOutput(index))?;
+                if !self.output_spendable(&out, height) {
+                    return Err(TxError::LockedOutput(index));
+                }
+                ring.push([
+                    CompressedPoint::from(out.key),
+                    CompressedPoint::from(out.commitment),
+                ]);
+            }
+            rings.push((ki, ring));
+        }
+
+        // Range proof, then ring signatures over the signature hash, then the balance.
+        let mut rng = rand_core::OsRng;
+        if !bulletproof.verify(&mut rng, &rct.base.commitments) {
+            return Err(TxError::RangeProof);
+        }
+        let msg = tx
+            .signature_hash()
+            .ok_or(TxError::Malformed("no signature hash"))?;
+        for (i, ((clsag, (ki, ring)), pseudo)) in
+            clsags.iter().zip(rings).zip(pseudo_outs).enumerate()
+        {
+            clsag
+                .verify(ring, &CompressedPoint::from(ki.0), pseudo, &msg)
+                .map_err(|_| TxError::RingSignature(i))?;
+        }
+        let decompress = |p: &CompressedPoint| CompressedEdwardsY(p.to_bytes()).decompress();
+        let mut sum_in = EdwardsPoint::identity();
+        for p in pseudo_outs {
+            sum_in += decompress(p).ok_or(TxError::Unbalanced)?;
+        }
+        let mut sum_out = CompressedEdwardsY(crate::crypto::commit(
+            &curve25519_dalek::Scalar::ZERO,
+            rct.base.fee,
+        ))
+        .decompress()
+        .ok_or(TxError::Unbalanced)?;
+        for c in &rct.base.commitments {
+            sum_out += decompress(c).ok_or(TxError::Unbalanced)?;
+        }
+        if sum_in != sum_out {
+            return Err(TxError::Unbalanced);
+        }
+        Ok(())
+    }
+
+    fn prepare_txs(
+        &self,
+        block: &Block,
+        tx_blobs: &[Vec<u8>],
+    ) -> Result<Vec<PreparedTx>, BlockError> {
+        if block.tx_hashes.len() > self.params.max_block_txs {
+            return Err(BlockError::TxList(format!(
+                "{} transactions, limit {}",
+                block.tx_hashes.len(),
+                self.params.max_block_txs
+            )));
+        }
+        let mut unique = HashSet::new();
+        if !block.tx_hashes.iter().all(|h| unique.insert(*h)) {
+            return Err(BlockError::TxList("duplicate transaction".into()));
+        }
+        let mut prepared = Vec::with_capacity(tx_blobs.len());
+        for blob in tx_blobs {
+            let tx = Transaction::from_bytes(blob).map_err(|e| {
+                BlockError::TxList(format!("supplied transaction does not decode: {e}"))
+            })?;
+            prepared.push(PreparedTx {
+                hash: tx.hash(),
+                tx,
+                blob: blob.clone(),
+            });
+        }
+        let mut ordered = Vec::with_capacity(block.tx_hashes.len());
+        for h in &block.tx_hashes {
+            let pos = prepared
+                .iter()
+                .position(|p| p.hash == *h)
+                .ok_or(BlockError::MissingTx(*h))?;
+            ordered.push(prepared.swap_remove(pos));
+        }
+        Ok(ordered)
+    }
+
+    /// Fully validates `block` on top of the current tip and writes it.
+    fn apply(
+        &mut self,
+        block: &Block,
+        blob: &[u8],
+        tx_blobs: &[Vec<u8>],
+        now: u64,
+        check_pow_and_time: bool,
+    ) -> Result<BlockHash, BlockError> {
+        let height = Height(self.tip.0 .0 + 1);
+        if block.header.prev_id != self.tip.1 {
+            return Err(BlockError::UnknownParent(block.header.prev_id));
+        }
+        let total_size = blob.len() + tx_blobs.iter().map(Vec::len).sum::<usize>();
+        if total_size > self.params.max_block_size {
+            return Err(BlockError::TooLarge(total_size, self.params.max_block_size));
+        }
+        let difficulty = if check_pow_and_time {
+            self.check_header(block, height, now)?
+        } else {
+            self.difficulty_after(block.header.prev_id)?
+        };
+        let txs = self.prepare_txs(block, tx_blobs)?;
+        let mut taken = HashSet::new();
+        let mut fees = Atomic::ZERO;
+        for p in &txs {
+            if self.store.tx(&p.hash)?.is_some() {
+                return Err(BlockError::Tx(p.hash, TxError::AlreadyInChain(p.hash)));
+            }
+            self.validate_tx(&p.tx, p.blob.len(), height, &taken)
+                .map_err(|e| BlockError::Tx(p.hash, e))?;
+            taken.extend(p.tx.key_images());
+            fees = fees
+                .checked_add(Atomic(p.tx.fee()))
+                .ok_or_else(|| BlockError::MinerTx("fees overflow".into()))?;
+        }
+        self.check_miner_tx(block, height, fees)?;
+
+        let hash = block.hash();
+        let first_output_index = self.output_count();
+        let mut outputs = Vec::new();
+        let miner_hash = block.miner_tx.hash();
+        for (i, o) in block.miner_tx.outputs.iter().enumerate() {
+            outputs.push(OutputRecord {
+                key: o.key.to_bytes(),
+                commitment: zero_commit(o.amount.unwrap_or(0)),
+                unlock_time: block
+                    .miner_tx
+                    .output_unlock_times
+                    .get(i)
+                    .copied()
+                    .unwrap_or(block.miner_tx.unlock_time),
+                height,
+                tx_hash: miner_hash,
+                coinbase: true,
+            });
+        }
+        let mut tx_records = Vec::with_capacity(txs.len() + 1);
+        tx_records.push((miner_hash, first_output_index, block.miner_tx.serialize()));
+        let mut key_images = Vec::new();
+        for p in &txs {
+            let first = first_output_index + outputs.len() as u64;
+            let commitments =
+                p.tx.rct
+                    .as_ref()
+                    .map(|r| r.base.commitments.clone())
+                    .unwrap_or_default();
+            for (i, o) in p.tx.outputs.iter().enumerate() {
+                let unlock =
+                    p.tx.output_unlock_times
+                        .get(i)
+                        .copied()
+                        .unwrap_or(0)
+                        .max(p.tx.unlock_time);
+                outputs.push(OutputRecord {
+                    key: o.key.to_bytes(),
+                    commitment: commitments
+                        .get(i)
+                        .map_or([0; 32], CompressedPoint::to_bytes),
+                    unlock_time: unlock,
+                    height,
+                    tx_hash: p.hash,
+                    coinbase: false,
+                });
+            }
+            tx_records.push((p.hash, first, p.blob.clone()));
+            key_images.extend(p.tx.key_images().into_iter().map(|ki| (ki, p.hash)));
+        }
+        let meta = BlockMeta {
+            height,
+            cumulative_difficulty: self
+                .tip_meta
+                .cumulative_difficulty
+                .saturating_add(difficulty),
+            difficulty,
+            timestamp: block.header.timestamp,
+            first_output_index,
+            output_count: outputs.len() as u64,
+        };
+        self.store.apply_block(&BlockWrite {
+            hash,
+            meta: meta.clone(),
+            blob,
+            txs: tx_records,
+            outputs,
+            key_images,
+        })?;
+        self.tip = (height, hash);
+        self.tip_meta = meta;
+        Ok(hash)
+    }
+
+    /// Pops the top block; returns its id, blob and its non-coinbase transaction blobs.
+    fn pop(&mut self) -> Result<(BlockHash, Vec<u8>, Vec<Vec<u8>>), BlockError> {
+        let (height, hash) = self.tip;
+        if height.0 == 0 {
+            return Err(BlockError::Genesis);
+        }
+        let (meta, blob) = self
+            .store
+            .block(&hash)?
+            .ok_or_else(|| StoreError::Corrupt {
+                cf: "blocks",
+                what: "tip block missing".into(),
+            })?;
+        let block = Block::from_bytes(&blob).map_err(|e| StoreError::Corrupt {
+            cf: "blocks",
+            what: e.to_string(),
+        })?;
+        let mut txs = vec![(block.miner_tx.hash(), Vec::new())];
+        let mut key_images = Vec::new();
+        let mut returned = Vec::new();
+        for h in &block.tx_hashes {
+            let (_, _, tx_blob) = self.store.tx(h)?.ok_or_else(|| StoreError::Corrupt {
+                cf: "txs",
+                what: format!("{h} missing"),
+            })?;
+            let tx = Transaction::from_bytes(&tx_blob).map_err(|e| StoreError::Corrupt {
+                cf: "txs",
+                what: e.to_string(),
+            })?;
+            key_images.extend(tx.key_images());
+            txs.push((*h, tx_blob.clone()));
+            returned.push(tx_blob);
+        }
+        let prev_hash = block.header.prev_id;
+        let prev_meta = self
+            .store
+            .block_meta(&prev_hash)?
+            .ok_or_else(|| StoreError::Corrupt {
+                cf: "blocks",
+                what: "parent missing".into(),
+            })?;
+        // The alt record keeps the block's own transactions (not the miner tx, which is in the blob).
+        let alt_txs: Vec<(TxHash, Vec<u8>)> =
+            txs.into_iter().filter(|(_, b)| !b.is_empty()).collect();
+        let mut all = vec![(block.miner_tx.hash(), Vec::new())];
+        all.extend(alt_txs.iter().cloned());
+        self.store.pop_block(
+            &hash,
+            &meta,
+            &blob,
+            &all,
+            &key_images,
+            (Height(height.0 - 1), prev_hash),
+        )?;
+        self.tip = (Height(height.0 - 1), prev_hash);
+        self.tip_meta = prev_meta;
+        Ok((hash, blob, returned))
+    }
+
+    /// Adds a block (blob plus its transactions' blobs). `now` is the local unix time.
+    pub fn add_block(
+        &mut self,
+        blob: &[u8],
+        tx_blobs: &[Vec<u8>],
+        now: u64,
+    ) -> Result<AddOutcome, BlockError> {
+        if blob.len() > self.params.max_block_size {
+            return Err(BlockError::TooLarge(blob.len(), self.params.max_block_size));
+        }
+        let block = Block::from_bytes(blob)?;
+        let hash = block.hash();
+        if self.store.block_meta(&hash)?.is_some() || self.store.alt_block(&hash)?.is_some() {
+            return Ok(AddOutcome::AlreadyKnown);
+        }
+        if block.header.prev_id == self.tip.1 {
+            let h = self.apply(&block, blob, tx_blobs, now, true)?;
+            return Ok(AddOutcome::Changed {
+                events: vec![ChainEvent::Attached(self.tip.0, h)],
+                returned_txs: vec![],
+            });
+        }
+        // Side chain: the parent must be known on the main chain or a side chain.
+        let parent = if let Some(m) = self.store.block_meta(&block.header.prev_id)? {
+            (m.height, m.cumulative_difficulty)
+        } else if let Some(a) = self.store.alt_block(&block.header.prev_id)? {
+            (a.height, a.cumulative_difficulty)
+        } else {
+            return Err(BlockError::UnknownParent(block.header.prev_id));
+        };
+        let height = Height(parent.0 .0 + 1);
+        let difficulty = self.check_header(&block, height, now)?;
+        if block.claimed_height() != Some(height) {
+            return Err(BlockError::MinerTx(
+                "Gen input must carry the block height".into(),
+            ));
+        }
+        let total_size = blob.len() + tx_blobs.iter().map(Vec::len).sum::<usize>();
+        if total_size > self.params.max_block_size {
+            return Err(BlockError::TooLarge(total_size, self.params.max_block_size));
+        }
+        // Keep exactly the block's transactions, in order.
+        let ordered: Vec<Vec<u8>> = self
+            .prepare_txs(&block, tx_blobs)?
+            .into_iter()
+            .map(|p| p.blob)
+            .collect();
+        let cumulative = parent.1.saturating_add(difficulty);
+        self.store
+            .put_alt_block(&hash, height, cumulative, blob, &ordered)?;
+        if cumulative <= self.tip_meta.cumulative_difficulty {
+            return Ok(AddOutcome::SideChain);
+        }
+        self.reorganize(hash, now)
+    }
+
+    /// Switches the main chain to the side chain ending at `new_tip`. On any invalid block the
+    /// original chain is restored and the invalid side blocks are forgotten.
+    fn reorganize(&mut self, new_tip: BlockHash, now: u64) -> Result<AddOutcome, BlockError> {
+        let mut branch = Vec::new();
+        let mut cur = new_tip;
+        let fork_height = loop {
+            if let Some(m) = self.store.block_meta(&cur)? {
+                break m.height;
+            }
+            let alt = self
+                .store
+                .alt_block(&cur)?
+                .ok_or(BlockError::UnknownParent(cur))?;
+            let prev = Block::from_bytes(&alt.blob)?.header.prev_id;
+            branch.push((cur, alt));
+            cur = prev;
+        };
+        branch.reverse();
+        let mut events = Vec::new();
+        let mut detached = Vec::new();
+        while self.tip.0 > fork_height {
+            let (h, blob, txs) = self.pop()?;
+            events.push(ChainEvent::Detached(Height(self.tip.0 .0 + 1), h));
+            detached.push((blob, txs));
+        }
+        for (i, (hash, alt)) in branch.iter().enumerate() {
+            let block = Block::from_bytes(&alt.blob)?;
+            match self.apply(&block, &alt.blob, &alt.txs, now, false) {
+                Ok(h) => events.push(ChainEvent::Attached(self.tip.0, h)),
+                Err(e) => {
+                    tracing::warn!(block = %hash, error = %e, "reorg aborted: side-chain block invalid; restoring");
+                    for _ in 0..i {
+                        self.pop()?;
+                    }
+                    for (bad, _) in &branch[i..] {
+                        self.store.delete_alt_block(bad)?;
+                    }
+                    for (blob, txs) in detached.iter().rev() {
+                        let b = Block::from_bytes(blob)?;
+                        self.apply(&b, blob, txs, now, false)?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        // Transactions of detached blocks that the new chain did not include go back to the pool.
+        let returned_txs = detached
+            .into_iter()
+            .flat_map(|(_, txs)| txs)
+            .filter(|b| {
+                Transaction::from_bytes(b)
+                    .ok()
+                    .is_some_and(|t| self.store.tx(&t.hash()).ok().flatten().is_none())
+            })
+            .collect();
+        tracing::info!(height = %self.tip.0, tip = %self.tip.1, "reorganised onto a heavier chain");
+        Ok(AddOutcome::Changed {
+            events,
+            returned_txs,
+        })
+    }
+
+    /// A block template on top of the tip paying `miner`, with the given transactions (already
+    /// validated by the mempool; invalid ones are skipped).
+    pub fn block_template<R: RngCore + CryptoRng>(
+        &self,
+        rng: &mut R,
+        miner: &Address,
+        candidates: Vec<Vec<u8>>,
+        now: u64,
+    ) -> Result<BlockTemplate, BlockError> {
+        let height = Height(self.tip.0 .0 + 1);
+        let window = self.params.timestamp_check_window;
+        let hist = self.history(self.tip.1, window)?;
+        let med = median(hist.iter().map(|h| h.0).collect());
+        let timestamp = now.max(med + 1).max(self.tip_meta.timestamp);
+        let mut taken = HashSet::new();
+        let mut txs = Vec::new();
+        let mut hashes = Vec::new();
+        let mut fees = Atomic::ZERO;
+        let mut size = 0usize;
+        for blob in candidates {
+            let Ok(tx) = Transaction::from_bytes(&blob) else {
+                continue;
+            };
+            if size + blob.len() > self.params.max_block_size / 2
+                || txs.len() >= self.params.max_block_txs
+            {
+                break;
+            }
+            if self.validate_tx(&tx, blob.len(), height, &taken).is_err() {
+                continue;
+            }
+            taken.extend(tx.key_images());
+            let Some(f) = fees.checked_add(Atomic(tx.fee())) else {
+                continue;
+            };
+            fees = f;
+            size += blob.len();
+            hashes.push(tx.hash());
+            txs.push(blob);
+        }
+        let amount = max_miner_payout(self.params, height, fees)
+            .ok_or_else(|| BlockError::MinerTx("reward overflows".into()))?;
+        let miner_tx = build_miner_tx(rng, self.params, height, miner, amount)
+            .ok_or_else(|| BlockError::MinerTx("miner address keys are not valid points".into()))?;
+        let version = self.params.hard_fork_at(height);
+        let block = Block {
+            header: BlockHeader {
+                major_version: version,
+                minor_version: version,
+                timestamp,
+                prev_id: self.tip.1,
+                nonce: 0,
+            },
+            miner_tx,
+            tx_hashes: hashes,
+        };
+        Ok(BlockTemplate {
+            block,
+            txs,
+            difficulty: self.next_difficulty()?,
+            height,
+        })
+    }
+
+    /// Main-chain block at `height`: (meta, blob).
+    pub fn block_at(
+        &self,
+        height: Height,
+    ) -> Result<Option<(BlockHash, BlockMeta, Vec<u8>)>, StoreError> {
+        let Some(hash) = self.store.hash_at(height)? else {
+            return Ok(None);
+        };
+        Ok(self.store.block(&hash)?.map(|(m, b)| (hash, m, b)))
+    }
+
+    /// Flushes to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.store.flush()
+    }
+}
+
+/// Searches nonces until the block meets `difficulty` or `max_tries` run out.
+pub fn mine(block: &mut Block, difficulty: Difficulty, max_tries: u64) -> bool {
+    for _ in 0..max_tries {
+        if check_pow(&pow_hash(block), difficulty) {
+            return true;
+        }
+        block.header.nonce = block.header.nonce.wrapping_add(1);
+    }
+    false
+}
