@@ -256,6 +256,14 @@ pub fn genesis_block(params: &NetworkParams) -> Block {
     }
 }
 
+/// A block removed from the top of the main chain.
+struct Popped {
+    hash: BlockHash,
+    blob: Vec<u8>,
+    /// Its non-coinbase transaction blobs.
+    txs: Vec<Vec<u8>>,
+}
+
 /// A decoded, hashed transaction.
 struct PreparedTx {
     hash: TxHash,
@@ -812,7 +820,7 @@ impl Blockchain {
     }
 
     /// Pops the top block; returns its id, blob and its non-coinbase transaction blobs.
-    fn pop(&mut self) -> Result<(BlockHash, Vec<u8>, Vec<Vec<u8>>), BlockError> {
+    fn pop(&mut self) -> Result<Popped, BlockError> {
         let (height, hash) = self.tip;
         if height.0 == 0 {
             return Err(BlockError::Genesis);
@@ -867,7 +875,11 @@ impl Blockchain {
         )?;
         self.tip = (Height(height.0 - 1), prev_hash);
         self.tip_meta = prev_meta;
-        Ok((hash, blob, returned))
+        Ok(Popped {
+            hash,
+            blob,
+            txs: returned,
+        })
     }
 
     /// Adds a block (blob plus its transactions' blobs). `now` is the local unix time.
@@ -947,9 +959,9 @@ impl Blockchain {
         let mut events = Vec::new();
         let mut detached = Vec::new();
         while self.tip.0 > fork_height {
-            let (h, blob, txs) = self.pop()?;
-            events.push(ChainEvent::Detached(Height(self.tip.0 .0 + 1), h));
-            detached.push((blob, txs));
+            let p = self.pop()?;
+            events.push(ChainEvent::Detached(Height(self.tip.0 .0 + 1), p.hash));
+            detached.push((p.blob, p.txs));
         }
         for (i, (hash, alt)) in branch.iter().enumerate() {
             let block = Block::from_bytes(&alt.blob)?;

@@ -29,8 +29,9 @@ pub fn check_pow(hash: &[u8; 32], difficulty: Difficulty) -> bool {
     let mut product = [0u128; 6];
     for (i, &a) in limbs.iter().enumerate() {
         for (j, &b) in d.iter().enumerate() {
-            product[i + j] += u128::from(a) * u128::from(b) & u128::from(u64::MAX);
-            product[i + j + 1] += (u128::from(a) * u128::from(b)) >> 64;
+            let wide = u128::from(a) * u128::from(b);
+            product[i + j] += wide & u128::from(u64::MAX);
+            product[i + j + 1] += wide >> 64;
         }
     }
     let mut carry = 0u128;

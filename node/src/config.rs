@@ -1,0 +1,171 @@
+//! Command line and `sispop.conf`: the same keys in both. A config file line `key=value` (or a
+//! bare `key` for a switch) means `--key=value`; flags on the command line win.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use sispop_chain::{Network, NetworkParams};
+
+/// The Sispop service node daemon.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "sispopd", version, about = "Sispop service node daemon", long_about = None)]
+pub struct Args {
+    /// Directory for the chain database and keys (default ~/.sispop[/testnet|/devnet]).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Run on the test network.
+    #[arg(long, conflicts_with = "devnet")]
+    pub testnet: bool,
+    /// Run on a local development network (fast blocks, tiny parameters).
+    #[arg(long)]
+    pub devnet: bool,
+    /// IP the JSON-RPC server binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub rpc_bind_ip: String,
+    /// JSON-RPC port (network default when omitted).
+    #[arg(long)]
+    pub rpc_bind_port: Option<u16>,
+    /// P2P port (network default when omitted).
+    #[arg(long)]
+    pub p2p_bind_port: Option<u16>,
+    /// Mine blocks paying this address.
+    #[arg(long, value_name = "ADDRESS")]
+    pub mine_to: Option<String>,
+    /// Read `key=value` options from this file.
+    #[arg(long)]
+    pub config_file: Option<PathBuf>,
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `sispopd=debug`.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+    /// Daemon URL for forwarded commands (default: this network's local RPC port).
+    #[arg(long)]
+    pub daemon_address: Option<String>,
+    /// A console command to run against the running daemon (`status`, `print_height`, ...).
+    #[arg(trailing_var_arg = true)]
+    pub command: Vec<String>,
+}
+
+/// A config file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// A line that is not `key=value` or `key`.
+    #[error("{file}:{line}: expected `key=value`")]
+    Syntax {
+        /// File.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+    },
+}
+
+/// Turns config file lines into `--key=value` arguments.
+pub fn config_args(path: &Path) -> Result<Vec<String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (line, None),
+        };
+        if key.is_empty() || key.contains(char::is_whitespace) || key == "config-file" {
+            return Err(ConfigError::Syntax {
+                file: path.to_owned(),
+                line: i + 1,
+            });
+        }
+        out.push(match value {
+            Some(v) => format!("--{key}={v}"),
+            None => format!("--{key}"),
+        });
+    }
+    Ok(out)
+}
+
+impl Args {
+    /// Parses the command line, then merges the config file under it.
+    pub fn load() -> anyhow::Result<Args> {
+        let argv: Vec<String> = std::env::args().collect();
+        let first = Args::parse_from(&argv);
+        let Some(path) = first.config_file.clone() else {
+            return Ok(first);
+        };
+        let mut merged = vec![argv[0].clone()];
+        merged.extend(config_args(&path)?);
+        merged.extend(argv[1..].iter().cloned());
+        Ok(Args::try_parse_from(merged)?)
+    }
+
+    /// The network selected.
+    pub fn network(&self) -> Network {
+        if self.devnet {
+            Network::Devnet
+        } else if self.testnet {
+            Network::Testnet
+        } else {
+            Network::Mainnet
+        }
+    }
+
+    /// The network's parameters.
+    pub fn params(&self) -> &'static NetworkParams {
+        NetworkParams::get(self.network())
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.data_dir {
+            return d.clone();
+        }
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+        let base = home.join(".sispop");
+        match self.network() {
+            Network::Mainnet => base,
+            Network::Testnet => base.join("testnet"),
+            Network::Devnet => base.join("devnet"),
+        }
+    }
+
+    /// The RPC port.
+    pub fn rpc_port(&self) -> u16 {
+        self.rpc_bind_port.unwrap_or(self.params().rpc_port)
+    }
+
+    /// The daemon URL for forwarded commands.
+    pub fn daemon_url(&self) -> String {
+        self.daemon_address
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}", self.rpc_port()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_lines_become_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("sispop.conf");
+        std::fs::write(
+            &p,
+            "# comment\ndevnet\nrpc-bind-port=1234\n\n data-dir = /tmp/x \n",
+        )
+        .expect("write");
+        assert_eq!(
+            config_args(&p).expect("parse"),
+            vec!["--devnet", "--rpc-bind-port=1234", "--data-dir=/tmp/x"]
+        );
+        std::fs::write(&p, "=5\n").expect("write");
+        assert!(matches!(
+            config_args(&p),
+            Err(ConfigError::Syntax { line: 1, .. })
+        ));
+    }
+}

@@ -1,0 +1,151 @@
+//! The running node: chain + mempool behind one lock, the miner task, and chain-change
+//! handling. Consensus rules live in `sispop-chain`; this file only wires them to time and tasks.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sispop_chain::{mine, AddOutcome, Address, BlockError, Blockchain, Mempool, NetworkParams};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Unix time now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Chain, pool and run-time facts shared by the RPC server and the miner.
+pub struct NodeState {
+    /// The chain.
+    pub chain: Blockchain,
+    /// The transaction pool.
+    pub pool: Mempool,
+    /// When the daemon started.
+    pub started: Instant,
+    /// Address being mined to, if mining.
+    pub mining_to: Option<Address>,
+    /// Blocks this node mined since start.
+    pub blocks_mined: u64,
+}
+
+/// Shared handle.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Mutex<NodeState>>,
+    /// Network parameters.
+    pub params: &'static NetworkParams,
+    /// Fires when the daemon should stop.
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl Node {
+    /// Wraps an opened chain.
+    pub fn new(chain: Blockchain, mining_to: Option<Address>) -> Node {
+        let params = chain.params();
+        let (shutdown, _) = watch::channel(false);
+        Node {
+            inner: Arc::new(Mutex::new(NodeState {
+                chain,
+                pool: Mempool::new(params.mempool_max_bytes),
+                started: Instant::now(),
+                mining_to,
+                blocks_mined: 0,
+            })),
+            params,
+            shutdown,
+        }
+    }
+
+    /// Locks the state. A poisoned lock means a panic elsewhere; the state itself is still
+    /// consistent (every change is one RocksDB batch), so keep serving.
+    pub fn lock(&self) -> MutexGuard<'_, NodeState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a block with its transactions, then updates the pool.
+    pub fn submit_block(&self, blob: &[u8], txs: &[Vec<u8>]) -> Result<AddOutcome, BlockError> {
+        let now = unix_now();
+        let mut st = self.lock();
+        let outcome = st.chain.add_block(blob, txs, now)?;
+        if let AddOutcome::Changed { returned_txs, .. } = &outcome {
+            let NodeState { chain, pool, .. } = &mut *st;
+            pool.prune(chain);
+            for tx in returned_txs.clone() {
+                let _ = pool.add(chain, tx, now);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Asks every task to stop.
+    pub fn request_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Mines while the daemon runs. With a fixed difficulty (devnet) blocks are paced at the target
+/// block time; otherwise the nonce search itself sets the pace.
+pub async fn run_miner(node: Node, address: Address) {
+    let mut stop = node.shutdown.subscribe();
+    let fixed = matches!(
+        node.params.difficulty,
+        sispop_chain::params::DifficultyMode::Fixed(_)
+    );
+    info!(address = %address.to_string(node.params), "mining started");
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if fixed {
+            let last = node.lock().chain.tip_meta().timestamp;
+            let due = last + node.params.target_block_time;
+            let now = unix_now();
+            if now < due {
+                let wait = Duration::from_secs(due - now);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => break,
+                }
+                continue;
+            }
+        }
+        let template = {
+            let st = node.lock();
+            st.chain.block_template(
+                &mut rand::rngs::OsRng,
+                &address,
+                st.pool.candidates(),
+                unix_now(),
+            )
+        };
+        let mut template = match template {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(error = %e, "cannot build a block template");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let difficulty = template.difficulty;
+        let found = tokio::task::spawn_blocking(move || {
+            let ok = mine(&mut template.block, difficulty, 200_000);
+            (ok, template)
+        })
+        .await;
+        let Ok((true, template)) = found else {
+            continue;
+        };
+        let blob = template.block.serialize();
+        match node.submit_block(&blob, &template.txs) {
+            Ok(AddOutcome::Changed { .. }) => {
+                let mut st = node.lock();
+                st.blocks_mined += 1;
+                info!(height = %template.height, hash = %template.block.hash(), txs = template.txs.len(), "mined block");
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "own block rejected (tip moved?)"),
+        }
+    }
+    info!("miner stopped");
+}
