@@ -1075,6 +1075,23 @@ impl Blockchain {
         Ok(self.store.block(&hash)?.map(|(m, b)| (hash, m, b)))
     }
 
+    /// Removes the top `n` blocks (never genesis), oldest-last, keeping them as side-chain
+    /// blocks. Returns the detach events and the popped blocks' transactions for the pool.
+    pub fn pop_blocks(&mut self, n: u64) -> Result<(Vec<ChainEvent>, Vec<Vec<u8>>), BlockError> {
+        let mut events = Vec::new();
+        let mut txs = Vec::new();
+        for _ in 0..n {
+            if self.tip.0 .0 == 0 {
+                break;
+            }
+            let height = self.tip.0;
+            let p = self.pop()?;
+            events.push(ChainEvent::Detached(height, p.hash));
+            txs.extend(p.txs);
+        }
+        Ok((events, txs))
+    }
+
     /// Flushes to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.store.flush()

@@ -44,6 +44,21 @@ impl RewardSplit {
     }
 }
 
+/// How a network's staking requirement depends on height.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StakingRequirementRule {
+    /// The same at every height.
+    Flat(Atomic),
+    /// Sispop mainnet: a halving curve `base + base / 2^((h − 105) / 129600)` (base 75,000 from
+    /// height 133, 1,500 before), then flat from a hard fork on.
+    DecayThenFlat {
+        /// First hard fork with the flat requirement.
+        flat_from_hard_fork: u8,
+        /// The flat requirement.
+        flat: Atomic,
+    },
+}
+
 /// All consensus and default networking numbers of one network.
 #[derive(Debug)]
 pub struct NetworkParams {
@@ -93,6 +108,8 @@ pub struct NetworkParams {
     pub governance_interval: u64,
     /// Mempool byte limit.
     pub mempool_max_bytes: usize,
+    /// Staking requirement rule.
+    pub staking_requirement: StakingRequirementRule,
 }
 
 /// Sispop mainnet hard forks (reference `service-nodes.md` §11).
@@ -157,6 +174,10 @@ static MAINNET: NetworkParams = NetworkParams {
     fee_per_byte: 215,
     governance_interval: 5040,
     mempool_max_bytes: 648_000_000,
+    staking_requirement: StakingRequirementRule::DecayThenFlat {
+        flat_from_hard_fork: 16,
+        flat: Atomic::coins(150_000),
+    },
 };
 
 static TESTNET: NetworkParams = NetworkParams {
@@ -186,6 +207,7 @@ static TESTNET: NetworkParams = NetworkParams {
     fee_per_byte: 215,
     governance_interval: 1000,
     mempool_max_bytes: 648_000_000,
+    staking_requirement: StakingRequirementRule::Flat(Atomic::coins(500)),
 };
 
 static DEVNET: NetworkParams = NetworkParams {
@@ -215,6 +237,7 @@ static DEVNET: NetworkParams = NetworkParams {
     fee_per_byte: 1,
     governance_interval: 10,
     mempool_max_bytes: 64_000_000,
+    staking_requirement: StakingRequirementRule::Flat(Atomic::coins(100)),
 };
 
 impl NetworkParams {

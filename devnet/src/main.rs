@@ -13,8 +13,8 @@ use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::http_client::HttpClientBuilder;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sispop_chain::crypto::{public_from_secret, random_scalar};
-use sispop_chain::{Address, Network, NetworkParams};
+use sispop_chain::{Network, NetworkParams};
+use sispop_wallet::{Account, WalletFile};
 
 #[derive(Parser)]
 #[command(name = "devnet", about = "Run a local Sispop development network")]
@@ -64,9 +64,8 @@ struct DevnetFile {
     network: String,
     created: u64,
     miner_address: String,
-    /// Secret keys of the miner wallet (hex), so a wallet can spend the mined coins.
-    miner_spend_secret: String,
-    miner_view_secret: String,
+    /// Wallet file holding the miner's keys (`sispop-wallet --wallet-file <it> address`).
+    miner_wallet: PathBuf,
     nodes: Vec<NodeEntry>,
 }
 
@@ -182,13 +181,13 @@ async fn up(
             s
         }
         None => {
-            let mut rng = rand::rngs::OsRng;
-            let spend = random_scalar(&mut rng);
-            let view = random_scalar(&mut rng);
-            let addr = Address {
-                spend: public_from_secret(&spend),
-                view: public_from_secret(&view),
-            };
+            let miner = Account::generate();
+            let miner_wallet = dir.join("miner-wallet.json");
+            if miner_wallet.exists() {
+                std::fs::remove_file(&miner_wallet)?;
+            }
+            WalletFile::create(&miner_wallet, &miner, params)?;
+            let addr = miner.address();
             let mut entries = Vec::new();
             for i in 0..nodes {
                 let rpc_port = free_port()?;
@@ -209,8 +208,7 @@ async fn up(
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
                 miner_address: addr.to_string(params),
-                miner_spend_secret: hex::encode(spend.as_bytes()),
-                miner_view_secret: hex::encode(view.as_bytes()),
+                miner_wallet,
                 nodes: entries,
             }
         }

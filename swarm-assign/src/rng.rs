@@ -40,6 +40,21 @@ impl Mt19937_64 {
         Self { state, index: NN }
     }
 
+    /// Seeds the generator the way `std::mt19937_64(std::seed_seq{words...})` does: the
+    /// C++11 `seed_seq::generate` mixing into 624 32-bit words, paired into 312 state words,
+    /// with the standard all-zero fix-up.
+    pub fn from_seed_seq(words: &[u32]) -> Self {
+        let a = seed_seq_generate(words, 2 * NN);
+        let mut state = [0u64; NN];
+        for (i, s) in state.iter_mut().enumerate() {
+            *s = u64::from(a[2 * i]) | (u64::from(a[2 * i + 1]) << 32);
+        }
+        if state[0] & UPPER_MASK == 0 && state[1..].iter().all(|&w| w == 0) {
+            state[0] = 1 << 63;
+        }
+        Self { state, index: NN }
+    }
+
     fn twist(&mut self) {
         for i in 0..NN {
             let x = (self.state[i] & UPPER_MASK) | (self.state[(i + 1) % NN] & LOWER_MASK);
@@ -65,6 +80,54 @@ impl Mt19937_64 {
         x ^= x >> 43;
         x
     }
+}
+
+/// C++11 `std::seed_seq::generate` into `n` 32-bit words ([rand.util.seedseq]).
+fn seed_seq_generate(v: &[u32], n: usize) -> Vec<u32> {
+    let mut b = vec![0x8b8b_8b8bu32; n];
+    if n == 0 {
+        return b;
+    }
+    let s = v.len();
+    let t = if n >= 623 {
+        11
+    } else if n >= 68 {
+        7
+    } else if n >= 39 {
+        5
+    } else if n >= 7 {
+        3
+    } else {
+        (n - 1) / 2
+    };
+    let p = (n - t) / 2;
+    let q = p + t;
+    let m = (s + 1).max(n);
+    let tf = |x: u32| x ^ (x >> 27);
+    for k in 0..m {
+        let r1 = 1_664_525u32.wrapping_mul(tf(b[k % n] ^ b[(k + p) % n] ^ b[(k + n - 1) % n]));
+        let add = if k == 0 {
+            s as u32
+        } else if k <= s {
+            ((k % n) as u32).wrapping_add(v[k - 1])
+        } else {
+            (k % n) as u32
+        };
+        let r2 = r1.wrapping_add(add);
+        b[(k + p) % n] = b[(k + p) % n].wrapping_add(r1);
+        b[(k + q) % n] = b[(k + q) % n].wrapping_add(r2);
+        b[k % n] = r2;
+    }
+    for k in m..m + n {
+        let r3 = 1_566_083_941u32.wrapping_mul(tf(b[k % n]
+            .wrapping_add(b[(k + p) % n])
+            .wrapping_add(b[(k + n - 1) % n])));
+        let r4 = r3.wrapping_sub((k % n) as u32);
+        b[(k + p) % n] ^= r3;
+        b[(k + q) % n] ^= r4;
+        b[k % n] = r4;
+    }
+    b
 }
 
 /// A uniform draw in `0..n` that gives the same answer on every platform: rejection sampling

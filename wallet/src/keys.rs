@@ -1,0 +1,178 @@
+//! Account keys and the wallet file.
+
+use std::path::Path;
+
+use curve25519_dalek::Scalar;
+use serde::{Deserialize, Serialize};
+use sispop_chain::crypto::{
+    hash_to_scalar, public_from_secret, random_scalar, scalar_from_canonical,
+};
+use sispop_chain::{Address, Network, NetworkParams};
+use zeroize::Zeroize;
+
+/// A Cryptonote account: spend and view secrets.
+#[derive(Clone)]
+pub struct Account {
+    /// Spend secret b.
+    pub spend: Scalar,
+    /// View secret a = Hs(b).
+    pub view: Scalar,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        self.spend.zeroize();
+        self.view.zeroize();
+    }
+}
+
+impl Account {
+    /// The account of a spend secret; the view secret is derived from it, so the spend secret
+    /// (or its recovery phrase) restores everything.
+    pub fn from_spend(spend: Scalar) -> Account {
+        let view = hash_to_scalar(spend.as_bytes());
+        Account { spend, view }
+    }
+
+    /// A fresh random account.
+    pub fn generate() -> Account {
+        Account::from_spend(random_scalar(&mut rand::rngs::OsRng))
+    }
+
+    /// The primary address.
+    pub fn address(&self) -> Address {
+        Address {
+            spend: public_from_secret(&self.spend),
+            view: public_from_secret(&self.view),
+        }
+    }
+}
+
+/// What is saved on disk.
+#[derive(Serialize, Deserialize)]
+pub struct WalletFile {
+    /// `mainnet`, `testnet` or `devnet`.
+    pub network: String,
+    /// Spend secret, hex.
+    pub spend_secret: String,
+    /// Primary address (for reading the file by eye; checked on load).
+    pub address: String,
+}
+
+/// A wallet file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletFileError {
+    /// I/O.
+    #[error("wallet file {0}: {1}")]
+    Io(String, std::io::Error),
+    /// Not a wallet file.
+    #[error("wallet file {0} is damaged: {1}")]
+    Damaged(String, String),
+    /// The file exists already.
+    #[error("wallet file {0} already exists; refusing to overwrite it")]
+    Exists(String),
+}
+
+fn network_by_name(name: &str) -> Option<Network> {
+    [Network::Mainnet, Network::Testnet, Network::Devnet]
+        .into_iter()
+        .find(|n| NetworkParams::get(*n).name == name)
+}
+
+impl WalletFile {
+    /// Writes a new wallet file (never overwrites), readable only by the owner.
+    pub fn create(
+        path: &Path,
+        account: &Account,
+        params: &NetworkParams,
+    ) -> Result<(), WalletFileError> {
+        let p = path.display().to_string();
+        if path.exists() {
+            return Err(WalletFileError::Exists(p));
+        }
+        let f = WalletFile {
+            network: params.name.to_owned(),
+            spend_secret: hex::encode(account.spend.as_bytes()),
+            address: account.address().to_string(params),
+        };
+        let text = serde_json::to_string_pretty(&f)
+            .map_err(|e| WalletFileError::Damaged(p.clone(), e.to_string()))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).map_err(|e| WalletFileError::Io(p.clone(), e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| WalletFileError::Io(p.clone(), e))?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| WalletFileError::Io(p, e))
+    }
+
+    /// Loads an account and its network from a wallet file.
+    pub fn load(path: &Path) -> Result<(Account, &'static NetworkParams), WalletFileError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| WalletFileError::Io(p.clone(), e))?;
+        let f: WalletFile = serde_json::from_str(&text)
+            .map_err(|e| WalletFileError::Damaged(p.clone(), e.to_string()))?;
+        let network = network_by_name(&f.network).ok_or_else(|| {
+            WalletFileError::Damaged(p.clone(), format!("unknown network {}", f.network))
+        })?;
+        let params = NetworkParams::get(network);
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(&f.spend_secret, &mut bytes).map_err(|_| {
+            WalletFileError::Damaged(p.clone(), "spend_secret is not 32 bytes of hex".into())
+        })?;
+        let spend = scalar_from_canonical(bytes).ok_or_else(|| {
+            WalletFileError::Damaged(p.clone(), "spend_secret is not a reduced scalar".into())
+        })?;
+        bytes.zeroize();
+        let account = Account::from_spend(spend);
+        if account.address().to_string(params) != f.address {
+            return Err(WalletFileError::Damaged(
+                p,
+                "address does not match the keys".into(),
+            ));
+        }
+        Ok((account, params))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_round_trip_and_checks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.json");
+        let params = NetworkParams::get(Network::Devnet);
+        let a = Account::generate();
+        WalletFile::create(&path, &a, params).expect("create");
+        assert!(matches!(
+            WalletFile::create(&path, &a, params),
+            Err(WalletFileError::Exists(_))
+        ));
+        let (b, p) = WalletFile::load(&path).expect("load");
+        assert_eq!(b.address(), a.address());
+        assert_eq!(p.name, "devnet");
+        let text = std::fs::read_to_string(&path)
+            .expect("read")
+            .replace("devnet", "mainnet");
+        std::fs::write(&path, text).expect("write");
+        assert!(matches!(
+            WalletFile::load(&path),
+            Err(WalletFileError::Damaged(..))
+        ));
+        std::fs::write(&path, "{").expect("write");
+        assert!(matches!(
+            WalletFile::load(&path),
+            Err(WalletFileError::Damaged(..))
+        ));
+    }
+}
