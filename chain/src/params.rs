@@ -60,7 +60,7 @@ pub enum StakingRequirementRule {
 }
 
 /// All consensus and default networking numbers of one network.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NetworkParams {
     /// Which network.
     pub network: Network,

@@ -193,6 +193,36 @@ fn rpc_status_and_bad_input() {
 }
 
 #[test]
+fn sigterm_stops_cleanly_and_restart_resumes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let addr = devnet_address();
+    let mut d = start(dir.path(), port, &addr);
+    let before = wait_for_height(port, 4, 40);
+    let pid = d.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(code) = d.child.try_wait().expect("wait") {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "sispopd did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(code.success(), "clean exit, got {code:?}");
+    let log = std::fs::read_to_string(dir.path().join("log")).expect("log");
+    assert!(log.contains("stopped cleanly"), "{log}");
+    drop(d);
+    let port2 = free_port();
+    let _d2 = start(dir.path(), port2, &addr);
+    assert!(wait_for_height(port2, before, 20) >= before);
+}
+
+#[test]
 fn sigkill_while_mining_then_restart_resumes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
