@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::address::Address;
 use crate::block::{Block, BlockHeader};
 use crate::crypto::{key_image_is_valid, zero_commit};
+use crate::extension::{BlockTx, ChainExtension, NoExtension};
 use crate::extra::{build_extra, parse_extra, ExtraError, ExtraField};
 use crate::params::NetworkParams;
 use crate::pow::{check_pow, next_difficulty, pow_hash};
@@ -86,6 +87,9 @@ pub enum TxError {
     /// Inputs do not balance outputs plus fee.
     #[error("inputs do not balance outputs plus fee")]
     Unbalanced,
+    /// Refused by the service node rules.
+    #[error("{0}")]
+    Rejected(String),
     /// Already on chain.
     #[error("transaction {0} is already in the chain")]
     AlreadyInChain(TxHash),
@@ -212,15 +216,16 @@ pub struct BlockTemplate {
     pub height: Height,
 }
 
-/// The chain.
-pub struct Blockchain {
+/// The chain, with the consensus extension `E` kept in step with it.
+pub struct Blockchain<E: ChainExtension = NoExtension> {
     params: &'static NetworkParams,
     store: ChainStore,
     tip: (Height, BlockHash),
     tip_meta: BlockMeta,
+    ext: E,
 }
 
-impl std::fmt::Debug for Blockchain {
+impl<E: ChainExtension> std::fmt::Debug for Blockchain<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Blockchain")
             .field("network", &self.params.name)
@@ -284,9 +289,21 @@ fn median(mut v: Vec<u64>) -> u64 {
     }
 }
 
-impl Blockchain {
-    /// Opens the chain under `path`, creating it with the genesis block when empty.
+impl Blockchain<NoExtension> {
+    /// Opens a plain chain (no service node rules) under `path`.
     pub fn open(params: &'static NetworkParams, path: &Path) -> Result<Blockchain, BlockError> {
+        Blockchain::open_with(params, path, NoExtension::default())
+    }
+}
+
+impl<E: ChainExtension> Blockchain<E> {
+    /// Opens the chain under `path`, creating it with the genesis block when empty, and brings
+    /// the extension up to the chain's tip (replaying blocks it has not seen).
+    pub fn open_with(
+        params: &'static NetworkParams,
+        path: &Path,
+        ext: E,
+    ) -> Result<Blockchain<E>, BlockError> {
         let store = ChainStore::open(path)?;
         let genesis = genesis_block(params);
         let tip = match store.tip()? {
@@ -329,12 +346,72 @@ impl Blockchain {
                 cf: "blocks",
                 what: "tip block missing".into(),
             })?;
-        Ok(Blockchain {
+        let mut chain = Blockchain {
             params,
             store,
             tip,
             tip_meta,
-        })
+            ext,
+        };
+        chain.sync_extension()?;
+        Ok(chain)
+    }
+
+    /// The extension (read-only).
+    pub fn ext(&self) -> &E {
+        &self.ext
+    }
+
+    /// Brings the extension to the chain tip: replays the blocks after its own tip, or all
+    /// blocks when its tip is not on the main chain.
+    fn sync_extension(&mut self) -> Result<(), BlockError> {
+        if self.ext.is_stateless() {
+            return Ok(());
+        }
+        let start = match self.ext.tip() {
+            Some((h, hash)) if h <= self.tip.0 && self.store.hash_at(h)? == Some(hash) => h.0 + 1,
+            _ => {
+                self.ext.reset();
+                0
+            }
+        };
+        if start > self.tip.0 .0 {
+            return Ok(());
+        }
+        tracing::info!(from = start, to = %self.tip.0, "bringing the service node list up to the chain tip");
+        for h in start..=self.tip.0 .0 {
+            let (hash, _, blob) = self
+                .block_at(Height(h))?
+                .ok_or(BlockError::UnknownParent(BlockHash::default()))?;
+            let block = Block::from_bytes(&blob).map_err(|e| StoreError::Corrupt {
+                cf: "blocks",
+                what: e.to_string(),
+            })?;
+            let mut txs = Vec::with_capacity(block.tx_hashes.len());
+            for th in &block.tx_hashes {
+                let (_, _, b) = self.store.tx(th)?.ok_or_else(|| StoreError::Corrupt {
+                    cf: "txs",
+                    what: format!("{th} missing"),
+                })?;
+                txs.push((
+                    *th,
+                    Transaction::from_bytes(&b).map_err(|e| StoreError::Corrupt {
+                        cf: "txs",
+                        what: e.to_string(),
+                    })?,
+                ));
+            }
+            let btxs: Vec<BlockTx<'_>> = txs
+                .iter()
+                .map(|(h, t)| BlockTx { hash: *h, tx: t })
+                .collect();
+            self.ext.attach(&block, hash, Height(h), &btxs);
+        }
+        self.ext.persist().map_err(|e| StoreError::Corrupt {
+            cf: "extension",
+            what: e,
+        })?;
+        Ok(())
     }
 
     /// Network parameters.
@@ -488,13 +565,46 @@ impl Blockchain {
                 .checked_add(Atomic(a))
                 .ok_or_else(|| BlockError::MinerTx("output sum overflows".into()))?;
         }
-        let max = max_miner_payout(self.params, height, fees)
-            .ok_or_else(|| BlockError::MinerTx("reward overflows".into()))?;
-        if total > max {
+        let split = self.params.reward_split(self.params.hard_fork_at(height));
+        let plan = self.ext.payouts(height, split.service_nodes);
+        let fields = parse_extra(&tx.extra).map_err(|e| BlockError::MinerTx(e.to_string()))?;
+        let named = fields.iter().find_map(|f| match f {
+            ExtraField::Winner(k) => Some(*k),
+            _ => None,
+        });
+        let expected = plan.leader.unwrap_or(crate::types::PublicKey([0; 32]));
+        if named != Some(expected) {
             return Err(BlockError::MinerTx(format!(
-                "pays {total}, more than the allowed {max}"
+                "must name reward leader {expected}"
             )));
         }
+        if tx.outputs.len() != 1 + plan.payouts.len() {
+            return Err(BlockError::MinerTx(format!(
+                "must have 1 + {} outputs",
+                plan.payouts.len()
+            )));
+        }
+        for (i, (addr, amount)) in plan.payouts.iter().enumerate() {
+            let out = &tx.outputs[i + 1];
+            let key = crate::reward::payout_output_key(height, i as u64 + 1, addr)
+                .ok_or_else(|| BlockError::MinerTx("payout address has invalid keys".into()))?;
+            if out.amount != Some(amount.0) || out.key.to_bytes() != key.0 {
+                return Err(BlockError::MinerTx(format!(
+                    "output {} must pay {} to the reward leader's contributor",
+                    i + 1,
+                    amount
+                )));
+            }
+        }
+        let miner_paid = Atomic(tx.outputs.first().and_then(|o| o.amount).unwrap_or(0));
+        let max = max_miner_payout(self.params, height, fees)
+            .ok_or_else(|| BlockError::MinerTx("reward overflows".into()))?;
+        if miner_paid > max {
+            return Err(BlockError::MinerTx(format!(
+                "pays the miner {miner_paid}, more than the allowed {max}"
+            )));
+        }
+        debug_assert!(total >= miner_paid);
         Ok(())
     }
 
@@ -528,10 +638,35 @@ impl Blockchain {
         if tx.version != 4 {
             return Err(TxError::Version(tx.version));
         }
-        if tx.tx_type != TxType::Standard {
-            return Err(TxError::TypeNotAccepted(tx.tx_type));
-        }
         parse_extra(&tx.extra)?;
+        match tx.tx_type {
+            TxType::Standard | TxType::Stake => {
+                self.validate_transfer(tx, blob_len, height, taken)?
+            }
+            TxType::KeyImageUnlock | TxType::StateChange => {
+                if !tx.inputs.is_empty()
+                    || !tx.outputs.is_empty()
+                    || tx.rct.is_some()
+                    || tx.unlock_time != 0
+                {
+                    return Err(TxError::Malformed(
+                        "state change and unlock transactions have no inputs, outputs or fee",
+                    ));
+                }
+            }
+            TxType::NameSystem => return Err(TxError::TypeNotAccepted(tx.tx_type)),
+        }
+        self.ext.check_tx(tx, height).map_err(TxError::Rejected)
+    }
+
+    /// RingCT checks of a transfer (standard or stake).
+    fn validate_transfer(
+        &self,
+        tx: &Transaction,
+        blob_len: usize,
+        height: Height,
+        taken: &HashSet<KeyImage>,
+    ) -> Result<(), TxError> {
         if tx.inputs.is_empty() || tx.is_coinbase() {
             return Err(TxError::Malformed("a transfer needs ring inputs"));
         }
@@ -816,6 +951,14 @@ impl Blockchain {
         })?;
         self.tip = (height, hash);
         self.tip_meta = meta;
+        let btxs: Vec<BlockTx<'_>> = txs
+            .iter()
+            .map(|p| BlockTx {
+                hash: p.hash,
+                tx: &p.tx,
+            })
+            .collect();
+        self.ext.attach(block, hash, height, &btxs);
         Ok(hash)
     }
 
@@ -875,6 +1018,10 @@ impl Blockchain {
         )?;
         self.tip = (Height(height.0 - 1), prev_hash);
         self.tip_meta = prev_meta;
+        if !self.ext.detach(height, hash, self.tip) {
+            self.ext.reset();
+            self.sync_extension()?;
+        }
         Ok(Popped {
             hash,
             blob,
@@ -1042,7 +1189,9 @@ impl Blockchain {
         }
         let amount = max_miner_payout(self.params, height, fees)
             .ok_or_else(|| BlockError::MinerTx("reward overflows".into()))?;
-        let miner_tx = build_miner_tx(rng, self.params, height, miner, amount)
+        let split = self.params.reward_split(self.params.hard_fork_at(height));
+        let plan = self.ext.payouts(height, split.service_nodes);
+        let miner_tx = build_miner_tx(rng, self.params, height, miner, amount, &plan)
             .ok_or_else(|| BlockError::MinerTx("miner address keys are not valid points".into()))?;
         let version = self.params.hard_fork_at(height);
         let block = Block {
@@ -1092,9 +1241,18 @@ impl Blockchain {
         Ok((events, txs))
     }
 
-    /// Flushes to disk.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.store.flush()
+    /// Flushes the chain to disk and persists the extension.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.store.flush()?;
+        self.ext.persist().map_err(|e| StoreError::Corrupt {
+            cf: "extension",
+            what: e,
+        })
+    }
+
+    /// Persists the extension's state (the node calls this every few blocks).
+    pub fn persist_extension(&mut self) -> Result<(), String> {
+        self.ext.persist()
     }
 }
 

@@ -5,6 +5,7 @@ pub mod block;
 pub mod blockchain;
 pub mod builder;
 pub mod crypto;
+pub mod extension;
 pub mod extra;
 pub mod mempool;
 pub mod params;
@@ -20,6 +21,7 @@ pub use block::{Block, BlockHeader};
 pub use blockchain::{
     genesis_block, mine, AddOutcome, BlockError, BlockTemplate, Blockchain, ChainEvent, TxError,
 };
+pub use extension::{BlockTx, ChainExtension, NoExtension, ServiceNodePayout};
 pub use mempool::{Mempool, PoolError};
 pub use params::{Network, NetworkParams};
 pub use tx::{Transaction, TxType};

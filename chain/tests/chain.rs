@@ -198,12 +198,28 @@ fn invalid_transactions_are_refused_and_change_nothing() {
         check(&mut pool, &chain, &t),
         Err(PoolError::Invalid(TxError::Extra(_)))
     ));
-    // Not-yet-accepted type.
+    // A changed type breaks the ring signature.
     let mut t = good.clone();
     t.tx_type = TxType::Stake;
     assert!(matches!(
         check(&mut pool, &chain, &t),
-        Err(PoolError::Invalid(TxError::TypeNotAccepted(_)))
+        Err(PoolError::Invalid(TxError::RingSignature(0)))
+    ));
+    // An unlock request on a chain without service node rules.
+    let unlock = Transaction {
+        version: 4,
+        output_unlock_times: vec![],
+        v3_state_change: false,
+        unlock_time: 0,
+        inputs: vec![],
+        outputs: vec![],
+        extra: vec![],
+        tx_type: TxType::KeyImageUnlock,
+        rct: None,
+    };
+    assert!(matches!(
+        check(&mut pool, &chain, &unlock),
+        Err(PoolError::Invalid(TxError::Rejected(_)))
     ));
     // Truncated and oversized blobs.
     let blob = good.serialize();
@@ -337,15 +353,33 @@ fn invalid_blocks_are_refused_and_change_nothing() {
 }
 
 #[test]
-fn wrong_pow_is_refused_on_an_lwma_network() {
-    // Mainnet difficulty after genesis is 1 until history accumulates; demand more by asking
-    // check_pow directly on a block whose hash cannot meet a huge difficulty.
-    let (_dir, chain) = open();
-    let t = chain
-        .block_template(&mut OsRng, &wallet().addr, vec![], now_after(&chain))
+fn wrong_pow_is_refused() {
+    // A devnet variant whose blocks need difficulty 256.
+    let mut p = params().clone();
+    p.difficulty = sispop_chain::params::DifficultyMode::Fixed(256);
+    let p: &'static NetworkParams = Box::leak(Box::new(p));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut chain = Blockchain::open(p, dir.path()).expect("open");
+    let now = chain.tip_meta().timestamp + 2;
+    let mut t = chain
+        .block_template(&mut OsRng, &wallet().addr, vec![], now)
         .expect("template");
-    let h = sispop_chain::pow::pow_hash(&t.block);
-    assert!(!sispop_chain::pow::check_pow(&h, u128::MAX));
+    assert_eq!(t.difficulty, 256);
+    // Find a nonce that misses the target, submit it, and see it refused.
+    while sispop_chain::pow::check_pow(&sispop_chain::pow::pow_hash(&t.block), 256) {
+        t.block.header.nonce += 1;
+    }
+    let tip = chain.tip();
+    assert!(matches!(
+        chain.add_block(&t.block.serialize(), &[], now),
+        Err(BlockError::Pow(256))
+    ));
+    assert_eq!(chain.tip(), tip);
+    assert!(mine(&mut t.block, 256, 1_000_000));
+    assert!(matches!(
+        chain.add_block(&t.block.serialize(), &[], now),
+        Ok(AddOutcome::Changed { .. })
+    ));
 }
 
 #[test]

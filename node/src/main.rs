@@ -67,7 +67,7 @@ async fn run_daemon(args: Args) -> anyhow::Result<()> {
     if let Some(m) = miner {
         let _ = m.await;
     }
-    let st = node.lock();
+    let mut st = node.lock();
     st.chain.flush().context("flushing the chain database")?;
     info!(height = %st.chain.tip().0, "stopped cleanly");
     Ok(())

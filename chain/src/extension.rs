@@ -1,0 +1,89 @@
+//! Consensus rules that live above the chain (the service node list), plugged into
+//! [`crate::Blockchain`]. The chain consults the extension while validating and tells it about
+//! every block attached or detached, in order, including inside reorgs, so its state always
+//! matches the main chain.
+
+use crate::address::Address;
+use crate::block::Block;
+use crate::tx::Transaction;
+use crate::types::{Atomic, BlockHash, Height, PublicKey, TxHash};
+
+/// What the miner tx of a block must pay to service nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceNodePayout {
+    /// The reward-queue leader named in the miner tx (0x72), if any node is active.
+    pub leader: Option<PublicKey>,
+    /// Outputs the miner tx must carry, in order, right after the miner's own output.
+    pub payouts: Vec<(Address, Atomic)>,
+}
+
+/// A transaction of an attached block, decoded.
+pub struct BlockTx<'a> {
+    /// Its id.
+    pub hash: TxHash,
+    /// The transaction.
+    pub tx: &'a Transaction,
+}
+
+/// The extension interface.
+pub trait ChainExtension: Send {
+    /// The (height, hash) of the last block applied, or `None` before genesis.
+    fn tip(&self) -> Option<(Height, BlockHash)>;
+    /// Forgets everything (before a replay from genesis).
+    fn reset(&mut self);
+    /// Extra validity checks on a non-coinbase transaction for a block at `height`.
+    fn check_tx(&self, tx: &Transaction, height: Height) -> Result<(), String>;
+    /// What the block at `height` (the next block) must pay service nodes, given the
+    /// service-node share of the block reward.
+    fn payouts(&self, height: Height, share: Atomic) -> ServiceNodePayout;
+    /// A block joined the main chain (transactions in block order, coinbase excluded).
+    fn attach(&mut self, block: &Block, hash: BlockHash, height: Height, txs: &[BlockTx<'_>]);
+    /// The top block (at `height`) left the main chain; `parent` becomes the tip. Returns false
+    /// when the state at the parent is no longer known; the chain then replays from genesis.
+    fn detach(&mut self, height: Height, hash: BlockHash, parent: (Height, BlockHash)) -> bool;
+    /// True for an extension with no state to keep in step (skips replay on open).
+    fn is_stateless(&self) -> bool {
+        false
+    }
+    /// Persists the state (called after blocks are applied and at shutdown).
+    fn persist(&mut self) -> Result<(), String>;
+}
+
+/// No extension: a plain Cryptonote chain.
+#[derive(Debug, Default)]
+pub struct NoExtension {
+    tip: Option<(Height, BlockHash)>,
+}
+
+impl ChainExtension for NoExtension {
+    fn tip(&self) -> Option<(Height, BlockHash)> {
+        self.tip
+    }
+    fn reset(&mut self) {
+        self.tip = None;
+    }
+    fn check_tx(&self, tx: &Transaction, _height: Height) -> Result<(), String> {
+        match tx.tx_type {
+            crate::tx::TxType::Standard => Ok(()),
+            other => Err(format!(
+                "{other:?} transactions need the service node rules, which this chain does not run"
+            )),
+        }
+    }
+    fn payouts(&self, _height: Height, _share: Atomic) -> ServiceNodePayout {
+        ServiceNodePayout::default()
+    }
+    fn attach(&mut self, _block: &Block, hash: BlockHash, height: Height, _txs: &[BlockTx<'_>]) {
+        self.tip = Some((height, hash));
+    }
+    fn detach(&mut self, _height: Height, _hash: BlockHash, parent: (Height, BlockHash)) -> bool {
+        self.tip = Some(parent);
+        true
+    }
+    fn is_stateless(&self) -> bool {
+        true
+    }
+    fn persist(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
