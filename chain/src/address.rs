@@ -38,7 +38,9 @@ pub enum AddressError {
 }
 
 /// A standard (primary) address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Address {
     /// Public spend key B.
     pub spend: PublicKey,

@@ -26,6 +26,9 @@ use crate::store::{BlockMeta, BlockWrite, ChainStore, OutputRecord, StoreError};
 use crate::tx::{Transaction, TxType};
 use crate::types::{Atomic, BlockHash, Difficulty, Height, KeyImage, TxHash};
 
+/// The extension's state is saved with every block whose height is a multiple of this.
+pub const EXT_SNAPSHOT_INTERVAL: u64 = 10;
+
 /// Unlock times at or above this are unix timestamps, below it block heights.
 pub const UNLOCK_TIME_IS_TIMESTAMP: u64 = 500_000_000;
 
@@ -336,6 +339,7 @@ impl<E: ChainExtension> Blockchain<E> {
                     txs: vec![],
                     outputs: vec![],
                     key_images: vec![],
+                    ext_state: None,
                 })?;
                 (Height(0), hash)
             }
@@ -346,6 +350,13 @@ impl<E: ChainExtension> Blockchain<E> {
                 cf: "blocks",
                 what: "tip block missing".into(),
             })?;
+        let mut ext = ext;
+        if let Some(state) = store.ext_state()? {
+            if let Err(e) = ext.restore(&state) {
+                tracing::warn!(error = %e, "saved service node list unreadable; rebuilding from the chain");
+                ext.reset();
+            }
+        }
         let mut chain = Blockchain {
             params,
             store,
@@ -407,10 +418,7 @@ impl<E: ChainExtension> Blockchain<E> {
                 .collect();
             self.ext.attach(&block, hash, Height(h), &btxs);
         }
-        self.ext.persist().map_err(|e| StoreError::Corrupt {
-            cf: "extension",
-            what: e,
-        })?;
+        self.store.put_ext_state(&self.ext.snapshot())?;
         Ok(())
     }
 
@@ -941,16 +949,6 @@ impl<E: ChainExtension> Blockchain<E> {
             first_output_index,
             output_count: outputs.len() as u64,
         };
-        self.store.apply_block(&BlockWrite {
-            hash,
-            meta: meta.clone(),
-            blob,
-            txs: tx_records,
-            outputs,
-            key_images,
-        })?;
-        self.tip = (height, hash);
-        self.tip_meta = meta;
         let btxs: Vec<BlockTx<'_>> = txs
             .iter()
             .map(|p| BlockTx {
@@ -959,6 +957,26 @@ impl<E: ChainExtension> Blockchain<E> {
             })
             .collect();
         self.ext.attach(block, hash, height, &btxs);
+        let ext_state = (!self.ext.is_stateless() && height.0 % EXT_SNAPSHOT_INTERVAL == 0)
+            .then(|| self.ext.snapshot());
+        let written = self.store.apply_block(&BlockWrite {
+            hash,
+            meta: meta.clone(),
+            blob,
+            txs: tx_records,
+            outputs,
+            key_images,
+            ext_state,
+        });
+        if let Err(e) = written {
+            if !self.ext.detach(height, hash, self.tip) {
+                self.ext.reset();
+                self.sync_extension()?;
+            }
+            return Err(e.into());
+        }
+        self.tip = (height, hash);
+        self.tip_meta = meta;
         Ok(hash)
     }
 
@@ -1241,18 +1259,12 @@ impl<E: ChainExtension> Blockchain<E> {
         Ok((events, txs))
     }
 
-    /// Flushes the chain to disk and persists the extension.
+    /// Saves the extension's state and flushes the chain to disk.
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        self.store.flush()?;
-        self.ext.persist().map_err(|e| StoreError::Corrupt {
-            cf: "extension",
-            what: e,
-        })
-    }
-
-    /// Persists the extension's state (the node calls this every few blocks).
-    pub fn persist_extension(&mut self) -> Result<(), String> {
-        self.ext.persist()
+        if !self.ext.is_stateless() {
+            self.store.put_ext_state(&self.ext.snapshot())?;
+        }
+        self.store.flush()
     }
 }
 

@@ -79,6 +79,21 @@ pub fn build_transfer<R: RngCore + CryptoRng>(
     tx_type: TxType,
     extra_fields: &[ExtraField],
 ) -> Result<BuiltTransfer, BuildError> {
+    let r = random_scalar(rng);
+    build_transfer_with_key(rng, r, inputs, destinations, fee, tx_type, extra_fields)
+}
+
+/// [`build_transfer`] with a chosen transaction secret key `r` (stake transactions reveal it
+/// and commit to outputs derived from it in their extra).
+pub fn build_transfer_with_key<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    r: Scalar,
+    inputs: &[SpendInput],
+    destinations: &[(Address, u64)],
+    fee: u64,
+    tx_type: TxType,
+    extra_fields: &[ExtraField],
+) -> Result<BuiltTransfer, BuildError> {
     let in_sum: u128 = inputs.iter().map(|i| u128::from(i.amount)).sum();
     let out_sum: u128 = destinations.iter().map(|d| u128::from(d.1)).sum();
     if in_sum != out_sum + u128::from(fee) {
@@ -88,7 +103,6 @@ pub fn build_transfer<R: RngCore + CryptoRng>(
             fee,
         });
     }
-    let r = random_scalar(rng);
     let tx_pub = public_from_secret(&r);
     let mut outputs = Vec::with_capacity(destinations.len());
     let mut encrypted = Vec::with_capacity(destinations.len());

@@ -45,8 +45,10 @@ pub trait ChainExtension: Send {
     fn is_stateless(&self) -> bool {
         false
     }
-    /// Persists the state (called after blocks are applied and at shutdown).
-    fn persist(&mut self) -> Result<(), String>;
+    /// The state as bytes; the chain stores it beside the block it belongs to.
+    fn snapshot(&self) -> Vec<u8>;
+    /// Loads a state saved by [`ChainExtension::snapshot`].
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String>;
 }
 
 /// No extension: a plain Cryptonote chain.
@@ -83,7 +85,10 @@ impl ChainExtension for NoExtension {
     fn is_stateless(&self) -> bool {
         true
     }
-    fn persist(&mut self) -> Result<(), String> {
+    fn snapshot(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    fn restore(&mut self, _bytes: &[u8]) -> Result<(), String> {
         Ok(())
     }
 }

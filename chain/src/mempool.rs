@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::blockchain::{Blockchain, TxError};
+use crate::extension::ChainExtension;
 use crate::tx::Transaction;
 use crate::types::{Height, KeyImage, TxHash};
 
@@ -75,9 +76,9 @@ impl Mempool {
     }
 
     /// Validates and adds a transaction blob.
-    pub fn add(
+    pub fn add<E: ChainExtension>(
         &mut self,
-        chain: &Blockchain,
+        chain: &Blockchain<E>,
         blob: Vec<u8>,
         now: u64,
     ) -> Result<TxHash, PoolError> {
@@ -126,7 +127,7 @@ impl Mempool {
     }
 
     /// After the chain changed: drop transactions now in the chain or conflicting with it.
-    pub fn prune(&mut self, chain: &Blockchain) {
+    pub fn prune<E: ChainExtension>(&mut self, chain: &Blockchain<E>) {
         let stale: Vec<TxHash> = self
             .txs
             .iter()

@@ -110,6 +110,10 @@ pub struct NetworkParams {
     pub mempool_max_bytes: usize,
     /// Staking requirement rule.
     pub staking_requirement: StakingRequirementRule,
+    /// Blocks from an unlock request until the node expires and its stake is free.
+    pub stake_unlock_blocks: u64,
+    /// Blocks a deregistered node's stake stays blacklisted.
+    pub dereg_blacklist_blocks: u64,
 }
 
 /// Sispop mainnet hard forks (reference `service-nodes.md` §11).
@@ -178,6 +182,8 @@ static MAINNET: NetworkParams = NetworkParams {
         flat_from_hard_fork: 16,
         flat: Atomic::coins(150_000),
     },
+    stake_unlock_blocks: 10_800,
+    dereg_blacklist_blocks: 21_600,
 };
 
 static TESTNET: NetworkParams = NetworkParams {
@@ -208,6 +214,8 @@ static TESTNET: NetworkParams = NetworkParams {
     governance_interval: 1000,
     mempool_max_bytes: 648_000_000,
     staking_requirement: StakingRequirementRule::Flat(Atomic::coins(500)),
+    stake_unlock_blocks: 720,
+    dereg_blacklist_blocks: 1_440,
 };
 
 static DEVNET: NetworkParams = NetworkParams {
@@ -238,6 +246,8 @@ static DEVNET: NetworkParams = NetworkParams {
     governance_interval: 10,
     mempool_max_bytes: 64_000_000,
     staking_requirement: StakingRequirementRule::Flat(Atomic::coins(100)),
+    stake_unlock_blocks: 20,
+    dereg_blacklist_blocks: 40,
 };
 
 impl NetworkParams {

@@ -6,6 +6,7 @@
 //! | cf | key | value |
 //! |---|---|---|
 //! | `meta` | `b"tip"` | height u64 ‖ block hash (32) |
+//! | `meta` | `b"ext_state"` | the service node list snapshot (JSON), as of the block its `tip` field names |
 //! | `heights` | height u64 | block hash (32) |
 //! | `blocks` | block hash (32) | height u64 ‖ cumulative difficulty u128 ‖ difficulty u128 ‖ timestamp u64 ‖ first output index u64 ‖ output count u64 ‖ block blob |
 //! | `txs` | tx hash (32) | height u64 ‖ first output index u64 ‖ tx blob |
@@ -140,6 +141,8 @@ pub struct BlockWrite<'a> {
     pub outputs: Vec<OutputRecord>,
     /// Key images spent, with the spending tx.
     pub key_images: Vec<(KeyImage, TxHash)>,
+    /// A snapshot of the chain extension's state after this block, when due.
+    pub ext_state: Option<Vec<u8>>,
 }
 
 fn corrupt(cf: &'static str, what: &str) -> StoreError {
@@ -376,6 +379,9 @@ impl ChainStore {
         tip.extend_from_slice(&h);
         tip.extend_from_slice(&w.hash.0);
         b.put_cf(self.cf(CF_META)?, b"tip", tip);
+        if let Some(state) = &w.ext_state {
+            b.put_cf(self.cf(CF_META)?, b"ext_state", state);
+        }
         b.delete_cf(self.cf(CF_ALT)?, w.hash.0);
         self.write(b)
     }
@@ -427,6 +433,17 @@ impl ChainStore {
         let mut wo = WriteOptions::default();
         wo.set_sync(false);
         self.db.write_opt(b, &wo)?;
+        Ok(())
+    }
+
+    /// The saved chain-extension state, if any.
+    pub fn ext_state(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(CF_META, b"ext_state")
+    }
+
+    /// Saves the chain-extension state.
+    pub fn put_ext_state(&self, state: &[u8]) -> Result<(), StoreError> {
+        self.db.put_cf(self.cf(CF_META)?, b"ext_state", state)?;
         Ok(())
     }
 

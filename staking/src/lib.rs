@@ -1,5 +1,13 @@
 #![doc = include_str!("../README.md")]
 
+pub mod build;
+pub mod list;
+pub mod proofs;
+pub mod rules;
+
+pub use list::{ServiceNodeInfo, ServiceNodeList, State};
+pub use rules::StakingError;
+
 use sispop_chain::params::{NetworkParams, StakingRequirementRule};
 use sispop_chain::{Atomic, Height, COIN};
 

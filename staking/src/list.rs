@@ -1,0 +1,526 @@
+//! The service node list: a per-block state machine over registrations, contributions, unlock
+//! requests, expiry, rewards and (driven by the testing suite) state changes, with swarm
+//! assignment, a history for rollbacks, and snapshots (reference `service-nodes.md` §2).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sispop_chain::extension::{BlockTx, ChainExtension, ServiceNodePayout};
+use sispop_chain::extra::{parse_extra, ExtraField};
+use sispop_chain::{
+    Address, Atomic, Block, BlockHash, Height, KeyImage, NetworkParams, PublicKey, Transaction,
+    TxType,
+};
+use sispop_swarm::{calc_swarm_changes, SwarmMap, UNASSIGNED_SWARM_ID};
+
+use crate::rules::{self, StakingError};
+use crate::staking_requirement;
+
+/// How many past states are kept for rollbacks.
+pub const STATE_HISTORY: usize = 60;
+/// Blocks of credit a new node starts with.
+pub const DECOMMISSION_INITIAL_CREDIT: i64 = 60;
+/// Most credit a node can hold.
+pub const DECOMMISSION_MAX_CREDIT: i64 = 1440;
+/// Credit needed to be decommissioned rather than deregistered.
+pub const DECOMMISSION_MINIMUM: i64 = 60;
+/// Credit earned per day of uptime (one block per 30 blocks up).
+pub const DECOMMISSION_CREDIT_PER_DAY: i64 = 24;
+/// Blocks per day at 120 s.
+pub const BLOCKS_PER_DAY: i64 = 720;
+
+/// A locked stake output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedContribution {
+    /// Key image of the locked output.
+    pub key_image: KeyImage,
+    /// One-time key of the locked output (signs the unlock request).
+    pub key_image_pub_key: PublicKey,
+    /// Full decoded amount of the output.
+    pub amount: Atomic,
+}
+
+/// One contributor of a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contributor {
+    /// Wallet address.
+    pub address: Address,
+    /// Amount credited toward the requirement.
+    pub amount: Atomic,
+    /// Amount reserved for this contributor at registration.
+    pub reserved: Atomic,
+    /// Its locked outputs.
+    pub locked_contributions: Vec<LockedContribution>,
+}
+
+/// A service node's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceNodeInfo {
+    /// Height of the registration.
+    pub registration_height: Height,
+    /// Hard fork of the registration.
+    pub registration_hf_version: u8,
+    /// Height at which the node expires (0: no unlock requested).
+    pub requested_unlock_height: Height,
+    /// Reward queue position: last height it was paid or moved to the back.
+    pub last_reward_block_height: Height,
+    /// Reward queue tie-break.
+    pub last_reward_transaction_index: u32,
+    /// Times decommissioned.
+    pub decommission_count: u32,
+    /// Height it became active; negated while decommissioned.
+    pub active_since_height: i64,
+    /// Height of the last decommission.
+    pub last_decommission_height: Height,
+    /// AND of the reasons of the last decommission.
+    pub last_decommission_reason_consensus_all: u16,
+    /// OR of the reasons of the last decommission.
+    pub last_decommission_reason_consensus_any: u16,
+    /// Credit carried over from before the last decommission.
+    pub recommission_credit: i64,
+    /// Contributors, operator first.
+    pub contributors: Vec<Contributor>,
+    /// Sum of credited amounts.
+    pub total_contributed: Atomic,
+    /// Sum of reserved amounts.
+    pub total_reserved: Atomic,
+    /// Requirement frozen at registration.
+    pub staking_requirement: Atomic,
+    /// Operator fee in basis points (0..=10000).
+    pub fee: u64,
+    /// The fee as portions of `STAKING_PORTIONS`.
+    pub portions_for_operator: u64,
+    /// Swarm, or `UNASSIGNED_SWARM_ID`.
+    pub swarm_id: u64,
+    /// Operator wallet.
+    pub operator_address: Address,
+    /// Height of the last IP change penalty (or registration).
+    pub last_ip_change_height: Height,
+}
+
+impl ServiceNodeInfo {
+    /// Fully staked.
+    pub fn is_funded(&self) -> bool {
+        self.total_contributed >= self.staking_requirement
+    }
+    /// Decommissioned (funded, temporarily out of service).
+    pub fn is_decommissioned(&self) -> bool {
+        self.active_since_height < 0
+    }
+    /// Funded and not decommissioned.
+    pub fn is_active(&self) -> bool {
+        self.is_funded() && !self.is_decommissioned()
+    }
+
+    /// Earned downtime in blocks at `height` (§2.4).
+    pub fn decommission_credit(&self, height: Height) -> i64 {
+        let h = height.0 as i64;
+        let blocks_up = if !self.is_funded() {
+            0
+        } else if self.is_decommissioned() {
+            self.last_decommission_height.0 as i64 + self.active_since_height
+        } else {
+            h - self.active_since_height
+        };
+        let mut credit = (self.recommission_credit
+            + blocks_up.max(0) * DECOMMISSION_CREDIT_PER_DAY / BLOCKS_PER_DAY)
+            .min(DECOMMISSION_MAX_CREDIT);
+        if self.is_decommissioned() {
+            credit -= h - self.last_decommission_height.0 as i64;
+        }
+        credit
+    }
+}
+
+/// A frozen stake of a deregistered node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlacklistEntry {
+    /// The frozen key image.
+    pub key_image: KeyImage,
+    /// Height from which it may be spent again.
+    pub unlock_height: Height,
+    /// Amount of the frozen output.
+    pub amount: Atomic,
+}
+
+/// The list at one block.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// Block the state is as of (`None` before genesis).
+    pub tip: Option<(Height, BlockHash)>,
+    /// Every registered node.
+    pub nodes: BTreeMap<PublicKey, Arc<ServiceNodeInfo>>,
+    /// Frozen stakes.
+    pub blacklist: Vec<BlacklistEntry>,
+    /// Locked key image → node (derived from `nodes`).
+    #[serde(skip)]
+    pub locked: BTreeMap<KeyImage, PublicKey>,
+}
+
+impl State {
+    fn rebuild_locked(&mut self) {
+        self.locked = self
+            .nodes
+            .iter()
+            .flat_map(|(pk, n)| {
+                n.contributors
+                    .iter()
+                    .flat_map(|c| c.locked_contributions.iter())
+                    .map(move |l| (l.key_image, *pk))
+            })
+            .collect();
+    }
+
+    /// Active nodes in pubkey order.
+    pub fn active(&self) -> impl Iterator<Item = (&PublicKey, &Arc<ServiceNodeInfo>)> {
+        self.nodes.iter().filter(|(_, n)| n.is_active())
+    }
+
+    /// The reward-queue leader: the active node with the smallest
+    /// (last reward height, last reward tx index, pubkey).
+    pub fn leader(&self) -> Option<PublicKey> {
+        self.active()
+            .min_by_key(|(pk, n)| {
+                (
+                    n.last_reward_block_height,
+                    n.last_reward_transaction_index,
+                    **pk,
+                )
+            })
+            .map(|(pk, _)| *pk)
+    }
+
+    /// Decommission an active node (testing-suite hook, §2.3).
+    pub fn decommission(
+        &mut self,
+        pk: &PublicKey,
+        height: Height,
+        reasons_all: u16,
+        reasons_any: u16,
+    ) -> bool {
+        let Some(n) = self.nodes.get_mut(pk) else {
+            return false;
+        };
+        if !n.is_active() {
+            return false;
+        }
+        let n = Arc::make_mut(n);
+        n.active_since_height = -n.active_since_height;
+        n.last_decommission_height = height;
+        n.last_decommission_reason_consensus_all = reasons_all;
+        n.last_decommission_reason_consensus_any = reasons_any;
+        n.decommission_count += 1;
+        n.swarm_id = UNASSIGNED_SWARM_ID;
+        true
+    }
+
+    /// Recommission a decommissioned node (testing-suite hook, §2.3).
+    pub fn recommission(&mut self, pk: &PublicKey, height: Height) -> bool {
+        let Some(n) = self.nodes.get_mut(pk) else {
+            return false;
+        };
+        if !n.is_decommissioned() {
+            return false;
+        }
+        let n = Arc::make_mut(n);
+        let credit_at_decomm = n.decommission_credit(n.last_decommission_height);
+        let down = height.0 as i64 - n.last_decommission_height.0 as i64;
+        n.recommission_credit = (credit_at_decomm - 2 * down).max(0);
+        n.active_since_height = height.0 as i64;
+        n.last_reward_block_height = height;
+        n.last_reward_transaction_index = u32::MAX;
+        true
+    }
+
+    /// Deregister a node: removed, its stakes blacklisted (testing-suite hook, §2.3).
+    pub fn deregister(&mut self, pk: &PublicKey, height: Height, params: &NetworkParams) -> bool {
+        let Some(n) = self.nodes.remove(pk) else {
+            return false;
+        };
+        for l in n
+            .contributors
+            .iter()
+            .flat_map(|c| c.locked_contributions.iter())
+        {
+            self.locked.remove(&l.key_image);
+            self.blacklist.push(BlacklistEntry {
+                key_image: l.key_image,
+                unlock_height: Height(height.0 + params.dereg_blacklist_blocks),
+                amount: l.amount,
+            });
+        }
+        true
+    }
+
+    /// IP change penalty: back of the reward queue (testing-suite hook, §2.3).
+    pub fn ip_change_penalty(&mut self, pk: &PublicKey, height: Height) -> bool {
+        let Some(n) = self.nodes.get_mut(pk) else {
+            return false;
+        };
+        if !n.is_active() {
+            return false;
+        }
+        let n = Arc::make_mut(n);
+        n.last_reward_block_height = height;
+        n.last_reward_transaction_index = u32::MAX;
+        n.last_ip_change_height = height;
+        true
+    }
+
+    /// Payouts for the leader's contributors from `share` (§2.5): the operator fee first,
+    /// then by stake; the rounding remainder goes to the first entry.
+    pub fn payouts(&self, share: Atomic) -> ServiceNodePayout {
+        let Some(leader) = self.leader() else {
+            return ServiceNodePayout::default();
+        };
+        let Some(n) = self.nodes.get(&leader) else {
+            return ServiceNodePayout::default();
+        };
+        let mut out: Vec<(Address, Atomic)> = Vec::new();
+        let portions = u128::from(rules::STAKING_PORTIONS);
+        let req = u128::from(n.staking_requirement.0.max(1));
+        let pfo = u128::from(n.portions_for_operator);
+        for (i, c) in n.contributors.iter().enumerate() {
+            let mut portion = u128::from(c.amount.0) * (portions - pfo) / req;
+            if i == 0 {
+                portion += pfo;
+            }
+            let amount = u128::from(share.0) * portion.min(portions) / portions;
+            if amount > 0 {
+                out.push((c.address, Atomic(amount as u64)));
+            }
+        }
+        let paid: u64 = out.iter().map(|(_, a)| a.0).sum();
+        if let Some(first) = out.first_mut() {
+            first.1 = Atomic(first.1 .0 + share.0.saturating_sub(paid));
+        }
+        ServiceNodePayout {
+            leader: Some(leader),
+            payouts: out,
+        }
+    }
+}
+
+/// The list with its history: the chain extension of a Sispop node.
+pub struct ServiceNodeList {
+    params: &'static NetworkParams,
+    state: State,
+    history: VecDeque<State>,
+}
+
+impl std::fmt::Debug for ServiceNodeList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceNodeList")
+            .field("tip", &self.state.tip)
+            .field("nodes", &self.state.nodes.len())
+            .finish()
+    }
+}
+
+fn winner(block: &Block) -> Option<PublicKey> {
+    parse_extra(&block.miner_tx.extra)
+        .ok()?
+        .into_iter()
+        .find_map(|f| match f {
+            ExtraField::Winner(k) if k.0 != [0; 32] => Some(k),
+            _ => None,
+        })
+}
+
+impl ServiceNodeList {
+    /// An empty list for a network.
+    pub fn new(params: &'static NetworkParams) -> ServiceNodeList {
+        ServiceNodeList {
+            params,
+            state: State::default(),
+            history: VecDeque::new(),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Network parameters.
+    pub fn params(&self) -> &'static NetworkParams {
+        self.params
+    }
+
+    /// Applies one block to `state` (§2.2).
+    fn apply_block(
+        &self,
+        state: &mut State,
+        block: &Block,
+        hash: BlockHash,
+        height: Height,
+        txs: &[BlockTx<'_>],
+    ) {
+        let hf = self.params.hard_fork_at(height);
+        state.tip = Some((height, hash));
+        state.blacklist.retain(|b| height < b.unlock_height);
+        let mut swarm_update = false;
+        let expired: Vec<PublicKey> = state
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.requested_unlock_height.0 != 0 && height > n.requested_unlock_height)
+            .map(|(pk, _)| *pk)
+            .collect();
+        for pk in expired {
+            if let Some(n) = state.nodes.remove(&pk) {
+                swarm_update |= n.is_active();
+                for l in n
+                    .contributors
+                    .iter()
+                    .flat_map(|c| c.locked_contributions.iter())
+                {
+                    state.locked.remove(&l.key_image);
+                }
+                tracing::info!(node = %pk, %height, "service node expired; its stake is unlocked");
+            }
+        }
+        if let Some(w) = winner(block) {
+            if let Some(n) = state.nodes.get_mut(&w) {
+                let n = Arc::make_mut(n);
+                n.last_reward_block_height = height;
+                n.last_reward_transaction_index = u32::MAX;
+            }
+        }
+        for (index, btx) in txs.iter().enumerate() {
+            let Ok(fields) = parse_extra(&btx.tx.extra) else {
+                continue;
+            };
+            let result = match btx.tx.tx_type {
+                TxType::Stake => rules::process_stake(
+                    self.params,
+                    state,
+                    btx.tx,
+                    &fields,
+                    height,
+                    hf,
+                    index as u32,
+                )
+                .map(|eff| {
+                    swarm_update |= eff.activated;
+                    rules::commit_stake(state, eff);
+                }),
+                TxType::KeyImageUnlock => {
+                    rules::process_unlock(self.params, state, &fields, height).map(|(pk, n)| {
+                        state.nodes.insert(pk, Arc::new(n));
+                    })
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = result {
+                tracing::debug!(tx = %btx.hash, error = %e, "staking part of the transaction ignored");
+            }
+        }
+        if swarm_update {
+            let mut input: SwarmMap<PublicKey> = SwarmMap::new();
+            for (pk, n) in state.active() {
+                input.entry(n.swarm_id).or_default().push(*pk);
+            }
+            let mut seed = [0u8; 8];
+            seed.copy_from_slice(&hash.0[..8]);
+            let out = calc_swarm_changes(input, u64::from_le_bytes(seed));
+            for (id, members) in out {
+                for pk in members {
+                    if let Some(n) = state.nodes.get_mut(&pk) {
+                        if n.swarm_id != id {
+                            Arc::make_mut(n).swarm_id = id;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks a transaction against the list (locked and blacklisted key images, and the
+    /// staking rules of stake and unlock transactions).
+    pub fn check(&self, tx: &Transaction, height: Height) -> Result<(), StakingError> {
+        for ki in tx.key_images() {
+            if let Some(pk) = self.state.locked.get(&ki) {
+                return Err(StakingError::LockedKeyImage(ki, *pk));
+            }
+            if let Some(b) = self.state.blacklist.iter().find(|b| b.key_image == ki) {
+                return Err(StakingError::Blacklisted(ki, b.unlock_height));
+            }
+        }
+        let fields = parse_extra(&tx.extra).map_err(|e| StakingError::Invalid(e.to_string()))?;
+        let hf = self.params.hard_fork_at(height);
+        match tx.tx_type {
+            TxType::Standard => Ok(()),
+            TxType::Stake => {
+                rules::process_stake(self.params, &self.state, tx, &fields, height, hf, 0)
+                    .map(|_| ())
+            }
+            TxType::KeyImageUnlock => {
+                rules::process_unlock(self.params, &self.state, &fields, height).map(|_| ())
+            }
+            TxType::StateChange => Err(StakingError::StateChangesInactive),
+            TxType::NameSystem => Err(StakingError::Invalid(
+                "name system transactions are not accepted".into(),
+            )),
+        }
+    }
+
+    /// The staking requirement at `height`.
+    pub fn requirement(&self, height: Height) -> Atomic {
+        staking_requirement(self.params, height)
+    }
+}
+
+impl ChainExtension for ServiceNodeList {
+    fn tip(&self) -> Option<(Height, BlockHash)> {
+        self.state.tip
+    }
+
+    fn reset(&mut self) {
+        self.state = State::default();
+        self.history.clear();
+    }
+
+    fn check_tx(&self, tx: &Transaction, height: Height) -> Result<(), String> {
+        self.check(tx, height).map_err(|e| e.to_string())
+    }
+
+    fn payouts(&self, _height: Height, share: Atomic) -> ServiceNodePayout {
+        self.state.payouts(share)
+    }
+
+    fn attach(&mut self, block: &Block, hash: BlockHash, height: Height, txs: &[BlockTx<'_>]) {
+        let mut next = self.state.clone();
+        self.apply_block(&mut next, block, hash, height, txs);
+        let prev = std::mem::replace(&mut self.state, next);
+        self.history.push_back(prev);
+        while self.history.len() > STATE_HISTORY {
+            self.history.pop_front();
+        }
+    }
+
+    fn detach(&mut self, height: Height, hash: BlockHash, parent: (Height, BlockHash)) -> bool {
+        if self.state.tip != Some((height, hash)) {
+            return false;
+        }
+        match self.history.pop_back() {
+            Some(prev) if prev.tip == Some(parent) => {
+                self.state = prev;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.state).unwrap_or_default()
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let mut state: State = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        state.rebuild_locked();
+        self.state = state;
+        self.history.clear();
+        Ok(())
+    }
+}

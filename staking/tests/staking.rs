@@ -1,0 +1,682 @@
+//! Staking on a real chain (devnet parameters, RocksDB in a temp dir): registration,
+//! pooled contributions, activation, leader payouts in the miner tx, unlock and expiry, and
+//! every refusal the rules name.
+
+use curve25519_dalek::Scalar;
+use rand::rngs::OsRng;
+use sispop_chain::builder::{build_transfer, SpendInput};
+use sispop_chain::crypto::{
+    derivation_to_scalar, hash_to_scalar, key_derivation, public_from_secret, random_scalar,
+};
+use sispop_chain::extra::{build_extra, parse_extra, tx_pubkey, ExtraField};
+use sispop_chain::{
+    mine, AddOutcome, Address, Atomic, Block, BlockError, Blockchain, Height, Mempool, Network,
+    NetworkParams, PoolError, PublicKey, Transaction, TxError, TxType, COIN,
+};
+use sispop_staking::build::{build_stake_tx, build_unlock_tx, sign_registration};
+use sispop_staking::ServiceNodeList;
+
+type Chain = Blockchain<ServiceNodeList>;
+
+struct Wallet {
+    spend: Scalar,
+    view: Scalar,
+    addr: Address,
+    /// (height of the coinbase, output index) of coins not yet spent.
+    coins: Vec<(u64, u64)>,
+}
+
+fn wallet() -> Wallet {
+    let spend = random_scalar(&mut OsRng);
+    let view = hash_to_scalar(spend.as_bytes());
+    Wallet {
+        spend,
+        view,
+        addr: Address {
+            spend: public_from_secret(&spend),
+            view: public_from_secret(&view),
+        },
+        coins: vec![],
+    }
+}
+
+fn params() -> &'static NetworkParams {
+    NetworkParams::get(Network::Devnet)
+}
+
+struct Net {
+    _dir: tempfile::TempDir,
+    chain: Chain,
+    pool: Mempool,
+}
+
+impl Net {
+    fn new() -> Net {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain =
+            Chain::open_with(params(), dir.path(), ServiceNodeList::new(params())).expect("open");
+        Net {
+            _dir: dir,
+            chain,
+            pool: Mempool::new(params().mempool_max_bytes),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.chain.tip_meta().timestamp + 2
+    }
+
+    /// Mines one block to `to` with every pooled transaction.
+    fn mine_to(&mut self, to: &mut Wallet) -> Block {
+        let now = self.now();
+        let mut t = self
+            .chain
+            .block_template(&mut OsRng, &to.addr, self.pool.candidates(), now)
+            .expect("template");
+        assert!(mine(&mut t.block, t.difficulty, 1000));
+        match self
+            .chain
+            .add_block(&t.block.serialize(), &t.txs, now)
+            .expect("block")
+        {
+            AddOutcome::Changed { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        self.pool.prune(&self.chain);
+        to.coins.push((t.height.0, 0));
+        t.block
+    }
+
+    fn submit(&mut self, tx: &Transaction) -> Result<(), PoolError> {
+        let now = self.now();
+        self.pool.add(&self.chain, tx.serialize(), now).map(|_| ())
+    }
+
+    fn height(&self) -> u64 {
+        self.chain.tip().0 .0
+    }
+
+    /// A coinbase output of `w` as a ring input.
+    fn input(&self, w: &Wallet, coin: (u64, u64)) -> SpendInput {
+        let (_, meta, blob) = self
+            .chain
+            .block_at(Height(coin.0))
+            .expect("db")
+            .expect("block");
+        let block = Block::from_bytes(&blob).expect("block");
+        let r = tx_pubkey(&parse_extra(&block.miner_tx.extra).expect("extra")).expect("R");
+        let d = key_derivation(&w.view, &r).expect("derivation");
+        let secret = derivation_to_scalar(&d, coin.1) + w.spend;
+        let amount = block.miner_tx.outputs[coin.1 as usize]
+            .amount
+            .expect("amount");
+        ring_input(
+            &self.chain,
+            secret,
+            amount,
+            Scalar::ONE,
+            meta.first_output_index + coin.1,
+        )
+    }
+
+    /// Takes coins of `w` worth at least `amount`.
+    fn take(&self, w: &mut Wallet, amount: u64) -> Vec<SpendInput> {
+        let mut out = Vec::new();
+        let mut sum = 0;
+        while sum < amount {
+            let coin = w.coins.remove(0);
+            let i = self.input(w, coin);
+            sum += i.amount;
+            out.push(i);
+        }
+        out
+    }
+}
+
+fn ring_input(chain: &Chain, secret: Scalar, amount: u64, mask: Scalar, real: u64) -> SpendInput {
+    // Decoys from the oldest outputs, long past their unlock windows.
+    let n = params().ring_size as u64;
+    let mut members: Vec<u64> = (0..).filter(|i| *i != real).take(n as usize - 1).collect();
+    members.push(real);
+    members.sort_unstable();
+    let ring = members
+        .iter()
+        .map(|&i| {
+            let o = chain.store().output(i).expect("db").expect("out");
+            (i, o.key, o.commitment)
+        })
+        .collect();
+    let real_index = members
+        .iter()
+        .position(|&i| i == real)
+        .expect("real in ring");
+    SpendInput {
+        secret,
+        amount,
+        mask,
+        ring,
+        real_index,
+    }
+}
+
+const FEE: u64 = 20_000_000;
+
+/// A chain with a miner, an operator and two contributors holding spendable coinbase coins.
+fn setup() -> (Net, Wallet, Wallet, Wallet, Wallet) {
+    let mut net = Net::new();
+    let mut miner = wallet();
+    let mut op = wallet();
+    let mut c1 = wallet();
+    let mut c2 = wallet();
+    for _ in 0..8 {
+        net.mine_to(&mut op);
+        net.mine_to(&mut c1);
+        net.mine_to(&mut c2);
+    }
+    for _ in 0..15 {
+        net.mine_to(&mut miner);
+    }
+    (net, miner, op, c1, c2)
+}
+
+fn sn_key() -> (Scalar, PublicKey) {
+    let s = random_scalar(&mut OsRng);
+    (s, public_from_secret(&s))
+}
+
+#[test]
+fn pooled_registration_activates_when_funded_pays_the_leader_and_unlocks() {
+    let (mut net, mut miner, mut op, mut c1, mut c2) = setup();
+    let (sn_secret, sn) = sn_key();
+    let hf = params().hard_fork_at(Height(net.height() + 1));
+    let spots = [
+        (op.addr, 25 * COIN),
+        (c1.addr, 40 * COIN),
+        (c2.addr, 35 * COIN),
+    ];
+    let reg = sign_registration(&mut OsRng, &sn_secret, 1000, &spots, hf);
+    let inputs = net.take(&mut op, 25 * COIN + FEE);
+    let op_stake = build_stake_tx(
+        &mut OsRng,
+        &op.spend,
+        &op.view,
+        &inputs,
+        sn,
+        25 * COIN,
+        FEE,
+        Some(reg),
+    )
+    .expect("registration");
+    net.submit(&op_stake.tx).expect("registration accepted");
+    net.mine_to(&mut miner);
+    let node = net
+        .chain
+        .ext()
+        .state()
+        .nodes
+        .get(&sn)
+        .cloned()
+        .expect("registered");
+    assert!(!node.is_funded() && !node.is_active());
+    assert_eq!(node.total_contributed, Atomic(25 * COIN));
+    assert_eq!(node.total_reserved, Atomic(100 * COIN));
+    assert_eq!(node.contributors.len(), 3);
+
+    let inputs = net.take(&mut c1, 40 * COIN + FEE);
+    let s1 = build_stake_tx(
+        &mut OsRng,
+        &c1.spend,
+        &c1.view,
+        &inputs,
+        sn,
+        40 * COIN,
+        FEE,
+        None,
+    )
+    .expect("c1 stake");
+    net.submit(&s1.tx).expect("c1 accepted");
+    net.mine_to(&mut miner);
+    assert!(
+        !net.chain.ext().state().nodes[&sn].is_active(),
+        "not active until fully funded"
+    );
+
+    let inputs = net.take(&mut c2, 35 * COIN + FEE);
+    let s2 = build_stake_tx(
+        &mut OsRng,
+        &c2.spend,
+        &c2.view,
+        &inputs,
+        sn,
+        35 * COIN,
+        FEE,
+        None,
+    )
+    .expect("c2 stake");
+    net.submit(&s2.tx).expect("c2 accepted");
+    net.mine_to(&mut miner);
+    let node = net.chain.ext().state().nodes[&sn].clone();
+    assert!(node.is_funded() && node.is_active());
+    assert_eq!(node.total_contributed, Atomic(100 * COIN));
+    assert_ne!(
+        node.swarm_id,
+        sispop_swarm::UNASSIGNED_SWARM_ID,
+        "an active node is in a swarm"
+    );
+    assert_eq!(
+        node.contributors
+            .iter()
+            .map(|c| c.amount)
+            .collect::<Vec<_>>(),
+        [25, 40, 35].map(|c| Atomic(c * COIN)).to_vec()
+    );
+
+    // The only active node leads the queue; the next block pays its contributors: 10 % fee to
+    // the operator, the rest by stake.
+    let block = net.mine_to(&mut miner);
+    let outs: Vec<u64> = block
+        .miner_tx
+        .outputs
+        .iter()
+        .skip(1)
+        .filter_map(|o| o.amount)
+        .collect();
+    // Portions arithmetic (fee in portions of 2^64 − 4, floors, remainder to the operator).
+    assert_eq!(outs, vec![6_500_000_002, 7_199_999_999, 6_299_999_999]);
+    assert_eq!(outs.iter().sum::<u64>(), 20 * COIN);
+    let named = parse_extra(&block.miner_tx.extra)
+        .expect("extra")
+        .into_iter()
+        .find_map(|f| match f {
+            ExtraField::Winner(k) => Some(k),
+            _ => None,
+        });
+    assert_eq!(named, Some(sn));
+    // A miner tx that pays the wrong amount (or the wrong node) is refused.
+    let now = net.now();
+    let t = net
+        .chain
+        .block_template(&mut OsRng, &miner.addr, vec![], now)
+        .expect("template");
+    let mut wrong = t.block.clone();
+    wrong.miner_tx.outputs[1].amount = Some(7_000_000_000);
+    assert!(mine(&mut wrong, 1, 10));
+    assert!(matches!(
+        net.chain.add_block(&wrong.serialize(), &[], now),
+        Err(BlockError::MinerTx(_))
+    ));
+    let mut wrong = t.block.clone();
+    wrong.miner_tx.outputs.truncate(1);
+    wrong.miner_tx.output_unlock_times.truncate(1);
+    assert!(matches!(
+        net.chain.add_block(&wrong.serialize(), &[], now),
+        Err(BlockError::MinerTx(_))
+    ));
+
+    // The locked stake cannot be spent.
+    let locked_secret = stake_output_secret(&net, &op, &op_stake.tx);
+    let real = output_index_of(&net, &op_stake.tx, 0);
+    let spend_locked = build_transfer(
+        &mut OsRng,
+        &[ring_input(
+            &net.chain,
+            locked_secret,
+            25 * COIN,
+            stake_output_mask(&op, &op_stake.tx),
+            real,
+        )],
+        &[(op.addr, 25 * COIN - FEE)],
+        FEE,
+        TxType::Standard,
+        &[],
+    )
+    .expect("build")
+    .tx;
+    match net.submit(&spend_locked) {
+        Err(PoolError::Invalid(TxError::Rejected(msg))) => assert!(msg.contains("locked"), "{msg}"),
+        other => panic!("locked stake spent: {other:?}"),
+    }
+
+    // Unlock: once; the node expires after the unlock period and the stake is spendable.
+    let unlock = build_unlock_tx(&mut OsRng, &locked_secret, op_stake.key_image, sn);
+    net.submit(&unlock).expect("unlock accepted");
+    net.mine_to(&mut miner);
+    let requested = net.chain.ext().state().nodes[&sn].requested_unlock_height;
+    assert_eq!(
+        requested,
+        Height(net.height() + params().stake_unlock_blocks)
+    );
+    let again = build_unlock_tx(&mut OsRng, &locked_secret, op_stake.key_image, sn);
+    match net.submit(&again) {
+        Err(PoolError::Invalid(TxError::Rejected(msg))) => {
+            assert!(msg.contains("already has an unlock"), "{msg}")
+        }
+        other => panic!("second unlock: {other:?}"),
+    }
+    while net.height() <= requested.0 {
+        assert!(net.chain.ext().state().nodes.contains_key(&sn));
+        net.mine_to(&mut miner);
+    }
+    assert!(!net.chain.ext().state().nodes.contains_key(&sn), "expired");
+    net.submit(&spend_locked)
+        .expect("stake spendable after expiry");
+}
+
+/// The one-time secret of output 0 of a stake tx sent by `w`.
+fn stake_output_secret(_net: &Net, w: &Wallet, tx: &Transaction) -> Scalar {
+    let r = tx_pubkey(&parse_extra(&tx.extra).expect("extra")).expect("R");
+    let d = key_derivation(&w.view, &r).expect("d");
+    derivation_to_scalar(&d, 0) + w.spend
+}
+
+fn stake_output_mask(w: &Wallet, tx: &Transaction) -> Scalar {
+    let r = tx_pubkey(&parse_extra(&tx.extra).expect("extra")).expect("R");
+    let d = key_derivation(&w.view, &r).expect("d");
+    sispop_chain::crypto::commitment_mask(&derivation_to_scalar(&d, 0))
+}
+
+fn output_index_of(net: &Net, tx: &Transaction, i: u64) -> u64 {
+    net.chain
+        .store()
+        .tx(&tx.hash())
+        .expect("db")
+        .expect("mined")
+        .1
+        + i
+}
+
+fn rejected(r: Result<(), PoolError>) -> String {
+    match r {
+        Err(PoolError::Invalid(TxError::Rejected(msg))) => msg,
+        other => panic!("expected a staking rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn staking_refusals_are_specific_and_change_nothing() {
+    let (mut net, mut miner, mut op, mut c1, mut c2) = setup();
+    let (sn_secret, sn) = sn_key();
+    let hf = params().hard_fork_at(Height(net.height() + 1));
+    let before = net.chain.ext().state().clone();
+
+    // Forged signature: signed by another key.
+    let (other_secret, _) = sn_key();
+    let spots = [(op.addr, 50 * COIN), (c1.addr, 50 * COIN)];
+    let forged = sign_registration(&mut OsRng, &other_secret, 0, &spots, hf);
+    let inputs = net.take(&mut op, 50 * COIN + FEE);
+    let tx = build_stake_tx(
+        &mut OsRng,
+        &op.spend,
+        &op.view,
+        &inputs,
+        sn,
+        50 * COIN,
+        FEE,
+        Some(forged),
+    )
+    .expect("build")
+    .tx;
+    assert!(rejected(net.submit(&tx)).contains("signature"));
+
+    // Operator below a quarter; five spots; fee above 100 %; wrong hard fork.
+    for (spots, fee, hf_used, want) in [
+        (
+            vec![(op.addr, 20 * COIN), (c1.addr, 80 * COIN)],
+            0,
+            hf,
+            "below the minimum",
+        ),
+        (
+            vec![
+                (op.addr, 25 * COIN),
+                (c1.addr, 25 * COIN),
+                (c2.addr, 25 * COIN),
+                (miner.addr, 15 * COIN),
+                (wallet().addr, 10 * COIN),
+            ],
+            0,
+            hf,
+            "at most 4",
+        ),
+        (vec![(op.addr, 50 * COIN)], 10_001, hf, "exceeds 10000"),
+        (vec![(op.addr, 50 * COIN)], 0, hf - 1, "hard fork"),
+    ] {
+        let reg = sign_registration(&mut OsRng, &sn_secret, fee, &spots, hf_used);
+        let tx = build_stake_tx(
+            &mut OsRng,
+            &op.spend,
+            &op.view,
+            &inputs,
+            sn,
+            50 * COIN,
+            FEE,
+            Some(reg),
+        )
+        .expect("build")
+        .tx;
+        let msg = rejected(net.submit(&tx));
+        assert!(msg.contains(want), "{want}: {msg}");
+    }
+
+    // Stake decoding: a tx whose revealed key does not match its outputs stakes nothing.
+    let reg = sign_registration(&mut OsRng, &sn_secret, 0, &spots, hf);
+    let mut tampered = build_stake_tx(
+        &mut OsRng,
+        &op.spend,
+        &op.view,
+        &inputs,
+        sn,
+        50 * COIN,
+        FEE,
+        Some(reg.clone()),
+    )
+    .expect("build")
+    .tx;
+    let mut fields = parse_extra(&tampered.extra).expect("extra");
+    for f in &mut fields {
+        if let ExtraField::TxSecretKey(k) = f {
+            *k = random_scalar(&mut OsRng).to_bytes();
+        }
+    }
+    tampered.extra = build_extra(&fields);
+    // (Changing extra also breaks the ring signature, which the chain checks first.)
+    assert!(net.submit(&tampered).is_err());
+
+    // Operator staking less than reserved.
+    let short = build_stake_tx(
+        &mut OsRng,
+        &op.spend,
+        &op.view,
+        &inputs,
+        sn,
+        40 * COIN,
+        FEE,
+        Some(reg.clone()),
+    )
+    .expect("build")
+    .tx;
+    assert!(rejected(net.submit(&short)).contains("less than the"));
+    // Someone other than the operator submitting the registration.
+    let c1_inputs = net.take(&mut c1, 50 * COIN + FEE);
+    let not_op = build_stake_tx(
+        &mut OsRng,
+        &c1.spend,
+        &c1.view,
+        &c1_inputs,
+        sn,
+        50 * COIN,
+        FEE,
+        Some(reg.clone()),
+    )
+    .expect("build")
+    .tx;
+    assert!(rejected(net.submit(&not_op)).contains("operator"));
+    assert_eq!(net.chain.ext().state(), &before, "nothing changed");
+
+    // A valid registration reserving everything for op and c1.
+    let good = build_stake_tx(
+        &mut OsRng,
+        &op.spend,
+        &op.view,
+        &inputs,
+        sn,
+        50 * COIN,
+        FEE,
+        Some(reg.clone()),
+    )
+    .expect("build")
+    .tx;
+    net.submit(&good).expect("valid registration");
+    net.mine_to(&mut miner);
+    // A second registration for the same key.
+    let more = net.take(&mut op, 50 * COIN + FEE);
+    let dup = build_stake_tx(
+        &mut OsRng,
+        &op.spend,
+        &op.view,
+        &more,
+        sn,
+        50 * COIN,
+        FEE,
+        Some(reg),
+    )
+    .expect("build")
+    .tx;
+    assert!(rejected(net.submit(&dup)).contains("already registered"));
+    // A contributor without a reservation: no room left.
+    let c2_inputs = net.take(&mut c2, 30 * COIN + FEE);
+    let outsider = build_stake_tx(
+        &mut OsRng,
+        &c2.spend,
+        &c2.view,
+        &c2_inputs,
+        sn,
+        30 * COIN,
+        FEE,
+        None,
+    )
+    .expect("build")
+    .tx;
+    assert!(rejected(net.submit(&outsider)).contains("no unreserved room"));
+    // c1 over-contributing beyond the remaining requirement + 1 %.
+    let over = build_stake_tx(
+        &mut OsRng,
+        &c1.spend,
+        &c1.view,
+        &c1_inputs,
+        sn,
+        52 * COIN,
+        FEE,
+        None,
+    )
+    .expect("build")
+    .tx;
+    assert!(rejected(net.submit(&over)).contains("exceeds the maximum"));
+    // c1 under its reservation.
+    let under = build_stake_tx(
+        &mut OsRng,
+        &c1.spend,
+        &c1.view,
+        &c1_inputs,
+        sn,
+        10 * COIN,
+        FEE,
+        None,
+    )
+    .expect("build")
+    .tx;
+    assert!(rejected(net.submit(&under)).contains("below the minimum"));
+    // Contribution to an unknown node.
+    let (_, nobody) = sn_key();
+    let lost = build_stake_tx(
+        &mut OsRng,
+        &c1.spend,
+        &c1.view,
+        &c1_inputs,
+        nobody,
+        50 * COIN,
+        FEE,
+        None,
+    )
+    .expect("build")
+    .tx;
+    assert!(rejected(net.submit(&lost)).contains("not registered"));
+    assert!(net.pool.is_empty());
+}
+
+#[test]
+fn fifth_contributor_is_refused() {
+    let (mut net, mut miner, mut op, c1, c2) = setup();
+    let (sn_secret, sn) = sn_key();
+    let hf = params().hard_fork_at(Height(net.height() + 1));
+    let reg = sign_registration(&mut OsRng, &sn_secret, 0, &[(op.addr, 25 * COIN)], hf);
+    let inputs = net.take(&mut op, 25 * COIN + FEE);
+    net.submit(
+        &build_stake_tx(
+            &mut OsRng,
+            &op.spend,
+            &op.view,
+            &inputs,
+            sn,
+            25 * COIN,
+            FEE,
+            Some(reg),
+        )
+        .expect("build")
+        .tx,
+    )
+    .expect("reg");
+    net.mine_to(&mut miner);
+    // Three more contributors of 20 fill four slots; the fifth is refused.
+    let mut others = vec![c1, c2, wallet()];
+    for _ in 0..3 {
+        net.mine_to(&mut others[2]);
+    }
+    for _ in 0..12 {
+        net.mine_to(&mut miner);
+    }
+    for w in &mut others {
+        let inputs = net.take(w, 25 * COIN + FEE);
+        let tx = build_stake_tx(
+            &mut OsRng,
+            &w.spend,
+            &w.view,
+            &inputs,
+            sn,
+            25 * COIN,
+            FEE,
+            None,
+        )
+        .expect("build")
+        .tx;
+        net.submit(&tx).expect("contribution");
+        net.mine_to(&mut miner);
+    }
+    assert_eq!(net.chain.ext().state().nodes[&sn].contributors.len(), 4);
+    assert!(net.chain.ext().state().nodes[&sn].is_active());
+    let mut fifth = wallet();
+    for _ in 0..3 {
+        net.mine_to(&mut fifth);
+    }
+    for _ in 0..12 {
+        net.mine_to(&mut miner);
+    }
+    let inputs = net.take(&mut fifth, 25 * COIN + FEE);
+    let tx = build_stake_tx(
+        &mut OsRng,
+        &fifth.spend,
+        &fifth.view,
+        &inputs,
+        sn,
+        25 * COIN,
+        FEE,
+        None,
+    )
+    .expect("build")
+    .tx;
+    let msg = rejected(net.submit(&tx));
+    assert!(
+        msg.contains("fully funded") || msg.contains("maximum of 4"),
+        "{msg}"
+    );
+}
