@@ -957,8 +957,9 @@ impl<E: ChainExtension> Blockchain<E> {
             })
             .collect();
         self.ext.attach(block, hash, height, &btxs);
-        let ext_state = (!self.ext.is_stateless() && height.0.is_multiple_of(EXT_SNAPSHOT_INTERVAL))
-            .then(|| self.ext.snapshot());
+        let ext_state = (!self.ext.is_stateless()
+            && height.0.is_multiple_of(EXT_SNAPSHOT_INTERVAL))
+        .then(|| self.ext.snapshot());
         let written = self.store.apply_block(&BlockWrite {
             hash,
             meta: meta.clone(),

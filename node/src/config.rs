@@ -28,6 +28,9 @@ pub struct Args {
     /// P2P port (network default when omitted).
     #[arg(long)]
     pub p2p_bind_port: Option<u16>,
+    /// Run as a service node (creates and uses the service node key in the data dir).
+    #[arg(long)]
+    pub service_node: bool,
     /// Mine blocks paying this address.
     #[arg(long, value_name = "ADDRESS")]
     pub mine_to: Option<String>,

@@ -19,6 +19,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("print_pool", "hashes of pooled transactions"),
     ("version", "the daemon's version"),
+    ("print_sn_key", "this service node's public keys"),
+    ("print_sn_status", "this service node's registration record"),
+    ("print_sn [<pubkey> ...]", "registered service nodes"),
+    ("print_sr <height>", "the staking requirement at a height"),
+    (
+        "prepare_registration",
+        "interactively build the register_service_node command",
+    ),
     ("stop_daemon | exit", "stop the daemon"),
     ("help", "this list"),
 ];
@@ -102,15 +110,186 @@ pub fn status_line(info: &Value) -> String {
     )
 }
 
+/// Amount in coins with 9 decimals.
+pub fn coins(atomic: u64) -> String {
+    sispop_chain::Atomic(atomic).to_string()
+}
+
+/// The `SN:` line of `status`.
+pub fn sn_status_line(e: &Value) -> String {
+    let pk = e["service_node_pubkey"].as_str().unwrap_or("?");
+    let state = if !e["registered"].as_bool().unwrap_or(false) {
+        "not registered".to_owned()
+    } else if e["active"].as_bool().unwrap_or(false) {
+        "active".to_owned()
+    } else if e["funded"].as_bool().unwrap_or(false) {
+        format!(
+            "DECOMMISSIONED ({} blocks credit)",
+            e["earned_downtime_blocks"].as_i64().unwrap_or(0)
+        )
+    } else {
+        "awaiting".to_owned()
+    };
+    format!("SN: {pk} {state}, proof: NOT RECEIVED, last pings: NOT RECEIVED (storage), NOT RECEIVED (sispopnet)")
+}
+
+/// A readable service node record, as `print_sn_status` shows it.
+pub fn sn_details(e: &Value, height: u64) -> String {
+    let u = |k: &str| e[k].as_u64().unwrap_or(0);
+    let unlock = u("requested_unlock_height");
+    let mut s = String::new();
+    s.push_str(&format!(
+        "Service Node: {}\n",
+        e["service_node_pubkey"].as_str().unwrap_or("?")
+    ));
+    s.push_str(&format!(
+        "Current Height: {height}, Registration: {} (hf {})\n",
+        u("registration_height"),
+        u("registration_hf_version")
+    ));
+    if unlock == 0 {
+        s.push_str("Expiry Info: Staking Infinitely (stake unlock not requested)\n");
+    } else {
+        s.push_str(&format!(
+            "Expiry Info: Unlocks at height {unlock} (in {} blocks)\n",
+            unlock.saturating_sub(height)
+        ));
+    }
+    s.push_str(&format!(
+        "Last Reward At (Height/TX Index): {}/{}\n",
+        u("last_reward_block_height"),
+        u("last_reward_transaction_index")
+    ));
+    s.push_str(&format!(
+        "Operator Cut: {:.2}%\n",
+        u("operator_fee") as f64 / 100.0
+    ));
+    s.push_str(&format!(
+        "Operator Address: {}\n",
+        e["operator_address"].as_str().unwrap_or("?")
+    ));
+    s.push_str(&format!(
+        "Swarm: {}\n",
+        if u("swarm_id") == u64::MAX {
+            "(not in a swarm)".to_owned()
+        } else {
+            e["swarm"].as_str().unwrap_or("?").to_owned()
+        }
+    ));
+    s.push_str(&format!(
+        "Ed25519 Public Key: {}\nX25519 Public Key: {}\n",
+        e["pubkey_ed25519"].as_str().unwrap_or("?"),
+        e["pubkey_x25519"].as_str().unwrap_or("?")
+    ));
+    let state = if e["active"].as_bool().unwrap_or(false) {
+        format!(
+            "ACTIVE; Downtime Credits: {} blocks",
+            e["earned_downtime_blocks"].as_i64().unwrap_or(0)
+        )
+    } else if e["funded"].as_bool().unwrap_or(false) {
+        format!(
+            "DECOMMISSIONED; Remaining Decommission Time Until DEREGISTRATION: {} blocks",
+            e["earned_downtime_blocks"].as_i64().unwrap_or(0)
+        )
+    } else {
+        "AWAITING CONTRIBUTIONS".to_owned()
+    };
+    s.push_str(&format!("Current Status: {state}\n"));
+    s.push_str(&format!(
+        "Total Contributed/Staking Requirement: {}/{} (reserved {})\n",
+        coins(u("total_contributed")),
+        coins(u("staking_requirement")),
+        coins(u("total_reserved"))
+    ));
+    s.push_str("Contributors:\n");
+    for (i, c) in e["contributors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        s.push_str(&format!(
+            "    [{i}] {} contributed {} of {} reserved\n",
+            c["address"].as_str().unwrap_or("?"),
+            coins(c["amount"].as_u64().unwrap_or(0)),
+            coins(c["reserved"].as_u64().unwrap_or(0))
+        ));
+    }
+    s.trim_end().to_owned()
+}
+
 /// Runs one console command against the daemon at `url` and returns what to print.
 pub async fn run(url: &str, words: &[String]) -> Result<String, ConsoleError> {
     let (cmd, rest) = words
         .split_first()
         .ok_or_else(|| ConsoleError::Usage("no command".into()))?;
     match cmd.as_str() {
-        "status" => Ok(status_line(
-            &call(url, "get_info", ObjectParams::new()).await?,
-        )),
+        "status" => {
+            let info = call(url, "get_info", ObjectParams::new()).await?;
+            let mut out = status_line(&info);
+            if info["service_node"].as_bool().unwrap_or(false) {
+                let sn = call(url, "get_service_node_status", ObjectParams::new()).await?;
+                out.push('\n');
+                out.push_str(&sn_status_line(&sn["service_node_state"]));
+            }
+            Ok(out)
+        }
+        "print_sn_key" => {
+            let k = call(url, "get_service_keys", ObjectParams::new()).await?;
+            Ok(format!(
+                "Service Node Public Key: {}\n     Ed25519 Public Key: {}\n      X25519 Public Key: {}",
+                k["service_node_pubkey"].as_str().unwrap_or("?"),
+                k["service_node_ed25519_pubkey"].as_str().unwrap_or("?"),
+                k["service_node_x25519_pubkey"].as_str().unwrap_or("?")
+            ))
+        }
+        "print_sr" => {
+            let mut p = ObjectParams::new();
+            if let Some(h) = rest.first() {
+                let h: u64 = h
+                    .parse()
+                    .map_err(|_| ConsoleError::Usage("usage: print_sr <height>".into()))?;
+                p.insert("height", h)
+                    .map_err(|e| ConsoleError::Usage(e.to_string()))?;
+            }
+            let v = call(url, "get_staking_requirement", p).await?;
+            Ok(format!(
+                "Staking Requirement: {}",
+                coins(v["staking_requirement"].as_u64().unwrap_or(0))
+            ))
+        }
+        "print_sn_status" => {
+            let v = call(url, "get_service_node_status", ObjectParams::new()).await?;
+            let e = &v["service_node_state"];
+            if !e["registered"].as_bool().unwrap_or(false) {
+                return Ok(format!(
+                    "Service Node Unregistered State: {}",
+                    e["service_node_pubkey"].as_str().unwrap_or("?")
+                ));
+            }
+            Ok(sn_details(e, v["height"].as_u64().unwrap_or(0)))
+        }
+        "print_sn" => {
+            let mut p = ObjectParams::new();
+            p.insert("service_node_pubkeys", rest.to_vec())
+                .map_err(|e| ConsoleError::Usage(e.to_string()))?;
+            let v = call(url, "get_service_nodes", p).await?;
+            let height = v["height"].as_u64().unwrap_or(0);
+            let states = v["service_node_states"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if states.is_empty() {
+                return Ok("No service nodes are registered".into());
+            }
+            Ok(states
+                .iter()
+                .map(|e| sn_details(e, height))
+                .collect::<Vec<_>>()
+                .join("\n\n"))
+        }
+        "prepare_registration" => crate::console_reg::prepare_registration(url).await,
         "print_height" => {
             Ok(call(url, "get_block_count", ObjectParams::new()).await?["count"].to_string())
         }

@@ -3,13 +3,17 @@
 
 mod config;
 mod console;
+mod console_reg;
 mod node;
 mod rpc;
+mod rpc_sn;
+mod snkeys;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sispop_chain::{Address, Blockchain};
+use sispop_chain::Address;
+use sispop_staking::ServiceNodeList;
 use tracing::{error, info};
 
 use crate::config::Args;
@@ -43,11 +47,18 @@ async fn run_daemon(args: Args) -> anyhow::Result<()> {
         .map(|a| Address::parse(a, params).with_context(|| format!("--mine-to {a}")))
         .transpose()?;
     let chain_dir = data_dir.join("chain");
-    let chain = Blockchain::open(params, &chain_dir)
+    let chain = node::Chain::open_with(params, &chain_dir, ServiceNodeList::new(params))
         .with_context(|| format!("opening chain at {}", chain_dir.display()))?;
     let (height, hash) = chain.tip();
-    info!(network = params.name, %height, top = %hash, dir = %data_dir.display(), "chain loaded");
-    let node = Node::new(chain, mining_to);
+    info!(network = params.name, %height, top = %hash, dir = %data_dir.display(), service_nodes = chain.ext().state().nodes.len(), "chain loaded");
+    let sn_keys = if args.service_node {
+        let keys = snkeys::ServiceNodeKeys::load_or_create(&data_dir)?;
+        info!(pubkey = %keys.primary, "running as a service node");
+        Some(keys)
+    } else {
+        None
+    };
+    let node = Node::new(chain, mining_to, sn_keys);
 
     let rpc_addr = format!("{}:{}", args.rpc_bind_ip, args.rpc_port());
     let listener = tokio::net::TcpListener::bind(&rpc_addr)

@@ -4,7 +4,13 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sispop_chain::{mine, AddOutcome, Address, BlockError, Blockchain, Mempool, NetworkParams};
+use sispop_chain::{mine, AddOutcome, Address, BlockError, Mempool, NetworkParams};
+use sispop_staking::ServiceNodeList;
+
+use crate::snkeys::ServiceNodeKeys;
+
+/// The chain with the service node list kept in step.
+pub type Chain = sispop_chain::Blockchain<ServiceNodeList>;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -18,7 +24,7 @@ pub fn unix_now() -> u64 {
 /// Chain, pool and run-time facts shared by the RPC server and the miner.
 pub struct NodeState {
     /// The chain.
-    pub chain: Blockchain,
+    pub chain: Chain,
     /// The transaction pool.
     pub pool: Mempool,
     /// When the daemon started.
@@ -27,6 +33,8 @@ pub struct NodeState {
     pub mining_to: Option<Address>,
     /// Blocks this node mined since start.
     pub blocks_mined: u64,
+    /// This node's service node keys (with `--service-node`).
+    pub sn_keys: Option<ServiceNodeKeys>,
 }
 
 /// Shared handle.
@@ -41,7 +49,7 @@ pub struct Node {
 
 impl Node {
     /// Wraps an opened chain.
-    pub fn new(chain: Blockchain, mining_to: Option<Address>) -> Node {
+    pub fn new(chain: Chain, mining_to: Option<Address>, sn_keys: Option<ServiceNodeKeys>) -> Node {
         let params = chain.params();
         let (shutdown, _) = watch::channel(false);
         Node {
@@ -51,6 +59,7 @@ impl Node {
                 started: Instant::now(),
                 mining_to,
                 blocks_mined: 0,
+                sn_keys,
             })),
             params,
             shutdown,

@@ -37,22 +37,24 @@ const INVALID_PARAMS: i32 = -32602;
 const NOT_FOUND: i32 = -5;
 const INTERNAL: i32 = -32603;
 
-type RpcResult = Result<Value, ErrorObjectOwned>;
+pub(crate) type RpcResult = Result<Value, ErrorObjectOwned>;
 
-fn invalid(msg: impl Into<String>) -> ErrorObjectOwned {
+pub(crate) fn invalid(msg: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(INVALID_PARAMS, msg.into(), None::<()>)
 }
 
-fn not_found(msg: impl Into<String>) -> ErrorObjectOwned {
+pub(crate) fn not_found(msg: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(NOT_FOUND, msg.into(), None::<()>)
 }
 
-fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(INTERNAL, format!("internal error: {e}"), None::<()>)
 }
 
 /// Params as an object; absent params read as `{}`.
-fn parse<T: for<'de> Deserialize<'de> + Default>(p: &Params<'_>) -> Result<T, ErrorObjectOwned> {
+pub(crate) fn parse<T: for<'de> Deserialize<'de> + Default>(
+    p: &Params<'_>,
+) -> Result<T, ErrorObjectOwned> {
     if p.as_str().is_none_or(|s| s.trim().is_empty()) {
         return Ok(T::default());
     }
@@ -207,6 +209,7 @@ fn get_info(node: &Node) -> RpcResult {
         "outgoing_connections_count": 0,
         "incoming_connections_count": 0,
         "mining": st.mining_to.is_some(),
+        "service_node": st.sn_keys.is_some(),
         "blocks_mined": st.blocks_mined,
         "block_size_limit": params.max_block_size,
         "synchronized": true,
@@ -485,6 +488,7 @@ pub fn module(node: Node) -> RpcModule<Node> {
             Err(e) => Err(invalid(format!("block rejected: {e}"))),
         }
     });
+    crate::rpc_sn::register(&mut m);
     method!("stop_daemon", |_p, node, _| -> RpcResult {
         node.request_shutdown();
         Ok(json!({"status": "OK"}))

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod build;
+pub mod command;
 pub mod list;
 pub mod proofs;
 pub mod rules;

@@ -164,34 +164,22 @@ pub struct StakeEffect {
     pub activated: bool,
 }
 
-/// The record a valid registration creates (before the operator's stake is credited).
-pub fn validate_registration(
-    params: &NetworkParams,
-    reg: &Registration,
-    sn_key: &PublicKey,
-    height: Height,
-    hf: u8,
-) -> Result<ServiceNodeInfo, StakingError> {
-    if reg.hf_or_expiration > 255 {
-        return Err(StakingError::PortionBased);
-    }
-    if reg.hf_or_expiration != u64::from(hf) {
-        return Err(StakingError::WrongHardFork {
-            found: reg.hf_or_expiration,
-            current: hf,
-        });
-    }
-    let spots = registration_spots(reg);
+/// Checks a registration's fee and reserved spots against a requirement; returns the total
+/// reserved. Used before signing (to refuse a bad command early) and when validating.
+pub fn check_registration_terms(
+    req: u64,
+    fee: u64,
+    spots: &[(Address, u64)],
+) -> Result<u64, StakingError> {
     if spots.is_empty() {
         return Err(StakingError::NoSpots);
     }
     if spots.len() > MAX_CONTRIBUTORS {
         return Err(StakingError::TooManySpots(spots.len()));
     }
-    if reg.fee > FEE_BASIS {
-        return Err(StakingError::FeeTooHigh(reg.fee));
+    if fee > FEE_BASIS {
+        return Err(StakingError::FeeTooHigh(fee));
     }
-    let req = staking_requirement(params, height).0;
     let mut reserved = 0u64;
     for (i, (_, amount)) in spots.iter().enumerate() {
         let room = req - reserved;
@@ -221,6 +209,29 @@ pub fn validate_registration(
             return Err(StakingError::DuplicateAddress);
         }
     }
+    Ok(reserved)
+}
+
+/// The record a valid registration creates (before the operator's stake is credited).
+pub fn validate_registration(
+    params: &NetworkParams,
+    reg: &Registration,
+    sn_key: &PublicKey,
+    height: Height,
+    hf: u8,
+) -> Result<ServiceNodeInfo, StakingError> {
+    if reg.hf_or_expiration > 255 {
+        return Err(StakingError::PortionBased);
+    }
+    if reg.hf_or_expiration != u64::from(hf) {
+        return Err(StakingError::WrongHardFork {
+            found: reg.hf_or_expiration,
+            current: hf,
+        });
+    }
+    let spots = registration_spots(reg);
+    let req = staking_requirement(params, height).0;
+    let reserved = check_registration_terms(req, reg.fee, &spots)?;
     if decompress(sn_key).is_none() {
         return Err(StakingError::BadServiceNodeKey);
     }
