@@ -289,7 +289,7 @@ pub fn register(m: &mut RpcModule<Node>) {
         "get_service_node_registration_cmd_raw",
         |p, node, _| -> RpcResult {
             let RegistrationCmdRaw { args } = parse(&p)?;
-            if args.len() < 3 || args.len() % 2 == 0 {
+            if args.len() < 3 || args.len().is_multiple_of(2) {
                 return Err(invalid(
                     "args: [<operator cut %>, <address>, <amount>, ...]",
                 ));

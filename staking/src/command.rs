@@ -69,7 +69,7 @@ pub fn parse_command(
     args: &[&str],
     params: &NetworkParams,
 ) -> Result<(Registration, PublicKey), CommandError> {
-    if args.len() < 6 || (args.len() - 4) % 2 != 0 {
+    if args.len() < 6 || !(args.len() - 4).is_multiple_of(2) {
         return Err(CommandError::Shape);
     }
     let fee: u64 = args[0]
