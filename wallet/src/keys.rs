@@ -45,6 +45,18 @@ impl Account {
         Account::from_spend(random_scalar(&mut rand::rngs::OsRng))
     }
 
+    /// The 25-word recovery phrase of this account.
+    pub fn mnemonic(&self) -> String {
+        crate::mnemonic::encode(self.spend.as_bytes())
+    }
+
+    /// Restores an account from its recovery phrase (the spend secret, reduced as Cryptonote
+    /// wallets do).
+    pub fn from_mnemonic(phrase: &str) -> Result<Account, crate::mnemonic::MnemonicError> {
+        let bytes = crate::mnemonic::decode(phrase)?;
+        Ok(Account::from_spend(Scalar::from_bytes_mod_order(bytes)))
+    }
+
     /// The primary address.
     pub fn address(&self) -> Address {
         Address {
@@ -146,6 +158,14 @@ impl WalletFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phrase_restores_the_same_keys() {
+        let a = Account::generate();
+        let b = Account::from_mnemonic(&a.mnemonic()).expect("restore");
+        assert_eq!(a.address(), b.address());
+        assert_eq!(a.view, b.view);
+    }
 
     #[test]
     fn file_round_trip_and_checks() {

@@ -1,5 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+pub mod daemon;
 pub mod keys;
+pub mod mnemonic;
+pub mod wallet;
 
+pub use daemon::Daemon;
 pub use keys::{Account, WalletFile, WalletFileError};
+pub use wallet::{Balance, Wallet, WalletError};

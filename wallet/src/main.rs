@@ -3,59 +3,236 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use sispop_chain::{Network, NetworkParams};
-use sispop_wallet::{Account, WalletFile};
+use sispop_chain::{Address, Atomic, Network, NetworkParams, PublicKey, COIN};
+use sispop_wallet::{Account, Daemon, Wallet, WalletFile};
 
 #[derive(Parser)]
 #[command(name = "sispop-wallet", about = "Sispop command-line wallet")]
 struct Cli {
-    /// Wallet file.
+    /// Wallet file (keys); the scan cache lives beside it as `<file>.cache`.
     #[arg(long, global = true, default_value = "wallet.json")]
     wallet_file: PathBuf,
-    /// Create wallets for the test network.
+    /// New or restored wallets are for the test network.
     #[arg(long, global = true, conflicts_with = "devnet")]
     testnet: bool,
-    /// Create wallets for a local devnet.
+    /// New or restored wallets are for a local devnet.
     #[arg(long, global = true)]
     devnet: bool,
+    /// Daemon RPC URL (default: the network's local RPC port).
+    #[arg(long, global = true)]
+    daemon_address: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create a new wallet file.
+    /// Create a new wallet and print its address and 25-word recovery phrase.
     New,
-    /// Print the wallet's primary address.
+    /// Create a wallet file from a 25-word recovery phrase.
+    Restore {
+        /// The phrase (quote it).
+        phrase: String,
+    },
+    /// Print the recovery phrase.
+    Seed,
+    /// Print the primary address.
     Address,
+    /// Scan the chain up to the daemon's tip.
+    Refresh,
+    /// Show the balance (refreshes first).
+    Balance,
+    /// Send coins.
+    Transfer {
+        /// Destination address.
+        address: String,
+        /// Amount in coins, e.g. 12.5.
+        amount: String,
+    },
+    /// Run the line printed by `sispopd prepare_registration` (without the leading word, or with it).
+    #[command(name = "register_service_node")]
+    RegisterServiceNode {
+        /// The command's words.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Contribute to a service node.
+    Stake {
+        /// Service node pubkey.
+        sn_pubkey: String,
+        /// Amount in coins.
+        amount: String,
+    },
+    /// Ask for this wallet's stake in a service node to be unlocked.
+    #[command(name = "request_stake_unlock")]
+    RequestStakeUnlock {
+        /// Service node pubkey.
+        sn_pubkey: String,
+    },
+    /// List this wallet's locked stakes.
+    #[command(name = "print_locked_stakes")]
+    PrintLockedStakes,
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.cmd {
+/// Parses `12.5` coins into atomic units.
+fn parse_amount(s: &str) -> anyhow::Result<u64> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() > 9 || (whole.is_empty() && frac.is_empty()) {
+        bail!("invalid amount {s}");
+    }
+    let w: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole
+            .parse()
+            .with_context(|| format!("invalid amount {s}"))?
+    };
+    let f: u64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}")
+            .parse()
+            .with_context(|| format!("invalid amount {s}"))?
+    };
+    let a = w
+        .checked_mul(COIN)
+        .and_then(|w| w.checked_add(f))
+        .with_context(|| format!("amount {s} too large"))?;
+    if a == 0 {
+        bail!("amount must be positive");
+    }
+    Ok(a)
+}
+
+fn network(cli: &Cli) -> &'static NetworkParams {
+    NetworkParams::get(if cli.devnet {
+        Network::Devnet
+    } else if cli.testnet {
+        Network::Testnet
+    } else {
+        Network::Mainnet
+    })
+}
+
+async fn open(cli: &Cli) -> anyhow::Result<(Wallet, Daemon)> {
+    let (account, params) = WalletFile::load(&cli.wallet_file)?;
+    let url = cli
+        .daemon_address
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", params.rpc_port));
+    let daemon = Daemon::new(&url)?;
+    let mut w = Wallet::new(account, params).with_cache_file(&cli.wallet_file)?;
+    w.refresh(&daemon).await?;
+    w.save()?;
+    Ok((w, daemon))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.cmd {
         Cmd::New => {
-            let network = if cli.devnet {
-                Network::Devnet
-            } else if cli.testnet {
-                Network::Testnet
-            } else {
-                Network::Mainnet
-            };
-            let params = NetworkParams::get(network);
+            let params = network(&cli);
             let account = Account::generate();
             WalletFile::create(&cli.wallet_file, &account, params)?;
-            println!("{}", account.address().to_string(params));
+            println!("Address: {}", account.address().to_string(params));
+            println!(
+                "Recovery phrase (write it down; it restores this wallet):\n{}",
+                account.mnemonic()
+            );
         }
+        Cmd::Restore { phrase } => {
+            let params = network(&cli);
+            let account = Account::from_mnemonic(phrase)?;
+            WalletFile::create(&cli.wallet_file, &account, params)?;
+            println!("Restored: {}", account.address().to_string(params));
+        }
+        Cmd::Seed => println!("{}", WalletFile::load(&cli.wallet_file)?.0.mnemonic()),
         Cmd::Address => {
             let (account, params) = WalletFile::load(&cli.wallet_file)?;
             println!("{}", account.address().to_string(params));
+        }
+        Cmd::Refresh => {
+            let (w, _) = open(&cli).await?;
+            println!("Refreshed to height {}", w.cache.next_height);
+        }
+        Cmd::Balance => {
+            let (w, d) = open(&cli).await?;
+            let locked = w.locked_key_images(&d).await?;
+            let b = w.balance(&locked);
+            println!(
+                "Balance: {}, unlocked balance: {}, locked in stakes: {}",
+                b.total, b.unlocked, b.staked
+            );
+        }
+        Cmd::Transfer { address, amount } => {
+            let (mut w, d) = open(&cli).await?;
+            let to = Address::parse(address, w.params)?;
+            let (hash, fee) = w.transfer(&d, &to, parse_amount(amount)?).await?;
+            println!("Transaction sent: {hash} (fee {})", Atomic(fee));
+        }
+        Cmd::RegisterServiceNode { args } => {
+            let (mut w, d) = open(&cli).await?;
+            let words: Vec<&str> = args
+                .iter()
+                .map(String::as_str)
+                .skip_while(|a| *a == "register_service_node")
+                .collect();
+            let (hash, fee, sn) = w.stake(&d, None, None, Some(&words)).await?;
+            println!(
+                "Registration of service node {sn} sent: {hash} (fee {})",
+                Atomic(fee)
+            );
+        }
+        Cmd::Stake { sn_pubkey, amount } => {
+            let (mut w, d) = open(&cli).await?;
+            let sn = PublicKey::from_hex(sn_pubkey)
+                .context("service node pubkey must be 64 hex characters")?;
+            let (hash, fee, _) = w
+                .stake(&d, Some(sn), Some(parse_amount(amount)?), None)
+                .await?;
+            println!("Stake sent: {hash} (fee {})", Atomic(fee));
+        }
+        Cmd::RequestStakeUnlock { sn_pubkey } => {
+            let (mut w, d) = open(&cli).await?;
+            let sn = PublicKey::from_hex(sn_pubkey)
+                .context("service node pubkey must be 64 hex characters")?;
+            let hash = w.request_unlock(&d, sn).await?;
+            println!("Unlock request sent: {hash}");
+        }
+        Cmd::PrintLockedStakes => {
+            let (w, d) = open(&cli).await?;
+            let locked = w.locked_key_images(&d).await?;
+            let mut any = false;
+            for (sn, o) in w.stakes(&locked) {
+                any = true;
+                println!(
+                    "Service Node: {sn}\n  Key Image: {}\n  Amount: {}",
+                    o.key_image,
+                    Atomic(o.amount)
+                );
+            }
+            if !any {
+                println!("No locked stakes");
+            }
         }
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

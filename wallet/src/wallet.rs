@@ -1,0 +1,724 @@
+//! The wallet engine: scanning the chain for owned outputs and their spends, balances, and
+//! building transfers and staking transactions with decoys drawn from the chain.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::Scalar;
+use monero_oxide::ringct::EncryptedAmount;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sispop_chain::builder::{build_transfer, SpendInput};
+use sispop_chain::crypto::{
+    commit, commitment_mask, derivation_to_scalar, hash_to_point, key_derivation,
+    scalar_from_canonical, xor_amount,
+};
+use sispop_chain::extra::{parse_extra, ExtraField};
+use sispop_chain::{
+    Address, Atomic, Block, BlockHash, KeyImage, NetworkParams, PublicKey, Transaction, TxHash,
+    TxType,
+};
+use sispop_staking::build::{build_stake_tx, build_unlock_tx};
+use sispop_staking::command::parse_command;
+
+use crate::daemon::{Daemon, DaemonError};
+use crate::keys::Account;
+
+/// How many recent block hashes are kept to notice reorgs.
+const KEEP_HASHES: u64 = 200;
+
+/// Wallet failures.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    /// The daemon failed.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    /// The daemon answered something unusable.
+    #[error("unexpected daemon answer: {0}")]
+    Answer(String),
+    /// Not enough unlocked money.
+    #[error("not enough unlocked money: need {need}, have {have} unlocked")]
+    Funds {
+        /// Needed (amount + fee).
+        need: Atomic,
+        /// Unlocked balance.
+        have: Atomic,
+    },
+    /// Not enough outputs on chain to build rings.
+    #[error("the chain has too few spendable outputs to build rings of {0}")]
+    Decoys(usize),
+    /// Building failed.
+    #[error("building the transaction failed: {0}")]
+    Build(String),
+    /// The daemon refused the transaction.
+    #[error("the daemon refused the transaction: {0}")]
+    Refused(String),
+    /// Bad user input.
+    #[error("{0}")]
+    Usage(String),
+    /// The cache file.
+    #[error("wallet cache {0}: {1}")]
+    Cache(String, String),
+}
+
+/// An output the wallet owns.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OwnedOutput {
+    /// Global output index.
+    pub global_index: u64,
+    /// Creating transaction.
+    pub tx_hash: TxHash,
+    /// Height of the block that created it.
+    pub height: u64,
+    /// Index within its transaction.
+    pub index_in_tx: u64,
+    /// Amount.
+    pub amount: u64,
+    /// Commitment mask (hex scalar).
+    pub mask: String,
+    /// Hs(D ‖ i) (hex scalar); the one-time secret is this plus the spend secret.
+    pub shared: String,
+    /// One-time key.
+    pub key: PublicKey,
+    /// Key image.
+    pub key_image: KeyImage,
+    /// Unlock time (height below 500,000,000).
+    pub unlock_time: u64,
+    /// Spending transaction, once seen or sent.
+    pub spent_in: Option<TxHash>,
+    /// Height the spend was mined at (None while pending).
+    pub spent_height: Option<u64>,
+}
+
+/// What the wallet remembers between runs (beside the keys file).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WalletCache {
+    /// Next height to scan.
+    pub next_height: u64,
+    /// Recent block hashes by height.
+    pub hashes: BTreeMap<u64, BlockHash>,
+    /// Owned outputs.
+    pub outputs: Vec<OwnedOutput>,
+}
+
+/// Balance summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Balance {
+    /// All unspent coins (including locked and staked).
+    pub total: Atomic,
+    /// Spendable now.
+    pub unlocked: Atomic,
+    /// Locked as service node stakes (or blacklisted).
+    pub staked: Atomic,
+}
+
+/// A wallet: keys, cache, network.
+pub struct Wallet {
+    /// Keys.
+    pub account: Account,
+    /// Network.
+    pub params: &'static NetworkParams,
+    /// Cached chain state.
+    pub cache: WalletCache,
+    cache_path: Option<PathBuf>,
+}
+
+fn hex_scalar(s: &Scalar) -> String {
+    hex::encode(s.as_bytes())
+}
+
+fn scalar_hex(s: &str) -> Result<Scalar, WalletError> {
+    let mut b = [0u8; 32];
+    hex::decode_to_slice(s, &mut b)
+        .map_err(|_| WalletError::Cache("outputs".into(), "bad scalar".into()))?;
+    scalar_from_canonical(b)
+        .ok_or_else(|| WalletError::Cache("outputs".into(), "bad scalar".into()))
+}
+
+fn field<'a>(v: &'a serde_json::Value, k: &str) -> Result<&'a serde_json::Value, WalletError> {
+    v.get(k)
+        .ok_or_else(|| WalletError::Answer(format!("missing {k}")))
+}
+
+impl Wallet {
+    /// A wallet with an empty cache.
+    pub fn new(account: Account, params: &'static NetworkParams) -> Wallet {
+        Wallet {
+            account,
+            params,
+            cache: WalletCache::default(),
+            cache_path: None,
+        }
+    }
+
+    /// Opens the cache stored next to the keys file (`<file>.cache`), if present.
+    pub fn with_cache_file(mut self, keys_file: &Path) -> Result<Wallet, WalletError> {
+        let path = PathBuf::from(format!("{}.cache", keys_file.display()));
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))?;
+            self.cache = serde_json::from_str(&text)
+                .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))?;
+        }
+        self.cache_path = Some(path);
+        Ok(self)
+    }
+
+    /// Saves the cache (atomically).
+    pub fn save(&self) -> Result<(), WalletError> {
+        let Some(path) = &self.cache_path else {
+            return Ok(());
+        };
+        let text = serde_json::to_string(&self.cache)
+            .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))
+    }
+
+    /// The primary address.
+    pub fn address(&self) -> Address {
+        self.account.address()
+    }
+
+    /// Scans new blocks (handling reorgs) up to the daemon's tip. Returns the height scanned to.
+    pub async fn refresh(&mut self, daemon: &Daemon) -> Result<u64, WalletError> {
+        let info = daemon.call("get_info", json!({})).await?;
+        let count = field(&info, "height")?
+            .as_u64()
+            .ok_or_else(|| WalletError::Answer("height".into()))?;
+        // Reorg: walk back while our recorded hash differs from the chain's.
+        while self.cache.next_height > 0 {
+            let h = self.cache.next_height - 1;
+            let Some(ours) = self.cache.hashes.get(&h).copied() else {
+                break;
+            };
+            if h < count {
+                let hdr = daemon
+                    .call("get_block_header_by_height", json!({"height": h}))
+                    .await?;
+                let theirs = hdr["block_header"]["hash"]
+                    .as_str()
+                    .and_then(BlockHash::from_hex);
+                if theirs == Some(ours) {
+                    break;
+                }
+            }
+            self.rollback(h);
+        }
+        for h in self.cache.next_height..count {
+            self.scan_block(daemon, h).await?;
+            self.cache.next_height = h + 1;
+        }
+        let cut = self.cache.next_height.saturating_sub(KEEP_HASHES);
+        self.cache.hashes.retain(|h, _| *h >= cut);
+        Ok(self.cache.next_height)
+    }
+
+    /// Forgets everything from `height` on.
+    fn rollback(&mut self, height: u64) {
+        self.cache.outputs.retain(|o| o.height < height);
+        for o in &mut self.cache.outputs {
+            if o.spent_height.is_some_and(|h| h >= height) {
+                o.spent_in = None;
+                o.spent_height = None;
+            }
+        }
+        self.cache.hashes.retain(|h, _| *h < height);
+        self.cache.next_height = height;
+    }
+
+    async fn scan_block(&mut self, daemon: &Daemon, height: u64) -> Result<(), WalletError> {
+        let b = daemon.call("get_block", json!({"height": height})).await?;
+        let blob = hex::decode(field(&b, "blob")?.as_str().unwrap_or(""))
+            .map_err(|_| WalletError::Answer("block blob".into()))?;
+        let block = Block::from_bytes(&blob).map_err(|e| WalletError::Answer(e.to_string()))?;
+        let mut hashes = vec![block.miner_tx.hash()];
+        hashes.extend(block.tx_hashes.iter().copied());
+        let t = daemon
+            .call(
+                "get_transactions",
+                json!({"txs_hashes": hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>()}),
+            )
+            .await?;
+        let txs = field(&t, "txs")?.as_array().cloned().unwrap_or_default();
+        for (i, entry) in txs.iter().enumerate() {
+            let blob = hex::decode(entry["as_hex"].as_str().unwrap_or(""))
+                .map_err(|_| WalletError::Answer("tx blob".into()))?;
+            let tx = if i == 0 {
+                block.miner_tx.clone()
+            } else {
+                Transaction::from_bytes(&blob).map_err(|e| WalletError::Answer(e.to_string()))?
+            };
+            let indices: Vec<u64> = entry["output_indices"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+                .unwrap_or_default();
+            self.scan_tx(&tx, tx.hash(), height, &indices);
+        }
+        self.cache.hashes.insert(height, block.hash());
+        Ok(())
+    }
+
+    /// Finds owned outputs and spends of owned outputs in one transaction.
+    pub fn scan_tx(
+        &mut self,
+        tx: &Transaction,
+        tx_hash: TxHash,
+        height: u64,
+        global_indices: &[u64],
+    ) {
+        let spent: HashSet<KeyImage> = tx.key_images().into_iter().collect();
+        for o in &mut self.cache.outputs {
+            if spent.contains(&o.key_image) {
+                o.spent_in = Some(tx_hash);
+                o.spent_height = Some(height);
+            }
+        }
+        let Ok(fields) = parse_extra(&tx.extra) else {
+            return;
+        };
+        let mut pubkeys = Vec::new();
+        let mut additional = Vec::new();
+        for f in &fields {
+            match f {
+                ExtraField::PubKey(k) => pubkeys.push(*k),
+                ExtraField::AdditionalPubKeys(ks) => additional.extend(ks.iter().copied()),
+                _ => {}
+            }
+        }
+        let derivations: Vec<[u8; 32]> = pubkeys
+            .iter()
+            .filter_map(|r| key_derivation(&self.account.view, r))
+            .collect();
+        let spend_pub = self.account.address().spend;
+        let Some(b) = sispop_chain::crypto::decompress(&spend_pub) else {
+            return;
+        };
+        for (i, out) in tx.outputs.iter().enumerate() {
+            let mut candidates = derivations.clone();
+            if let Some(d) = additional
+                .get(i)
+                .and_then(|r| key_derivation(&self.account.view, r))
+            {
+                candidates.push(d);
+            }
+            for d in candidates {
+                let s = derivation_to_scalar(&d, i as u64);
+                let p = EdwardsPoint::mul_base(&s) + b;
+                if p.compress().to_bytes() != out.key.to_bytes() {
+                    continue;
+                }
+                let (amount, mask) = match out.amount {
+                    Some(a) => (a, Scalar::ONE),
+                    None => {
+                        let Some(rct) = &tx.rct else { break };
+                        let (Some(EncryptedAmount::Compact { amount }), Some(c)) = (
+                            rct.base.encrypted_amounts.get(i),
+                            rct.base.commitments.get(i),
+                        ) else {
+                            break;
+                        };
+                        let a = u64::from_le_bytes(xor_amount(*amount, &s));
+                        let mask = commitment_mask(&s);
+                        if commit(&mask, a) != c.to_bytes() {
+                            break;
+                        }
+                        (a, mask)
+                    }
+                };
+                let x = s + self.account.spend;
+                let key = PublicKey(out.key.to_bytes());
+                let key_image = KeyImage((x * hash_to_point(key.0)).compress().to_bytes());
+                if self.cache.outputs.iter().any(|o| o.key_image == key_image) {
+                    break;
+                }
+                let unlock = tx
+                    .output_unlock_times
+                    .get(i)
+                    .copied()
+                    .unwrap_or(0)
+                    .max(tx.unlock_time);
+                self.cache.outputs.push(OwnedOutput {
+                    global_index: global_indices.get(i).copied().unwrap_or(u64::MAX),
+                    tx_hash,
+                    height,
+                    index_in_tx: i as u64,
+                    amount,
+                    mask: hex_scalar(&mask),
+                    shared: hex_scalar(&s),
+                    key,
+                    key_image,
+                    unlock_time: unlock,
+                    spent_in: None,
+                    spent_height: None,
+                });
+                break;
+            }
+        }
+    }
+
+    /// Key images locked as stakes or blacklisted, from the daemon.
+    pub async fn locked_key_images(
+        &self,
+        daemon: &Daemon,
+    ) -> Result<BTreeMap<KeyImage, String>, WalletError> {
+        let v = daemon.call("get_service_nodes", json!({})).await?;
+        let mut out = BTreeMap::new();
+        for n in v["service_node_states"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let pk = n["service_node_pubkey"].as_str().unwrap_or("").to_owned();
+            for c in n["contributors"].as_array().cloned().unwrap_or_default() {
+                for l in c["locked_contributions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                {
+                    if let Some(ki) = l["key_image"].as_str().and_then(KeyImage::from_hex) {
+                        out.insert(ki, pk.clone());
+                    }
+                }
+            }
+        }
+        let bl = daemon
+            .call("get_service_node_blacklisted_key_images", json!({}))
+            .await?;
+        for b in bl["blacklist"].as_array().cloned().unwrap_or_default() {
+            if let Some(ki) = b["key_image"].as_str().and_then(KeyImage::from_hex) {
+                out.insert(ki, "blacklisted".into());
+            }
+        }
+        Ok(out)
+    }
+
+    fn spendable(&self, o: &OwnedOutput, next_height: u64) -> bool {
+        o.spent_in.is_none()
+            && next_height >= o.height + self.params.spendable_age
+            && (o.unlock_time >= sispop_chain::blockchain::UNLOCK_TIME_IS_TIMESTAMP
+                || next_height >= o.unlock_time)
+    }
+
+    /// The balance, given the key images the network holds locked.
+    pub fn balance(&self, locked: &BTreeMap<KeyImage, String>) -> Balance {
+        let next = self.cache.next_height;
+        let mut b = Balance::default();
+        for o in self.cache.outputs.iter().filter(|o| o.spent_in.is_none()) {
+            b.total = Atomic(b.total.0 + o.amount);
+            if locked.contains_key(&o.key_image) {
+                b.staked = Atomic(b.staked.0 + o.amount);
+            } else if self.spendable(o, next) {
+                b.unlocked = Atomic(b.unlocked.0 + o.amount);
+            }
+        }
+        b
+    }
+
+    /// Picks unlocked outputs worth at least `need`, largest first.
+    fn select(
+        &self,
+        need: u64,
+        locked: &BTreeMap<KeyImage, String>,
+    ) -> Result<Vec<OwnedOutput>, WalletError> {
+        let next = self.cache.next_height;
+        let mut pool: Vec<&OwnedOutput> = self
+            .cache
+            .outputs
+            .iter()
+            .filter(|o| self.spendable(o, next) && !locked.contains_key(&o.key_image))
+            .collect();
+        pool.sort_by(|a, b| b.amount.cmp(&a.amount));
+        let mut picked = Vec::new();
+        let mut sum = 0u64;
+        for o in pool {
+            if sum >= need {
+                break;
+            }
+            sum += o.amount;
+            picked.push(o.clone());
+        }
+        if sum < need {
+            return Err(WalletError::Funds {
+                need: Atomic(need),
+                have: self.balance(locked).unlocked,
+            });
+        }
+        Ok(picked)
+    }
+
+    /// Ring inputs for `outputs`: each with `ring_size − 1` distinct unlocked decoys drawn
+    /// uniformly from the chain's outputs.
+    async fn ring_inputs(
+        &self,
+        daemon: &Daemon,
+        outputs: &[OwnedOutput],
+    ) -> Result<Vec<SpendInput>, WalletError> {
+        let info = daemon.call("get_info", json!({})).await?;
+        let total = field(&info, "outputs_count")?.as_u64().unwrap_or(0);
+        let n = self.params.ring_size;
+        let mut inputs = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            let mut members: BTreeMap<u64, ([u8; 32], [u8; 32])> = BTreeMap::new();
+            let mut tries = 0;
+            while members.len() < n - 1 {
+                tries += 1;
+                if tries > 50 {
+                    return Err(WalletError::Decoys(n));
+                }
+                let want: Vec<u64> = (0..2 * n)
+                    .map(|_| rand::rngs::OsRng.gen_range(0..total.max(1)))
+                    .filter(|i| *i != o.global_index && !members.contains_key(i))
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                let outs = daemon.call("get_outs", json!({"outputs": want.iter().map(|i| json!({"amount": 0, "index": i})).collect::<Vec<_>>()})).await?;
+                for (i, e) in want
+                    .iter()
+                    .zip(outs["outs"].as_array().cloned().unwrap_or_default())
+                {
+                    if members.len() >= n - 1 || !e["unlocked"].as_bool().unwrap_or(false) {
+                        continue;
+                    }
+                    let (Some(k), Some(m)) = (
+                        e["key"].as_str().and_then(PublicKey::from_hex),
+                        e["mask"].as_str().and_then(PublicKey::from_hex),
+                    ) else {
+                        continue;
+                    };
+                    members.insert(*i, (k.0, m.0));
+                }
+            }
+            let mine = daemon
+                .call(
+                    "get_outs",
+                    json!({"outputs": [{"amount": 0, "index": o.global_index}]}),
+                )
+                .await?;
+            let e = &mine["outs"][0];
+            let (Some(k), Some(m)) = (
+                e["key"].as_str().and_then(PublicKey::from_hex),
+                e["mask"].as_str().and_then(PublicKey::from_hex),
+            ) else {
+                return Err(WalletError::Answer("own output missing on chain".into()));
+            };
+            if k != o.key {
+                return Err(WalletError::Answer(
+                    "own output key differs on chain; refresh the wallet".into(),
+                ));
+            }
+            members.insert(o.global_index, (k.0, m.0));
+            let ring: Vec<(u64, [u8; 32], [u8; 32])> =
+                members.iter().map(|(i, (k, m))| (*i, *k, *m)).collect();
+            let real_index = ring
+                .iter()
+                .position(|(i, _, _)| *i == o.global_index)
+                .unwrap_or(0);
+            inputs.push(SpendInput {
+                secret: scalar_hex(&o.shared)? + self.account.spend,
+                amount: o.amount,
+                mask: scalar_hex(&o.mask)?,
+                ring,
+                real_index,
+            });
+        }
+        Ok(inputs)
+    }
+
+    async fn fee_per_byte(&self, daemon: &Daemon) -> Result<u64, WalletError> {
+        Ok(
+            daemon.call("get_fee_estimate", json!({})).await?["fee_per_byte"]
+                .as_u64()
+                .unwrap_or(self.params.fee_per_byte),
+        )
+    }
+
+    /// Estimated blob size of a CLSAG/BP+ transaction.
+    fn estimate_size(inputs: usize, outputs: usize, extra: usize) -> u64 {
+        (200 + inputs * (32 * 12 + 64 + self_ring_overhead()) + outputs * 80 + 700 + extra) as u64
+    }
+
+    async fn submit(
+        &mut self,
+        daemon: &Daemon,
+        tx: &Transaction,
+        spent: &[OwnedOutput],
+    ) -> Result<TxHash, WalletError> {
+        let r = daemon
+            .call(
+                "send_raw_transaction",
+                json!({"tx_as_hex": hex::encode(tx.serialize())}),
+            )
+            .await?;
+        if r["status"].as_str() != Some("OK") {
+            return Err(WalletError::Refused(
+                r["reason"].as_str().unwrap_or("unknown reason").to_owned(),
+            ));
+        }
+        let hash = tx.hash();
+        for o in &mut self.cache.outputs {
+            if spent.iter().any(|s| s.key_image == o.key_image) {
+                o.spent_in = Some(hash);
+            }
+        }
+        self.save()?;
+        Ok(hash)
+    }
+
+    /// Sends `amount` to `to`; change returns to this wallet.
+    pub async fn transfer(
+        &mut self,
+        daemon: &Daemon,
+        to: &Address,
+        amount: u64,
+    ) -> Result<(TxHash, u64), WalletError> {
+        let locked = self.locked_key_images(daemon).await?;
+        let per_byte = self.fee_per_byte(daemon).await?;
+        let mut fee = per_byte * Self::estimate_size(1, 2, 40);
+        for _ in 0..3 {
+            let chosen = self.select(amount + fee, &locked)?;
+            let size_fee = per_byte * Self::estimate_size(chosen.len(), 2, 40);
+            if size_fee > fee {
+                fee = size_fee;
+                continue;
+            }
+            let inputs = self.ring_inputs(daemon, &chosen).await?;
+            let total: u64 = chosen.iter().map(|o| o.amount).sum();
+            let me = self.address();
+            let mut dests = vec![(*to, amount)];
+            if total > amount + fee {
+                dests.push((me, total - amount - fee));
+            }
+            let built = build_transfer(
+                &mut rand::rngs::OsRng,
+                &inputs,
+                &dests,
+                fee,
+                TxType::Standard,
+                &[],
+            )
+            .map_err(|e| WalletError::Build(e.to_string()))?;
+            let hash = self.submit(daemon, &built.tx, &chosen).await?;
+            return Ok((hash, fee));
+        }
+        Err(WalletError::Build("could not settle on a fee".into()))
+    }
+
+    /// Stakes `amount` to service node `sn` (a contribution), or registers it when
+    /// `registration_args` (the words after `register_service_node`) are given.
+    pub async fn stake(
+        &mut self,
+        daemon: &Daemon,
+        sn: Option<PublicKey>,
+        amount: Option<u64>,
+        registration_args: Option<&[&str]>,
+    ) -> Result<(TxHash, u64, PublicKey), WalletError> {
+        let (reg, sn, amount) = match registration_args {
+            Some(args) => {
+                let (reg, key) = parse_command(args, self.params)
+                    .map_err(|e| WalletError::Usage(e.to_string()))?;
+                let op = Address {
+                    spend: reg.public_spend_keys[0],
+                    view: reg.public_view_keys[0],
+                };
+                if op != self.address() {
+                    return Err(WalletError::Usage(
+                        "the registration's operator address is not this wallet's address".into(),
+                    ));
+                }
+                let amt = reg.amounts[0];
+                (Some(reg), key, amt)
+            }
+            None => (
+                None,
+                sn.ok_or_else(|| WalletError::Usage("service node pubkey required".into()))?,
+                amount.ok_or_else(|| WalletError::Usage("amount required".into()))?,
+            ),
+        };
+        let locked = self.locked_key_images(daemon).await?;
+        let per_byte = self.fee_per_byte(daemon).await?;
+        let mut fee = per_byte * Self::estimate_size(1, 2, 400);
+        for _ in 0..3 {
+            let chosen = self.select(amount + fee, &locked)?;
+            let size_fee = per_byte * Self::estimate_size(chosen.len(), 2, 400);
+            if size_fee > fee {
+                fee = size_fee;
+                continue;
+            }
+            let inputs = self.ring_inputs(daemon, &chosen).await?;
+            let built = build_stake_tx(
+                &mut rand::rngs::OsRng,
+                &self.account.spend,
+                &self.account.view,
+                &inputs,
+                sn,
+                amount,
+                fee,
+                reg.clone(),
+            )
+            .map_err(|e| WalletError::Build(e.to_string()))?;
+            let hash = self.submit(daemon, &built.tx, &chosen).await?;
+            return Ok((hash, fee, sn));
+        }
+        Err(WalletError::Build("could not settle on a fee".into()))
+    }
+
+    /// Requests the unlock of this wallet's stake in `sn`.
+    pub async fn request_unlock(
+        &mut self,
+        daemon: &Daemon,
+        sn: PublicKey,
+    ) -> Result<TxHash, WalletError> {
+        let locked = self.locked_key_images(daemon).await?;
+        let mine = self
+            .cache
+            .outputs
+            .iter()
+            .find(|o| {
+                o.spent_in.is_none()
+                    && locked
+                        .get(&o.key_image)
+                        .is_some_and(|pk| pk == &sn.to_hex())
+            })
+            .cloned()
+            .ok_or_else(|| {
+                WalletError::Usage(format!("this wallet has no stake locked in {sn}"))
+            })?;
+        let secret = scalar_hex(&mine.shared)? + self.account.spend;
+        let tx = build_unlock_tx(&mut rand::rngs::OsRng, &secret, mine.key_image, sn);
+        let r = daemon
+            .call(
+                "send_raw_transaction",
+                json!({"tx_as_hex": hex::encode(tx.serialize())}),
+            )
+            .await?;
+        if r["status"].as_str() != Some("OK") {
+            return Err(WalletError::Refused(
+                r["reason"].as_str().unwrap_or("unknown reason").to_owned(),
+            ));
+        }
+        Ok(tx.hash())
+    }
+
+    /// This wallet's stakes: (service node, key image, amount).
+    pub fn stakes<'a>(
+        &'a self,
+        locked: &'a BTreeMap<KeyImage, String>,
+    ) -> impl Iterator<Item = (&'a str, &'a OwnedOutput)> + 'a {
+        self.cache
+            .outputs
+            .iter()
+            .filter(|o| o.spent_in.is_none())
+            .filter_map(|o| locked.get(&o.key_image).map(|pk| (pk.as_str(), o)))
+    }
+}
+
+/// Bytes a CLSAG ring of 10 adds per input beyond its members.
+const fn self_ring_overhead() -> usize {
+    32 * 12
+}
