@@ -433,7 +433,7 @@ impl Wallet {
             .iter()
             .filter(|o| self.spendable(o, next) && !locked.contains_key(&o.key_image))
             .collect();
-        pool.sort_by(|a, b| b.amount.cmp(&a.amount));
+        pool.sort_by_key(|o| std::cmp::Reverse(o.amount));
         let mut picked = Vec::new();
         let mut sum = 0u64;
         for o in pool {
