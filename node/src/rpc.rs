@@ -489,6 +489,56 @@ pub fn module(node: Node) -> RpcModule<Node> {
         }
     });
     crate::rpc_sn::register(&mut m);
+    method!("generateblocks", |p, node, _| -> RpcResult {
+        #[derive(Deserialize, Default)]
+        struct P {
+            amount_of_blocks: Option<u64>,
+            wallet_address: Option<String>,
+        }
+        let P {
+            amount_of_blocks,
+            wallet_address,
+        } = parse(&p)?;
+        if !matches!(
+            node.params.difficulty,
+            sispop_chain::params::DifficultyMode::Fixed(_)
+        ) {
+            return Err(invalid(
+                "generateblocks is only available on networks with a fixed difficulty (devnet)",
+            ));
+        }
+        let n = amount_of_blocks.ok_or_else(|| invalid("amount_of_blocks is required"))?;
+        if n == 0 || n > 100 {
+            return Err(invalid("amount_of_blocks must be 1..=100"));
+        }
+        let addr = sispop_chain::Address::parse(
+            &wallet_address.ok_or_else(|| invalid("wallet_address is required"))?,
+            node.params,
+        )
+        .map_err(|e| invalid(format!("wallet_address: {e}")))?;
+        let mut hashes = Vec::new();
+        for _ in 0..n {
+            let t = {
+                let st = node.lock();
+                st.chain
+                    .block_template(
+                        &mut rand::rngs::OsRng,
+                        &addr,
+                        st.pool.candidates(),
+                        unix_now(),
+                    )
+                    .map_err(internal)?
+            };
+            let mut t = t;
+            if !sispop_chain::mine(&mut t.block, t.difficulty, 1_000_000) {
+                return Err(internal("no nonce found"));
+            }
+            node.submit_block(&t.block.serialize(), &t.txs)
+                .map_err(|e| internal(format!("generated block rejected: {e}")))?;
+            hashes.push(t.block.hash().to_hex());
+        }
+        Ok(json!({"status": "OK", "height": node.lock().chain.tip().0 .0, "blocks": hashes}))
+    });
     method!("stop_daemon", |_p, node, _| -> RpcResult {
         node.request_shutdown();
         Ok(json!({"status": "OK"}))

@@ -680,3 +680,177 @@ fn fifth_contributor_is_refused() {
         "{msg}"
     );
 }
+
+/// A small deterministic RNG for scenario generation.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Random staking traffic on one branch, a heavier competing branch, a reorg: the list equals a
+/// fresh replay of the winning chain, and reopening from disk gives the same list again.
+#[test]
+fn reorg_gives_the_same_list_as_a_fresh_replay() {
+    for seed in [1u64, 7, 42] {
+        let mut rng = Lcg(seed);
+        let (mut net, mut miner, mut op, mut c1, mut c2) = setup();
+        // Branch point: a second chain copies every block so far.
+        let dir_b = tempfile::tempdir().expect("tempdir");
+        let mut b =
+            Chain::open_with(params(), dir_b.path(), ServiceNodeList::new(params())).expect("open");
+        let copy_all = |from: &Chain, to: &mut Chain, start: u64| {
+            for h in start..=from.tip().0 .0 {
+                let (_, _, blob) = from.block_at(Height(h)).expect("db").expect("block");
+                let block = Block::from_bytes(&blob).expect("block");
+                let txs: Vec<Vec<u8>> = block
+                    .tx_hashes
+                    .iter()
+                    .map(|t| from.store().tx(t).expect("db").expect("tx").2)
+                    .collect();
+                let now = from.tip_meta().timestamp + 2;
+                to.add_block(&blob, &txs, now).expect("copy");
+            }
+        };
+        copy_all(&net.chain, &mut b, 1);
+        let fork = net.height();
+
+        // Branch A: random registrations, contributions and an unlock.
+        let mut registered: Vec<(Scalar, PublicKey)> = Vec::new();
+        for _ in 0..4 {
+            let hf = params().hard_fork_at(Height(net.height() + 1));
+            match rng.next(3) {
+                0 if registered.len() < 2 => {
+                    let (s, k) = sn_key();
+                    let who: &mut Wallet = if rng.next(2) == 0 { &mut op } else { &mut c1 };
+                    let reg = sign_registration(&mut OsRng, &s, 500, &[(who.addr, 50 * COIN)], hf);
+                    let inputs = net.take(who, 50 * COIN + FEE);
+                    let tx = build_stake_tx(
+                        &mut OsRng,
+                        &who.spend,
+                        &who.view,
+                        &inputs,
+                        k,
+                        50 * COIN,
+                        FEE,
+                        Some(reg),
+                    )
+                    .expect("build")
+                    .tx;
+                    net.submit(&tx).expect("registration");
+                    registered.push((s, k));
+                }
+                1 if !registered.is_empty() => {
+                    let (_, k) = registered[rng.next(registered.len() as u64) as usize];
+                    let inputs = net.take(&mut c2, 25 * COIN + FEE);
+                    let tx = build_stake_tx(
+                        &mut OsRng,
+                        &c2.spend,
+                        &c2.view,
+                        &inputs,
+                        k,
+                        25 * COIN,
+                        FEE,
+                        None,
+                    )
+                    .expect("build")
+                    .tx;
+                    let _ = net.submit(&tx);
+                }
+                _ => {}
+            }
+            net.mine_to(&mut miner);
+        }
+        assert!(!net.chain.ext().state().nodes.is_empty() || registered.is_empty());
+
+        // Branch B: more blocks (heavier), no staking.
+        let mut other = wallet();
+        for _ in 0..6 {
+            let now = b.tip_meta().timestamp + 2;
+            let mut t = b
+                .block_template(&mut OsRng, &other.addr, vec![], now)
+                .expect("template");
+            assert!(mine(&mut t.block, t.difficulty, 1000));
+            b.add_block(&t.block.serialize(), &[], now)
+                .expect("b block");
+            other.coins.push((t.height.0, 0));
+        }
+        // A learns B's branch and reorganises.
+        copy_all(&b, &mut net.chain, fork + 1);
+        assert_eq!(
+            net.chain.tip(),
+            b.tip(),
+            "seed {seed}: A follows the heavier branch"
+        );
+        assert_eq!(
+            net.chain.ext().state(),
+            b.ext().state(),
+            "seed {seed}: list after reorg = replay of the winning chain"
+        );
+        // And a fresh replay from genesis agrees too.
+        let dir_c = tempfile::tempdir().expect("tempdir");
+        let mut c =
+            Chain::open_with(params(), dir_c.path(), ServiceNodeList::new(params())).expect("open");
+        copy_all(&b, &mut c, 1);
+        assert_eq!(
+            c.ext().state(),
+            b.ext().state(),
+            "seed {seed}: fresh replay"
+        );
+    }
+}
+
+/// The list survives a restart: reopening a chain restores the saved list and replays the
+/// blocks after it.
+#[test]
+fn list_persists_across_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut miner = wallet();
+    let (sn_secret, sn) = sn_key();
+    let state = {
+        let chain =
+            Chain::open_with(params(), dir.path(), ServiceNodeList::new(params())).expect("open");
+        let mut net = Net {
+            _dir: tempfile::tempdir().expect("unused"),
+            chain,
+            pool: Mempool::new(params().mempool_max_bytes),
+        };
+        for _ in 0..8 {
+            net.mine_to(&mut miner);
+        }
+        for _ in 0..14 {
+            net.mine_to(&mut wallet());
+        }
+        let hf = params().hard_fork_at(Height(net.height() + 1));
+        let reg = sign_registration(&mut OsRng, &sn_secret, 0, &[(miner.addr, 100 * COIN)], hf);
+        let inputs = net.take(&mut miner, 100 * COIN + FEE);
+        net.submit(
+            &build_stake_tx(
+                &mut OsRng,
+                &miner.spend,
+                &miner.view,
+                &inputs,
+                sn,
+                100 * COIN,
+                FEE,
+                Some(reg),
+            )
+            .expect("build")
+            .tx,
+        )
+        .expect("reg");
+        for _ in 0..3 {
+            net.mine_to(&mut wallet());
+        }
+        assert!(net.chain.ext().state().nodes[&sn].is_active());
+        net.chain.ext().state().clone()
+    };
+    let reopened =
+        Chain::open_with(params(), dir.path(), ServiceNodeList::new(params())).expect("reopen");
+    assert_eq!(reopened.ext().state(), &state);
+}
