@@ -84,7 +84,21 @@ async fn run_daemon(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Output to a closed pipe (`| head`) ends the process quietly, as command-line tools do,
+/// instead of panicking inside `println!`.
+#[expect(
+    unsafe_code,
+    reason = "restoring the default SIGPIPE action needs libc::signal"
+)]
+fn default_sigpipe() {
+    // SAFETY: called once at startup before any thread exists; SIG_DFL is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let args = match Args::load() {
         Ok(a) => a,
         Err(e) => {

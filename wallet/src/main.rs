@@ -220,7 +220,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Output to a closed pipe (`| head`) ends the process quietly, as command-line tools do,
+/// instead of panicking inside `println!`.
+#[expect(
+    unsafe_code,
+    reason = "restoring the default SIGPIPE action needs libc::signal"
+)]
+fn default_sigpipe() {
+    // SAFETY: called once at startup before any thread exists; SIG_DFL is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
