@@ -144,7 +144,7 @@ fn node(i: u32) -> (PublicKey, ServiceNodeInfo) {
 
 fn bench_block_update(c: &mut Criterion) {
     let nodes: BTreeMap<PublicKey, Arc<ServiceNodeInfo>> = (0..2000)
-        .map(|i| node(i))
+        .map(node)
         .map(|(k, v)| (k, Arc::new(v)))
         .collect();
     let state = State {
