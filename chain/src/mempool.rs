@@ -37,6 +37,16 @@ pub enum PoolError {
     Full,
 }
 
+impl PoolError {
+    /// Whether the sender is at fault (drives bans).
+    pub fn is_peer_fault(&self) -> bool {
+        match self {
+            PoolError::Invalid(e) => e.is_peer_fault(),
+            PoolError::AlreadyPooled(_) | PoolError::Conflict(..) | PoolError::Full => false,
+        }
+    }
+}
+
 /// The pool.
 #[derive(Debug, Default)]
 pub struct Mempool {

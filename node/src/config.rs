@@ -28,6 +28,15 @@ pub struct Args {
     /// P2P port (network default when omitted).
     #[arg(long)]
     pub p2p_bind_port: Option<u16>,
+    /// IP the P2P listener binds to.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub p2p_bind_ip: String,
+    /// A peer to connect to and stay connected to (host:port or multiaddr); repeatable.
+    #[arg(long)]
+    pub add_peer: Vec<String>,
+    /// A seed node to bootstrap from (host:port or multiaddr); repeatable.
+    #[arg(long)]
+    pub seed_node: Vec<String>,
     /// Run as a service node (creates and uses the service node key in the data dir).
     #[arg(long)]
     pub service_node: bool,

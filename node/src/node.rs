@@ -41,6 +41,8 @@ pub struct NodeState {
 #[derive(Clone)]
 pub struct Node {
     inner: Arc<Mutex<NodeState>>,
+    /// The network task, once started.
+    pub net: Arc<std::sync::OnceLock<crate::p2p::NetHandle>>,
     /// Network parameters.
     pub params: &'static NetworkParams,
     /// Fires when the daemon should stop.
@@ -63,7 +65,41 @@ impl Node {
             })),
             params,
             shutdown,
+            net: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// The active service node a libp2p peer is, if any. This is the one gate for every
+    /// SN-only protocol: a service node's peer id is derived from its Ed25519 primary key.
+    pub fn service_node_for_peer(&self, peer: &libp2p::PeerId) -> Option<sispop_chain::PublicKey> {
+        let st = self.lock();
+        let found = st
+            .chain
+            .ext()
+            .state()
+            .active()
+            .map(|(pk, _)| *pk)
+            .find(|pk| crate::p2p::peer_id_of(pk).as_ref() == Some(peer));
+        found
+    }
+
+    /// Validates a transaction into the pool and, if asked, announces it to peers.
+    pub fn add_tx(
+        &self,
+        blob: Vec<u8>,
+        broadcast: bool,
+    ) -> Result<sispop_chain::TxHash, sispop_chain::PoolError> {
+        let hash = {
+            let mut st = self.lock();
+            let NodeState { chain, pool, .. } = &mut *st;
+            pool.add(chain, blob.clone(), unix_now())?
+        };
+        if broadcast {
+            if let Some(net) = self.net.get() {
+                let _ = net.tx.send(crate::p2p::NetCommand::BroadcastTx(blob));
+            }
+        }
+        Ok(hash)
     }
 
     /// Locks the state. A poisoned lock means a panic elsewhere; the state itself is still
@@ -72,8 +108,14 @@ impl Node {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a block with its transactions, then updates the pool.
-    pub fn submit_block(&self, blob: &[u8], txs: &[Vec<u8>]) -> Result<AddOutcome, BlockError> {
+    /// Adds a block with its transactions, then updates the pool; with `broadcast`, announces
+    /// it to peers when it changed our chain.
+    pub fn submit_block(
+        &self,
+        blob: &[u8],
+        txs: &[Vec<u8>],
+        broadcast: bool,
+    ) -> Result<AddOutcome, BlockError> {
         let now = unix_now();
         let mut st = self.lock();
         let outcome = st.chain.add_block(blob, txs, now)?;
@@ -82,6 +124,16 @@ impl Node {
             pool.prune(chain);
             for tx in returned_txs.clone() {
                 let _ = pool.add(chain, tx, now);
+            }
+            if broadcast {
+                if let Some(net) = self.net.get() {
+                    let _ = net.tx.send(crate::p2p::NetCommand::BroadcastBlock(
+                        crate::wire::WireBlock {
+                            blob: blob.to_vec(),
+                            txs: txs.to_vec(),
+                        },
+                    ));
+                }
             }
         }
         Ok(outcome)
@@ -146,7 +198,7 @@ pub async fn run_miner(node: Node, address: Address) {
             continue;
         };
         let blob = template.block.serialize();
-        match node.submit_block(&blob, &template.txs) {
+        match node.submit_block(&blob, &template.txs, true) {
             Ok(AddOutcome::Changed { .. }) => {
                 let mut st = node.lock();
                 st.blocks_mined += 1;

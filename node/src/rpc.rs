@@ -184,13 +184,18 @@ fn parse_hash(s: &str, what: &str) -> Result<[u8; 32], ErrorObjectOwned> {
 }
 
 fn get_info(node: &Node) -> RpcResult {
+    let net = node
+        .net
+        .get()
+        .map(|n| n.stats.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        .unwrap_or_default();
     let st = node.lock();
     let (tip_h, tip_hash) = st.chain.tip();
     let params = node.params;
     Ok(json!({
         "status": "OK",
         "height": st.chain.block_count(),
-        "target_height": st.chain.block_count(),
+        "target_height": st.chain.block_count().max(net.best_peer_height + 1),
         "top_block_hash": tip_hash.to_hex(),
         "difficulty": st.chain.next_difficulty().map_err(internal)?.to_string().parse::<u64>().unwrap_or(u64::MAX),
         "cumulative_difficulty": st.chain.tip_meta().cumulative_difficulty.to_string().parse::<u64>().unwrap_or(u64::MAX),
@@ -206,14 +211,18 @@ fn get_info(node: &Node) -> RpcResult {
         "start_time": unix_now().saturating_sub(st.started.elapsed().as_secs()),
         "uptime": st.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
-        "outgoing_connections_count": 0,
-        "incoming_connections_count": 0,
+        "outgoing_connections_count": net.outgoing,
+        "incoming_connections_count": net.incoming,
+        "p2p_peer_id": net.peer_id,
+        "p2p_listen": net.listen,
+        "banned_peers": net.banned,
+        "sn_only_refusals": net.sn_refusals,
         "mining": st.mining_to.is_some(),
         "service_node": st.sn_keys.is_some(),
         "blocks_mined": st.blocks_mined,
         "block_size_limit": params.max_block_size,
-        "synchronized": true,
-        "busy_syncing": false,
+        "synchronized": st.chain.block_count() > net.best_peer_height,
+        "busy_syncing": st.chain.block_count() <= net.best_peer_height,
         "offline": false,
     }))
 }
@@ -227,9 +236,7 @@ fn send_raw_transaction(node: &Node, p: SendRawTx) -> RpcResult {
             json!({"status": "Failed", "reason": "tx_as_hex is not hex", "invalid_input": true}),
         );
     };
-    let mut st = node.lock();
-    let crate::node::NodeState { chain, pool, .. } = &mut *st;
-    match pool.add(chain, blob, unix_now()) {
+    match node.add_tx(blob, !p.do_not_relay) {
         Ok(hash) => {
             info!(tx = %hash, relay = !p.do_not_relay, "transaction accepted into the pool");
             Ok(json!({"status": "OK", "tx_hash": hash.to_hex(), "not_relayed": p.do_not_relay}))
@@ -483,7 +490,7 @@ pub fn module(node: Node) -> RpcModule<Node> {
             return Err(invalid("expected [block_blob_hex]"));
         };
         let blob = hex::decode(blob).map_err(|_| invalid("block blob is not hex"))?;
-        match node.submit_block(&blob, &[]) {
+        match node.submit_block(&blob, &[], true) {
             Ok(_) => Ok(json!({"status": "OK"})),
             Err(e) => Err(invalid(format!("block rejected: {e}"))),
         }
@@ -533,7 +540,7 @@ pub fn module(node: Node) -> RpcModule<Node> {
             if !sispop_chain::mine(&mut t.block, t.difficulty, 1_000_000) {
                 return Err(internal("no nonce found"));
             }
-            node.submit_block(&t.block.serialize(), &t.txs)
+            node.submit_block(&t.block.serialize(), &t.txs, true)
                 .map_err(|e| internal(format!("generated block rejected: {e}")))?;
             hashes.push(t.block.hash().to_hex());
         }

@@ -13,6 +13,8 @@ use zeroize::Zeroize;
 /// The keys of this service node.
 #[derive(Clone)]
 pub struct ServiceNodeKeys {
+    /// The Ed25519 seed (also the libp2p identity).
+    pub seed: [u8; 32],
     /// Primary (Cryptonote) secret: the clamped, reduced Ed25519 scalar.
     pub primary_secret: Scalar,
     /// Primary public key; equals the Ed25519 public key.
@@ -60,6 +62,7 @@ impl ServiceNodeKeys {
             .map(|p| p.to_montgomery().to_bytes())
             .unwrap_or([0; 32]);
         ServiceNodeKeys {
+            seed: *seed,
             primary_secret,
             primary,
             ed25519: primary,

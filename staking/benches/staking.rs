@@ -143,10 +143,8 @@ fn node(i: u32) -> (PublicKey, ServiceNodeInfo) {
 }
 
 fn bench_block_update(c: &mut Criterion) {
-    let nodes: BTreeMap<PublicKey, Arc<ServiceNodeInfo>> = (0..2000)
-        .map(node)
-        .map(|(k, v)| (k, Arc::new(v)))
-        .collect();
+    let nodes: BTreeMap<PublicKey, Arc<ServiceNodeInfo>> =
+        (0..2000).map(node).map(|(k, v)| (k, Arc::new(v))).collect();
     let state = State {
         tip: Some((Height(100), BlockHash([1; 32]))),
         nodes,

@@ -1,0 +1,878 @@
+//! Node-to-node networking on libp2p: TCP + Noise + Yamux, identify, gossipsub for blocks and
+//! transactions, request-response for block sync, and an SN-only protocol gated on the service
+//! node list. One task owns the swarm; the node talks to it through a channel.
+//!
+//! A service node's libp2p identity is its Ed25519 service-node key, so "is this peer an active
+//! service node?" is one lookup ([`Node::service_node_for_peer`]).
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::gossipsub::{
+    self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, ValidationMode,
+};
+use libp2p::identity::{self, Keypair};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    allow_block_list, connection_limits, identify, noise, tcp, yamux, Multiaddr, PeerId,
+    StreamProtocol, SwarmBuilder,
+};
+use rand::seq::IteratorRandom;
+use sispop_chain::{AddOutcome, BlockError, Height, PublicKey};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::node::{unix_now, Node};
+use crate::wire::{
+    Request, Response, WireBlock, MAX_BLOCKS_PER_RESPONSE, MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES,
+    MAX_RESPONSE_BYTES,
+};
+
+/// Gossip topic for blocks.
+pub const BLOCKS_TOPIC: &str = "sispop/blocks/1";
+/// Gossip topic for transactions.
+pub const TXS_TOPIC: &str = "sispop/txs/1";
+/// Gossip topic for uptime proofs (used by the testing suite).
+pub const PROOFS_TOPIC: &str = "sispop/proofs/1";
+/// Gossip topic for votes (used by the testing suite).
+pub const VOTES_TOPIC: &str = "sispop/votes/1";
+/// How long a misbehaving peer stays banned.
+pub const BAN_TIME: Duration = Duration::from_secs(600);
+/// Gossip messages one peer may send per window before it counts as flooding.
+pub const FLOOD_LIMIT: u32 = 400;
+const FLOOD_WINDOW: Duration = Duration::from_secs(10);
+/// Most connections kept.
+pub const MAX_PEERS: u32 = 32;
+
+/// Messages from the node to the network task.
+#[derive(Debug)]
+pub enum NetCommand {
+    /// Announce a block we accepted (mined or submitted over RPC).
+    BroadcastBlock(WireBlock),
+    /// Announce a transaction we accepted.
+    BroadcastTx(Vec<u8>),
+    /// Send an SN-only request to a peer and deliver its answer.
+    SnRequest {
+        /// The peer.
+        peer: PeerId,
+        /// The request.
+        request: Request,
+        /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<Response>,
+    },
+    /// Dial an address.
+    Dial(Multiaddr),
+    /// Result of validating a gossip message (internal).
+    Validated {
+        /// The message.
+        id: MessageId,
+        /// Who relayed it.
+        source: PeerId,
+        /// Verdict.
+        acceptance: MessageAcceptance,
+        /// Ban reason when the peer is at fault.
+        ban: Option<String>,
+        /// The peer seems ahead of us (a block with an unknown parent).
+        ahead: bool,
+    },
+    /// Result of applying a batch of synced blocks (internal).
+    Synced {
+        /// From whom.
+        peer: PeerId,
+        /// Blocks that changed our chain.
+        progressed: usize,
+        /// The first block's parent was unknown.
+        unknown_parent: bool,
+        /// Ban reason when the peer sent invalid data.
+        ban: Option<String>,
+    },
+}
+
+/// What the network looks like (shown by `get_info` and `status`).
+#[derive(Debug, Default, Clone)]
+pub struct NetStats {
+    /// Outbound connections.
+    pub outgoing: usize,
+    /// Inbound connections.
+    pub incoming: usize,
+    /// Highest height a peer reported.
+    pub best_peer_height: u64,
+    /// Currently banned peers.
+    pub banned: usize,
+    /// Requests refused because the peer is not an active service node.
+    pub sn_refusals: u64,
+    /// Our peer id.
+    pub peer_id: String,
+    /// Addresses we listen on.
+    pub listen: Vec<String>,
+}
+
+/// Handle kept by the node.
+#[derive(Clone)]
+pub struct NetHandle {
+    /// Commands to the network task.
+    pub tx: mpsc::UnboundedSender<NetCommand>,
+    /// Live statistics.
+    pub stats: Arc<Mutex<NetStats>>,
+}
+
+/// The request-response codec: length-bounded raw bytes, decoded by [`crate::wire`].
+#[derive(Clone, Default)]
+pub struct BytesCodec;
+
+async fn read_limited<T: AsyncRead + Unpin + Send>(io: &mut T, limit: u64) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    io.take(limit + 1).read_to_end(&mut buf).await?;
+    if buf.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "message exceeds the size limit",
+        ));
+    }
+    Ok(buf)
+}
+
+impl request_response::Codec for BytesCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
+        read_limited(io, MAX_REQUEST_BYTES).await
+    }
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
+        read_limited(io, MAX_RESPONSE_BYTES).await
+    }
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()> {
+        io.write_all(&req).await?;
+        io.close().await
+    }
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()> {
+        io.write_all(&res).await?;
+        io.close().await
+    }
+}
+
+/// The behaviour; connection-managing parts first (rust-libp2p #4773).
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    limits: connection_limits::Behaviour,
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    identify: identify::Behaviour,
+    gossip: gossipsub::Behaviour,
+    sync: request_response::Behaviour<BytesCodec>,
+    sn: request_response::Behaviour<BytesCodec>,
+}
+
+/// The libp2p peer id of a service node key.
+pub fn peer_id_of(pk: &PublicKey) -> Option<PeerId> {
+    let ed = identity::ed25519::PublicKey::try_from_bytes(&pk.0).ok()?;
+    Some(identity::PublicKey::from(ed).to_peer_id())
+}
+
+/// The identity: the SN Ed25519 key for service nodes, otherwise a key kept in `p2p_key`.
+pub fn load_identity(data_dir: &Path, sn_seed: Option<[u8; 32]>) -> io::Result<Keypair> {
+    if let Some(mut seed) = sn_seed {
+        return Keypair::ed25519_from_bytes(&mut seed).map_err(|e| io::Error::other(e.to_string()));
+    }
+    let path = data_dir.join("p2p_key");
+    let mut seed = [0u8; 32];
+    if path.exists() {
+        let b = std::fs::read(&path)?;
+        if b.len() != 32 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "p2p_key must be 32 bytes",
+            ));
+        }
+        seed.copy_from_slice(&b);
+    } else {
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+        std::fs::write(&path, seed)?;
+    }
+    Keypair::ed25519_from_bytes(&mut seed).map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Parses `--add-peer` values: a multiaddr, or `host:port`.
+pub fn parse_peer_addr(s: &str) -> Option<Multiaddr> {
+    if s.starts_with('/') {
+        return s.parse().ok();
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let ip: std::net::IpAddr = if host == "localhost" {
+        "127.0.0.1".parse().ok()?
+    } else {
+        host.parse().ok()?
+    };
+    let proto = if ip.is_ipv4() { "ip4" } else { "ip6" };
+    format!("/{proto}/{ip}/tcp/{port}").parse().ok()
+}
+
+/// Network settings.
+pub struct NetConfig {
+    /// Listen address.
+    pub listen: Multiaddr,
+    /// Peers to dial and keep dialling.
+    pub peers: Vec<Multiaddr>,
+    /// Seconds between sync rounds.
+    pub sync_interval: Duration,
+}
+
+struct Loop {
+    node: Node,
+    swarm: libp2p::Swarm<Behaviour>,
+    rx: mpsc::UnboundedReceiver<NetCommand>,
+    tx: mpsc::UnboundedSender<NetCommand>,
+    stats: Arc<Mutex<NetStats>>,
+    peers: Vec<Multiaddr>,
+    blocks_topic: IdentTopic,
+    txs_topic: IdentTopic,
+    bans: HashMap<PeerId, Instant>,
+    flood: HashMap<PeerId, (Instant, u32)>,
+    tips: HashMap<PeerId, (u64, u128)>,
+    in_flight: Option<(PeerId, OutboundRequestId, Instant)>,
+    backoff: u64,
+    connected: HashSet<PeerId>,
+    sn_waiters: HashMap<OutboundRequestId, tokio::sync::oneshot::Sender<Response>>,
+}
+
+/// Starts the network task.
+pub fn start(
+    node: Node,
+    keypair: Keypair,
+    cfg: NetConfig,
+) -> anyhow::Result<(NetHandle, tokio::task::JoinHandle<()>)> {
+    let gossip_cfg = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(MAX_GOSSIP_BYTES)
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .heartbeat_interval(Duration::from_millis(700))
+        .message_id_fn(|m: &gossipsub::Message| {
+            MessageId::from(sispop_chain::crypto::keccak256(&m.data).to_vec())
+        })
+        .build()
+        .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
+    let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|key| {
+            let rr_cfg =
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30));
+            Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(
+                    connection_limits::ConnectionLimits::default()
+                        .with_max_established(Some(MAX_PEERS))
+                        .with_max_established_per_peer(Some(2)),
+                ),
+                blocked: allow_block_list::Behaviour::default(),
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/sispop/1.0.0".into(),
+                    key.public(),
+                )),
+                gossip: gossipsub::Behaviour::new(
+                    MessageAuthenticity::Signed(key.clone()),
+                    gossip_cfg,
+                )?,
+                sync: request_response::Behaviour::with_codec(
+                    BytesCodec,
+                    [(StreamProtocol::new("/sispop/sync/1"), ProtocolSupport::Full)],
+                    rr_cfg.clone(),
+                ),
+                sn: request_response::Behaviour::with_codec(
+                    BytesCodec,
+                    [(StreamProtocol::new("/sispop/sn/1"), ProtocolSupport::Full)],
+                    rr_cfg,
+                ),
+            })
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
+        .build();
+    let blocks_topic = IdentTopic::new(BLOCKS_TOPIC);
+    let txs_topic = IdentTopic::new(TXS_TOPIC);
+    for t in [BLOCKS_TOPIC, TXS_TOPIC, PROOFS_TOPIC, VOTES_TOPIC] {
+        swarm
+            .behaviour_mut()
+            .gossip
+            .subscribe(&IdentTopic::new(t))?;
+    }
+    swarm.listen_on(cfg.listen.clone())?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stats = Arc::new(Mutex::new(NetStats {
+        peer_id: swarm.local_peer_id().to_string(),
+        ..NetStats::default()
+    }));
+    info!(peer_id = %swarm.local_peer_id(), listen = %cfg.listen, "p2p started");
+    let mut lp = Loop {
+        node,
+        swarm,
+        rx,
+        tx: tx.clone(),
+        stats: stats.clone(),
+        peers: cfg.peers,
+        blocks_topic,
+        txs_topic,
+        bans: HashMap::new(),
+        flood: HashMap::new(),
+        tips: HashMap::new(),
+        in_flight: None,
+        backoff: 0,
+        connected: HashSet::new(),
+        sn_waiters: HashMap::new(),
+    };
+    let interval = cfg.sync_interval;
+    let task = tokio::spawn(async move { lp.run(interval).await });
+    Ok((NetHandle { tx, stats }, task))
+}
+
+impl Loop {
+    fn stats(&self) -> std::sync::MutexGuard<'_, NetStats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ban(&mut self, peer: PeerId, reason: &str) {
+        warn!(%peer, reason, ban_secs = BAN_TIME.as_secs(), "banning peer");
+        self.bans.insert(peer, Instant::now() + BAN_TIME);
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        self.tips.remove(&peer);
+        if self.in_flight.is_some_and(|(p, _, _)| p == peer) {
+            self.in_flight = None;
+        }
+        self.stats().banned = self.bans.len();
+    }
+
+    fn dial_missing(&mut self) {
+        for addr in self.peers.clone() {
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                debug!(%addr, error = %e, "dial failed");
+            }
+        }
+    }
+
+    async fn run(&mut self, interval: Duration) {
+        let mut stop = self.node.shutdown.subscribe();
+        let mut tick = tokio::time::interval(interval);
+        let mut redial = tokio::time::interval(Duration::from_secs(10));
+        self.dial_missing();
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                Some(cmd) = self.rx.recv() => self.command(cmd),
+                ev = self.swarm.select_next_some() => self.event(ev),
+                _ = tick.tick() => self.sync_round(),
+                _ = redial.tick() => {
+                    let now = Instant::now();
+                    let expired: Vec<PeerId> = self.bans.iter().filter(|(_, t)| **t <= now).map(|(p, _)| *p).collect();
+                    for p in expired {
+                        self.bans.remove(&p);
+                        self.swarm.behaviour_mut().blocked.unblock_peer(p);
+                    }
+                    self.stats().banned = self.bans.len();
+                    if self.connected.len() < self.peers.len() {
+                        self.dial_missing();
+                    }
+                }
+            }
+        }
+        info!("p2p stopped");
+    }
+
+    fn command(&mut self, cmd: NetCommand) {
+        match cmd {
+            NetCommand::BroadcastBlock(b) => {
+                if let Err(e) = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossip
+                    .publish(self.blocks_topic.clone(), b.to_bytes())
+                {
+                    debug!(error = %e, "block not gossiped");
+                }
+            }
+            NetCommand::SnRequest {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .sn
+                    .send_request(&peer, request.to_bytes());
+                self.sn_waiters.insert(id, reply);
+            }
+            NetCommand::Dial(addr) => {
+                if let Err(e) = self.swarm.dial(addr) {
+                    debug!(error = %e, "dial failed");
+                }
+            }
+            NetCommand::BroadcastTx(t) => {
+                if let Err(e) = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossip
+                    .publish(self.txs_topic.clone(), t)
+                {
+                    debug!(error = %e, "tx not gossiped");
+                }
+            }
+            NetCommand::Validated {
+                id,
+                source,
+                acceptance,
+                ban,
+                ahead,
+            } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(&id, &source, acceptance);
+                if let Some(reason) = ban {
+                    self.ban(source, &reason);
+                } else if ahead {
+                    let ours = self.node.lock().chain.tip().0 .0;
+                    let e = self.tips.entry(source).or_insert((0, 0));
+                    e.0 = e.0.max(ours + 1);
+                    e.1 = u128::MAX;
+                }
+            }
+            NetCommand::Synced {
+                peer,
+                progressed,
+                unknown_parent,
+                ban,
+            } => {
+                self.in_flight = None;
+                if let Some(reason) = ban {
+                    self.ban(peer, &reason);
+                    return;
+                }
+                if unknown_parent {
+                    self.backoff = (self.backoff * 2).max(8);
+                } else if progressed > 0 {
+                    self.backoff = 0;
+                }
+                let (ours, cum) = {
+                    let st = self.node.lock();
+                    (
+                        st.chain.tip().0 .0,
+                        st.chain.tip_meta().cumulative_difficulty,
+                    )
+                };
+                let target = self.stats().best_peer_height;
+                if target > ours {
+                    info!(
+                        height = ours,
+                        target,
+                        pct = format!("{:.1}", ours as f64 * 100.0 / target as f64),
+                        "syncing"
+                    );
+                }
+                // Keep going with the same peer while it has more.
+                if self.tips.get(&peer).is_some_and(|t| t.1 > cum)
+                    && (progressed > 0 || unknown_parent)
+                {
+                    self.request_blocks(peer);
+                }
+            }
+        }
+    }
+
+    fn request_blocks(&mut self, peer: PeerId) {
+        let ours = self.node.lock().chain.tip().0 .0;
+        let from = (ours + 1).saturating_sub(self.backoff).max(1);
+        let req = Request::Blocks {
+            from,
+            count: MAX_BLOCKS_PER_RESPONSE,
+        };
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, req.to_bytes());
+        self.in_flight = Some((peer, id, Instant::now()));
+    }
+
+    fn sync_round(&mut self) {
+        if self
+            .in_flight
+            .is_some_and(|(_, _, t)| t.elapsed() > Duration::from_secs(30))
+        {
+            self.in_flight = None;
+        }
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        {
+            let best = self.tips.values().map(|t| t.0).max().unwrap_or(0);
+            self.stats().best_peer_height = best;
+        }
+        if self.in_flight.is_none() {
+            let cum = self.node.lock().chain.tip_meta().cumulative_difficulty;
+            let ahead = peers
+                .iter()
+                .filter(|p| self.tips.get(*p).is_some_and(|t| t.1 > cum))
+                .max_by_key(|p| self.tips.get(*p).map(|t| t.1));
+            if let Some(p) = ahead.copied() {
+                self.request_blocks(p);
+            }
+        }
+        // Ask one random peer for its tip each round.
+        if let Some(p) = peers.iter().choose(&mut rand::rngs::OsRng) {
+            self.swarm
+                .behaviour_mut()
+                .sync
+                .send_request(p, Request::Tip.to_bytes());
+        }
+    }
+
+    fn flooding(&mut self, peer: PeerId) -> bool {
+        let now = Instant::now();
+        let e = self.flood.entry(peer).or_insert((now, 0));
+        if now.duration_since(e.0) > FLOOD_WINDOW {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+        e.1 > FLOOD_LIMIT
+    }
+
+    fn event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "p2p listening");
+                self.stats().listen.push(address.to_string());
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if num_established.get() == 1 {
+                    self.connected.insert(peer_id);
+                    let mut s = self.stats();
+                    if endpoint.is_dialer() {
+                        s.outgoing += 1;
+                    } else {
+                        s.incoming += 1;
+                    }
+                }
+                debug!(%peer_id, "connected");
+                self.swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer_id, Request::Tip.to_bytes());
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                endpoint,
+                num_established: 0,
+                ..
+            } => {
+                self.connected.remove(&peer_id);
+                self.tips.remove(&peer_id);
+                let mut s = self.stats();
+                if endpoint.is_dialer() {
+                    s.outgoing = s.outgoing.saturating_sub(1);
+                } else {
+                    s.incoming = s.incoming.saturating_sub(1);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                if self.flooding(propagation_source) {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossip
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                    self.ban(propagation_source, "gossip flood");
+                    return;
+                }
+                self.gossip(propagation_source, message_id, message);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+                peer,
+                message,
+                ..
+            })) => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.serve_sync(peer, &request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => self.sync_response(peer, request_id, &response),
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(
+                request_response::Event::OutboundFailure {
+                    peer,
+                    request_id,
+                    error,
+                    ..
+                },
+            )) => {
+                debug!(%peer, %error, "sync request failed");
+                if self.in_flight.is_some_and(|(_, id, _)| id == request_id) {
+                    self.in_flight = None;
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sn(e)) => self.sn_event(e),
+            _ => {}
+        }
+    }
+
+    fn sn_event(&mut self, e: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match e {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let resp = match (
+                    self.node.service_node_for_peer(&peer),
+                    Request::decode(&request),
+                ) {
+                    (None, _) => {
+                        let mut s = self.stats();
+                        s.sn_refusals += 1;
+                        info!(%peer, refusals = s.sn_refusals, "refused an SN-only request from a peer that is not an active service node");
+                        Response::Refused("not an active service node".into())
+                    }
+                    (Some(_), Ok(Request::SnPing { .. })) => Response::SnPong {
+                        height: self.node.lock().chain.tip().0 .0,
+                    },
+                    (Some(_), _) => Response::Refused("unsupported request".into()),
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sn
+                    .send_response(channel, resp.to_bytes());
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.sn_waiters.remove(&request_id) {
+                    let _ = reply.send(
+                        Response::decode(&response)
+                            .unwrap_or_else(|e| Response::Refused(e.to_string())),
+                    );
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.sn_waiters.remove(&request_id) {
+                    let _ = reply.send(Response::Refused(error.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
+        let node = self.node.clone();
+        let tx = self.tx.clone();
+        let topic = message.topic.clone();
+        let blocks = self.blocks_topic.hash();
+        let data = message.data;
+        tokio::task::spawn_blocking(move || {
+            let (acceptance, ban, ahead) = if topic == blocks {
+                match WireBlock::decode(&data) {
+                    Err(e) => (
+                        MessageAcceptance::Reject,
+                        Some(format!("undecodable block gossip: {e}")),
+                        false,
+                    ),
+                    Ok(b) => match node.submit_block(&b.blob, &b.txs, false) {
+                        Ok(AddOutcome::AlreadyKnown) => (MessageAcceptance::Ignore, None, false),
+                        Ok(_) => (MessageAcceptance::Accept, None, false),
+                        Err(BlockError::UnknownParent(_)) => {
+                            (MessageAcceptance::Ignore, None, true)
+                        }
+                        Err(e) if e.is_peer_fault() => (
+                            MessageAcceptance::Reject,
+                            Some(format!("invalid block: {e}")),
+                            false,
+                        ),
+                        Err(_) => (MessageAcceptance::Ignore, None, false),
+                    },
+                }
+            } else {
+                // Transactions.
+                match node.add_tx(data, false) {
+                    Ok(_) => (MessageAcceptance::Accept, None, false),
+                    Err(e) if e.is_peer_fault() => (
+                        MessageAcceptance::Reject,
+                        Some(format!("invalid transaction: {e}")),
+                        false,
+                    ),
+                    Err(_) => (MessageAcceptance::Ignore, None, false),
+                }
+            };
+            let _ = tx.send(NetCommand::Validated {
+                id,
+                source,
+                acceptance,
+                ban,
+                ahead,
+            });
+        });
+    }
+
+    fn serve_sync(&mut self, peer: PeerId, request: &[u8], channel: ResponseChannel<Vec<u8>>) {
+        let resp = match Request::decode(request) {
+            Err(e) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, Response::Refused(e.to_string()).to_bytes());
+                self.ban(peer, "malformed sync request");
+                return;
+            }
+            Ok(Request::Tip) => {
+                let st = self.node.lock();
+                let (h, hash) = st.chain.tip();
+                Response::Tip {
+                    height: h.0,
+                    hash: hash.0,
+                    cumulative_difficulty: st.chain.tip_meta().cumulative_difficulty,
+                }
+            }
+            Ok(Request::Blocks { from, count }) => {
+                let st = self.node.lock();
+                let mut blocks = Vec::new();
+                let mut bytes = 0usize;
+                for h in from..from.saturating_add(u64::from(count.min(MAX_BLOCKS_PER_RESPONSE))) {
+                    let Ok(Some((_, _, blob))) = st.chain.block_at(Height(h)) else {
+                        break;
+                    };
+                    let Ok(block) = sispop_chain::Block::from_bytes(&blob) else {
+                        break;
+                    };
+                    let txs: Vec<Vec<u8>> = block
+                        .tx_hashes
+                        .iter()
+                        .filter_map(|t| st.chain.store().tx(t).ok().flatten().map(|x| x.2))
+                        .collect();
+                    bytes += blob.len() + txs.iter().map(Vec::len).sum::<usize>();
+                    blocks.push(WireBlock { blob, txs });
+                    if bytes > (MAX_RESPONSE_BYTES as usize) / 2 {
+                        break;
+                    }
+                }
+                Response::Blocks(blocks)
+            }
+            Ok(Request::SnPing { .. }) => Response::Refused("SN pings go over /sispop/sn/1".into()),
+        };
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, resp.to_bytes());
+    }
+
+    fn sync_response(&mut self, peer: PeerId, request_id: OutboundRequestId, data: &[u8]) {
+        match Response::decode(data) {
+            Err(e) => self.ban(peer, &format!("malformed sync response: {e}")),
+            Ok(Response::Tip {
+                height,
+                cumulative_difficulty,
+                ..
+            }) => {
+                self.tips.insert(peer, (height, cumulative_difficulty));
+                let best = self.tips.values().map(|t| t.0).max().unwrap_or(0);
+                self.stats().best_peer_height = best;
+            }
+            Ok(Response::Blocks(blocks)) => {
+                if !self
+                    .in_flight
+                    .is_some_and(|(p, id, _)| p == peer && id == request_id)
+                {
+                    return;
+                }
+                let node = self.node.clone();
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut progressed = 0;
+                    let mut unknown_parent = false;
+                    let mut ban = None;
+                    for (i, b) in blocks.iter().enumerate() {
+                        match node.submit_block(&b.blob, &b.txs, false) {
+                            Ok(AddOutcome::Changed { .. }) | Ok(AddOutcome::SideChain) => {
+                                progressed += 1
+                            }
+                            Ok(AddOutcome::AlreadyKnown) => {}
+                            Err(BlockError::UnknownParent(_)) if i == 0 => {
+                                unknown_parent = true;
+                                break;
+                            }
+                            Err(e) if e.is_peer_fault() => {
+                                ban = Some(format!("sent an invalid block during sync: {e}"));
+                                break;
+                            }
+                            Err(e) => {
+                                debug!(error = %e, "synced block not applied");
+                                break;
+                            }
+                        }
+                    }
+                    let _ = tx.send(NetCommand::Synced {
+                        peer,
+                        progressed,
+                        unknown_parent,
+                        ban,
+                    });
+                });
+            }
+            Ok(Response::Refused(reason)) => debug!(%peer, reason, "sync request refused"),
+            Ok(Response::SnPong { .. }) => {}
+        }
+    }
+}
+
+/// Unix time (re-exported for callers that log it).
+pub fn now() -> u64 {
+    unix_now()
+}

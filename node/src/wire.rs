@@ -1,0 +1,280 @@
+//! Wire formats of the node-to-node protocols, bounds-checked both ways. Blobs are
+//! length-prefixed (u32 LE); every count is checked against the bytes that remain.
+//!
+//! - gossip `sispop/blocks/1`: `block ‖ u32 tx count ‖ txs` (each length-prefixed)
+//! - gossip `sispop/txs/1`: the raw transaction blob
+//! - request-response `/sispop/sync/1` and `/sispop/sn/1`: [`Request`] / [`Response`]
+
+use sispop_chain::reader::{DecodeError, Reader};
+
+/// Most blocks one sync response carries.
+pub const MAX_BLOCKS_PER_RESPONSE: u32 = 20;
+/// Largest request accepted.
+pub const MAX_REQUEST_BYTES: u64 = 1024;
+/// Largest response accepted.
+pub const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest gossip message.
+pub const MAX_GOSSIP_BYTES: usize = 4 * 1024 * 1024;
+
+/// A block with its transactions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireBlock {
+    /// Block blob.
+    pub blob: Vec<u8>,
+    /// Transaction blobs in block order.
+    pub txs: Vec<Vec<u8>>,
+}
+
+/// Requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// The peer's chain tip.
+    Tip,
+    /// Main-chain blocks from a height.
+    Blocks {
+        /// First height.
+        from: u64,
+        /// How many (capped at [`MAX_BLOCKS_PER_RESPONSE`]).
+        count: u32,
+    },
+    /// SN-only liveness check carrying the sender's height.
+    SnPing {
+        /// Sender's height.
+        height: u64,
+    },
+}
+
+/// Responses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// Chain tip.
+    Tip {
+        /// Height.
+        height: u64,
+        /// Block id.
+        hash: [u8; 32],
+        /// Cumulative difficulty.
+        cumulative_difficulty: u128,
+    },
+    /// Blocks.
+    Blocks(Vec<WireBlock>),
+    /// Answer to an SN ping.
+    SnPong {
+        /// Responder's height.
+        height: u64,
+    },
+    /// Refused, with the reason.
+    Refused(String),
+}
+
+fn put_blob(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn get_blob(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<u8>, DecodeError> {
+    let n = r.u32_le(what)? as usize;
+    Ok(r.slice(n, what)?.to_vec())
+}
+
+fn get_count(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    min_elem: usize,
+) -> Result<usize, DecodeError> {
+    let n = r.u32_le(what)? as usize;
+    if n.saturating_mul(min_elem) > r.remaining() {
+        return Err(DecodeError::Count {
+            field: what,
+            count: n as u64,
+            remaining: r.remaining(),
+        });
+    }
+    Ok(n)
+}
+
+impl WireBlock {
+    /// Encodes.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_blob(out, &self.blob);
+        out.extend_from_slice(&(self.txs.len() as u32).to_le_bytes());
+        self.txs.iter().for_each(|t| put_blob(out, t));
+    }
+    fn read(r: &mut Reader<'_>) -> Result<WireBlock, DecodeError> {
+        let blob = get_blob(r, "block")?;
+        let n = get_count(r, "tx count", 4)?;
+        let txs = (0..n)
+            .map(|_| get_blob(r, "tx"))
+            .collect::<Result<_, _>>()?;
+        Ok(WireBlock { blob, txs })
+    }
+    /// Decodes a gossip block message.
+    pub fn decode(data: &[u8]) -> Result<WireBlock, DecodeError> {
+        let mut r = Reader::new(data);
+        let b = WireBlock::read(&mut r)?;
+        r.finish()?;
+        Ok(b)
+    }
+    /// Encodes as a gossip block message.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(
+            self.blob.len() + 8 + self.txs.iter().map(|t| t.len() + 4).sum::<usize>(),
+        );
+        self.encode(&mut v);
+        v
+    }
+}
+
+impl Request {
+    /// Encodes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(16);
+        match self {
+            Request::Tip => v.push(0),
+            Request::Blocks { from, count } => {
+                v.push(1);
+                v.extend_from_slice(&from.to_le_bytes());
+                v.extend_from_slice(&count.to_le_bytes());
+            }
+            Request::SnPing { height } => {
+                v.push(2);
+                v.extend_from_slice(&height.to_le_bytes());
+            }
+        }
+        v
+    }
+    /// Decodes.
+    pub fn decode(data: &[u8]) -> Result<Request, DecodeError> {
+        let mut r = Reader::new(data);
+        let req = match r.byte("request type")? {
+            0 => Request::Tip,
+            1 => Request::Blocks {
+                from: r.u64_le("from")?,
+                count: r.u32_le("count")?,
+            },
+            2 => Request::SnPing {
+                height: r.u64_le("height")?,
+            },
+            t => return Err(DecodeError::Invalid(format!("request type {t}"))),
+        };
+        r.finish()?;
+        Ok(req)
+    }
+}
+
+impl Response {
+    /// Encodes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        match self {
+            Response::Tip {
+                height,
+                hash,
+                cumulative_difficulty,
+            } => {
+                v.push(0);
+                v.extend_from_slice(&height.to_le_bytes());
+                v.extend_from_slice(hash);
+                v.extend_from_slice(&cumulative_difficulty.to_le_bytes());
+            }
+            Response::Blocks(blocks) => {
+                v.push(1);
+                v.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
+                blocks.iter().for_each(|b| b.encode(&mut v));
+            }
+            Response::SnPong { height } => {
+                v.push(2);
+                v.extend_from_slice(&height.to_le_bytes());
+            }
+            Response::Refused(reason) => {
+                v.push(3);
+                put_blob(&mut v, reason.as_bytes());
+            }
+        }
+        v
+    }
+    /// Decodes.
+    pub fn decode(data: &[u8]) -> Result<Response, DecodeError> {
+        let mut r = Reader::new(data);
+        let resp = match r.byte("response type")? {
+            0 => {
+                let height = r.u64_le("height")?;
+                let hash = r.array::<32>("hash")?;
+                let lo = r.u64_le("difficulty")?;
+                let hi = r.u64_le("difficulty")?;
+                Response::Tip {
+                    height,
+                    hash,
+                    cumulative_difficulty: u128::from(lo) | (u128::from(hi) << 64),
+                }
+            }
+            1 => {
+                let n = get_count(&mut r, "block count", 8)?;
+                if n > MAX_BLOCKS_PER_RESPONSE as usize {
+                    return Err(DecodeError::Invalid(format!("{n} blocks in one response")));
+                }
+                Response::Blocks(
+                    (0..n)
+                        .map(|_| WireBlock::read(&mut r))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            2 => Response::SnPong {
+                height: r.u64_le("height")?,
+            },
+            3 => Response::Refused(
+                String::from_utf8_lossy(&get_blob(&mut r, "reason")?).into_owned(),
+            ),
+            t => return Err(DecodeError::Invalid(format!("response type {t}"))),
+        };
+        r.finish()?;
+        Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_garbage() {
+        let b = WireBlock {
+            blob: vec![1, 2, 3],
+            txs: vec![vec![4], vec![]],
+        };
+        assert_eq!(WireBlock::decode(&b.to_bytes()), Ok(b.clone()));
+        for req in [
+            Request::Tip,
+            Request::Blocks { from: 5, count: 20 },
+            Request::SnPing { height: 9 },
+        ] {
+            assert_eq!(Request::decode(&req.to_bytes()), Ok(req));
+        }
+        for resp in [
+            Response::Tip {
+                height: 3,
+                hash: [7; 32],
+                cumulative_difficulty: u128::MAX - 5,
+            },
+            Response::Blocks(vec![b.clone(), b]),
+            Response::SnPong { height: 1 },
+            Response::Refused("no".into()),
+        ] {
+            assert_eq!(Response::decode(&resp.to_bytes()), Ok(resp));
+        }
+        assert!(WireBlock::decode(&[0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(Request::decode(&[9]).is_err());
+        assert!(Request::decode(&[0, 0]).is_err(), "trailing bytes");
+        assert!(
+            Response::decode(&[1, 0xff, 0xff, 0xff, 0x7f]).is_err(),
+            "huge count"
+        );
+        let mut many = vec![1];
+        many.extend_from_slice(&21u32.to_le_bytes());
+        many.extend(std::iter::repeat_n(0u8, 21 * 8));
+        assert!(
+            Response::decode(&many).is_err(),
+            "over the per-response block cap"
+        );
+    }
+}
