@@ -1,0 +1,287 @@
+//! Nodes on one machine, talking over libp2p on 127.0.0.1: two separately built chains meet
+//! and the lighter side reorganises (its service node list with it), a killed node catches up
+//! after restart, and a misbehaving in-process peer is refused and banned.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sispop_chain::{Network, NetworkParams, COIN};
+use sispop_wallet::{Account, Daemon, Wallet};
+
+const SISPOPD: &str = env!("CARGO_BIN_EXE_sispopd");
+
+fn port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn params() -> &'static NetworkParams {
+    NetworkParams::get(Network::Devnet)
+}
+
+struct Proc {
+    child: Child,
+    rpc: u16,
+    p2p: u16,
+    d: Daemon,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn spawn(dir: &Path, name: &str, rpc: u16, p2p: u16, peers: &[u16]) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .expect("log");
+    let mut cmd = Command::new(SISPOPD);
+    cmd.args([
+        "--devnet",
+        "--p2p-bind-ip",
+        "127.0.0.1",
+        "--rpc-bind-port",
+        &rpc.to_string(),
+        "--p2p-bind-port",
+        &p2p.to_string(),
+        "--data-dir",
+    ])
+    .arg(dir.join(name));
+    for p in peers {
+        cmd.arg("--add-peer").arg(format!("127.0.0.1:{p}"));
+    }
+    let child = cmd
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let d = Daemon::new(&format!("http://127.0.0.1:{rpc}")).expect("client");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while d.call("get_info", json!({})).await.is_err() {
+        assert!(Instant::now() < deadline, "{name} did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Proc { child, rpc, p2p, d }
+}
+
+async fn generate(d: &Daemon, n: u64, to: &Account) {
+    d.call(
+        "generateblocks",
+        json!({"amount_of_blocks": n, "wallet_address": to.address().to_string(params())}),
+    )
+    .await
+    .expect("generateblocks");
+}
+
+async fn tip(d: &Daemon) -> (u64, String) {
+    let i = d.call("get_info", json!({})).await.expect("info");
+    (
+        i["height"].as_u64().unwrap_or(0),
+        i["top_block_hash"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+async fn wait_same_tip(nodes: &[&Proc], secs: u64) -> (u64, String) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let mut tips = Vec::new();
+        for n in nodes {
+            tips.push(tip(&n.d).await);
+        }
+        if tips.windows(2).all(|w| w[0] == w[1]) {
+            return tips.remove(0);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agreement within {secs} s: {tips:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn sn_list(d: &Daemon) -> Value {
+    d.call("get_service_nodes", json!({})).await.expect("rpc")["service_node_states"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_chains_converge_on_the_heavier_and_the_sn_list_follows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pa, pb, pc) = (port(), port(), port());
+    let a = spawn(dir.path(), "a", port(), pa, &[]).await;
+    let b = spawn(dir.path(), "b", port(), pb, &[]).await;
+
+    // A: 30 blocks and a service node registration. B: 45 blocks, no service nodes.
+    let alice = Account::generate();
+    generate(&a.d, 30, &alice).await;
+    let mut w = Wallet::new(
+        Account::from_mnemonic(&alice.mnemonic()).expect("phrase"),
+        params(),
+    );
+    w.refresh(&a.d).await.expect("refresh");
+    let sn_key = sispop_chain::crypto::random_scalar(&mut rand::rngs::OsRng);
+    let reg = sispop_staking::build::sign_registration(
+        &mut rand::rngs::OsRng,
+        &sn_key,
+        0,
+        &[(alice.address(), 100 * COIN)],
+        19,
+    );
+    let cmd = sispop_staking::command::format_command(
+        &reg,
+        &sispop_chain::crypto::public_from_secret(&sn_key),
+        params(),
+    );
+    let words: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+    w.stake(&a.d, None, None, Some(&words))
+        .await
+        .expect("registration");
+    generate(&a.d, 2, &alice).await;
+    assert_eq!(
+        sn_list(&a.d).await.as_array().map(Vec::len),
+        Some(1),
+        "A has the node"
+    );
+    generate(&b.d, 45, &Account::generate()).await;
+
+    // C connects to both: everyone ends on B's heavier chain; A's node is rolled back.
+    let c = spawn(dir.path(), "c", port(), pc, &[pa, pb]).await;
+    let (h, hash) = wait_same_tip(&[&a, &b, &c], 60).await;
+    assert_eq!((h, hash.clone()), tip(&b.d).await);
+    assert_eq!(h, 46);
+    assert_eq!(
+        sn_list(&a.d).await,
+        json!([]),
+        "A's service node list follows the reorg"
+    );
+    assert_eq!(sn_list(&a.d).await, sn_list(&b.d).await);
+
+    // Kill C, extend the chain, restart C: it catches up.
+    let c_p2p = c.p2p;
+    drop(c);
+    generate(&b.d, 20, &Account::generate()).await;
+    let c = spawn(dir.path(), "c", port(), c_p2p, &[pa, pb]).await;
+    let (h2, _) = wait_same_tip(&[&a, &b, &c], 60).await;
+    assert_eq!(h2, 66);
+    let info = c.d.call("get_info", json!({})).await.expect("info");
+    assert!(info["outgoing_connections_count"].as_u64().unwrap_or(0) >= 1);
+    let _ = (a.rpc, b.rpc);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misbehaving_peer_is_refused_and_banned() {
+    use sispopd::p2p::{self, NetCommand, NetConfig};
+    use sispopd::wire::{Request, Response, WireBlock};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target_p2p = port();
+    let target = spawn(dir.path(), "target", port(), target_p2p, &[]).await;
+    generate(&target.d, 5, &Account::generate()).await;
+
+    // An in-process node (not a service node) connected to the target.
+    let chain = sispopd::node::Chain::open_with(
+        params(),
+        &dir.path().join("evil"),
+        sispop_staking::ServiceNodeList::new(params()),
+    )
+    .expect("chain");
+    let node = sispopd::node::Node::new(chain, None, None);
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let cfg = NetConfig {
+        listen: format!("/ip4/127.0.0.1/tcp/{}", port())
+            .parse()
+            .expect("addr"),
+        peers: vec![format!("/ip4/127.0.0.1/tcp/{target_p2p}")
+            .parse()
+            .expect("addr")],
+        sync_interval: Duration::from_millis(500),
+    };
+    let (handle, _task) = p2p::start(node.clone(), key, cfg).expect("p2p");
+    let target_peer: libp2p::PeerId = target.d.call("get_info", json!({})).await.expect("info")
+        ["p2p_peer_id"]
+        .as_str()
+        .expect("peer id")
+        .parse()
+        .expect("peer id");
+
+    // It syncs the target's chain (it is a normal peer so far).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node.lock().chain.tip().0 .0 < 5 {
+        assert!(Instant::now() < deadline, "adversary did not sync");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // SN-only protocol: refused, it is not an active service node.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    handle
+        .tx
+        .send(NetCommand::SnRequest {
+            peer: target_peer,
+            request: Request::SnPing { height: 5 },
+            reply: tx,
+        })
+        .expect("send");
+    let answer = tokio::time::timeout(Duration::from_secs(20), rx)
+        .await
+        .expect("answer in time")
+        .expect("answer");
+    assert_eq!(
+        answer,
+        Response::Refused("not an active service node".into())
+    );
+    let info = target.d.call("get_info", json!({})).await.expect("info");
+    assert_eq!(info["sn_only_refusals"], 1);
+
+    // A block paying its miner far too much: refused, and the sender is banned.
+    let bad = {
+        let st = node.lock();
+        let mut t = st
+            .chain
+            .block_template(
+                &mut rand::rngs::OsRng,
+                &Account::generate().address(),
+                vec![],
+                sispopd::node::unix_now(),
+            )
+            .expect("template");
+        t.block.miner_tx.outputs[0].amount = Some(1_000_000 * COIN);
+        assert!(sispop_chain::mine(&mut t.block, t.difficulty, 100));
+        WireBlock {
+            blob: t.block.serialize(),
+            txs: vec![],
+        }
+    };
+    let before = tip(&target.d).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        handle
+            .tx
+            .send(NetCommand::BroadcastBlock(bad.clone()))
+            .expect("send");
+        let info = target.d.call("get_info", json!({})).await.expect("info");
+        if info["banned_peers"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the invalid block's sender was not banned"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(tip(&target.d).await, before, "the target kept its chain");
+    let log = std::fs::read_to_string(dir.path().join("target.log")).expect("log");
+    assert!(
+        log.contains("banning peer"),
+        "ban is logged with its reason"
+    );
+}
