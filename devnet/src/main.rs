@@ -1,5 +1,7 @@
-//! `devnet`: bring up a local Sispop development network of `sispopd` processes on 127.0.0.1,
-//! show its state, and take it down. State lives in `<dir>/devnet.json`.
+//! `devnet`: bring up a local Sispop development network of `sispopd` processes on 127.0.0.1
+//! (service nodes plus a plain node, in a sparse mesh), fund wallets by mining, register every
+//! service node (solo and pooled), and wait until all nodes agree. State lives in
+//! `<dir>/devnet.json`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -8,13 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use jsonrpsee::core::client::ClientT;
-use jsonrpsee::core::params::ObjectParams;
-use jsonrpsee::http_client::HttpClientBuilder;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use sispop_chain::{Network, NetworkParams};
-use sispop_wallet::{Account, WalletFile};
+use serde_json::{json, Value};
+use sispop_chain::{Network, NetworkParams, COIN};
+use sispop_wallet::{Account, Daemon, Wallet, WalletFile};
 
 #[derive(Parser)]
 #[command(name = "devnet", about = "Run a local Sispop development network")]
@@ -28,16 +27,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create (or resume) the network and wait until it produces blocks.
+    /// Create (or resume) the network, register the service nodes, wait until all agree.
     Up {
-        /// Number of nodes.
-        #[arg(long, default_value_t = 1)]
+        /// Number of service nodes (a plain node is added).
+        #[arg(long, default_value_t = 20)]
         nodes: usize,
         /// Path of the sispopd binary (default: next to this binary, then PATH).
         #[arg(long)]
         sispopd: Option<PathBuf>,
-        /// Seconds to wait for blocks before giving up.
-        #[arg(long, default_value_t = 60)]
+        /// Seconds to wait for the network before giving up.
+        #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
     /// Print a table of the nodes.
@@ -56,6 +55,8 @@ struct NodeEntry {
     p2p_port: u16,
     pid: Option<u32>,
     mining: bool,
+    service_node: bool,
+    peers: Vec<u16>,
 }
 
 /// devnet.json.
@@ -74,12 +75,8 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 fn alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
     // A process exists and is not a zombie.
-    Path::new(&format!("/proc/{pid}")).exists()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
 fn find_sispopd(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -103,12 +100,8 @@ fn find_sispopd(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     bail!("cannot find the sispopd binary; build it (cargo build -p sispopd) or pass --sispopd")
 }
 
-fn state_path(dir: &Path) -> PathBuf {
-    dir.join("devnet.json")
-}
-
 fn load(dir: &Path) -> anyhow::Result<Option<DevnetFile>> {
-    let p = state_path(dir);
+    let p = dir.join("devnet.json");
     if !p.exists() {
         return Ok(None);
     }
@@ -121,7 +114,7 @@ fn load(dir: &Path) -> anyhow::Result<Option<DevnetFile>> {
 fn save(dir: &Path, f: &DevnetFile) -> anyhow::Result<()> {
     let tmp = dir.join("devnet.json.tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(f)?)?;
-    std::fs::rename(&tmp, state_path(dir))?;
+    std::fs::rename(&tmp, dir.join("devnet.json"))?;
     Ok(())
 }
 
@@ -136,10 +129,19 @@ fn spawn(sispopd: &Path, node: &NodeEntry, miner: &str) -> anyhow::Result<u32> {
     cmd.arg("--devnet")
         .arg("--data-dir")
         .arg(&node.data_dir)
-        .arg("--rpc-bind-port")
-        .arg(node.rpc_port.to_string())
-        .arg("--p2p-bind-port")
-        .arg(node.p2p_port.to_string());
+        .args(["--rpc-bind-port", &node.rpc_port.to_string()])
+        .args([
+            "--p2p-bind-ip",
+            "127.0.0.1",
+            "--p2p-bind-port",
+            &node.p2p_port.to_string(),
+        ]);
+    for p in &node.peers {
+        cmd.arg("--add-peer").arg(format!("127.0.0.1:{p}"));
+    }
+    if node.service_node {
+        cmd.arg("--service-node");
+    }
     if node.mining {
         cmd.arg("--mine-to").arg(miner);
     }
@@ -153,13 +155,181 @@ fn spawn(sispopd: &Path, node: &NodeEntry, miner: &str) -> anyhow::Result<u32> {
     Ok(child.id())
 }
 
-async fn rpc(url: &str, method: &str) -> anyhow::Result<Value> {
-    let client = HttpClientBuilder::default()
-        .request_timeout(Duration::from_secs(5))
-        .build(format!("{url}/json_rpc"))?;
-    Ok(client
-        .request::<Value, _>(method, ObjectParams::new())
-        .await?)
+async fn info(url: &str) -> anyhow::Result<Value> {
+    Ok(Daemon::new(url)?.call("get_info", json!({})).await?)
+}
+
+async fn generate(d: &Daemon, mut n: u64, to: &str) -> anyhow::Result<()> {
+    while n > 0 {
+        let k = n.min(50);
+        d.call(
+            "generateblocks",
+            json!({"amount_of_blocks": k, "wallet_address": to}),
+        )
+        .await?;
+        n -= k;
+    }
+    Ok(())
+}
+
+/// Waits until `pred` holds, polling every 300 ms.
+async fn wait_for<F, Fut>(what: &str, deadline: Instant, mut pred: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    while !pred().await {
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(())
+}
+
+async fn all_agree(state: &DevnetFile) -> Option<(u64, String)> {
+    let mut seen: Option<(u64, String)> = None;
+    for n in &state.nodes {
+        let i = info(&n.rpc_url).await.ok()?;
+        let t = (
+            i["height"].as_u64()?,
+            i["top_block_hash"].as_str()?.to_owned(),
+        );
+        match &seen {
+            None => seen = Some(t),
+            Some(s) if *s == t => {}
+            Some(_) => return None,
+        }
+    }
+    seen
+}
+
+/// Registers every service node that is not registered yet: two of every three solo (the
+/// miner wallet stakes everything), the third pooled between the miner (50 %) and two
+/// contributor wallets (30 % and 20 %).
+async fn register_all(dir: &Path, state: &DevnetFile, deadline: Instant) -> anyhow::Result<()> {
+    let params = NetworkParams::get(Network::Devnet);
+    let d0 = Daemon::new(&state.nodes[0].rpc_url)?;
+    let registered: Vec<String> = d0.call("get_service_nodes", json!({})).await?
+        ["service_node_states"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["service_node_pubkey"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut todo = Vec::new();
+    for n in state.nodes.iter().filter(|n| n.service_node) {
+        let keys = Daemon::new(&n.rpc_url)?
+            .call("get_service_keys", json!({}))
+            .await?;
+        let pk = keys["service_node_pubkey"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !registered.contains(&pk) {
+            todo.push((n.clone(), pk));
+        }
+    }
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let (miner_acct, _) = WalletFile::load(&state.miner_wallet)?;
+    let mut miner = Wallet::new(miner_acct, params).with_cache_file(&state.miner_wallet)?;
+    let contributors: Vec<Account> = (0..2)
+        .map(|i| {
+            let f = dir.join(format!("contributor-{i}.json"));
+            if f.exists() {
+                WalletFile::load(&f).map(|(a, _)| a)
+            } else {
+                let a = Account::generate();
+                WalletFile::create(&f, &a, params).map(|_| a)
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    let pooled = todo.iter().enumerate().filter(|(i, _)| i % 3 == 2).count() as u64;
+    let need = todo.len() as u64 * 100 + 10;
+    let miner_addr = miner.address().to_string(params);
+    println!(
+        "funding: mining {} blocks for {} registrations ({pooled} pooled)",
+        need / 16 + 30,
+        todo.len()
+    );
+    generate(&d0, need / 16 + 30, &miner_addr).await?;
+    miner.refresh(&d0).await?;
+    // Contributors: 30 and 20 coins per pooled node, plus fees.
+    let mut cw: Vec<Wallet> = Vec::new();
+    for (i, c) in contributors.iter().enumerate() {
+        let amount = pooled * if i == 0 { 30 } else { 20 } * COIN + pooled * COIN;
+        if amount > pooled * COIN {
+            // One output per pooled node, so each stake has its own input.
+            for _ in 0..pooled {
+                miner.transfer(&d0, &c.address(), amount / pooled).await?;
+            }
+        }
+        cw.push(Wallet::new(Account::from_spend(c.spend), params));
+    }
+    generate(&d0, 3, &miner_addr).await?;
+    miner.refresh(&d0).await?;
+    for w in &mut cw {
+        w.refresh(&d0).await?;
+    }
+    for (i, (n, pk)) in todo.iter().enumerate() {
+        let d = Daemon::new(&n.rpc_url)?;
+        let pool = i % 3 == 2;
+        let contributions = if pool {
+            json!([
+                {"address": miner_addr, "amount": 50 * COIN},
+                {"address": cw[0].address().to_string(params), "amount": 30 * COIN},
+                {"address": cw[1].address().to_string(params), "amount": 20 * COIN},
+            ])
+        } else {
+            json!([{"address": miner_addr, "amount": 100 * COIN}])
+        };
+        let fee = if pool { "10%" } else { "100%" };
+        let cmd = d
+            .call(
+                "get_service_node_registration_cmd",
+                json!({"operator_cut": fee, "contributions": contributions}),
+            )
+            .await?;
+        let cmd = cmd["registration_cmd"]
+            .as_str()
+            .context("registration command")?
+            .to_owned();
+        let words: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        miner
+            .stake(&d0, None, None, Some(&words))
+            .await
+            .with_context(|| format!("registering {}", n.name))?;
+        if pool {
+            generate(&d0, 1, &miner_addr).await?;
+            let sn = sispop_chain::PublicKey::from_hex(pk).context("pubkey")?;
+            for (w, amt) in cw.iter_mut().zip([30 * COIN, 20 * COIN]) {
+                w.refresh(&d0).await?;
+                w.stake(&d0, Some(sn), Some(amt), None)
+                    .await
+                    .with_context(|| format!("contributing to {}", n.name))?;
+            }
+        }
+        println!(
+            "registered {} ({}){}",
+            n.name,
+            &pk[..16],
+            if pool {
+                " pooled: 50% operator, 30% + 20% contributors"
+            } else {
+                " solo"
+            }
+        );
+        if Instant::now() > deadline {
+            bail!("timed out registering service nodes");
+        }
+    }
+    generate(&d0, 2, &miner_addr).await?;
+    miner.save()?;
+    Ok(())
 }
 
 async fn up(
@@ -168,9 +338,7 @@ async fn up(
     sispopd: Option<PathBuf>,
     timeout: u64,
 ) -> anyhow::Result<()> {
-    if nodes == 0 {
-        bail!("--nodes must be at least 1");
-    }
+    let deadline = Instant::now() + Duration::from_secs(timeout);
     let sispopd = find_sispopd(sispopd)?;
     std::fs::create_dir_all(dir)?;
     let dir = dir.canonicalize()?;
@@ -183,31 +351,60 @@ async fn up(
         None => {
             let miner = Account::generate();
             let miner_wallet = dir.join("miner-wallet.json");
-            if miner_wallet.exists() {
-                std::fs::remove_file(&miner_wallet)?;
+            for stale in [
+                "miner-wallet.json",
+                "miner-wallet.json.cache",
+                "contributor-0.json",
+                "contributor-1.json",
+            ] {
+                let _ = std::fs::remove_file(dir.join(stale));
             }
             WalletFile::create(&miner_wallet, &miner, params)?;
-            let addr = miner.address();
+            // Service nodes 0..n, then one plain node; a sparse ring with chords.
+            let total = nodes + 1;
+            let ports: Vec<(u16, u16)> = (0..total)
+                .map(|_| Ok((free_port()?, free_port()?)))
+                .collect::<anyhow::Result<_>>()?;
             let mut entries = Vec::new();
-            for i in 0..nodes {
-                let rpc_port = free_port()?;
+            for i in 0..total {
+                let mut peers: Vec<u16> = [1usize, 2, 5]
+                    .iter()
+                    .filter(|k| **k < total)
+                    .map(|k| ports[(i + k) % total].1)
+                    .collect();
+                peers.sort_unstable();
+                peers.dedup();
+                let service_node = i < nodes;
                 entries.push(NodeEntry {
-                    name: format!("node-{i}"),
-                    data_dir: dir.join(format!("node-{i}")),
-                    rpc_url: format!("http://127.0.0.1:{rpc_port}"),
-                    rpc_port,
-                    p2p_port: free_port()?,
+                    name: if service_node {
+                        format!("sn-{i}")
+                    } else {
+                        "node".into()
+                    },
+                    data_dir: dir.join(if service_node {
+                        format!("sn-{i}")
+                    } else {
+                        "node".into()
+                    }),
+                    rpc_url: format!("http://127.0.0.1:{}", ports[i].0),
+                    rpc_port: ports[i].0,
+                    p2p_port: ports[i].1,
                     pid: None,
                     mining: i == 0,
+                    service_node,
+                    peers,
                 });
             }
-            println!("creating a fresh devnet in {}", dir.display());
+            println!(
+                "creating a fresh devnet of {nodes} service nodes and 1 plain node in {}",
+                dir.display()
+            );
             DevnetFile {
                 network: params.name.into(),
                 created: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
-                miner_address: addr.to_string(params),
+                miner_address: miner.address().to_string(params),
                 miner_wallet,
                 nodes: entries,
             }
@@ -215,90 +412,147 @@ async fn up(
     };
     for node in &mut state.nodes {
         if node.pid.is_some_and(alive) {
-            println!(
-                "{} already running (pid {})",
-                node.name,
-                node.pid.unwrap_or(0)
-            );
             continue;
         }
-        let pid = spawn(&sispopd, node, &state.miner_address)?;
-        node.pid = Some(pid);
-        println!("started {} pid {} rpc {}", node.name, pid, node.rpc_url);
+        node.pid = Some(spawn(&sispopd, node, &state.miner_address)?);
     }
     save(&dir, &state)?;
-
-    let deadline = Instant::now() + Duration::from_secs(timeout);
-    let mut first: Option<u64> = None;
-    loop {
-        if Instant::now() > deadline {
-            bail!("the devnet did not produce blocks within {timeout} s; see the sispopd.log files under {}", dir.display());
-        }
-        for node in &state.nodes {
-            if !node.pid.is_some_and(alive) {
-                bail!(
-                    "{} exited; see {}",
-                    node.name,
-                    node.data_dir.join("sispopd.log").display()
-                );
-            }
-        }
-        if let Ok(info) = rpc(&state.nodes[0].rpc_url, "get_info").await {
-            let h = info["height"].as_u64().unwrap_or(0);
-            match first {
-                None => first = Some(h),
-                Some(f) if h > f => {
-                    println!("devnet is up: height {h} and growing; `devnet status` for details, `devnet down` to stop");
-                    println!("miner address: {}", state.miner_address);
-                    return Ok(());
-                }
-                Some(_) => {}
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    println!("started {} processes; waiting for RPC", state.nodes.len());
+    for n in &state.nodes {
+        let url = n.rpc_url.clone();
+        wait_for(
+            &format!(
+                "{} to answer RPC (see {})",
+                n.name,
+                n.data_dir.join("sispopd.log").display()
+            ),
+            deadline,
+            || {
+                let url = url.clone();
+                async move { info(&url).await.is_ok() }
+            },
+        )
+        .await?;
     }
+    register_all(&dir, &state, deadline).await?;
+    let want = state.nodes.iter().filter(|n| n.service_node).count();
+    println!("waiting until every node agrees on the chain and sees {want} active service nodes");
+    let urls: Vec<String> = state.nodes.iter().map(|n| n.rpc_url.clone()).collect();
+    wait_for(
+        "every node to agree on the chain and the service node list",
+        deadline,
+        || {
+            let urls = urls.clone();
+            let st = &state;
+            async move {
+                if all_agree(st).await.is_none() {
+                    return false;
+                }
+                for u in &urls {
+                    let Ok(d) = Daemon::new(u) else { return false };
+                    let Ok(v) = d
+                        .call("get_service_nodes", json!({"active_only": true}))
+                        .await
+                    else {
+                        return false;
+                    };
+                    if v["service_node_states"].as_array().map_or(0, Vec::len) != want {
+                        return false;
+                    }
+                }
+                true
+            }
+        },
+    )
+    .await?;
+    let (h, hash) = all_agree(&state).await.context("agreement")?;
+    let sns = Daemon::new(&state.nodes[0].rpc_url)?
+        .call("get_service_nodes", json!({}))
+        .await?;
+    let mut swarms: Vec<u64> = sns["service_node_states"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["swarm_id"].as_u64()).collect())
+        .unwrap_or_default();
+    swarms.sort_unstable();
+    swarms.dedup();
+    println!("devnet is up: {} nodes agree at height {h} ({}…), {want} active service nodes in {} swarms", state.nodes.len(), &hash[..16], swarms.len());
+    println!("miner address: {}", state.miner_address);
+    println!("`devnet status` for details, `devnet down` to stop");
+    Ok(())
 }
 
 async fn status(dir: &Path) -> anyhow::Result<()> {
     let Some(state) = load(dir)? else {
         bail!("no devnet in {}; run `devnet up`", dir.display());
     };
+    let sns = match Daemon::new(&state.nodes[0].rpc_url) {
+        Ok(d) => d.call("get_service_nodes", json!({})).await.ok(),
+        Err(_) => None,
+    };
     println!(
-        "{:<8} {:>8} {:<8} {:>8} {:<18} {:>5} {:<24}",
-        "NAME", "PID", "STATE", "HEIGHT", "TOP", "POOL", "RPC"
+        "{:<6} {:>8} {:<8} {:>7} {:<18} {:>5} {:<8} {:<18} {:<24}",
+        "NAME", "PID", "STATE", "HEIGHT", "TOP", "PEERS", "SN", "SWARM", "RPC"
     );
     for n in &state.nodes {
         let running = n.pid.is_some_and(alive);
-        let info = if running {
-            rpc(&n.rpc_url, "get_info").await.ok()
+        let i = if running {
+            info(&n.rpc_url).await.ok()
         } else {
             None
         };
-        let (h, top, pool) = match &info {
+        let (h, top, peers) = match &i {
             Some(i) => (
                 i["height"].as_u64().map_or("?".into(), |h| h.to_string()),
                 i["top_block_hash"]
                     .as_str()
                     .map_or("?".into(), |s| format!("{}…", &s[..s.len().min(16)])),
-                i["tx_pool_size"]
-                    .as_u64()
-                    .map_or("?".into(), |p| p.to_string()),
+                (i["outgoing_connections_count"].as_u64().unwrap_or(0)
+                    + i["incoming_connections_count"].as_u64().unwrap_or(0))
+                .to_string(),
             ),
             None => ("-".into(), "-".into(), "-".into()),
         };
-        let st = match (running, info.is_some()) {
+        let (sn_state, swarm) = if n.service_node && running {
+            let keys = Daemon::new(&n.rpc_url)?
+                .call("get_service_keys", json!({}))
+                .await
+                .ok();
+            let pk = keys
+                .and_then(|k| k["service_node_pubkey"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let e = sns.as_ref().and_then(|v| {
+                v["service_node_states"].as_array().and_then(|a| {
+                    a.iter()
+                        .find(|e| e["service_node_pubkey"] == pk.as_str())
+                        .cloned()
+                })
+            });
+            match e {
+                Some(e) if e["active"] == true => (
+                    "active".to_owned(),
+                    e["swarm"].as_str().unwrap_or("?").to_owned(),
+                ),
+                Some(_) => ("awaiting".to_owned(), "-".to_owned()),
+                None => ("unreg".to_owned(), "-".to_owned()),
+            }
+        } else {
+            ("-".to_owned(), "-".to_owned())
+        };
+        let st = match (running, i.is_some()) {
             (true, true) => "running",
             (true, false) => "starting",
             _ => "stopped",
         };
         println!(
-            "{:<8} {:>8} {:<8} {:>8} {:<18} {:>5} {:<24}",
+            "{:<6} {:>8} {:<8} {:>7} {:<18} {:>5} {:<8} {:<18} {:<24}",
             n.name,
             n.pid.map_or("-".into(), |p| p.to_string()),
             st,
             h,
             top,
-            pool,
+            peers,
+            sn_state,
+            swarm,
             n.rpc_url
         );
     }
@@ -309,26 +563,29 @@ fn down(dir: &Path) -> anyhow::Result<()> {
     let Some(mut state) = load(dir)? else {
         bail!("no devnet in {}", dir.display());
     };
+    let mut waiting = Vec::new();
     for n in &mut state.nodes {
-        let Some(pid) = n.pid.filter(|p| alive(*p)) else {
-            n.pid = None;
-            continue;
-        };
-        let Ok(p) = libc::pid_t::try_from(pid) else {
-            continue;
-        };
-        kill(p, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
+        if let Some(pid) = n.pid.filter(|p| alive(*p)) {
+            if let Ok(p) = libc::pid_t::try_from(pid) {
+                kill(p, libc::SIGTERM);
+                waiting.push((n.name.clone(), pid));
+            }
+        }
+        n.pid = None;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (name, pid) in waiting {
         while alive(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
         if alive(pid) {
-            kill(p, libc::SIGKILL);
-            println!("{} did not stop in time; killed", n.name);
+            if let Ok(p) = libc::pid_t::try_from(pid) {
+                kill(p, libc::SIGKILL);
+            }
+            println!("{name} did not stop in time; killed");
         } else {
-            println!("stopped {}", n.name);
+            println!("stopped {name}");
         }
-        n.pid = None;
     }
     save(dir, &state)
 }
@@ -346,7 +603,8 @@ fn kill(pid: libc::pid_t, sig: libc::c_int) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {
