@@ -1,0 +1,123 @@
+//! The devnet as an operator runs it: `devnet up --nodes 20` brings up 21 processes that agree
+//! on the chain with 20 active service nodes in 2 swarms of at least 5; two nodes killed with
+//! SIGKILL miss 20 blocks and catch up after `devnet up` resumes them; `devnet down` stops all.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const DEVNET: &str = env!("CARGO_BIN_EXE_devnet");
+
+fn devnet(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(DEVNET)
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run devnet");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "devnet {args:?} failed:\n{text}");
+    text
+}
+
+fn rpc(url: &str, method: &str, params: Value) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async { sispop_wallet::Daemon::new(url).expect("client").call(method, params).await.unwrap_or(Value::Null) })
+}
+
+struct Down(std::path::PathBuf);
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = Command::new(DEVNET)
+            .arg("--dir")
+            .arg(&self.0)
+            .arg("down")
+            .output();
+    }
+}
+
+#[test]
+fn twenty_service_nodes_agree_survive_kills_and_stop() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("net");
+    let _guard = Down(dir.clone());
+    let start = Instant::now();
+    let out = devnet(&dir, &["up", "--nodes", "20", "--timeout", "170"]);
+    assert!(out.contains("21 nodes agree"), "{out}");
+    assert!(
+        start.elapsed() < Duration::from_secs(180),
+        "within 3 minutes"
+    );
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("devnet.json")).expect("state"))
+            .expect("json");
+    let nodes = state["nodes"].as_array().expect("nodes").clone();
+    assert_eq!(nodes.len(), 21);
+    for n in &nodes {
+        for k in ["name", "data_dir", "rpc_url", "p2p_port", "pid"] {
+            assert!(!n[k].is_null(), "devnet.json records {k}");
+        }
+    }
+
+    // Any node lists 20 active service nodes with swarm ids, in 2 swarms of at least 5.
+    let url = |i: usize| nodes[i]["rpc_url"].as_str().expect("url").to_owned();
+    let sns = rpc(&url(20), "get_service_nodes", json!({}))["service_node_states"]
+        .as_array()
+        .cloned()
+        .expect("list");
+    assert_eq!(sns.len(), 20);
+    assert!(sns.iter().all(|e| e["active"] == true));
+    let mut swarms = std::collections::BTreeMap::<u64, usize>::new();
+    for e in &sns {
+        *swarms
+            .entry(e["swarm_id"].as_u64().expect("swarm id"))
+            .or_default() += 1;
+    }
+    assert_eq!(swarms.len(), 2, "{swarms:?}");
+    assert!(swarms.values().all(|n| *n >= 5), "{swarms:?}");
+    let pooled = sns
+        .iter()
+        .filter(|e| e["contributors"].as_array().map_or(0, Vec::len) == 3)
+        .count();
+    assert!(pooled >= 5, "some nodes are pooled with three contributors");
+
+    // Kill two nodes, mine 20 blocks, resume: everyone agrees again.
+    for i in [3, 7] {
+        let pid = nodes[i]["pid"].as_u64().expect("pid").to_string();
+        assert!(Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill")
+            .success());
+    }
+    let r = rpc(
+        &url(0),
+        "generateblocks",
+        json!({"amount_of_blocks": 20, "wallet_address": state["miner_address"]}),
+    );
+    assert_eq!(r["blocks"].as_array().map(Vec::len), Some(20));
+    let out = devnet(&dir, &["up", "--timeout", "60"]);
+    assert!(out.contains("21 nodes agree"), "{out}");
+    let tips: Vec<Value> = (0..21)
+        .map(|i| rpc(&url(i), "get_info", json!({}))["top_block_hash"].clone())
+        .collect();
+    assert!(tips.windows(2).all(|w| w[0] == w[1]), "{tips:?}");
+
+    let status = devnet(&dir, &["status"]);
+    assert_eq!(
+        status.lines().filter(|l| l.contains("running")).count(),
+        21,
+        "{status}"
+    );
+    let down = devnet(&dir, &["down"]);
+    assert_eq!(
+        down.lines().filter(|l| l.starts_with("stopped")).count(),
+        21,
+        "{down}"
+    );
+}
