@@ -26,8 +26,17 @@ fn devnet(dir: &std::path::Path, args: &[&str]) -> String {
 }
 
 fn rpc(url: &str, method: &str, params: Value) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(async { sispop_wallet::Daemon::new(url).expect("client").call(method, params).await.unwrap_or(Value::Null) })
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        sispop_wallet::Daemon::new(url)
+            .expect("client")
+            .call(method, params)
+            .await
+            .unwrap_or(Value::Null)
+    })
 }
 
 struct Down(std::path::PathBuf);

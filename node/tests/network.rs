@@ -284,4 +284,78 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
         log.contains("banning peer"),
         "ban is logged with its reason"
     );
+
+    // Two more adversaries: one sends garbage as a block, one floods a topic.
+    let garbage = adversary(&dir.path().join("evil2"), target_p2p).await;
+    let flooder = adversary(&dir.path().join("evil3"), target_p2p).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        garbage
+            .tx
+            .send(NetCommand::BroadcastBlock(WireBlock {
+                blob: vec![0xff; 64],
+                txs: vec![],
+            }))
+            .expect("send");
+        let info = target.d.call("get_info", json!({})).await.expect("info");
+        if info["banned_peers"].as_u64().unwrap_or(0) >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the garbage sender was not banned"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut n = 0u32;
+    loop {
+        for _ in 0..50 {
+            n += 1;
+            flooder
+                .tx
+                .send(NetCommand::Publish(
+                    p2p::VOTES_TOPIC.into(),
+                    n.to_le_bytes().to_vec(),
+                ))
+                .expect("send");
+        }
+        let info = target.d.call("get_info", json!({})).await.expect("info");
+        if info["banned_peers"].as_u64().unwrap_or(0) >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the flooder was not banned after {n} messages"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(n > p2p::FLOOD_LIMIT, "only a real flood is banned");
+    assert_eq!(tip(&target.d).await, before, "the target kept its chain");
+}
+
+/// An in-process, non-service node connected to `target_p2p`; returns its network handle.
+async fn adversary(dir: &Path, target_p2p: u16) -> sispopd::p2p::NetHandle {
+    let chain = sispopd::node::Chain::open_with(
+        params(),
+        dir,
+        sispop_staking::ServiceNodeList::new(params()),
+    )
+    .expect("chain");
+    let node = sispopd::node::Node::new(chain, None, None);
+    let cfg = sispopd::p2p::NetConfig {
+        listen: format!("/ip4/127.0.0.1/tcp/{}", port())
+            .parse()
+            .expect("addr"),
+        peers: vec![format!("/ip4/127.0.0.1/tcp/{target_p2p}")
+            .parse()
+            .expect("addr")],
+        sync_interval: Duration::from_millis(500),
+    };
+    let (handle, task) =
+        sispopd::p2p::start(node, libp2p::identity::Keypair::generate_ed25519(), cfg).expect("p2p");
+    std::mem::forget(task);
+    // Give the gossip mesh a moment to form.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    handle
 }
