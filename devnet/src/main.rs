@@ -98,6 +98,19 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// `n` (rpc, p2p) port pairs, all distinct: every listener is held until all are chosen, so
+/// the system cannot hand out the same port twice.
+fn distinct_ports(n: usize) -> anyhow::Result<Vec<(u16, u16)>> {
+    let held: Vec<TcpListener> = (0..2 * n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    let ports: Vec<u16> = held
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()?;
+    Ok(ports.chunks_exact(2).map(|p| (p[0], p[1])).collect())
+}
+
 fn alive(pid: u32) -> bool {
     // A process exists and is not a zombie.
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
@@ -211,21 +224,29 @@ where
     Ok(())
 }
 
+/// Whether every node has the same block at the lowest height any of them has reached (the
+/// miner keeps extending the chain while we ask). Returns that height and block id.
 async fn all_agree(state: &DevnetFile) -> Option<(u64, String)> {
-    let mut seen: Option<(u64, String)> = None;
+    let mut lowest = u64::MAX;
     for n in &state.nodes {
-        let i = info(&n.rpc_url).await.ok()?;
-        let t = (
-            i["height"].as_u64()?,
-            i["top_block_hash"].as_str()?.to_owned(),
-        );
+        lowest = lowest.min(info(&n.rpc_url).await.ok()?["height"].as_u64()?);
+    }
+    let top = lowest.checked_sub(1)?;
+    let mut seen: Option<String> = None;
+    for n in &state.nodes {
+        let h = Daemon::new(&n.rpc_url)
+            .ok()?
+            .call("get_block_header_by_height", json!({"height": top}))
+            .await
+            .ok()?;
+        let hash = h["block_header"]["hash"].as_str()?.to_owned();
         match &seen {
-            None => seen = Some(t),
-            Some(s) if *s == t => {}
+            None => seen = Some(hash),
+            Some(s) if *s == hash => {}
             Some(_) => return None,
         }
     }
-    seen
+    Some((lowest, seen?))
 }
 
 /// Registers every service node that is not registered yet: two of every three solo (the
@@ -273,7 +294,8 @@ async fn register_all(dir: &Path, state: &DevnetFile, deadline: Instant) -> anyh
         })
         .collect::<Result<_, _>>()?;
     let pooled = todo.iter().enumerate().filter(|(i, _)| i % 3 == 2).count() as u64;
-    let need = todo.len() as u64 * 100 + 10;
+    // 100 per node, plus what the miner sends the contributors of pooled nodes.
+    let need = todo.len() as u64 * 100 + pooled * 60 + 10;
     let miner_addr = miner.address().to_string(params);
     println!(
         "funding: mining {} blocks for {} registrations ({pooled} pooled)",
@@ -323,10 +345,21 @@ async fn register_all(dir: &Path, state: &DevnetFile, deadline: Instant) -> anyh
             .context("registration command")?
             .to_owned();
         let words: Vec<&str> = cmd.split_whitespace().skip(1).collect();
-        miner
-            .stake(&d0, None, None, Some(&words))
-            .await
-            .with_context(|| format!("registering {}", n.name))?;
+        let mut tries = 0;
+        loop {
+            match miner.stake(&d0, None, None, Some(&words)).await {
+                Ok(_) => break,
+                // Not enough unlocked coins yet: mine some more and try again.
+                Err(sispop_wallet::WalletError::Funds { .. }) if tries < 10 => {
+                    tries += 1;
+                    generate(&d0, 12, &miner_addr).await?;
+                    miner.refresh(&d0).await?;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::from(e).context(format!("registering {}", n.name)))
+                }
+            }
+        }
         if pool {
             generate(&d0, 1, &miner_addr).await?;
             let sn = sispop_chain::PublicKey::from_hex(pk).context("pubkey")?;
@@ -386,9 +419,7 @@ async fn up(
             WalletFile::create(&miner_wallet, &miner, params)?;
             // Service nodes 0..n, then one plain node; a sparse ring with chords.
             let total = nodes + 1;
-            let ports: Vec<(u16, u16)> = (0..total)
-                .map(|_| Ok((free_port()?, free_port()?)))
-                .collect::<anyhow::Result<_>>()?;
+            let ports = distinct_ports(total)?;
             let mut entries = Vec::new();
             for i in 0..total {
                 let mut peers: Vec<u16> = [1usize, 2, 5]
@@ -443,20 +474,34 @@ async fn up(
     save(&dir, &state)?;
     println!("started {} processes; waiting for RPC", state.nodes.len());
     for n in &state.nodes {
-        let url = n.rpc_url.clone();
-        wait_for(
-            &format!(
-                "{} to answer RPC (see {})",
-                n.name,
-                n.data_dir.join("sispopd.log").display()
-            ),
-            deadline,
-            || {
-                let url = url.clone();
-                async move { info(&url).await.is_ok() }
-            },
-        )
-        .await?;
+        let log = n.data_dir.join("sispopd.log");
+        loop {
+            if info(&n.rpc_url).await.is_ok() {
+                break;
+            }
+            if !n.pid.is_some_and(alive) {
+                let tail: String = std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .lines()
+                    .rev()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" | ");
+                bail!(
+                    "{} exited during start-up ({}): {tail}",
+                    n.name,
+                    log.display()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "timed out waiting for {} to answer RPC (see {})",
+                    n.name,
+                    log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
     register_all(&dir, &state, deadline).await?;
     let want = state.nodes.iter().filter(|n| n.service_node).count();
@@ -475,7 +520,10 @@ async fn up(
                 for u in &urls {
                     let Ok(d) = Daemon::new(u) else { return false };
                     let Ok(v) = d
-                        .call("get_service_nodes", json!({"active_only": true}))
+                        .call(
+                            "get_service_nodes",
+                            json!({"active_only": true, "fields": {"service_node_pubkey": true}}),
+                        )
                         .await
                     else {
                         return false;
