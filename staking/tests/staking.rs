@@ -720,17 +720,22 @@ fn reorg_gives_the_same_list_as_a_fresh_replay() {
         copy_all(&net.chain, &mut b, 1);
         let fork = net.height();
 
-        // Branch A: random registrations, contributions and an unlock.
+        // Branch A: random registrations, contributions and unlocks.
         let mut registered: Vec<(Scalar, PublicKey)> = Vec::new();
-        for _ in 0..4 {
+        let mut stakes: Vec<(Scalar, sispop_chain::KeyImage, PublicKey)> = Vec::new();
+        for _ in 0..6 {
             let hf = params().hard_fork_at(Height(net.height() + 1));
-            match rng.next(3) {
+            match rng.next(4) {
+                3 if !stakes.is_empty() => {
+                    let (x, ki, sn) = stakes[rng.next(stakes.len() as u64) as usize];
+                    let _ = net.submit(&build_unlock_tx(&mut OsRng, &x, ki, sn));
+                }
                 0 if registered.len() < 2 => {
                     let (s, k) = sn_key();
                     let who: &mut Wallet = if rng.next(2) == 0 { &mut op } else { &mut c1 };
                     let reg = sign_registration(&mut OsRng, &s, 500, &[(who.addr, 50 * COIN)], hf);
                     let inputs = net.take(who, 50 * COIN + FEE);
-                    let tx = build_stake_tx(
+                    let built = build_stake_tx(
                         &mut OsRng,
                         &who.spend,
                         &who.view,
@@ -740,10 +745,14 @@ fn reorg_gives_the_same_list_as_a_fresh_replay() {
                         FEE,
                         Some(reg),
                     )
-                    .expect("build")
-                    .tx;
-                    net.submit(&tx).expect("registration");
+                    .expect("build");
+                    net.submit(&built.tx).expect("registration");
                     registered.push((s, k));
+                    stakes.push((
+                        stake_output_secret(&net, who, &built.tx),
+                        built.key_image,
+                        k,
+                    ));
                 }
                 1 if !registered.is_empty() => {
                     let (_, k) = registered[rng.next(registered.len() as u64) as usize];
@@ -770,7 +779,7 @@ fn reorg_gives_the_same_list_as_a_fresh_replay() {
 
         // Branch B: more blocks (heavier), no staking.
         let mut other = wallet();
-        for _ in 0..6 {
+        for _ in 0..9 {
             let now = b.tip_meta().timestamp + 2;
             let mut t = b
                 .block_template(&mut OsRng, &other.addr, vec![], now)
