@@ -132,6 +132,29 @@ impl Atomic {
     pub fn checked_sub(self, o: Atomic) -> Option<Atomic> {
         self.0.checked_sub(o.0).map(Atomic)
     }
+    /// Parses a coin amount such as `25`, `12.5` or `0.000000001` (at most 9 decimals).
+    pub fn parse_coins(s: &str) -> Option<Atomic> {
+        let s = s.trim();
+        let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+        if frac.len() > 9
+            || (whole.is_empty() && frac.is_empty())
+            || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        {
+            return None;
+        }
+        let w: u64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        let f: u64 = if frac.is_empty() {
+            0
+        } else {
+            format!("{frac:0<9}").parse().ok()?
+        };
+        w.checked_mul(COIN)?.checked_add(f).map(Atomic)
+    }
+
     /// Checked multiplication by a count.
     pub fn checked_mul(self, n: u64) -> Option<Atomic> {
         self.0.checked_mul(n).map(Atomic)
@@ -147,3 +170,20 @@ impl fmt::Display for Atomic {
 
 /// A block's difficulty or a chain's cumulative difficulty.
 pub type Difficulty = u128;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coin_amounts() {
+        assert_eq!(Atomic::parse_coins("25"), Some(Atomic(25_000_000_000)));
+        assert_eq!(Atomic::parse_coins("25.5"), Some(Atomic(25_500_000_000)));
+        assert_eq!(Atomic::parse_coins("0.000000001"), Some(Atomic(1)));
+        assert_eq!(Atomic::parse_coins("1.0000000001"), None);
+        assert_eq!(Atomic::parse_coins("-1"), None);
+        assert_eq!(Atomic::parse_coins("."), None);
+        assert_eq!(Atomic::parse_coins("99999999999999999999"), None);
+        assert_eq!(Atomic(12_500_000_000).to_string(), "12.500000000");
+    }
+}

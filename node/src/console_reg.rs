@@ -7,7 +7,6 @@ use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::http_client::HttpClientBuilder;
 use serde_json::{json, Value};
-use sispop_chain::COIN;
 
 use crate::console::{coins, ConsoleError};
 
@@ -40,22 +39,8 @@ fn yes(s: &str) -> Option<bool> {
 }
 
 /// Parses a coin amount like `25` or `25.5` into atomic units.
-pub fn parse_coins(s: &str) -> Option<u64> {
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if frac.len() > 9 || whole.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let w: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let f: u64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}").parse().ok()?
-    };
-    w.checked_mul(COIN)?.checked_add(f)
+fn parse_coins(s: &str) -> Option<u64> {
+    sispop_chain::Atomic::parse_coins(s).map(|a| a.0)
 }
 
 async fn call(url: &str, method: &str, params: ObjectParams) -> Result<Value, ConsoleError> {
@@ -232,19 +217,4 @@ pub async fn prepare_registration(url: &str) -> Result<String, ConsoleError> {
         v["registration_cmd"].as_str().unwrap_or("?"),
         v["registration_cmd"].as_str().and_then(|c| c.split_whitespace().rev().nth(2)).unwrap_or("?")
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_coins;
-
-    #[test]
-    fn coin_amounts() {
-        assert_eq!(parse_coins("25"), Some(25_000_000_000));
-        assert_eq!(parse_coins("25.5"), Some(25_500_000_000));
-        assert_eq!(parse_coins("0.000000001"), Some(1));
-        assert_eq!(parse_coins("1.0000000001"), None);
-        assert_eq!(parse_coins("x"), None);
-        assert_eq!(parse_coins("."), None);
-    }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use sispop_chain::{Address, Atomic, Network, NetworkParams, PublicKey, COIN};
+use sispop_chain::{Address, Atomic, Network, NetworkParams, PublicKey};
 use sispop_wallet::{Account, Daemon, Wallet, WalletFile};
 
 #[derive(Parser)]
@@ -78,32 +78,11 @@ enum Cmd {
 
 /// Parses `12.5` coins into atomic units.
 fn parse_amount(s: &str) -> anyhow::Result<u64> {
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if frac.len() > 9 || (whole.is_empty() && frac.is_empty()) {
-        bail!("invalid amount {s}");
+    match Atomic::parse_coins(s) {
+        Some(a) if a.0 > 0 => Ok(a.0),
+        Some(_) => bail!("amount must be positive"),
+        None => bail!("invalid amount {s} (coins, at most 9 decimals)"),
     }
-    let w: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole
-            .parse()
-            .with_context(|| format!("invalid amount {s}"))?
-    };
-    let f: u64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}")
-            .parse()
-            .with_context(|| format!("invalid amount {s}"))?
-    };
-    let a = w
-        .checked_mul(COIN)
-        .and_then(|w| w.checked_add(f))
-        .with_context(|| format!("amount {s} too large"))?;
-    if a == 0 {
-        bail!("amount must be positive");
-    }
-    Ok(a)
 }
 
 fn network(cli: &Cli) -> &'static NetworkParams {

@@ -570,6 +570,28 @@ impl Wallet {
         Ok(hash)
     }
 
+    /// Unlocked, unstaked outputs covering `amount` plus the fee their transaction will need
+    /// (fee per byte × estimated size, re-estimated as inputs are added).
+    async fn choose_inputs(
+        &self,
+        daemon: &Daemon,
+        amount: u64,
+        extra_bytes: usize,
+    ) -> Result<(Vec<OwnedOutput>, u64), WalletError> {
+        let locked = self.locked_key_images(daemon).await?;
+        let per_byte = self.fee_per_byte(daemon).await?;
+        let mut fee = per_byte * Self::estimate_size(1, 2, extra_bytes);
+        for _ in 0..5 {
+            let chosen = self.select(amount + fee, &locked)?;
+            let needed = per_byte * Self::estimate_size(chosen.len(), 2, extra_bytes);
+            if needed <= fee {
+                return Ok((chosen, fee));
+            }
+            fee = needed;
+        }
+        Err(WalletError::Build("could not settle on a fee".into()))
+    }
+
     /// Sends `amount` to `to`; change returns to this wallet.
     pub async fn transfer(
         &mut self,
@@ -577,36 +599,24 @@ impl Wallet {
         to: &Address,
         amount: u64,
     ) -> Result<(TxHash, u64), WalletError> {
-        let locked = self.locked_key_images(daemon).await?;
-        let per_byte = self.fee_per_byte(daemon).await?;
-        let mut fee = per_byte * Self::estimate_size(1, 2, 40);
-        for _ in 0..3 {
-            let chosen = self.select(amount + fee, &locked)?;
-            let size_fee = per_byte * Self::estimate_size(chosen.len(), 2, 40);
-            if size_fee > fee {
-                fee = size_fee;
-                continue;
-            }
-            let inputs = self.ring_inputs(daemon, &chosen).await?;
-            let total: u64 = chosen.iter().map(|o| o.amount).sum();
-            let me = self.address();
-            let mut dests = vec![(*to, amount)];
-            if total > amount + fee {
-                dests.push((me, total - amount - fee));
-            }
-            let built = build_transfer(
-                &mut rand::rngs::OsRng,
-                &inputs,
-                &dests,
-                fee,
-                TxType::Standard,
-                &[],
-            )
-            .map_err(|e| WalletError::Build(e.to_string()))?;
-            let hash = self.submit(daemon, &built.tx, &chosen).await?;
-            return Ok((hash, fee));
+        let (chosen, fee) = self.choose_inputs(daemon, amount, 40).await?;
+        let inputs = self.ring_inputs(daemon, &chosen).await?;
+        let total: u64 = chosen.iter().map(|o| o.amount).sum();
+        let mut dests = vec![(*to, amount)];
+        if total > amount + fee {
+            dests.push((self.address(), total - amount - fee));
         }
-        Err(WalletError::Build("could not settle on a fee".into()))
+        let built = build_transfer(
+            &mut rand::rngs::OsRng,
+            &inputs,
+            &dests,
+            fee,
+            TxType::Standard,
+            &[],
+        )
+        .map_err(|e| WalletError::Build(e.to_string()))?;
+        let hash = self.submit(daemon, &built.tx, &chosen).await?;
+        Ok((hash, fee))
     }
 
     /// Stakes `amount` to service node `sn` (a contribution), or registers it when
@@ -640,32 +650,21 @@ impl Wallet {
                 amount.ok_or_else(|| WalletError::Usage("amount required".into()))?,
             ),
         };
-        let locked = self.locked_key_images(daemon).await?;
-        let per_byte = self.fee_per_byte(daemon).await?;
-        let mut fee = per_byte * Self::estimate_size(1, 2, 400);
-        for _ in 0..3 {
-            let chosen = self.select(amount + fee, &locked)?;
-            let size_fee = per_byte * Self::estimate_size(chosen.len(), 2, 400);
-            if size_fee > fee {
-                fee = size_fee;
-                continue;
-            }
-            let inputs = self.ring_inputs(daemon, &chosen).await?;
-            let built = build_stake_tx(
-                &mut rand::rngs::OsRng,
-                &self.account.spend,
-                &self.account.view,
-                &inputs,
-                sn,
-                amount,
-                fee,
-                reg.clone(),
-            )
-            .map_err(|e| WalletError::Build(e.to_string()))?;
-            let hash = self.submit(daemon, &built.tx, &chosen).await?;
-            return Ok((hash, fee, sn));
-        }
-        Err(WalletError::Build("could not settle on a fee".into()))
+        let (chosen, fee) = self.choose_inputs(daemon, amount, 400).await?;
+        let inputs = self.ring_inputs(daemon, &chosen).await?;
+        let built = build_stake_tx(
+            &mut rand::rngs::OsRng,
+            &self.account.spend,
+            &self.account.view,
+            &inputs,
+            sn,
+            amount,
+            fee,
+            reg,
+        )
+        .map_err(|e| WalletError::Build(e.to_string()))?;
+        let hash = self.submit(daemon, &built.tx, &chosen).await?;
+        Ok((hash, fee, sn))
     }
 
     /// Requests the unlock of this wallet's stake in `sn`.
