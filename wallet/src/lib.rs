@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod daemon;
+pub mod decoys;
 pub mod keys;
 pub mod mnemonic;
 pub mod wallet;

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::Scalar;
 use monero_oxide::ringct::EncryptedAmount;
-use rand::Rng;
+
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 use sispop_chain::builder::{build_transfer, SpendInput};
 use sispop_chain::crypto::{
     commit, commitment_mask, derivation_to_scalar, hash_to_point, key_derivation,
@@ -24,6 +24,7 @@ use sispop_staking::build::{build_stake_tx, build_unlock_tx};
 use sispop_staking::command::parse_command;
 
 use crate::daemon::{Daemon, DaemonError};
+use crate::decoys::DecoyPicker;
 use crate::keys::Account;
 
 /// How many recent block hashes are kept to notice reorgs.
@@ -459,9 +460,26 @@ impl Wallet {
         daemon: &Daemon,
         outputs: &[OwnedOutput],
     ) -> Result<Vec<SpendInput>, WalletError> {
-        let info = daemon.call("get_info", json!({})).await?;
-        let total = field(&info, "outputs_count")?.as_u64().unwrap_or(0);
+        let dist = daemon
+            .call(
+                "get_output_distribution",
+                json!({"amounts": [0], "from_height": 0, "cumulative": true}),
+            )
+            .await?;
+        let cumulative: Vec<u64> = dist["distributions"][0]["distribution"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        let picker = DecoyPicker::new(
+            cumulative,
+            self.params.target_block_time,
+            self.params.spendable_age,
+        )
+        .ok_or(WalletError::Decoys(self.params.ring_size))?;
         let n = self.params.ring_size;
+        if picker.total() < n as u64 {
+            return Err(WalletError::Decoys(n));
+        }
         let mut inputs = Vec::with_capacity(outputs.len());
         for o in outputs {
             let mut members: BTreeMap<u64, ([u8; 32], [u8; 32])> = BTreeMap::new();
@@ -472,7 +490,7 @@ impl Wallet {
                     return Err(WalletError::Decoys(n));
                 }
                 let want: Vec<u64> = (0..2 * n)
-                    .map(|_| rand::rngs::OsRng.gen_range(0..total.max(1)))
+                    .map(|_| picker.pick(&mut rand::rngs::OsRng))
                     .filter(|i| *i != o.global_index && !members.contains_key(i))
                     .collect::<HashSet<_>>()
                     .into_iter()
