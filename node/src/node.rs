@@ -37,12 +37,19 @@ pub struct NodeState {
     pub sn_keys: Option<ServiceNodeKeys>,
 }
 
+type SnPeers = (
+    Option<sispop_chain::BlockHash>,
+    std::collections::HashMap<libp2p::PeerId, sispop_chain::PublicKey>,
+);
+
 /// Shared handle.
 #[derive(Clone)]
 pub struct Node {
     inner: Arc<Mutex<NodeState>>,
     /// The network task, once started.
     pub net: Arc<std::sync::OnceLock<crate::p2p::NetHandle>>,
+    /// Peer id → active service node, as of the block id it was built for.
+    sn_peers: Arc<Mutex<SnPeers>>,
     /// Network parameters.
     pub params: &'static NetworkParams,
     /// Fires when the daemon should stop.
@@ -66,6 +73,7 @@ impl Node {
             params,
             shutdown,
             net: Arc::new(std::sync::OnceLock::new()),
+            sn_peers: Arc::new(Mutex::new((None, std::collections::HashMap::new()))),
         }
     }
 
@@ -73,14 +81,19 @@ impl Node {
     /// SN-only protocol: a service node's peer id is derived from its Ed25519 primary key.
     pub fn service_node_for_peer(&self, peer: &libp2p::PeerId) -> Option<sispop_chain::PublicKey> {
         let st = self.lock();
-        let found = st
-            .chain
-            .ext()
-            .state()
-            .active()
-            .map(|(pk, _)| *pk)
-            .find(|pk| crate::p2p::peer_id_of(pk).as_ref() == Some(peer));
-        found
+        let tip = st.chain.tip().1;
+        let mut cache = self.sn_peers.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0 != Some(tip) {
+            cache.1 = st
+                .chain
+                .ext()
+                .state()
+                .active()
+                .filter_map(|(pk, _)| crate::p2p::peer_id_of(pk).map(|id| (id, *pk)))
+                .collect();
+            cache.0 = Some(tip);
+        }
+        cache.1.get(peer).copied()
     }
 
     /// Validates a transaction into the pool and, if asked, announces it to peers.
