@@ -3,7 +3,7 @@
 # shellcheck shell=bash
 
 need=()
-for pkg in librocksdb-dev libclang-dev clang pkg-config; do
+for pkg in librocksdb-dev libclang-dev clang pkg-config cmake; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

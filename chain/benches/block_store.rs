@@ -12,7 +12,7 @@ use sispop_chain::crypto::{
     derivation_to_scalar, key_derivation, public_from_secret, random_scalar,
 };
 use sispop_chain::extra::{parse_extra, tx_pubkey};
-use sispop_chain::{mine, Address, Block, Blockchain, Height, Network, NetworkParams, TxType};
+use sispop_chain::{Address, Block, Blockchain, Height, Network, NetworkParams, TxType};
 
 fn params() -> &'static NetworkParams {
     NetworkParams::get(Network::Devnet)
@@ -76,7 +76,7 @@ fn bench(c: &mut Criterion) {
         let mut t = chain
             .block_template(&mut OsRng, &addr, vec![], now)
             .expect("template");
-        assert!(mine(&mut t.block, t.difficulty, 1000));
+        assert!(t.mine(1000));
         chain
             .add_block(&t.block.serialize(), &[], now)
             .expect("block");
@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
                         .block_template(&mut OsRng, &addr, txs.clone(), now)
                         .expect("template");
                     assert_eq!(t.txs.len(), n_txs);
-                    assert!(mine(&mut t.block, t.difficulty, 1000));
+                    assert!(t.mine(1000));
                     let blob = t.block.serialize();
                     let start = Instant::now();
                     chain.add_block(&blob, &t.txs, now).expect("valid block");

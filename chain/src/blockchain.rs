@@ -217,6 +217,10 @@ pub struct BlockTemplate {
     pub difficulty: Difficulty,
     /// Height it will have.
     pub height: Height,
+    /// Id of its RandomX seed block.
+    pub seed: BlockHash,
+    /// The network.
+    pub params: &'static NetworkParams,
 }
 
 /// The chain, with the consensus extension `E` kept in step with it.
@@ -491,6 +495,42 @@ impl<E: ChainExtension> Blockchain<E> {
         Ok(out)
     }
 
+    /// The id of the main- or side-chain ancestor at `height` of the block `from`.
+    fn ancestor_at(&self, from: BlockHash, height: Height) -> Result<BlockHash, BlockError> {
+        let mut cur = from;
+        loop {
+            if let Some(meta) = self.store.block_meta(&cur)? {
+                if meta.height < height {
+                    return Err(BlockError::UnknownParent(cur));
+                }
+                return self
+                    .store
+                    .hash_at(height)?
+                    .ok_or(BlockError::UnknownParent(cur));
+            }
+            let alt = self
+                .store
+                .alt_block(&cur)?
+                .ok_or(BlockError::UnknownParent(cur))?;
+            if alt.height == height {
+                return Ok(cur);
+            }
+            if alt.height < height {
+                return Err(BlockError::UnknownParent(cur));
+            }
+            cur = Block::from_bytes(&alt.blob)?.header.prev_id;
+        }
+    }
+
+    /// The RandomX seed block id for a block at `height` whose parent is `prev`.
+    fn seed_for(&self, prev: BlockHash, height: Height) -> Result<BlockHash, BlockError> {
+        let seed_height = Height(crate::pow::rx_seed_height(height.0));
+        if seed_height.0 + 1 == height.0 {
+            return Ok(prev);
+        }
+        self.ancestor_at(prev, seed_height)
+    }
+
     /// Difficulty required of a block whose parent is `prev`.
     fn difficulty_after(&self, prev: BlockHash) -> Result<Difficulty, BlockError> {
         let window = match self.params.difficulty {
@@ -536,7 +576,14 @@ impl<E: ChainExtension> Blockchain<E> {
             return Err(BlockError::TimestampTooNew(block.header.timestamp, limit));
         }
         let difficulty = self.difficulty_after(block.header.prev_id)?;
-        if !check_pow(&pow_hash(block), difficulty) {
+        let seed = self.seed_for(block.header.prev_id, height)?;
+        let hash = pow_hash(self.params, block, &seed).map_err(|e| {
+            BlockError::Store(StoreError::Corrupt {
+                cf: "pow",
+                what: e.to_string(),
+            })
+        })?;
+        if !check_pow(&hash, difficulty) {
             return Err(BlockError::Pow(difficulty));
         }
         Ok(difficulty)
@@ -1224,11 +1271,14 @@ impl<E: ChainExtension> Blockchain<E> {
             miner_tx,
             tx_hashes: hashes,
         };
+        let seed = self.seed_for(self.tip.1, height)?;
         Ok(BlockTemplate {
             block,
             txs,
             difficulty: self.next_difficulty()?,
             height,
+            seed,
+            params: self.params,
         })
     }
 
@@ -1270,12 +1320,32 @@ impl<E: ChainExtension> Blockchain<E> {
 }
 
 /// Searches nonces until the block meets `difficulty` or `max_tries` run out.
-pub fn mine(block: &mut Block, difficulty: Difficulty, max_tries: u64) -> bool {
+pub fn mine(
+    params: &NetworkParams,
+    seed: &BlockHash,
+    block: &mut Block,
+    difficulty: Difficulty,
+    max_tries: u64,
+) -> bool {
     for _ in 0..max_tries {
-        if check_pow(&pow_hash(block), difficulty) {
-            return true;
+        match pow_hash(params, block, seed) {
+            Ok(h) if check_pow(&h, difficulty) => return true,
+            Ok(_) => block.header.nonce = block.header.nonce.wrapping_add(1),
+            Err(_) => return false,
         }
-        block.header.nonce = block.header.nonce.wrapping_add(1);
     }
     false
+}
+
+impl BlockTemplate {
+    /// Searches nonces for this template (see [`mine`]).
+    pub fn mine(&mut self, max_tries: u64) -> bool {
+        mine(
+            self.params,
+            &self.seed,
+            &mut self.block,
+            self.difficulty,
+            max_tries,
+        )
+    }
 }

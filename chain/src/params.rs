@@ -14,6 +14,15 @@ pub enum Network {
     Devnet,
 }
 
+/// The proof-of-work hash function.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PowAlgorithm {
+    /// RandomX (light mode for verification), keyed by a seed block as in Monero.
+    RandomX,
+    /// Keccak-256 of the hashing blob: cheap, for local development networks.
+    Keccak,
+}
+
 /// How the next block's difficulty is chosen.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum DifficultyMode {
@@ -80,6 +89,8 @@ pub struct NetworkParams {
     pub target_block_time: u64,
     /// Difficulty algorithm.
     pub difficulty: DifficultyMode,
+    /// Proof-of-work hash.
+    pub pow: PowAlgorithm,
     /// Hard forks as (major version, first height), ascending.
     pub hard_forks: &'static [(u8, u64)],
     /// Genesis block timestamp.
@@ -164,6 +175,7 @@ static MAINNET: NetworkParams = NetworkParams {
     storage_port: 22020,
     target_block_time: 120,
     difficulty: DifficultyMode::Lwma { window: 59 },
+    pow: PowAlgorithm::RandomX,
     hard_forks: MAINNET_FORKS,
     genesis_timestamp: 1_577_836_800,
     genesis_nonce: 70,
@@ -199,6 +211,7 @@ static TESTNET: NetworkParams = NetworkParams {
     storage_port: 38158,
     target_block_time: 120,
     difficulty: DifficultyMode::Lwma { window: 59 },
+    pow: PowAlgorithm::RandomX,
     hard_forks: TESTNET_FORKS,
     genesis_timestamp: 1_577_836_800,
     genesis_nonce: 10001,
@@ -231,6 +244,7 @@ static DEVNET: NetworkParams = NetworkParams {
     storage_port: 38858,
     target_block_time: 2,
     difficulty: DifficultyMode::Fixed(1),
+    pow: PowAlgorithm::Keccak,
     hard_forks: DEVNET_FORKS,
     genesis_timestamp: 1_700_000_000,
     genesis_nonce: 10002,

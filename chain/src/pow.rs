@@ -1,17 +1,106 @@
 //! Proof of work and difficulty.
 //!
-//! The PoW hash is Keccak-256 of the block's hashing blob (see the crate README for why this is
-//! not RandomX yet). A hash meets difficulty `d` when `hash · d < 2^256`, reading the hash as a
-//! little-endian 256-bit integer (Cryptonote's `check_hash`).
+//! The PoW hash is RandomX over the block's hashing blob, keyed by a seed block as in Monero
+//! (the block at the start of the 2048-block epoch, 64 blocks back), or Keccak-256 of the
+//! hashing blob on networks that choose it (the devnet). A hash meets difficulty `d` when
+//! `hash · d < 2^256`, reading the hash as a little-endian 256-bit integer (Cryptonote's
+//! `check_hash`).
+
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
 
 use crate::block::Block;
 use crate::crypto::keccak256;
-use crate::params::{DifficultyMode, NetworkParams};
-use crate::types::Difficulty;
+use crate::params::{DifficultyMode, NetworkParams, PowAlgorithm};
+use crate::types::{BlockHash, Difficulty};
 
-/// The PoW hash of a block.
-pub fn pow_hash(block: &Block) -> [u8; 32] {
-    keccak256(block.hashing_blob())
+/// Blocks per RandomX seed epoch.
+pub const RX_SEEDHASH_EPOCH_BLOCKS: u64 = 2048;
+/// How far behind the epoch boundary the seed block lies.
+pub const RX_SEEDHASH_EPOCH_LAG: u64 = 64;
+
+/// Height of the block whose id keys RandomX for a block at `height` (genesis for the first
+/// epochs).
+pub fn rx_seed_height(height: u64) -> u64 {
+    if height <= RX_SEEDHASH_EPOCH_BLOCKS + RX_SEEDHASH_EPOCH_LAG {
+        0
+    } else {
+        (height - RX_SEEDHASH_EPOCH_LAG - 1) & !(RX_SEEDHASH_EPOCH_BLOCKS - 1)
+    }
+}
+
+/// PoW could not be computed (RandomX failed to initialise).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("proof of work unavailable: {0}")]
+pub struct PowError(pub String);
+
+type RxRequest = ([u8; 32], Vec<u8>, mpsc::Sender<Result<[u8; 32], String>>);
+
+/// The RandomX worker: one thread owns the light-mode cache (256 MiB) and VM, rebuilt only
+/// when the seed changes. RandomX objects are not `Send`, so every hash goes through it.
+fn rx_worker() -> &'static Mutex<mpsc::Sender<RxRequest>> {
+    static WORKER: OnceLock<Mutex<mpsc::Sender<RxRequest>>> = OnceLock::new();
+    WORKER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<RxRequest>();
+        std::thread::Builder::new()
+            .name("randomx".into())
+            .spawn(move || {
+                use randomx_rs::{RandomXCache, RandomXFlag, RandomXVM};
+                let flags = RandomXFlag::get_recommended_flags();
+                let mut current: Option<([u8; 32], RandomXVM)> = None;
+                for (seed, input, reply) in rx {
+                    if current.as_ref().map(|c| c.0) != Some(seed) {
+                        current = RandomXCache::new(flags, &seed)
+                            .and_then(|cache| RandomXVM::new(flags, Some(cache), None))
+                            .map(|vm| (seed, vm))
+                            .map_err(
+                                |e| tracing::error!(error = %e, "RandomX initialisation failed"),
+                            )
+                            .ok();
+                    }
+                    let result = match &current {
+                        Some((_, vm)) => vm
+                            .calculate_hash(&input)
+                            .map_err(|e| e.to_string())
+                            .and_then(|h| {
+                                <[u8; 32]>::try_from(h.as_slice()).map_err(|_| {
+                                    "RandomX returned a hash of the wrong size".to_owned()
+                                })
+                            }),
+                        None => Err("RandomX is not initialised".to_owned()),
+                    };
+                    let _ = reply.send(result);
+                }
+            })
+            .ok();
+        Mutex::new(tx)
+    })
+}
+
+/// RandomX of `input` keyed by `seed`.
+pub fn randomx_hash(seed: &[u8; 32], input: &[u8]) -> Result<[u8; 32], PowError> {
+    let (reply, answer) = mpsc::channel();
+    rx_worker()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((*seed, input.to_vec(), reply))
+        .map_err(|_| PowError("the RandomX worker is gone".into()))?;
+    answer
+        .recv()
+        .map_err(|_| PowError("the RandomX worker is gone".into()))?
+        .map_err(PowError)
+}
+
+/// The PoW hash of a block on `params`' network, with `seed` the id of its RandomX seed block.
+pub fn pow_hash(
+    params: &NetworkParams,
+    block: &Block,
+    seed: &BlockHash,
+) -> Result<[u8; 32], PowError> {
+    match params.pow {
+        PowAlgorithm::Keccak => Ok(keccak256(block.hashing_blob())),
+        PowAlgorithm::RandomX => randomx_hash(&seed.0, &block.hashing_blob()),
+    }
 }
 
 /// Whether `hash` meets `difficulty`.
@@ -87,6 +176,36 @@ pub fn next_difficulty(
 mod tests {
     use super::*;
     use crate::params::Network;
+
+    #[test]
+    fn randomx_reference_vector() {
+        // RandomX's own first test vector: key "test key 000", input "This is a test".
+        let h = randomx_hash_raw(b"test key 000", b"This is a test");
+        assert_eq!(
+            hex::encode(h),
+            "639183aae1bf4c9a35884cb46b09cad9175f04efd7684e7262a0ac1c2f0b4e3f"
+        );
+    }
+
+    /// RandomX with a key of any length (the reference vectors use short keys).
+    fn randomx_hash_raw(key: &[u8], input: &[u8]) -> Vec<u8> {
+        use randomx_rs::{RandomXCache, RandomXFlag, RandomXVM};
+        let flags = RandomXFlag::get_recommended_flags();
+        let cache = RandomXCache::new(flags, key).expect("cache");
+        RandomXVM::new(flags, Some(cache), None)
+            .expect("vm")
+            .calculate_hash(input)
+            .expect("hash")
+    }
+
+    #[test]
+    fn seed_heights() {
+        assert_eq!(rx_seed_height(0), 0);
+        assert_eq!(rx_seed_height(2048 + 64), 0);
+        assert_eq!(rx_seed_height(2048 + 65), 2048);
+        assert_eq!(rx_seed_height(4096 + 64), 2048);
+        assert_eq!(rx_seed_height(4096 + 65), 4096);
+    }
 
     #[test]
     fn difficulty_one_accepts_everything() {

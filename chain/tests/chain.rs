@@ -45,7 +45,7 @@ fn mine_block(chain: &mut Blockchain, to: &Address, txs: Vec<Vec<u8>>) -> (Vec<u
     let mut t = chain
         .block_template(&mut OsRng, to, txs, now)
         .expect("template");
-    assert!(mine(&mut t.block, t.difficulty, 1_000_000));
+    assert!(t.mine(1_000_000));
     let blob = t.block.serialize();
     match chain
         .add_block(&blob, &t.txs, now)
@@ -341,7 +341,13 @@ fn invalid_blocks_are_refused_and_change_nothing() {
     assert_eq!(chain.tip(), tip, "nothing changed");
     // The untouched template is still good.
     let mut b = template.block;
-    assert!(mine(&mut b, template.difficulty, 10));
+    assert!(mine(
+        params(),
+        &template.seed,
+        &mut b,
+        template.difficulty,
+        10
+    ));
     assert!(matches!(
         chain.add_block(&b.serialize(), &[], now),
         Ok(AddOutcome::Changed { .. })
@@ -350,6 +356,43 @@ fn invalid_blocks_are_refused_and_change_nothing() {
         chain.add_block(&b.serialize(), &[], now),
         Ok(AddOutcome::AlreadyKnown)
     ));
+}
+
+#[test]
+fn randomx_networks_verify_randomx() {
+    // Testnet rules (RandomX) with a fixed difficulty of 64 so the test mines quickly.
+    let mut p = NetworkParams::get(Network::Testnet).clone();
+    p.difficulty = sispop_chain::params::DifficultyMode::Fixed(64);
+    let p: &'static NetworkParams = Box::leak(Box::new(p));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut chain = Blockchain::open(p, dir.path()).expect("open");
+    let miner = wallet();
+    let mut keccak = p.clone();
+    keccak.pow = sispop_chain::params::PowAlgorithm::Keccak;
+    for _ in 0..3 {
+        let now = chain.tip_meta().timestamp + 120;
+        let mut t = chain
+            .block_template(&mut OsRng, &miner.addr, vec![], now)
+            .expect("template");
+        // A nonce that meets the target under Keccak but not under RandomX is refused.
+        loop {
+            let rx = sispop_chain::pow::pow_hash(p, &t.block, &t.seed).expect("randomx");
+            let kc = sispop_chain::pow::pow_hash(&keccak, &t.block, &t.seed).expect("keccak");
+            if sispop_chain::pow::check_pow(&kc, 64) && !sispop_chain::pow::check_pow(&rx, 64) {
+                break;
+            }
+            t.block.header.nonce += 1;
+        }
+        assert!(matches!(
+            chain.add_block(&t.block.serialize(), &[], now),
+            Err(BlockError::Pow(64))
+        ));
+        assert!(t.mine(100_000));
+        assert!(matches!(
+            chain.add_block(&t.block.serialize(), &[], now),
+            Ok(AddOutcome::Changed { .. })
+        ));
+    }
 }
 
 #[test]
@@ -366,7 +409,10 @@ fn wrong_pow_is_refused() {
         .expect("template");
     assert_eq!(t.difficulty, 256);
     // Find a nonce that misses the target, submit it, and see it refused.
-    while sispop_chain::pow::check_pow(&sispop_chain::pow::pow_hash(&t.block), 256) {
+    while sispop_chain::pow::check_pow(
+        &sispop_chain::pow::pow_hash(p, &t.block, &t.seed).expect("pow"),
+        256,
+    ) {
         t.block.header.nonce += 1;
     }
     let tip = chain.tip();
@@ -375,7 +421,7 @@ fn wrong_pow_is_refused() {
         Err(BlockError::Pow(256))
     ));
     assert_eq!(chain.tip(), tip);
-    assert!(mine(&mut t.block, 256, 1_000_000));
+    assert!(t.mine(1_000_000));
     assert!(matches!(
         chain.add_block(&t.block.serialize(), &[], now),
         Ok(AddOutcome::Changed { .. })

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sispop_chain::{mine, AddOutcome, Address, BlockError, Mempool, NetworkParams};
+use sispop_chain::{AddOutcome, Address, BlockError, Mempool, NetworkParams};
 use sispop_staking::ServiceNodeList;
 
 use crate::snkeys::ServiceNodeKeys;
@@ -201,9 +201,17 @@ pub async fn run_miner(node: Node, address: Address) {
                 continue;
             }
         };
-        let difficulty = template.difficulty;
         let found = tokio::task::spawn_blocking(move || {
-            let ok = mine(&mut template.block, difficulty, 200_000);
+            // RandomX costs milliseconds a hash; re-template often enough to pick up new txs.
+            let tries = if matches!(
+                template.params.pow,
+                sispop_chain::params::PowAlgorithm::RandomX
+            ) {
+                500
+            } else {
+                200_000
+            };
+            let ok = template.mine(tries);
             (ok, template)
         })
         .await;

@@ -537,7 +537,7 @@ pub fn module(node: Node) -> RpcModule<Node> {
                     .map_err(internal)?
             };
             let mut t = t;
-            if !sispop_chain::mine(&mut t.block, t.difficulty, 1_000_000) {
+            if !t.mine(1_000_000) {
                 return Err(internal("no nonce found"));
             }
             node.submit_block(&t.block.serialize(), &t.txs, true)

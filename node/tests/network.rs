@@ -255,7 +255,7 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
             )
             .expect("template");
         t.block.miner_tx.outputs[0].amount = Some(1_000_000 * COIN);
-        assert!(sispop_chain::mine(&mut t.block, t.difficulty, 100));
+        assert!(t.mine(100));
         WireBlock {
             blob: t.block.serialize(),
             txs: vec![],

@@ -15,7 +15,7 @@ use sispop_chain::crypto::{
 use sispop_chain::extension::ChainExtension;
 use sispop_chain::extra::{parse_extra, tx_pubkey};
 use sispop_chain::{
-    mine, Address, Atomic, Block, BlockHash, Blockchain, Height, Mempool, Network, NetworkParams,
+    Address, Atomic, Block, BlockHash, Blockchain, Height, Mempool, Network, NetworkParams,
     PublicKey, COIN,
 };
 use sispop_staking::build::{build_stake_tx, sign_registration};
@@ -41,7 +41,7 @@ fn bench_verify(c: &mut Criterion) {
         let mut t = chain
             .block_template(&mut OsRng, &addr, vec![], now)
             .expect("template");
-        assert!(mine(&mut t.block, t.difficulty, 100));
+        assert!(t.mine(100));
         chain
             .add_block(&t.block.serialize(), &[], now)
             .expect("block");

@@ -73,7 +73,7 @@ impl Net {
             .chain
             .block_template(&mut OsRng, &to.addr, self.pool.candidates(), now)
             .expect("template");
-        assert!(mine(&mut t.block, t.difficulty, 1000));
+        assert!(t.mine(1000));
         match self
             .chain
             .add_block(&t.block.serialize(), &t.txs, now)
@@ -300,7 +300,7 @@ fn pooled_registration_activates_when_funded_pays_the_leader_and_unlocks() {
         .expect("template");
     let mut wrong = t.block.clone();
     wrong.miner_tx.outputs[1].amount = Some(7_000_000_000);
-    assert!(mine(&mut wrong, 1, 10));
+    assert!(mine(params(), &t.seed, &mut wrong, 1, 10));
     assert!(matches!(
         net.chain.add_block(&wrong.serialize(), &[], now),
         Err(BlockError::MinerTx(_))
@@ -784,7 +784,7 @@ fn reorg_gives_the_same_list_as_a_fresh_replay() {
             let mut t = b
                 .block_template(&mut OsRng, &other.addr, vec![], now)
                 .expect("template");
-            assert!(mine(&mut t.block, t.difficulty, 1000));
+            assert!(t.mine(1000));
             b.add_block(&t.block.serialize(), &[], now)
                 .expect("b block");
             other.coins.push((t.height.0, 0));
