@@ -708,18 +708,7 @@ impl Wallet {
             })?;
         let secret = scalar_hex(&mine.shared)? + self.account.spend;
         let tx = build_unlock_tx(&mut rand::rngs::OsRng, &secret, mine.key_image, sn);
-        let r = daemon
-            .call(
-                "send_raw_transaction",
-                json!({"tx_as_hex": hex::encode(tx.serialize())}),
-            )
-            .await?;
-        if r["status"].as_str() != Some("OK") {
-            return Err(WalletError::Refused(
-                r["reason"].as_str().unwrap_or("unknown reason").to_owned(),
-            ));
-        }
-        Ok(tx.hash())
+        self.submit(daemon, &tx, &[]).await
     }
 
     /// This wallet's stakes: (service node, key image, amount).
