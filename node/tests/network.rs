@@ -215,8 +215,31 @@ async fn two_racing_miners_fork_and_converge() {
     )
     .await;
     let c = spawn(dir.path(), "c", port(), pc, &[pa, pb]).await;
-    // Both mine on the same 2 s schedule, so they keep finding competing blocks.
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    // Both mine on the same 2 s schedule, so they find competing blocks; race until at least
+    // one block has lost (more blocks mined than the chain holds).
+    let mined = |dir: &Path| -> u64 {
+        ["a", "b"]
+            .iter()
+            .map(|n| {
+                std::fs::read_to_string(dir.join(format!("{n}.log")))
+                    .unwrap_or_default()
+                    .matches("mined block")
+                    .count() as u64
+            })
+            .sum()
+    };
+    let start = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (h, _) = tip(&a.d).await;
+        if start.elapsed() > Duration::from_secs(10) && mined(dir.path()) >= h {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no competing blocks in 60 s of racing"
+        );
+    }
     let b_p2p = b.p2p;
     drop(b);
     // B comes back without mining; everyone converges on A's chain.
