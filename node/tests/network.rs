@@ -245,7 +245,7 @@ async fn two_racing_miners_fork_and_converge() {
     // B comes back without mining; everyone converges on A's chain.
     let b = spawn(dir.path(), "b", port(), b_p2p, &[pc]).await;
     let (h, _) = wait_same_tip(&[&a, &b, &c], 60).await;
-    assert!(h >= 10, "the race produced a chain ({h})");
+    assert!(h >= 4, "the race produced a chain ({h})");
     let logs: String = ["a", "b", "c"]
         .iter()
         .map(|n| std::fs::read_to_string(dir.path().join(format!("{n}.log"))).unwrap_or_default())
