@@ -69,6 +69,8 @@ pub enum NetCommand {
     },
     /// Dial an address.
     Dial(Multiaddr),
+    /// Send raw bytes as a sync request (diagnostics and tests).
+    RawSyncRequest(PeerId, Vec<u8>),
     /// Result of validating a gossip message (internal).
     Validated {
         /// The message.
@@ -88,6 +90,8 @@ pub enum NetCommand {
         peer: PeerId,
         /// Blocks that changed our chain.
         progressed: usize,
+        /// Blocks the peer sent.
+        served: usize,
         /// The first block's parent was unknown.
         unknown_parent: bool,
         /// Ban reason when the peer sent invalid data.
@@ -127,6 +131,10 @@ pub struct NetHandle {
 #[derive(Clone, Default)]
 pub struct BytesCodec;
 
+/// What the codec hands up for an inbound request over the size limit (libp2p only logs codec
+/// read errors, so the handler would never hear of it). It never decodes as a request.
+pub const OVERSIZED_REQUEST: &[u8] = b"\xfeoversized";
+
 async fn read_limited<T: AsyncRead + Unpin + Send>(io: &mut T, limit: u64) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     io.take(limit + 1).read_to_end(&mut buf).await?;
@@ -149,7 +157,10 @@ impl request_response::Codec for BytesCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
-        read_limited(io, MAX_REQUEST_BYTES).await
+        match read_limited(io, MAX_REQUEST_BYTES).await {
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(OVERSIZED_REQUEST.to_vec()),
+            other => other,
+        }
     }
     async fn read_response<T: AsyncRead + Unpin + Send>(
         &mut self,
@@ -260,6 +271,49 @@ struct Loop {
     backoff: u64,
     connected: HashSet<PeerId>,
     sn_waiters: HashMap<OutboundRequestId, tokio::sync::oneshot::Sender<Response>>,
+    strikes: HashMap<PeerId, u32>,
+    last_from: u64,
+}
+
+/// Batches without progress a peer may serve while claiming more work, before it is banned.
+pub const MAX_SYNC_STRIKES: u32 = 3;
+
+/// What to do after a batch of blocks from a peer that claimed more work than we have.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SyncVerdict {
+    /// It helped: keep syncing from it.
+    Continue,
+    /// Its first block's parent is unknown: look further back for the fork point.
+    Backoff,
+    /// Nothing useful: count a strike and drop its claim.
+    Strike,
+    /// Ban it, for this reason.
+    Ban(&'static str),
+}
+
+/// Decides how a sync batch reflects on the peer that served it (`from`: the first height
+/// asked for). Blocks we already had (from gossip meanwhile) are no fault; an empty answer from
+/// a peer claiming more work is; a block 1 that does not build on our genesis is a foreign chain.
+pub fn judge_batch(
+    progressed: usize,
+    served: usize,
+    unknown_parent: bool,
+    from: u64,
+    strikes: u32,
+) -> SyncVerdict {
+    if progressed > 0 || (served > 0 && !unknown_parent) {
+        SyncVerdict::Continue
+    } else if unknown_parent {
+        if from <= 1 {
+            SyncVerdict::Ban("its chain does not build on our genesis")
+        } else {
+            SyncVerdict::Backoff
+        }
+    } else if strikes + 1 >= MAX_SYNC_STRIKES {
+        SyncVerdict::Ban("claimed more work than it served")
+    } else {
+        SyncVerdict::Strike
+    }
 }
 
 /// Starts the network task.
@@ -348,6 +402,8 @@ pub fn start(
         backoff: 0,
         connected: HashSet::new(),
         sn_waiters: HashMap::new(),
+        strikes: HashMap::new(),
+        last_from: 1,
     };
     let interval = cfg.sync_interval;
     let task = tokio::spawn(async move { lp.run(interval).await });
@@ -440,6 +496,9 @@ impl Loop {
                     debug!(error = %e, "not published");
                 }
             }
+            NetCommand::RawSyncRequest(peer, bytes) => {
+                self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
+            }
             NetCommand::Dial(addr) => {
                 if let Err(e) = self.swarm.dial(addr) {
                     debug!(error = %e, "dial failed");
@@ -469,15 +528,18 @@ impl Loop {
                 if let Some(reason) = ban {
                     self.ban(source, &reason);
                 } else if ahead {
-                    let ours = self.node.lock().chain.tip().0 .0;
-                    let e = self.tips.entry(source).or_insert((0, 0));
-                    e.0 = e.0.max(ours + 1);
-                    e.1 = u128::MAX;
+                    // A block we cannot attach yet: ask the relay for its real tip; the next
+                    // sync round fetches what we miss if it is ahead.
+                    self.swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_request(&source, Request::Tip.to_bytes());
                 }
             }
             NetCommand::Synced {
                 peer,
                 progressed,
+                served,
                 unknown_parent,
                 ban,
             } => {
@@ -486,10 +548,24 @@ impl Loop {
                     self.ban(peer, &reason);
                     return;
                 }
-                if unknown_parent {
-                    self.backoff = (self.backoff * 2).max(8);
-                } else if progressed > 0 {
-                    self.backoff = 0;
+                let strikes = self.strikes.get(&peer).copied().unwrap_or(0);
+                match judge_batch(progressed, served, unknown_parent, self.last_from, strikes) {
+                    SyncVerdict::Continue => {
+                        self.backoff = 0;
+                        self.strikes.remove(&peer);
+                    }
+                    SyncVerdict::Backoff => self.backoff = (self.backoff * 2).max(8),
+                    SyncVerdict::Strike => {
+                        // It claimed more work than it served: forget the claim until it
+                        // answers a tip request again.
+                        self.strikes.insert(peer, strikes + 1);
+                        self.tips.remove(&peer);
+                        return;
+                    }
+                    SyncVerdict::Ban(reason) => {
+                        self.ban(peer, reason);
+                        return;
+                    }
                 }
                 let (ours, cum) = {
                     let st = self.node.lock();
@@ -520,6 +596,7 @@ impl Loop {
     fn request_blocks(&mut self, peer: PeerId) {
         let ours = self.node.lock().chain.tip().0 .0;
         let from = (ours + 1).saturating_sub(self.backoff).max(1);
+        self.last_from = from;
         let req = Request::Blocks {
             from,
             count: MAX_BLOCKS_PER_RESPONSE,
@@ -655,9 +732,16 @@ impl Loop {
                     ..
                 },
             )) => {
-                debug!(%peer, %error, "sync request failed");
                 if self.in_flight.is_some_and(|(_, id, _)| id == request_id) {
                     self.in_flight = None;
+                }
+                match error {
+                    request_response::OutboundFailure::Io(e)
+                        if e.kind() == io::ErrorKind::InvalidData =>
+                    {
+                        self.ban(peer, &format!("oversized or malformed response: {e}"));
+                    }
+                    other => debug!(%peer, error = %other, "sync request failed"),
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sn(e)) => self.sn_event(e),
@@ -675,6 +759,10 @@ impl Loop {
                     },
                 ..
             } => {
+                if request == OVERSIZED_REQUEST {
+                    self.ban(peer, "oversized SN request");
+                    return;
+                }
                 let resp = match (
                     self.node.service_node_for_peer(&peer),
                     Request::decode(&request),
@@ -782,6 +870,10 @@ impl Loop {
     }
 
     fn serve_sync(&mut self, peer: PeerId, request: &[u8], channel: ResponseChannel<Vec<u8>>) {
+        if request == OVERSIZED_REQUEST {
+            self.ban(peer, "oversized sync request");
+            return;
+        }
         let resp = match Request::decode(request) {
             Err(e) => {
                 let _ = self
@@ -879,9 +971,11 @@ impl Loop {
                             }
                         }
                     }
+                    let served = blocks.len();
                     let _ = tx.send(NetCommand::Synced {
                         peer,
                         progressed,
+                        served,
                         unknown_parent,
                         ban,
                     });
@@ -896,4 +990,50 @@ impl Loop {
 /// Unix time (re-exported for callers that log it).
 pub fn now() -> u64 {
     unix_now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_verdicts() {
+        assert_eq!(judge_batch(3, 20, false, 90, 2), SyncVerdict::Continue);
+        assert_eq!(
+            judge_batch(0, 5, false, 90, 2),
+            SyncVerdict::Continue,
+            "blocks we already had are no fault"
+        );
+        assert_eq!(judge_batch(0, 20, true, 90, 0), SyncVerdict::Backoff);
+        assert!(
+            matches!(judge_batch(0, 20, true, 1, 0), SyncVerdict::Ban(_)),
+            "block 1 not on our genesis"
+        );
+        assert_eq!(judge_batch(0, 0, false, 90, 0), SyncVerdict::Strike);
+        assert_eq!(judge_batch(0, 0, false, 90, 1), SyncVerdict::Strike);
+        assert!(
+            matches!(judge_batch(0, 0, false, 90, 2), SyncVerdict::Ban(_)),
+            "third empty batch from a peer claiming more work"
+        );
+    }
+
+    #[test]
+    fn peer_addresses() {
+        assert_eq!(
+            parse_peer_addr("127.0.0.1:9000").map(|a| a.to_string()),
+            Some("/ip4/127.0.0.1/tcp/9000".into())
+        );
+        assert_eq!(
+            parse_peer_addr("localhost:1").map(|a| a.to_string()),
+            Some("/ip4/127.0.0.1/tcp/1".into())
+        );
+        assert_eq!(
+            parse_peer_addr("[::1]:5").map(|a| a.to_string()),
+            None,
+            "bracketed IPv6 needs the multiaddr form"
+        );
+        assert!(parse_peer_addr("/ip6/::1/tcp/5").is_some());
+        assert!(parse_peer_addr("nonsense").is_none());
+        assert!(parse_peer_addr("1.2.3.4:99999").is_none());
+    }
 }

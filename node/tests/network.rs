@@ -414,6 +414,31 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(n > p2p::FLOOD_LIMIT, "only a real flood is banned");
+
+    // An oversized request on the sync protocol.
+    let big = adversary(&dir.path().join("evil4"), target_p2p).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        big.tx
+            .send(NetCommand::RawSyncRequest(
+                target_peer,
+                vec![1u8; 64 * 1024],
+            ))
+            .expect("send");
+        let info = target.d.call("get_info", json!({})).await.expect("info");
+        if info["banned_peers"].as_u64().unwrap_or(0) >= 4 {
+            break;
+        }
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.path().join("target.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            panic!(
+                "the oversized request's sender was not banned; log tail:\n{}",
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     assert_eq!(tip(&target.d).await, before, "the target kept its chain");
 }
 
