@@ -155,6 +155,21 @@ impl Mempool {
         }
     }
 
+    /// Drops transactions that have waited longer than `max_age` seconds (they will not be
+    /// mined; their owners can resend). Returns how many went.
+    pub fn expire(&mut self, now: u64, max_age: u64) -> usize {
+        let old: Vec<TxHash> = self
+            .txs
+            .iter()
+            .filter(|(_, e)| now.saturating_sub(e.received) > max_age)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in &old {
+            self.remove(h);
+        }
+        old.len()
+    }
+
     /// Blobs ordered by fee per byte, best first.
     pub fn candidates(&self) -> Vec<Vec<u8>> {
         let mut v: Vec<&PoolEntry> = self.txs.values().collect();

@@ -119,6 +119,8 @@ pub struct NetworkParams {
     pub governance_interval: u64,
     /// Mempool byte limit.
     pub mempool_max_bytes: usize,
+    /// Seconds a transaction may wait in the pool before it is dropped.
+    pub mempool_max_age: u64,
     /// Staking requirement rule.
     pub staking_requirement: StakingRequirementRule,
     /// Blocks from an unlock request until the node expires and its stake is free.
@@ -190,6 +192,7 @@ static MAINNET: NetworkParams = NetworkParams {
     fee_per_byte: 215,
     governance_interval: 5040,
     mempool_max_bytes: 648_000_000,
+    mempool_max_age: 86_400,
     staking_requirement: StakingRequirementRule::DecayThenFlat {
         flat_from_hard_fork: 16,
         flat: Atomic::coins(150_000),
@@ -226,6 +229,7 @@ static TESTNET: NetworkParams = NetworkParams {
     fee_per_byte: 215,
     governance_interval: 1000,
     mempool_max_bytes: 648_000_000,
+    mempool_max_age: 86_400,
     staking_requirement: StakingRequirementRule::Flat(Atomic::coins(500)),
     stake_unlock_blocks: 720,
     dereg_blacklist_blocks: 1_440,
@@ -259,6 +263,7 @@ static DEVNET: NetworkParams = NetworkParams {
     fee_per_byte: 1,
     governance_interval: 10,
     mempool_max_bytes: 64_000_000,
+    mempool_max_age: 3_600,
     staking_requirement: StakingRequirementRule::Flat(Atomic::coins(100)),
     stake_unlock_blocks: 20,
     dereg_blacklist_blocks: 40,

@@ -149,6 +149,18 @@ fn mines_and_spends_a_ringct_transfer() {
     assert!(pool.is_empty());
     let (h, _, _) = chain.store().tx(&hash).expect("db").expect("tx stored");
     assert_eq!(h, Height(26));
+    // A transaction nobody mines leaves the pool after its maximum age.
+    let waiting = transfer(&chain, &miner, 7, &bob.addr, 10_000_000);
+    pool.add(&chain, waiting.serialize(), 1_000).expect("valid");
+    assert_eq!(
+        pool.expire(1_000 + params().mempool_max_age, params().mempool_max_age),
+        0
+    );
+    assert_eq!(
+        pool.expire(1_001 + params().mempool_max_age, params().mempool_max_age),
+        1
+    );
+    assert!(pool.is_empty());
     // Spending the same output again is refused.
     let again = transfer(&chain, &miner, 3, &bob.addr, 10_000_000);
     assert!(matches!(

@@ -135,6 +135,13 @@ impl Node {
         if let AddOutcome::Changed { returned_txs, .. } = &outcome {
             let NodeState { chain, pool, .. } = &mut *st;
             pool.prune(chain);
+            let expired = pool.expire(now, chain.params().mempool_max_age);
+            if expired > 0 {
+                tracing::info!(
+                    expired,
+                    "dropped transactions that waited too long in the pool"
+                );
+            }
             for tx in returned_txs.clone() {
                 let _ = pool.add(chain, tx, now);
             }
