@@ -75,6 +75,9 @@ pub struct WalletFile {
     pub spend_secret: String,
     /// Primary address (for reading the file by eye; checked on load).
     pub address: String,
+    /// Height to start scanning from (a restored wallet's first use; 0 scans everything).
+    #[serde(default)]
+    pub restore_height: u64,
 }
 
 /// A wallet file that cannot be used.
@@ -104,6 +107,16 @@ impl WalletFile {
         account: &Account,
         params: &NetworkParams,
     ) -> Result<(), WalletFileError> {
+        Self::create_from(path, account, params, 0)
+    }
+
+    /// [`WalletFile::create`] for a wallet whose coins all arrived at or after `restore_height`.
+    pub fn create_from(
+        path: &Path,
+        account: &Account,
+        params: &NetworkParams,
+        restore_height: u64,
+    ) -> Result<(), WalletFileError> {
         let p = path.display().to_string();
         if path.exists() {
             return Err(WalletFileError::Exists(p));
@@ -112,6 +125,7 @@ impl WalletFile {
             network: params.name.to_owned(),
             spend_secret: hex::encode(account.spend.as_bytes()),
             address: account.address().to_string(params),
+            restore_height,
         };
         let text = serde_json::to_string_pretty(&f)
             .map_err(|e| WalletFileError::Damaged(p.clone(), e.to_string()))?;
@@ -124,6 +138,15 @@ impl WalletFile {
                 .map_err(|e| WalletFileError::Io(p.clone(), e))?;
         }
         std::fs::rename(&tmp, path).map_err(|e| WalletFileError::Io(p, e))
+    }
+
+    /// The height scanning starts from for a wallet with no cache yet.
+    pub fn restore_height(path: &Path) -> Result<u64, WalletFileError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| WalletFileError::Io(p.clone(), e))?;
+        let f: WalletFile =
+            serde_json::from_str(&text).map_err(|e| WalletFileError::Damaged(p, e.to_string()))?;
+        Ok(f.restore_height)
     }
 
     /// Loads an account and its network from a wallet file.
@@ -181,6 +204,10 @@ mod tests {
         let (b, p) = WalletFile::load(&path).expect("load");
         assert_eq!(b.address(), a.address());
         assert_eq!(p.name, "devnet");
+        assert_eq!(WalletFile::restore_height(&path).expect("height"), 0);
+        let later = dir.path().join("later.json");
+        WalletFile::create_from(&later, &a, params, 1234).expect("create");
+        assert_eq!(WalletFile::restore_height(&later).expect("height"), 1234);
         let text = std::fs::read_to_string(&path)
             .expect("read")
             .replace("devnet", "mainnet");

@@ -35,6 +35,9 @@ enum Cmd {
     Restore {
         /// The phrase (quote it).
         phrase: String,
+        /// Start scanning at this height (the wallet received nothing before it).
+        #[arg(long, default_value_t = 0)]
+        height: u64,
     },
     /// Print the recovery phrase.
     Seed,
@@ -120,10 +123,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 account.mnemonic()
             );
         }
-        Cmd::Restore { phrase } => {
+        Cmd::Restore { phrase, height } => {
             let params = network(&cli);
             let account = Account::from_mnemonic(phrase)?;
-            WalletFile::create(&cli.wallet_file, &account, params)?;
+            WalletFile::create_from(&cli.wallet_file, &account, params, *height)?;
             println!("Restored: {}", account.address().to_string(params));
         }
         Cmd::Seed => println!("{}", WalletFile::load(&cli.wallet_file)?.0.mnemonic()),

@@ -157,6 +157,7 @@ impl Wallet {
     /// Opens the cache stored next to the keys file (`<file>.cache`), if present.
     pub fn with_cache_file(mut self, keys_file: &Path) -> Result<Wallet, WalletError> {
         let path = PathBuf::from(format!("{}.cache", keys_file.display()));
+        self.cache.next_height = crate::keys::WalletFile::restore_height(keys_file).unwrap_or(0);
         if path.exists() {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))?;
