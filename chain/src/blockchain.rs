@@ -340,7 +340,8 @@ impl<E: ChainExtension> Blockchain<E> {
                     hash,
                     meta,
                     blob: &blob,
-                    txs: vec![],
+                    // The miner tx is recorded like every block's, so it can be looked up.
+                    txs: vec![(genesis.miner_tx.hash(), 0, genesis.miner_tx.serialize())],
                     outputs: vec![],
                     key_images: vec![],
                     ext_state: None,

@@ -514,6 +514,15 @@ fn reopening_resumes_at_the_stored_height() {
     };
     let chain = Blockchain::open(params(), dir.path()).expect("reopen");
     assert_eq!(chain.tip(), tip);
+    // Every block's miner tx, genesis included, can be looked up by id.
+    for h in 0..=tip.0 .0 {
+        let (_, _, blob) = chain.block_at(Height(h)).expect("db").expect("block");
+        let miner = Block::from_bytes(&blob).expect("block").miner_tx.hash();
+        assert!(
+            chain.store().tx(&miner).expect("db").is_some(),
+            "miner tx of block {h}"
+        );
+    }
     // A database of another network is refused.
     assert!(Blockchain::open(NetworkParams::get(Network::Mainnet), dir.path()).is_err());
 }

@@ -247,20 +247,46 @@ impl Wallet {
                 json!({"txs_hashes": hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>()}),
             )
             .await?;
+        // Match answers to the block's transactions by id (a daemon may answer some as
+        // missed), and check each blob really is the transaction asked for.
         let txs = field(&t, "txs")?.as_array().cloned().unwrap_or_default();
-        for (i, entry) in txs.iter().enumerate() {
-            let blob = hex::decode(entry["as_hex"].as_str().unwrap_or(""))
-                .map_err(|_| WalletError::Answer("tx blob".into()))?;
+        let by_hash: std::collections::HashMap<&str, &Value> = txs
+            .iter()
+            .filter_map(|e| e["tx_hash"].as_str().map(|h| (h, e)))
+            .collect();
+        for (i, hash) in hashes.iter().enumerate() {
+            let hex_hash = hash.to_hex();
+            let entry = by_hash.get(hex_hash.as_str()).ok_or_else(|| {
+                WalletError::Answer(format!(
+                    "daemon did not return transaction {hash} of block {height}"
+                ))
+            })?;
             let tx = if i == 0 {
                 block.miner_tx.clone()
             } else {
-                Transaction::from_bytes(&blob).map_err(|e| WalletError::Answer(e.to_string()))?
+                let blob = hex::decode(entry["as_hex"].as_str().unwrap_or(""))
+                    .map_err(|_| WalletError::Answer(format!("transaction {hash} is not hex")))?;
+                let tx = Transaction::from_bytes(&blob)
+                    .map_err(|e| WalletError::Answer(format!("transaction {hash}: {e}")))?;
+                if tx.hash() != *hash {
+                    return Err(WalletError::Answer(format!(
+                        "daemon returned another transaction for {hash}"
+                    )));
+                }
+                tx
             };
             let indices: Vec<u64> = entry["output_indices"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
                 .unwrap_or_default();
-            self.scan_tx(&tx, tx.hash(), height, &indices);
+            if indices.len() != tx.outputs.len() {
+                return Err(WalletError::Answer(format!(
+                    "daemon gave {} output indices for {} outputs of {hash}",
+                    indices.len(),
+                    tx.outputs.len()
+                )));
+            }
+            self.scan_tx(&tx, *hash, height, &indices);
         }
         self.cache.hashes.insert(height, block.hash());
         Ok(())
