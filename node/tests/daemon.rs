@@ -183,10 +183,11 @@ fn rpc_status_and_bad_input() {
     let pool = call(port, "get_transaction_pool_hashes", json!({})).expect("rpc");
     assert_eq!(pool["result"]["tx_hashes"], json!([]));
     let big = "x".repeat(5 * 1024 * 1024);
-    assert!(
-        post(port, "/json_rpc", &big).is_some_and(|v| v.get("error").is_some())
-            || height(port).is_some()
-    );
+    // A body over the limit is answered with an error (or the connection is cut before the
+    // upload finishes); either way the node keeps serving.
+    if let Some(v) = post(port, "/json_rpc", &big) {
+        assert!(v.get("error").is_some(), "oversized body accepted: {v}");
+    }
     let h = height(port).expect("still serving");
     assert!(h >= 3);
     drop(d);

@@ -345,34 +345,18 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
         }
     };
     let before = tip(&target.d).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    until_banned(&target, 1, "the invalid block's sender", || {
         handle
             .tx
             .send(NetCommand::BroadcastBlock(bad.clone()))
             .expect("send");
-        let info = target.d.call("get_info", json!({})).await.expect("info");
-        if info["banned_peers"].as_u64().unwrap_or(0) >= 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the invalid block's sender was not banned"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    })
+    .await;
     assert_eq!(tip(&target.d).await, before, "the target kept its chain");
-    let log = std::fs::read_to_string(dir.path().join("target.log")).expect("log");
-    assert!(
-        log.contains("banning peer"),
-        "ban is logged with its reason"
-    );
 
-    // Two more adversaries: one sends garbage as a block, one floods a topic.
+    // Three more adversaries: garbage as a block, a flood on a topic, an oversized request.
     let garbage = adversary(&dir.path().join("evil2"), target_p2p).await;
-    let flooder = adversary(&dir.path().join("evil3"), target_p2p).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    until_banned(&target, 2, "the garbage sender", || {
         garbage
             .tx
             .send(NetCommand::BroadcastBlock(WireBlock {
@@ -380,19 +364,11 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
                 txs: vec![],
             }))
             .expect("send");
-        let info = target.d.call("get_info", json!({})).await.expect("info");
-        if info["banned_peers"].as_u64().unwrap_or(0) >= 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the garbage sender was not banned"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
+    })
+    .await;
+    let flooder = adversary(&dir.path().join("evil3"), target_p2p).await;
     let mut n = 0u32;
-    loop {
+    until_banned(&target, 3, "the flooder", || {
         for _ in 0..50 {
             n += 1;
             flooder
@@ -403,43 +379,50 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
                 ))
                 .expect("send");
         }
-        let info = target.d.call("get_info", json!({})).await.expect("info");
-        if info["banned_peers"].as_u64().unwrap_or(0) >= 3 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the flooder was not banned after {n} messages"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(n > p2p::FLOOD_LIMIT, "only a real flood is banned");
-
-    // An oversized request on the sync protocol.
+    })
+    .await;
+    assert!(
+        n > p2p::FLOOD_LIMIT,
+        "only a real flood is banned ({n} messages)"
+    );
     let big = adversary(&dir.path().join("evil4"), target_p2p).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    until_banned(&target, 4, "the oversized request's sender", || {
         big.tx
             .send(NetCommand::RawSyncRequest(
                 target_peer,
                 vec![1u8; 64 * 1024],
             ))
             .expect("send");
-        let info = target.d.call("get_info", json!({})).await.expect("info");
-        if info["banned_peers"].as_u64().unwrap_or(0) >= 4 {
-            break;
-        }
-        if Instant::now() > deadline {
-            let log = std::fs::read_to_string(dir.path().join("target.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(15).collect();
-            panic!(
-                "the oversized request's sender was not banned; log tail:\n{}",
-                tail.join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    })
+    .await;
+
     assert_eq!(tip(&target.d).await, before, "the target kept its chain");
+    let log = std::fs::read_to_string(dir.path().join("target.log")).expect("log");
+    for reason in [
+        "invalid block",
+        "does not decode",
+        "gossip flood",
+        "oversized sync request",
+    ] {
+        assert!(log.contains(reason), "the ban reason {reason:?} is logged");
+    }
+}
+
+/// Repeats `misbehave` until the target reports at least `bans` banned peers (30 s at most).
+async fn until_banned(target: &Proc, bans: u64, who: &str, mut misbehave: impl FnMut()) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        misbehave();
+        let info = target.d.call("get_info", json!({})).await.expect("info");
+        if info["banned_peers"].as_u64().unwrap_or(0) >= bans {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{who} was not banned within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// An in-process, non-service node connected to `target_p2p`; returns its network handle.

@@ -161,6 +161,19 @@ fn ring_input(chain: &Chain, secret: Scalar, amount: u64, mask: Scalar, real: u6
 
 const FEE: u64 = 20_000_000;
 
+/// A stake (with `reg`, a registration) of `amount` from `w` to service node `sn`.
+fn stake_tx(
+    w: &Wallet,
+    inputs: &[SpendInput],
+    sn: PublicKey,
+    amount: u64,
+    reg: Option<sispop_chain::extra::Registration>,
+) -> Transaction {
+    build_stake_tx(&mut OsRng, &w.spend, &w.view, inputs, sn, amount, FEE, reg)
+        .expect("build")
+        .tx
+}
+
 /// A chain with a miner, an operator and two contributors holding spendable coinbase coins.
 fn setup() -> (Net, Wallet, Wallet, Wallet, Wallet) {
     let mut net = Net::new();
@@ -404,18 +417,7 @@ fn staking_refusals_are_specific_and_change_nothing() {
     let spots = [(op.addr, 50 * COIN), (c1.addr, 50 * COIN)];
     let forged = sign_registration(&mut OsRng, &other_secret, 0, &spots, hf);
     let inputs = net.take(&mut op, 50 * COIN + FEE);
-    let tx = build_stake_tx(
-        &mut OsRng,
-        &op.spend,
-        &op.view,
-        &inputs,
-        sn,
-        50 * COIN,
-        FEE,
-        Some(forged),
-    )
-    .expect("build")
-    .tx;
+    let tx = stake_tx(&op, &inputs, sn, 50 * COIN, Some(forged));
     assert!(rejected(net.submit(&tx)).contains("signature"));
 
     // Operator below a quarter; five spots; fee above 100 %; wrong hard fork.
@@ -442,36 +444,14 @@ fn staking_refusals_are_specific_and_change_nothing() {
         (vec![(op.addr, 50 * COIN)], 0, hf - 1, "hard fork"),
     ] {
         let reg = sign_registration(&mut OsRng, &sn_secret, fee, &spots, hf_used);
-        let tx = build_stake_tx(
-            &mut OsRng,
-            &op.spend,
-            &op.view,
-            &inputs,
-            sn,
-            50 * COIN,
-            FEE,
-            Some(reg),
-        )
-        .expect("build")
-        .tx;
+        let tx = stake_tx(&op, &inputs, sn, 50 * COIN, Some(reg));
         let msg = rejected(net.submit(&tx));
         assert!(msg.contains(want), "{want}: {msg}");
     }
 
     // Stake decoding: a tx whose revealed key does not match its outputs stakes nothing.
     let reg = sign_registration(&mut OsRng, &sn_secret, 0, &spots, hf);
-    let mut tampered = build_stake_tx(
-        &mut OsRng,
-        &op.spend,
-        &op.view,
-        &inputs,
-        sn,
-        50 * COIN,
-        FEE,
-        Some(reg.clone()),
-    )
-    .expect("build")
-    .tx;
+    let mut tampered = stake_tx(&op, &inputs, sn, 50 * COIN, Some(reg.clone()));
     let mut fields = parse_extra(&tampered.extra).expect("extra");
     for f in &mut fields {
         if let ExtraField::TxSecretKey(k) = f {
@@ -483,123 +463,35 @@ fn staking_refusals_are_specific_and_change_nothing() {
     assert!(net.submit(&tampered).is_err());
 
     // Operator staking less than reserved.
-    let short = build_stake_tx(
-        &mut OsRng,
-        &op.spend,
-        &op.view,
-        &inputs,
-        sn,
-        40 * COIN,
-        FEE,
-        Some(reg.clone()),
-    )
-    .expect("build")
-    .tx;
+    let short = stake_tx(&op, &inputs, sn, 40 * COIN, Some(reg.clone()));
     assert!(rejected(net.submit(&short)).contains("less than the"));
     // Someone other than the operator submitting the registration.
     let c1_inputs = net.take(&mut c1, 50 * COIN + FEE);
-    let not_op = build_stake_tx(
-        &mut OsRng,
-        &c1.spend,
-        &c1.view,
-        &c1_inputs,
-        sn,
-        50 * COIN,
-        FEE,
-        Some(reg.clone()),
-    )
-    .expect("build")
-    .tx;
+    let not_op = stake_tx(&c1, &c1_inputs, sn, 50 * COIN, Some(reg.clone()));
     assert!(rejected(net.submit(&not_op)).contains("operator"));
     assert_eq!(net.chain.ext().state(), &before, "nothing changed");
 
     // A valid registration reserving everything for op and c1.
-    let good = build_stake_tx(
-        &mut OsRng,
-        &op.spend,
-        &op.view,
-        &inputs,
-        sn,
-        50 * COIN,
-        FEE,
-        Some(reg.clone()),
-    )
-    .expect("build")
-    .tx;
+    let good = stake_tx(&op, &inputs, sn, 50 * COIN, Some(reg.clone()));
     net.submit(&good).expect("valid registration");
     net.mine_to(&mut miner);
     // A second registration for the same key.
     let more = net.take(&mut op, 50 * COIN + FEE);
-    let dup = build_stake_tx(
-        &mut OsRng,
-        &op.spend,
-        &op.view,
-        &more,
-        sn,
-        50 * COIN,
-        FEE,
-        Some(reg),
-    )
-    .expect("build")
-    .tx;
+    let dup = stake_tx(&op, &more, sn, 50 * COIN, Some(reg));
     assert!(rejected(net.submit(&dup)).contains("already registered"));
     // A contributor without a reservation: no room left.
     let c2_inputs = net.take(&mut c2, 30 * COIN + FEE);
-    let outsider = build_stake_tx(
-        &mut OsRng,
-        &c2.spend,
-        &c2.view,
-        &c2_inputs,
-        sn,
-        30 * COIN,
-        FEE,
-        None,
-    )
-    .expect("build")
-    .tx;
+    let outsider = stake_tx(&c2, &c2_inputs, sn, 30 * COIN, None);
     assert!(rejected(net.submit(&outsider)).contains("no unreserved room"));
     // c1 over-contributing beyond the remaining requirement + 1 %.
-    let over = build_stake_tx(
-        &mut OsRng,
-        &c1.spend,
-        &c1.view,
-        &c1_inputs,
-        sn,
-        52 * COIN,
-        FEE,
-        None,
-    )
-    .expect("build")
-    .tx;
+    let over = stake_tx(&c1, &c1_inputs, sn, 52 * COIN, None);
     assert!(rejected(net.submit(&over)).contains("exceeds the maximum"));
     // c1 under its reservation.
-    let under = build_stake_tx(
-        &mut OsRng,
-        &c1.spend,
-        &c1.view,
-        &c1_inputs,
-        sn,
-        10 * COIN,
-        FEE,
-        None,
-    )
-    .expect("build")
-    .tx;
+    let under = stake_tx(&c1, &c1_inputs, sn, 10 * COIN, None);
     assert!(rejected(net.submit(&under)).contains("below the minimum"));
     // Contribution to an unknown node.
     let (_, nobody) = sn_key();
-    let lost = build_stake_tx(
-        &mut OsRng,
-        &c1.spend,
-        &c1.view,
-        &c1_inputs,
-        nobody,
-        50 * COIN,
-        FEE,
-        None,
-    )
-    .expect("build")
-    .tx;
+    let lost = stake_tx(&c1, &c1_inputs, nobody, 50 * COIN, None);
     assert!(rejected(net.submit(&lost)).contains("not registered"));
     assert!(net.pool.is_empty());
 }
@@ -611,21 +503,8 @@ fn fifth_contributor_is_refused() {
     let hf = params().hard_fork_at(Height(net.height() + 1));
     let reg = sign_registration(&mut OsRng, &sn_secret, 0, &[(op.addr, 25 * COIN)], hf);
     let inputs = net.take(&mut op, 25 * COIN + FEE);
-    net.submit(
-        &build_stake_tx(
-            &mut OsRng,
-            &op.spend,
-            &op.view,
-            &inputs,
-            sn,
-            25 * COIN,
-            FEE,
-            Some(reg),
-        )
-        .expect("build")
-        .tx,
-    )
-    .expect("reg");
+    net.submit(&stake_tx(&op, &inputs, sn, 25 * COIN, Some(reg)))
+        .expect("reg");
     net.mine_to(&mut miner);
     // Three more contributors of 20 fill four slots; the fifth is refused.
     let mut others = vec![c1, c2, wallet()];
@@ -637,18 +516,7 @@ fn fifth_contributor_is_refused() {
     }
     for w in &mut others {
         let inputs = net.take(w, 25 * COIN + FEE);
-        let tx = build_stake_tx(
-            &mut OsRng,
-            &w.spend,
-            &w.view,
-            &inputs,
-            sn,
-            25 * COIN,
-            FEE,
-            None,
-        )
-        .expect("build")
-        .tx;
+        let tx = stake_tx(w, &inputs, sn, 25 * COIN, None);
         net.submit(&tx).expect("contribution");
         net.mine_to(&mut miner);
     }
@@ -662,18 +530,7 @@ fn fifth_contributor_is_refused() {
         net.mine_to(&mut miner);
     }
     let inputs = net.take(&mut fifth, 25 * COIN + FEE);
-    let tx = build_stake_tx(
-        &mut OsRng,
-        &fifth.spend,
-        &fifth.view,
-        &inputs,
-        sn,
-        25 * COIN,
-        FEE,
-        None,
-    )
-    .expect("build")
-    .tx;
+    let tx = stake_tx(&fifth, &inputs, sn, 25 * COIN, None);
     let msg = rejected(net.submit(&tx));
     assert!(
         msg.contains("fully funded") || msg.contains("maximum of 4"),
@@ -757,18 +614,7 @@ fn reorg_gives_the_same_list_as_a_fresh_replay() {
                 1 if !registered.is_empty() => {
                     let (_, k) = registered[rng.next(registered.len() as u64) as usize];
                     let inputs = net.take(&mut c2, 25 * COIN + FEE);
-                    let tx = build_stake_tx(
-                        &mut OsRng,
-                        &c2.spend,
-                        &c2.view,
-                        &inputs,
-                        k,
-                        25 * COIN,
-                        FEE,
-                        None,
-                    )
-                    .expect("build")
-                    .tx;
+                    let tx = stake_tx(&c2, &inputs, k, 25 * COIN, None);
                     let _ = net.submit(&tx);
                 }
                 _ => {}
@@ -838,21 +684,8 @@ fn list_persists_across_reopen() {
         let hf = params().hard_fork_at(Height(net.height() + 1));
         let reg = sign_registration(&mut OsRng, &sn_secret, 0, &[(miner.addr, 100 * COIN)], hf);
         let inputs = net.take(&mut miner, 100 * COIN + FEE);
-        net.submit(
-            &build_stake_tx(
-                &mut OsRng,
-                &miner.spend,
-                &miner.view,
-                &inputs,
-                sn,
-                100 * COIN,
-                FEE,
-                Some(reg),
-            )
-            .expect("build")
-            .tx,
-        )
-        .expect("reg");
+        net.submit(&stake_tx(&miner, &inputs, sn, 100 * COIN, Some(reg)))
+            .expect("reg");
         for _ in 0..3 {
             net.mine_to(&mut wallet());
         }
