@@ -93,6 +93,10 @@ pub enum TxError {
     /// Refused by the service node rules.
     #[error("{0}")]
     Rejected(String),
+    /// Valid once, but does not apply to the current state (a state change already made, or
+    /// one that lost a race); the sender is not at fault.
+    #[error("{0}")]
+    NotApplicable(String),
     /// Already on chain.
     #[error("transaction {0} is already in the chain")]
     AlreadyInChain(TxHash),
@@ -112,6 +116,7 @@ impl TxError {
                 | TxError::DoubleSpend(_)
                 | TxError::UnknownOutput(_)
                 | TxError::LockedOutput(_)
+                | TxError::NotApplicable(_)
         )
     }
 }
@@ -679,6 +684,14 @@ impl<E: ChainExtension> Blockchain<E> {
         }
     }
 
+    /// What a transaction claims exclusively: its key images, and the extension's conflict key
+    /// (as a pseudo key image).
+    pub fn claims(&self, tx: &Transaction) -> Vec<KeyImage> {
+        let mut v = tx.key_images();
+        v.extend(self.ext.conflict_key(tx).map(KeyImage));
+        v
+    }
+
     /// Validates a transaction for inclusion at `height` (the next block), with `taken` the key
     /// images already used by the surrounding block or pool.
     pub fn validate_tx(
@@ -700,6 +713,16 @@ impl<E: ChainExtension> Blockchain<E> {
                 self.validate_transfer(tx, blob_len, height, taken)?
             }
             TxType::KeyImageUnlock | TxType::StateChange => {
+                if self
+                    .ext
+                    .conflict_key(tx)
+                    .is_some_and(|k| taken.contains(&KeyImage(k)))
+                {
+                    return Err(TxError::NotApplicable(
+                        "another transaction already changes this service node to this state"
+                            .into(),
+                    ));
+                }
                 if !tx.inputs.is_empty()
                     || !tx.outputs.is_empty()
                     || tx.rct.is_some()
@@ -712,7 +735,13 @@ impl<E: ChainExtension> Blockchain<E> {
             }
             TxType::NameSystem => return Err(TxError::TypeNotAccepted(tx.tx_type)),
         }
-        self.ext.check_tx(tx, height).map_err(TxError::Rejected)
+        self.ext.check_tx(tx, height).map_err(|r| {
+            if r.peer_fault {
+                TxError::Rejected(r.reason)
+            } else {
+                TxError::NotApplicable(r.reason)
+            }
+        })
     }
 
     /// RingCT checks of a transfer (standard or stake).
@@ -929,7 +958,7 @@ impl<E: ChainExtension> Blockchain<E> {
             }
             self.validate_tx(&p.tx, p.blob.len(), height, &taken)
                 .map_err(|e| BlockError::Tx(p.hash, e))?;
-            taken.extend(p.tx.key_images());
+            taken.extend(self.claims(&p.tx));
             fees = fees
                 .checked_add(Atomic(p.tx.fee()))
                 .ok_or_else(|| BlockError::MinerTx("fees overflow".into()))?;
@@ -1245,7 +1274,7 @@ impl<E: ChainExtension> Blockchain<E> {
             if self.validate_tx(&tx, blob.len(), height, &taken).is_err() {
                 continue;
             }
-            taken.extend(tx.key_images());
+            taken.extend(self.claims(&tx));
             let Some(f) = fees.checked_add(Atomic(tx.fee())) else {
                 continue;
             };

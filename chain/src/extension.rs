@@ -17,6 +17,33 @@ pub struct ServiceNodePayout {
     pub payouts: Vec<(Address, Atomic)>,
 }
 
+/// Why the extension refused a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// What is wrong, for logs and RPC answers.
+    pub reason: String,
+    /// True when the transaction is invalid in itself (the sender is at fault); false when it
+    /// only does not apply to the current state.
+    pub peer_fault: bool,
+}
+
+impl Rejection {
+    /// An invalid transaction.
+    pub fn invalid(reason: impl Into<String>) -> Rejection {
+        Rejection {
+            reason: reason.into(),
+            peer_fault: true,
+        }
+    }
+    /// A transaction that does not apply to the current state.
+    pub fn stale(reason: impl Into<String>) -> Rejection {
+        Rejection {
+            reason: reason.into(),
+            peer_fault: false,
+        }
+    }
+}
+
 /// A transaction of an attached block, decoded.
 pub struct BlockTx<'a> {
     /// Its id.
@@ -32,7 +59,7 @@ pub trait ChainExtension: Send {
     /// Forgets everything (before a replay from genesis).
     fn reset(&mut self);
     /// Extra validity checks on a non-coinbase transaction for a block at `height`.
-    fn check_tx(&self, tx: &Transaction, height: Height) -> Result<(), String>;
+    fn check_tx(&self, tx: &Transaction, height: Height) -> Result<(), Rejection>;
     /// What the block at `height` (the next block) must pay service nodes, given the
     /// service-node share of the block reward.
     fn payouts(&self, height: Height, share: Atomic) -> ServiceNodePayout;
@@ -41,6 +68,11 @@ pub trait ChainExtension: Send {
     /// The top block (at `height`) left the main chain; `parent` becomes the tip. Returns false
     /// when the state at the parent is no longer known; the chain then replays from genesis.
     fn detach(&mut self, height: Height, hash: BlockHash, parent: (Height, BlockHash)) -> bool;
+    /// A claim that at most one transaction in a block or in the pool may hold, beside its key
+    /// images (the service node list claims one state change per node and new state).
+    fn conflict_key(&self, _tx: &Transaction) -> Option<[u8; 32]> {
+        None
+    }
     /// True for an extension with no state to keep in step (skips replay on open).
     fn is_stateless(&self) -> bool {
         false
@@ -64,12 +96,12 @@ impl ChainExtension for NoExtension {
     fn reset(&mut self) {
         self.tip = None;
     }
-    fn check_tx(&self, tx: &Transaction, _height: Height) -> Result<(), String> {
+    fn check_tx(&self, tx: &Transaction, _height: Height) -> Result<(), Rejection> {
         match tx.tx_type {
             crate::tx::TxType::Standard => Ok(()),
-            other => Err(format!(
+            other => Err(Rejection::invalid(format!(
                 "{other:?} transactions need the service node rules, which this chain does not run"
-            )),
+            ))),
         }
     }
     fn payouts(&self, _height: Height, _share: Atomic) -> ServiceNodePayout {

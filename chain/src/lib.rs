@@ -21,7 +21,7 @@ pub use block::{Block, BlockHeader};
 pub use blockchain::{
     genesis_block, mine, AddOutcome, BlockError, BlockTemplate, Blockchain, ChainEvent, TxError,
 };
-pub use extension::{BlockTx, ChainExtension, NoExtension, ServiceNodePayout};
+pub use extension::{BlockTx, ChainExtension, NoExtension, Rejection, ServiceNodePayout};
 pub use mempool::{Mempool, PoolError};
 pub use params::{Network, NetworkParams};
 pub use tx::{Transaction, TxType};

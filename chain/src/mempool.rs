@@ -18,6 +18,8 @@ pub struct PoolEntry {
     pub fee: u64,
     /// Unix time it arrived.
     pub received: u64,
+    /// Key images and other exclusive claims it holds in the pool.
+    pub claims: Vec<KeyImage>,
 }
 
 /// Why the pool refused a transaction (beyond consensus reasons).
@@ -100,9 +102,10 @@ impl Mempool {
         if chain.store().tx(&hash).map_err(TxError::from)?.is_some() {
             return Err(TxError::AlreadyInChain(hash).into());
         }
-        for ki in tx.key_images() {
-            if let Some(other) = self.spent.get(&ki) {
-                return Err(PoolError::Conflict(ki, *other));
+        let claims = chain.claims(&tx);
+        for ki in &claims {
+            if let Some(other) = self.spent.get(ki) {
+                return Err(PoolError::Conflict(*ki, *other));
             }
         }
         if self.bytes + blob.len() > self.max_bytes {
@@ -110,8 +113,8 @@ impl Mempool {
         }
         let next = Height(chain.tip().0 .0 + 1);
         chain.validate_tx(&tx, blob.len(), next, &HashSet::new())?;
-        for ki in tx.key_images() {
-            self.spent.insert(ki, hash);
+        for ki in &claims {
+            self.spent.insert(*ki, hash);
         }
         self.bytes += blob.len();
         let fee = tx.fee();
@@ -122,6 +125,7 @@ impl Mempool {
                 blob,
                 fee,
                 received: now,
+                claims,
             },
         );
         Ok(hash)
@@ -129,15 +133,17 @@ impl Mempool {
 
     fn remove(&mut self, hash: &TxHash) -> Option<PoolEntry> {
         let e = self.txs.remove(hash)?;
-        for ki in e.tx.key_images() {
-            self.spent.remove(&ki);
+        for ki in &e.claims {
+            self.spent.remove(ki);
         }
         self.bytes -= e.blob.len();
         Some(e)
     }
 
-    /// After the chain changed: drop transactions now in the chain or conflicting with it.
+    /// After the chain changed: drop transactions now in the chain or conflicting with it, and
+    /// input-less ones (state changes, unlocks) that no longer apply to the new state.
     pub fn prune<E: ChainExtension>(&mut self, chain: &Blockchain<E>) {
+        let next = Height(chain.tip().0 .0 + 1);
         let stale: Vec<TxHash> = self
             .txs
             .iter()
@@ -147,6 +153,10 @@ impl Mempool {
                         .key_images()
                         .iter()
                         .any(|ki| chain.store().key_image_spent(ki).unwrap_or(true))
+                    || (e.tx.inputs.is_empty()
+                        && chain
+                            .validate_tx(&e.tx, e.blob.len(), next, &HashSet::new())
+                            .is_err())
             })
             .map(|(h, _)| *h)
             .collect();

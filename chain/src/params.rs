@@ -68,6 +68,46 @@ pub enum StakingRequirementRule {
     },
 }
 
+/// Service node accountability numbers: uptime proofs, tests, votes and decommission credits
+/// (reference `service-nodes.md` §2.4, §4.12, §5).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ServiceNodeTimings {
+    /// Seconds between a node's uptime proofs.
+    pub uptime_proof_frequency: u64,
+    /// A node whose last proof is older than this many seconds fails its uptime check.
+    pub uptime_proof_validity: u64,
+    /// Seconds between the checks that decide whether to send a proof or vote.
+    pub uptime_proof_check_interval: u64,
+    /// Seconds after start before the first proof.
+    pub uptime_proof_startup_delay: u64,
+    /// How far (seconds) a proof's timestamp may be from the receiver's clock.
+    pub uptime_proof_tolerance: u64,
+    /// A failed reachability test counts only while it is at most this many seconds old.
+    pub reachable_max_failure_validity: u64,
+    /// Votes and state changes are valid for this many blocks after their quorum height.
+    pub vote_lifetime: u64,
+    /// Votes this many blocks outside the window are ignored without penalising the sender.
+    pub vote_verify_buffer: u64,
+    /// Validators do not vote on quorums within this many blocks of the tip.
+    pub reorg_safety_buffer: u64,
+    /// Deregistration votes are withheld for this many blocks after the latest hard fork.
+    pub dereg_grace_blocks: u64,
+    /// Decommission credit of a new node, in blocks.
+    pub credit_initial: i64,
+    /// Most credit a node can hold.
+    pub credit_max: i64,
+    /// Credit needed to be decommissioned rather than deregistered.
+    pub credit_minimum: i64,
+    /// Credit earned per `credit_period` blocks of uptime.
+    pub credit_per_period: i64,
+    /// See `credit_per_period` (mainnet: 24 blocks per 720, a day).
+    pub credit_period: i64,
+    /// Accept proofs that advertise private or loopback addresses.
+    pub allow_private_ips: bool,
+    /// Whether `--dev-fault` switches may be used.
+    pub allow_dev_faults: bool,
+}
+
 /// All consensus and default networking numbers of one network.
 #[derive(Debug, Clone)]
 pub struct NetworkParams {
@@ -127,7 +167,30 @@ pub struct NetworkParams {
     pub stake_unlock_blocks: u64,
     /// Blocks a deregistered node's stake stays blacklisted.
     pub dereg_blacklist_blocks: u64,
+    /// Uptime proofs, tests, votes and credits.
+    pub sn: ServiceNodeTimings,
 }
+
+/// Mainnet accountability numbers (reference `service-nodes.md` §4.12).
+const MAINNET_SN: ServiceNodeTimings = ServiceNodeTimings {
+    uptime_proof_frequency: 3600,
+    uptime_proof_validity: 2 * 3600 + 5 * 60,
+    uptime_proof_check_interval: 30,
+    uptime_proof_startup_delay: 30,
+    uptime_proof_tolerance: 5 * 60,
+    reachable_max_failure_validity: 5 * 60,
+    vote_lifetime: 60,
+    vote_verify_buffer: 5,
+    reorg_safety_buffer: 11,
+    dereg_grace_blocks: 5040,
+    credit_initial: 60,
+    credit_max: 1440,
+    credit_minimum: 60,
+    credit_per_period: 24,
+    credit_period: 720,
+    allow_private_ips: false,
+    allow_dev_faults: false,
+};
 
 /// Sispop mainnet hard forks (reference `service-nodes.md` §11).
 const MAINNET_FORKS: &[(u8, u64)] = &[
@@ -199,6 +262,7 @@ static MAINNET: NetworkParams = NetworkParams {
     },
     stake_unlock_blocks: 10_800,
     dereg_blacklist_blocks: 21_600,
+    sn: MAINNET_SN,
 };
 
 static TESTNET: NetworkParams = NetworkParams {
@@ -233,6 +297,11 @@ static TESTNET: NetworkParams = NetworkParams {
     staking_requirement: StakingRequirementRule::Flat(Atomic::coins(500)),
     stake_unlock_blocks: 720,
     dereg_blacklist_blocks: 1_440,
+    sn: ServiceNodeTimings {
+        uptime_proof_frequency: 600,
+        uptime_proof_validity: 21 * 60,
+        ..MAINNET_SN
+    },
 };
 
 static DEVNET: NetworkParams = NetworkParams {
@@ -267,6 +336,28 @@ static DEVNET: NetworkParams = NetworkParams {
     staking_requirement: StakingRequirementRule::Flat(Atomic::coins(100)),
     stake_unlock_blocks: 20,
     dereg_blacklist_blocks: 40,
+    // A proof every 10 s, down after 30 s; 2 s blocks, so a dead node with the initial 100
+    // blocks of credit is decommissioned within about a minute and deregistered about 200 s
+    // later (issue 8: within 5 minutes of its death).
+    sn: ServiceNodeTimings {
+        uptime_proof_frequency: 10,
+        uptime_proof_validity: 30,
+        uptime_proof_check_interval: 2,
+        uptime_proof_startup_delay: 2,
+        uptime_proof_tolerance: 60,
+        reachable_max_failure_validity: 60,
+        vote_lifetime: 60,
+        vote_verify_buffer: 5,
+        reorg_safety_buffer: 4,
+        dereg_grace_blocks: 0,
+        credit_initial: 100,
+        credit_max: 1440,
+        credit_minimum: 30,
+        credit_per_period: 24,
+        credit_period: 720,
+        allow_private_ips: true,
+        allow_dev_faults: true,
+    },
 };
 
 impl NetworkParams {

@@ -40,6 +40,16 @@ pub struct Args {
     /// Run as a service node (creates and uses the service node key in the data dir).
     #[arg(long)]
     pub service_node: bool,
+    /// Public IPv4 address this service node advertises in its uptime proofs (devnet default:
+    /// 127.0.0.1).
+    #[arg(long, value_name = "IP")]
+    pub service_node_public_ip: Option<String>,
+    /// Storage HTTPS port advertised in uptime proofs (network default when omitted).
+    #[arg(long)]
+    pub storage_port: Option<u16>,
+    /// Devnet only: misbehave on purpose for scenarios (`no-proofs`, `unreachable`); repeatable.
+    #[arg(long, value_name = "FAULT")]
+    pub dev_fault: Vec<String>,
     /// Mine blocks paying this address.
     #[arg(long, value_name = "ADDRESS")]
     pub mine_to: Option<String>,

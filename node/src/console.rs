@@ -24,6 +24,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("print_sn [<pubkey> ...]", "registered service nodes"),
     ("print_sr <height>", "the staking requirement at a height"),
     (
+        "print_quorum_state [<height>]",
+        "the obligations quorum at a height (default: the tip)",
+    ),
+    (
         "prepare_registration",
         "interactively build the register_service_node command",
     ),
@@ -130,7 +134,59 @@ pub fn sn_status_line(e: &Value) -> String {
     } else {
         "awaiting".to_owned()
     };
-    format!("SN: {pk} {state}, proof: NOT RECEIVED, last pings: NOT RECEIVED (storage), NOT RECEIVED (sispopnet)")
+    let proof = match e["last_uptime_proof"].as_u64().unwrap_or(0) {
+        0 => "NOT RECEIVED".to_owned(),
+        t => format!("{} ago", uptime(now_secs().saturating_sub(t))),
+    };
+    // Storage and relay run inside this daemon, so there are no companion pings to report.
+    format!("SN: {pk} {state}, proof: {proof}, last pings: in-process (storage), n/a (sispopnet)")
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The observations part of `print_sn_status`: proof, addresses, probe results.
+fn sn_observations(e: &Value) -> String {
+    let u = |k: &str| e[k].as_u64().unwrap_or(0);
+    let ago = |t: u64| {
+        if t == 0 {
+            "never".to_owned()
+        } else {
+            format!("{} ago", uptime(now_secs().saturating_sub(t)))
+        }
+    };
+    let ver = |k: &str| {
+        e[k].as_array()
+            .map(|v| {
+                v.iter()
+                    .map(|x| x.as_u64().unwrap_or(0).to_string())
+                    .collect::<Vec<_>>()
+                    .join(".")
+            })
+            .unwrap_or_else(|| "?".into())
+    };
+    let ring = |k: &str, f: &str| {
+        let v = e[k].as_array().cloned().unwrap_or_default();
+        let ok = v.iter().filter(|x| x[f].as_bool().unwrap_or(false)).count();
+        format!("{ok}/{}", v.len())
+    };
+    format!(
+        "Last Uptime Proof Received: {}\nIP Address & Ports: {} : {} (storage), {} (quorumnet)\nVersions: sispopd {}, storage {}\nReachable over the node network: {} (last reachable {}, unreachable since {})\nTimestamp Participation: {} answered, Time Sync: {} in sync\n",
+        ago(u("last_uptime_proof")),
+        e["public_ip"].as_str().unwrap_or("?"),
+        u("storage_port"),
+        u("quorumnet_port"),
+        ver("service_node_version"),
+        ver("storage_server_version"),
+        if e["quorumnet_reachable"].as_bool().unwrap_or(true) { "yes" } else { "NO" },
+        ago(u("quorumnet_last_reachable")),
+        ago(u("quorumnet_first_unreachable")),
+        ring("timestamp_participation", "participated"),
+        ring("timesync_status", "in_sync"),
+    )
 }
 
 /// A readable service node record, as `print_sn_status` shows it.
@@ -195,6 +251,18 @@ pub fn sn_details(e: &Value, height: u64) -> String {
         "AWAITING CONTRIBUTIONS".to_owned()
     };
     s.push_str(&format!("Current Status: {state}\n"));
+    if u("decommission_count") > 0 {
+        s.push_str(&format!(
+            "Decommissions: {}, last at height {} (reasons: {})\n",
+            u("decommission_count"),
+            u("state_height"),
+            sispop_testing::decide::reason::names(
+                u16::try_from(u("last_decommission_reason_consensus_any")).unwrap_or(u16::MAX)
+            )
+            .join(", ")
+        ));
+    }
+    s.push_str(&sn_observations(e));
     s.push_str(&format!(
         "Total Contributed/Staking Requirement: {}/{} (reserved {})\n",
         coins(u("total_contributed")),
@@ -290,6 +358,24 @@ pub async fn run(url: &str, words: &[String]) -> Result<String, ConsoleError> {
                 .join("\n\n"))
         }
         "prepare_registration" => crate::console_reg::prepare_registration(url).await,
+        "print_quorum_state" => {
+            let mut p = ObjectParams::new();
+            if let Some(h) = rest.first() {
+                let h: u64 = h.parse().map_err(|_| {
+                    ConsoleError::Usage("usage: print_quorum_state [<height>]".into())
+                })?;
+                p.insert("start_height", h)
+                    .map_err(|e| ConsoleError::Usage(e.to_string()))?;
+            }
+            p.insert("quorum_type", 0)
+                .map_err(|e| ConsoleError::Usage(e.to_string()))?;
+            let v = call(url, "get_quorum_state", p).await?;
+            let qs = v["quorums"].as_array().cloned().unwrap_or_default();
+            if qs.is_empty() {
+                return Ok("No obligations quorum is held for that height (quorums are kept for the vote window only)".into());
+            }
+            Ok(serde_json::to_string_pretty(&qs[0]).unwrap_or_default())
+        }
         "print_height" => {
             Ok(call(url, "get_block_count", ObjectParams::new()).await?["count"].to_string())
         }

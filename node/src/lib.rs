@@ -1,5 +1,6 @@
 //! `sispopd` as a library: the daemon's parts, so integration tests can drive them.
 
+pub mod accountability;
 pub mod config;
 pub mod console;
 pub mod console_reg;
@@ -13,7 +14,7 @@ pub mod wire;
 use anyhow::Context;
 use sispop_chain::Address;
 use sispop_staking::ServiceNodeList;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::Args;
 use crate::node::Node;
@@ -58,7 +59,24 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    let node = Node::new(chain, mining_to, sn_keys);
+    let faults = accountability::DevFaults::parse(&args.dev_fault).map_err(anyhow::Error::msg)?;
+    if faults != accountability::DevFaults::default() {
+        if !params.sn.allow_dev_faults {
+            anyhow::bail!("--dev-fault is only allowed on devnet");
+        }
+        warn!(?faults, "running with devnet faults switched on");
+    }
+    let endpoint = match args.service_node_public_ip.as_deref() {
+        Some(ip) => Some(
+            ip.parse::<std::net::Ipv4Addr>()
+                .with_context(|| format!("--service-node-public-ip {ip}: not an IPv4 address"))?,
+        ),
+        None if params.sn.allow_private_ips => Some(std::net::Ipv4Addr::LOCALHOST),
+        None => None,
+    };
+    let mut node = Node::new(chain, mining_to, sn_keys);
+    node.faults = faults;
+    node.keep_proofs_in(data_dir.join("proofs.json"));
 
     let rpc_addr = format!("{}:{}", args.rpc_bind_ip, args.rpc_port());
     let listener = tokio::net::TcpListener::bind(&rpc_addr)
@@ -94,12 +112,26 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
     )?;
     let _ = node.net.set(handle);
     let miner = mining_to.map(|a| tokio::spawn(node::run_miner(node.clone(), a)));
+    let acct = args.service_node.then(|| {
+        let endpoint = endpoint.map(|ip| accountability::Endpoint {
+            ip,
+            storage_port: args.storage_port.unwrap_or(params.storage_port),
+            p2p_port,
+        });
+        if endpoint.is_none() {
+            warn!("--service-node-public-ip is not set: this node cannot send uptime proofs and will be decommissioned");
+        }
+        tokio::spawn(accountability::run(node.clone(), endpoint))
+    });
 
     wait_for_signal(&node).await;
     node.request_shutdown();
     let _ = rpc.await;
     if let Some(m) = miner {
         let _ = m.await;
+    }
+    if let Some(a) = acct {
+        let _ = a.await;
     }
     let _ = net_task.await;
     let mut st = node.lock();

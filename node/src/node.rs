@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sispop_chain::{AddOutcome, Address, BlockError, Mempool, NetworkParams};
 use sispop_staking::ServiceNodeList;
 
+use crate::accountability::{Accountability, DevFaults};
 use crate::snkeys::ServiceNodeKeys;
 
 /// The chain with the service node list kept in step.
@@ -54,6 +55,10 @@ pub struct Node {
     pub params: &'static NetworkParams,
     /// Fires when the daemon should stop.
     pub shutdown: watch::Sender<bool>,
+    /// Proofs, probes and votes (see [`crate::accountability`]).
+    acct: Arc<Mutex<Accountability>>,
+    /// Devnet fault switches.
+    pub faults: DevFaults,
 }
 
 impl Node {
@@ -74,7 +79,19 @@ impl Node {
             shutdown,
             net: Arc::new(std::sync::OnceLock::new()),
             sn_peers: Arc::new(Mutex::new((None, std::collections::HashMap::new()))),
+            acct: Arc::new(Mutex::new(Accountability::load(None))),
+            faults: DevFaults::default(),
         }
+    }
+
+    /// Keeps uptime proofs in `path` (loading what is there).
+    pub fn keep_proofs_in(&self, path: std::path::PathBuf) {
+        *self.acct() = Accountability::load(Some(path));
+    }
+
+    /// The accountability state. Take it after the chain lock, never before.
+    pub fn acct(&self) -> MutexGuard<'_, Accountability> {
+        self.acct.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The active service node a libp2p peer is, if any. This is the one gate for every

@@ -62,6 +62,8 @@ pub enum NetCommand {
     SnRequest {
         /// The peer.
         peer: PeerId,
+        /// Where to reach it, when known (from its uptime proof).
+        addr: Option<Multiaddr>,
         /// The request.
         request: Request,
         /// Where the answer goes.
@@ -476,9 +478,13 @@ impl Loop {
             }
             NetCommand::SnRequest {
                 peer,
+                addr,
                 request,
                 reply,
             } => {
+                if let Some(a) = addr {
+                    self.swarm.add_peer_address(peer, a);
+                }
                 let id = self
                     .swarm
                     .behaviour_mut()
@@ -773,8 +779,14 @@ impl Loop {
                         info!(%peer, refusals = s.sn_refusals, "refused an SN-only request from a peer that is not an active service node");
                         Response::Refused("not an active service node".into())
                     }
+                    (Some(_), Ok(Request::SnPing { .. })) if self.node.faults.unreachable => {
+                        // --dev-fault unreachable: drop the request unanswered.
+                        debug!(%peer, "dev fault: SN ping left unanswered");
+                        return;
+                    }
                     (Some(_), Ok(Request::SnPing { .. })) => Response::SnPong {
                         height: self.node.lock().chain.tip().0 .0,
+                        now: unix_now(),
                     },
                     (Some(_), _) => Response::Refused("unsupported request".into()),
                 };
@@ -815,16 +827,34 @@ impl Loop {
         let tx = self.tx.clone();
         let topic = message.topic.clone();
         let blocks = self.blocks_topic.hash();
+        let data = message.data;
         if topic != blocks && topic != self.txs_topic.hash() {
-            // Uptime proofs and votes: the testing suite will validate these; until then they
-            // are neither relayed nor held against the sender.
-            self.swarm
-                .behaviour_mut()
-                .gossip
-                .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+            // Uptime proofs and votes: checked by the accountability service.
+            let proofs = topic == IdentTopic::new(PROOFS_TOPIC).hash();
+            let votes = topic == IdentTopic::new(VOTES_TOPIC).hash();
+            if !proofs && !votes {
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+                return;
+            }
+            tokio::task::spawn_blocking(move || {
+                let (acceptance, ban) = if proofs {
+                    crate::accountability::on_proof(&node, &data)
+                } else {
+                    crate::accountability::on_vote(&node, &data)
+                };
+                let _ = tx.send(NetCommand::Validated {
+                    id,
+                    source,
+                    acceptance,
+                    ban,
+                    ahead: false,
+                });
+            });
             return;
         }
-        let data = message.data;
         tokio::task::spawn_blocking(move || {
             let (acceptance, ban, ahead) = if topic == blocks {
                 match WireBlock::decode(&data) {

@@ -13,6 +13,7 @@ use sispop_staking::command::{format_command, percent_to_basis_points};
 use sispop_staking::rules::check_registration_terms;
 use sispop_staking::{staking_requirement, ServiceNodeInfo};
 use sispop_swarm::{swarm_for_pubkey, UNASSIGNED_SWARM_ID};
+use sispop_testing::{NewState, ProofRecord};
 
 use crate::node::Node;
 use crate::rpc::{invalid, parse, RpcResult};
@@ -25,15 +26,60 @@ fn x25519_of(pk: &PublicKey) -> String {
         .unwrap_or_default()
 }
 
+/// The fields of `get_service_nodes` that come from this node's observations (proofs, probes).
+fn observed(rec: Option<&ProofRecord>) -> Value {
+    let proof = rec.and_then(|r| r.proof.as_ref());
+    let q = rec.map(|r| r.quorumnet).unwrap_or_default();
+    let ring = |f: fn(&ProofRecord) -> &Vec<bool>, key: &str| -> Value {
+        rec.map_or_else(Vec::new, |r| {
+            f(r).iter().map(|ok| json!({ key: ok })).collect::<Vec<_>>()
+        })
+        .into()
+    };
+    json!({
+        "last_uptime_proof": rec.map_or(0, |r| r.received),
+        "public_ip": proof.map_or_else(|| "0.0.0.0".to_owned(), |p| p.public_ip.to_string()),
+        "storage_port": proof.map_or(0, |p| p.storage_https_port),
+        "storage_lmq_port": proof.map_or(0, |p| p.storage_omq_port),
+        "quorumnet_port": proof.map_or(0, |p| p.quorumnet_port),
+        "service_node_version": proof.map_or([0; 3], |p| p.version),
+        "storage_server_version": proof.map_or([0; 3], |p| p.storage_version),
+        "lokinet_version": proof.map_or([0; 3], |p| p.lokinet_version),
+        // No storage test exists yet (issue 9): upstream's default with no reports.
+        "storage_server_reachable": true,
+        "storage_server_first_unreachable": 0,
+        "storage_server_last_unreachable": 0,
+        "storage_server_last_reachable": 0,
+        "lokinet_reachable": true,
+        "lokinet_first_unreachable": 0,
+        "lokinet_last_unreachable": 0,
+        "lokinet_last_reachable": 0,
+        "quorumnet_reachable": q.first_unreachable == 0,
+        "quorumnet_first_unreachable": q.first_unreachable,
+        "quorumnet_last_unreachable": q.last_unreachable,
+        "quorumnet_last_reachable": q.last_reachable,
+        "checkpoint_participation": [],
+        "pulse_participation": [],
+        "timestamp_participation": ring(|r| &r.timestamp_participation.entries, "participated"),
+        "timesync_status": ring(|r| &r.timesync.entries, "in_sync"),
+    })
+}
+
 /// One `service_node_states` entry.
-pub fn entry(node: &Node, pk: &PublicKey, n: &ServiceNodeInfo, height: Height) -> Value {
+pub fn entry(
+    node: &Node,
+    pk: &PublicKey,
+    n: &ServiceNodeInfo,
+    height: Height,
+    rec: Option<&ProofRecord>,
+) -> Value {
     let p = node.params;
     let state_height = if n.is_decommissioned() {
         n.last_decommission_height.0
     } else {
         n.active_since_height.max(0) as u64
     };
-    json!({
+    let mut v = json!({
         "service_node_pubkey": pk.to_hex(),
         "registration_height": n.registration_height.0,
         "registration_hf_version": n.registration_hf_version,
@@ -46,7 +92,7 @@ pub fn entry(node: &Node, pk: &PublicKey, n: &ServiceNodeInfo, height: Height) -
         "decommission_count": n.decommission_count,
         "last_decommission_reason_consensus_all": n.last_decommission_reason_consensus_all,
         "last_decommission_reason_consensus_any": n.last_decommission_reason_consensus_any,
-        "earned_downtime_blocks": n.decommission_credit(height),
+        "earned_downtime_blocks": n.decommission_credit(height, &p.sn),
         "contributors": n.contributors.iter().map(|c| json!({
             "amount": c.amount.0,
             "reserved": c.reserved.0,
@@ -68,7 +114,11 @@ pub fn entry(node: &Node, pk: &PublicKey, n: &ServiceNodeInfo, height: Height) -
         "pubkey_ed25519": pk.to_hex(),
         "pubkey_x25519": x25519_of(pk),
         "last_ip_change_height": n.last_ip_change_height.0,
-    })
+    });
+    if let (Value::Object(o), Value::Object(more)) = (&mut v, observed(rec)) {
+        o.extend(more);
+    }
+    v
 }
 
 fn filter_fields(v: Value, fields: &Option<Map<String, Value>>) -> Value {
@@ -117,6 +167,7 @@ fn get_service_nodes(node: &Node, p: GetServiceNodes) -> RpcResult {
         return Ok(out);
     }
     let state = st.chain.ext().state();
+    let acct = node.acct();
     let wanted: Vec<PublicKey> = p
         .service_node_pubkeys
         .iter()
@@ -131,7 +182,7 @@ fn get_service_nodes(node: &Node, p: GetServiceNodes) -> RpcResult {
         .filter(|(pk, n)| {
             (wanted.is_empty() || wanted.contains(pk)) && (!p.active_only || n.is_active())
         })
-        .map(|(pk, n)| filter_fields(entry(node, pk, n, height), &p.fields))
+        .map(|(pk, n)| filter_fields(entry(node, pk, n, height, acct.book.get(pk)), &p.fields))
         .collect();
     if p.limit > 0 && entries.len() > p.limit as usize {
         // A random sample, as oxend gives.
@@ -214,8 +265,138 @@ fn swarm_of(node: &Node, pubkey: &str) -> RpcResult {
     )
 }
 
+#[derive(Deserialize, Default)]
+struct QuorumStateParams {
+    start_height: Option<u64>,
+    end_height: Option<u64>,
+    quorum_type: Option<u8>,
+}
+
+/// Most heights one `get_quorum_state` call may span (as oxend).
+const MAX_QUORUM_HEIGHTS: u64 = 256;
+
+/// `get_quorum_state`: obligations quorums of the heights this node still holds (the vote
+/// window; Sispop's chain has no checkpointing, blink or pulse quorums).
+fn quorum_state(node: &Node, p: QuorumStateParams) -> RpcResult {
+    let st = node.lock();
+    let tip = st.chain.tip().0 .0;
+    let start = p.start_height.unwrap_or(tip);
+    let end = p.end_height.unwrap_or(start);
+    let (lo, hi) = (start.min(end), start.max(end));
+    if hi - lo >= MAX_QUORUM_HEIGHTS {
+        return Err(invalid(format!(
+            "at most {MAX_QUORUM_HEIGHTS} heights per request"
+        )));
+    }
+    let ty = p.quorum_type.unwrap_or(255);
+    if !matches!(ty, 0..=3 | 255) {
+        return Err(invalid(format!("quorum_type {ty} is not 0-3 or 255 (all)")));
+    }
+    let mut quorums = Vec::new();
+    if ty == 0 || ty == 255 {
+        let state = st.chain.ext().state();
+        let mut list: Vec<Value> = state
+            .quorums
+            .range(Height(lo)..=Height(hi))
+            .map(|(h, q)| {
+                json!({
+                    "height": h.0,
+                    "quorum_type": 0,
+                    "quorum": {
+                        "validators": q.validators.iter().map(PublicKey::to_hex).collect::<Vec<_>>(),
+                        "workers": q.workers.iter().map(PublicKey::to_hex).collect::<Vec<_>>(),
+                    }
+                })
+            })
+            .collect();
+        if start > end {
+            list.reverse();
+        }
+        quorums = list;
+    }
+    Ok(json!({"status": "OK", "quorums": quorums}))
+}
+
+#[derive(Deserialize, Default)]
+struct StateChangesParams {
+    start_height: Option<u64>,
+    end_height: Option<u64>,
+}
+
+/// Most blocks one `get_service_nodes_state_changes` call scans.
+const MAX_STATE_CHANGE_SCAN: u64 = 100_000;
+
+/// `get_service_nodes_state_changes`: totals of state changes and unlocks in a height range.
+fn state_changes(node: &Node, p: StateChangesParams) -> RpcResult {
+    use sispop_chain::extra::parse_extra;
+    use sispop_chain::{Block, Transaction, TxType};
+    let tip = node.lock().chain.tip().0 .0;
+    let start = p
+        .start_height
+        .ok_or_else(|| invalid("start_height is required"))?;
+    let end = p.end_height.unwrap_or(tip).min(tip);
+    if start > end {
+        return Err(invalid("start_height is above end_height or the chain"));
+    }
+    if end - start >= MAX_STATE_CHANGE_SCAN {
+        return Err(invalid(format!(
+            "at most {MAX_STATE_CHANGE_SCAN} blocks per request"
+        )));
+    }
+    let mut totals = [0u64; 4];
+    let mut unlocks = 0u64;
+    for h in start..=end {
+        // The lock is taken per block so a long scan does not stall the node.
+        let st = node.lock();
+        let Ok(Some((_, _, blob))) = st.chain.block_at(Height(h)) else {
+            continue;
+        };
+        let Ok(block) = Block::from_bytes(&blob) else {
+            continue;
+        };
+        for th in &block.tx_hashes {
+            let Some((_, _, tb)) = st.chain.store().tx(th).ok().flatten() else {
+                continue;
+            };
+            let Ok(tx) = Transaction::from_bytes(&tb) else {
+                continue;
+            };
+            match tx.tx_type {
+                TxType::KeyImageUnlock => unlocks += 1,
+                TxType::StateChange => {
+                    let fields = parse_extra(&tx.extra).unwrap_or_default();
+                    if let Some(s) = sispop_staking::list::state_change_field(&fields)
+                        .and_then(|sc| NewState::from_u64(sc.state))
+                    {
+                        totals[s as usize] += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(json!({
+        "status": "OK",
+        "start_height": start,
+        "end_height": end,
+        "total_deregister": totals[NewState::Deregister as usize],
+        "total_decommission": totals[NewState::Decommission as usize],
+        "total_recommission": totals[NewState::Recommission as usize],
+        "total_ip_change_penalty": totals[NewState::IpChangePenalty as usize],
+        "total_unlock": unlocks,
+    }))
+}
+
 /// Registers the service node methods.
 pub fn register(m: &mut RpcModule<Node>) {
+    m.register_blocking_method("get_quorum_state", |p, node, _| {
+        quorum_state(&node, parse(&p)?)
+    })
+    .expect("registered once");
+    m.register_blocking_method("get_service_nodes_state_changes", |p, node, _| {
+        state_changes(&node, parse(&p)?)
+    })
+    .expect("registered once");
     for name in [
         "get_service_nodes",
         "get_n_service_nodes",
@@ -233,7 +414,13 @@ pub fn register(m: &mut RpcModule<Node>) {
         let height = st.chain.tip().0;
         let e = match st.chain.ext().state().nodes.get(&keys.primary) {
             Some(n) => {
-                let mut e = entry(&node, &keys.primary, n, height);
+                let mut e = entry(
+                    &node,
+                    &keys.primary,
+                    n,
+                    height,
+                    node.acct().book.get(&keys.primary),
+                );
                 e["registered"] = json!(true);
                 e
             }

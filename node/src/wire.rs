@@ -58,10 +58,12 @@ pub enum Response {
     },
     /// Blocks.
     Blocks(Vec<WireBlock>),
-    /// Answer to an SN ping.
+    /// Answer to an SN ping, with the responder's clock (upstream's `quorum.timestamp`).
     SnPong {
         /// Responder's height.
         height: u64,
+        /// Responder's unix time.
+        now: u64,
     },
     /// Refused, with the reason.
     Refused(String),
@@ -182,9 +184,10 @@ impl Response {
                 v.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
                 blocks.iter().for_each(|b| b.encode(&mut v));
             }
-            Response::SnPong { height } => {
+            Response::SnPong { height, now } => {
                 v.push(2);
                 v.extend_from_slice(&height.to_le_bytes());
+                v.extend_from_slice(&now.to_le_bytes());
             }
             Response::Refused(reason) => {
                 v.push(3);
@@ -221,6 +224,7 @@ impl Response {
             }
             2 => Response::SnPong {
                 height: r.u64_le("height")?,
+                now: r.u64_le("now")?,
             },
             3 => Response::Refused(
                 String::from_utf8_lossy(&get_blob(&mut r, "reason")?).into_owned(),
@@ -257,7 +261,7 @@ mod tests {
                 cumulative_difficulty: u128::MAX - 5,
             },
             Response::Blocks(vec![b.clone(), b]),
-            Response::SnPong { height: 1 },
+            Response::SnPong { height: 1, now: 2 },
             Response::Refused("no".into()),
         ] {
             assert_eq!(Response::decode(&resp.to_bytes()), Ok(resp));

@@ -310,6 +310,7 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
         .tx
         .send(NetCommand::SnRequest {
             peer: target_peer,
+            addr: None,
             request: Request::SnPing { height: 5 },
             reply: tx,
         })

@@ -150,6 +150,7 @@ fn bench_block_update(c: &mut Criterion) {
         nodes,
         blacklist: vec![],
         locked: Default::default(),
+        quorums: Default::default(),
     };
     let mut list = ServiceNodeList::new(params());
     list.restore(&serde_json::to_vec(&state).expect("json"))

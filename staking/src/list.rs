@@ -6,29 +6,24 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sispop_chain::extension::{BlockTx, ChainExtension, ServiceNodePayout};
-use sispop_chain::extra::{parse_extra, ExtraField};
+use sispop_chain::extension::{BlockTx, ChainExtension, Rejection, ServiceNodePayout};
+use sispop_chain::extra::{parse_extra, ExtraField, StateChange};
+use sispop_chain::params::ServiceNodeTimings;
 use sispop_chain::{
     Address, Atomic, Block, BlockHash, Height, KeyImage, NetworkParams, PublicKey, Transaction,
     TxType,
 };
 use sispop_swarm::{calc_swarm_changes, SwarmMap, UNASSIGNED_SWARM_ID};
+use sispop_testing::{obligations_quorum, verify_state_change, NewState, ObligationsQuorum};
 
 use crate::rules::{self, StakingError};
 use crate::staking_requirement;
 
 /// How many past states are kept for rollbacks.
 pub const STATE_HISTORY: usize = 60;
-/// Blocks of credit a new node starts with.
-pub const DECOMMISSION_INITIAL_CREDIT: i64 = 60;
-/// Most credit a node can hold.
-pub const DECOMMISSION_MAX_CREDIT: i64 = 1440;
-/// Credit needed to be decommissioned rather than deregistered.
-pub const DECOMMISSION_MINIMUM: i64 = 60;
-/// Credit earned per day of uptime (one block per 30 blocks up).
-pub const DECOMMISSION_CREDIT_PER_DAY: i64 = 24;
-/// Blocks per day at 120 s.
-pub const BLOCKS_PER_DAY: i64 = 720;
+
+/// The obligations quorum of one height, shared between states.
+pub type Quorum = Arc<ObligationsQuorum<PublicKey>>;
 
 /// A locked stake output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,23 +108,54 @@ impl ServiceNodeInfo {
         self.is_funded() && !self.is_decommissioned()
     }
 
-    /// Earned downtime in blocks at `height` (§2.4).
-    pub fn decommission_credit(&self, height: Height) -> i64 {
-        let h = height.0 as i64;
+    /// Earned downtime in blocks at `height` (§2.4). Heights are chain heights (far below
+    /// `i64::MAX`); the arithmetic saturates all the same.
+    pub fn decommission_credit(&self, height: Height, t: &ServiceNodeTimings) -> i64 {
+        let h = i64::try_from(height.0).unwrap_or(i64::MAX);
+        let last_decomm = i64::try_from(self.last_decommission_height.0).unwrap_or(i64::MAX);
         let blocks_up = if !self.is_funded() {
             0
         } else if self.is_decommissioned() {
-            self.last_decommission_height.0 as i64 + self.active_since_height
+            last_decomm.saturating_add(self.active_since_height)
         } else {
-            h - self.active_since_height
+            h.saturating_sub(self.active_since_height)
         };
-        let mut credit = (self.recommission_credit
-            + blocks_up.max(0) * DECOMMISSION_CREDIT_PER_DAY / BLOCKS_PER_DAY)
-            .min(DECOMMISSION_MAX_CREDIT);
+        let earned = blocks_up.max(0).saturating_mul(t.credit_per_period) / t.credit_period.max(1);
+        let mut credit = self
+            .recommission_credit
+            .saturating_add(earned)
+            .min(t.credit_max);
         if self.is_decommissioned() {
-            credit -= h - self.last_decommission_height.0 as i64;
+            credit = credit.saturating_sub(h.saturating_sub(last_decomm));
         }
         credit
+    }
+
+    /// Whether a vote at quorum height `height` may concern this node (upstream
+    /// `can_be_voted_on`): funded, and the height after its registration and after its last
+    /// change of state.
+    pub fn can_be_voted_on(&self, height: Height) -> bool {
+        let h = i64::try_from(height.0).unwrap_or(i64::MAX);
+        self.is_funded()
+            && height > self.registration_height
+            && !(self.is_decommissioned() && height <= self.last_decommission_height)
+            && !(self.is_active() && h <= self.active_since_height)
+    }
+
+    /// Whether a state change voted at quorum height `height` applies to this node now
+    /// (upstream `can_transition_to_state`).
+    pub fn can_transition_to(&self, height: Height, state: NewState) -> bool {
+        if !self.can_be_voted_on(height) {
+            return false;
+        }
+        match state {
+            NewState::Deregister => height > self.registration_height,
+            NewState::IpChangePenalty => {
+                height > self.last_ip_change_height && !self.is_decommissioned()
+            }
+            NewState::Decommission => self.is_active(),
+            NewState::Recommission => self.is_decommissioned(),
+        }
     }
 }
 
@@ -156,6 +182,10 @@ pub struct State {
     /// Locked key image → node (derived from `nodes`).
     #[serde(skip)]
     pub locked: BTreeMap<KeyImage, PublicKey>,
+    /// Obligations quorums of the recent heights whose votes and state changes are still
+    /// valid, each built from the state after its block (§2.2 step 9).
+    #[serde(default)]
+    pub quorums: BTreeMap<Height, Quorum>,
 }
 
 impl State {
@@ -216,7 +246,7 @@ impl State {
     }
 
     /// Recommission a decommissioned node (testing-suite hook, §2.3).
-    pub fn recommission(&mut self, pk: &PublicKey, height: Height) -> bool {
+    pub fn recommission(&mut self, pk: &PublicKey, height: Height, t: &ServiceNodeTimings) -> bool {
         let Some(n) = self.nodes.get_mut(pk) else {
             return false;
         };
@@ -224,9 +254,12 @@ impl State {
             return false;
         }
         let n = Arc::make_mut(n);
-        let credit_at_decomm = n.decommission_credit(n.last_decommission_height);
-        let down = height.0 as i64 - n.last_decommission_height.0 as i64;
-        n.recommission_credit = (credit_at_decomm - 2 * down).max(0);
+        let credit_at_decomm = n.decommission_credit(n.last_decommission_height, t);
+        let down = i64::try_from(height.0.saturating_sub(n.last_decommission_height.0))
+            .unwrap_or(i64::MAX);
+        n.recommission_credit = credit_at_decomm
+            .saturating_sub(down.saturating_mul(2))
+            .max(0);
         n.active_since_height = height.0 as i64;
         n.last_reward_block_height = height;
         n.last_reward_transaction_index = u32::MAX;
@@ -246,7 +279,7 @@ impl State {
             self.locked.remove(&l.key_image);
             self.blacklist.push(BlacklistEntry {
                 key_image: l.key_image,
-                unlock_height: Height(height.0 + params.dereg_blacklist_blocks),
+                unlock_height: Height(height.0.saturating_add(params.dereg_blacklist_blocks)),
                 amount: l.amount,
             });
         }
@@ -266,6 +299,74 @@ impl State {
         n.last_reward_transaction_index = u32::MAX;
         n.last_ip_change_height = height;
         true
+    }
+
+    /// The obligations quorum of `height`, if it is still held.
+    pub fn quorum(&self, height: Height) -> Option<&Quorum> {
+        self.quorums.get(&height)
+    }
+
+    /// Active and decommissioned (funded) nodes, each in pubkey order.
+    pub fn quorum_candidates(&self) -> (Vec<PublicKey>, Vec<PublicKey>) {
+        let active = self.active().map(|(pk, _)| *pk).collect();
+        let decomm = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.is_funded() && n.is_decommissioned())
+            .map(|(pk, _)| *pk)
+            .collect();
+        (active, decomm)
+    }
+
+    /// Verifies a state change for a block at `height` against the quorum it names and the
+    /// node's current state. Returns the node and its new state.
+    pub fn check_state_change(
+        &self,
+        sc: &StateChange,
+        height: Height,
+        t: &ServiceNodeTimings,
+    ) -> Result<(PublicKey, NewState), Rejection> {
+        let quorum = self.quorum(Height(sc.block_height)).map(|q| &**q);
+        let (pk, state) = verify_state_change(sc, quorum, height.0, t).map_err(|e| {
+            if e.is_peer_fault() {
+                Rejection::invalid(e.to_string())
+            } else {
+                Rejection::stale(e.to_string())
+            }
+        })?;
+        let node = self.nodes.get(&pk).ok_or_else(|| {
+            Rejection::stale(format!("service node {pk} is no longer registered"))
+        })?;
+        if !node.can_transition_to(Height(sc.block_height), state) {
+            return Err(Rejection::stale(format!(
+                "service node {pk} cannot take the {} voted at height {}",
+                state.name(),
+                sc.block_height
+            )));
+        }
+        Ok((pk, state))
+    }
+
+    /// Applies a verified state change (§2.3). Returns whether it applied (any applied state
+    /// change requests a swarm update, as upstream).
+    pub fn apply_state_change(
+        &mut self,
+        pk: &PublicKey,
+        state: NewState,
+        sc: &StateChange,
+        height: Height,
+        params: &NetworkParams,
+    ) -> bool {
+        let reasons_all = u16::try_from(sc.reason_consensus_all).unwrap_or(u16::MAX);
+        let reasons_any = u16::try_from(sc.reason_consensus_any).unwrap_or(u16::MAX);
+        let applied = match state {
+            NewState::Decommission => self.decommission(pk, height, reasons_all, reasons_any),
+            NewState::Recommission => self.recommission(pk, height, &params.sn),
+            NewState::Deregister => self.deregister(pk, height, params),
+            NewState::IpChangePenalty => self.ip_change_penalty(pk, height),
+        };
+        tracing::info!(node = %pk, state = state.name(), %height, quorum_height = sc.block_height, reasons = ?sispop_testing::decide::reason::names(reasons_any), "service node state change applied");
+        applied
     }
 
     /// Payouts for the leader's contributors from `share` (§2.5): the operator fee first,
@@ -316,6 +417,14 @@ impl std::fmt::Debug for ServiceNodeList {
             .field("nodes", &self.state.nodes.len())
             .finish()
     }
+}
+
+/// The state change field of a transaction's extra.
+pub fn state_change_field(fields: &[ExtraField]) -> Option<&StateChange> {
+    fields.iter().find_map(|f| match f {
+        ExtraField::StateChange(sc) => Some(sc),
+        _ => None,
+    })
 }
 
 fn winner(block: &Block) -> Option<PublicKey> {
@@ -410,6 +519,17 @@ impl ServiceNodeList {
                         state.nodes.insert(pk, Arc::new(n));
                     })
                 }
+                TxType::StateChange => match state_change_field(&fields) {
+                    None => Err(StakingError::Invalid("no state change field".into())),
+                    Some(sc) => match state.check_state_change(sc, height, &self.params.sn) {
+                        Ok((pk, new)) => {
+                            swarm_update |=
+                                state.apply_state_change(&pk, new, sc, height, self.params);
+                            Ok(())
+                        }
+                        Err(r) => Err(StakingError::Invalid(r.reason)),
+                    },
+                },
                 _ => Ok(()),
             };
             if let Err(e) = result {
@@ -434,6 +554,16 @@ impl ServiceNodeList {
                 }
             }
         }
+        // Quorums for this height, from the state after the block (§2.2 step 9); keep those
+        // that votes and state changes may still name.
+        let (active, decomm) = state.quorum_candidates();
+        if !active.is_empty() {
+            let q = obligations_quorum(&active, &decomm, &hash.0);
+            state.quorums.insert(height, Arc::new(q));
+        }
+        let keep = self.params.sn.vote_lifetime + self.params.sn.vote_verify_buffer;
+        let cutoff = Height(height.0.saturating_sub(keep));
+        state.quorums = state.quorums.split_off(&cutoff);
     }
 
     /// Checks a transaction against the list (locked and blacklisted key images, and the
@@ -458,7 +588,14 @@ impl ServiceNodeList {
             TxType::KeyImageUnlock => {
                 rules::process_unlock(self.params, &self.state, &fields, height).map(|_| ())
             }
-            TxType::StateChange => Err(StakingError::StateChangesInactive),
+            TxType::StateChange => {
+                let sc = state_change_field(&fields)
+                    .ok_or_else(|| StakingError::Invalid("no state change field".into()))?;
+                self.state
+                    .check_state_change(sc, height, &self.params.sn)
+                    .map(|_| ())
+                    .map_err(|r| StakingError::Invalid(r.reason))
+            }
             TxType::NameSystem => Err(StakingError::Invalid(
                 "name system transactions are not accepted".into(),
             )),
@@ -481,8 +618,35 @@ impl ChainExtension for ServiceNodeList {
         self.history.clear();
     }
 
-    fn check_tx(&self, tx: &Transaction, height: Height) -> Result<(), String> {
-        self.check(tx, height).map_err(|e| e.to_string())
+    fn check_tx(&self, tx: &Transaction, height: Height) -> Result<(), Rejection> {
+        if tx.tx_type == TxType::StateChange {
+            let fields = parse_extra(&tx.extra).map_err(|e| Rejection::invalid(e.to_string()))?;
+            let sc = state_change_field(&fields)
+                .ok_or_else(|| Rejection::invalid("state change without its 0x78 field"))?;
+            return self
+                .state
+                .check_state_change(sc, height, &self.params.sn)
+                .map(|_| ());
+        }
+        self.check(tx, height)
+            .map_err(|e| Rejection::invalid(e.to_string()))
+    }
+
+    fn conflict_key(&self, tx: &Transaction) -> Option<[u8; 32]> {
+        if tx.tx_type != TxType::StateChange {
+            return None;
+        }
+        let fields = parse_extra(&tx.extra).ok()?;
+        let sc = state_change_field(&fields)?;
+        let q = self.state.quorum(Height(sc.block_height))?;
+        let worker = q
+            .workers
+            .get(usize::try_from(sc.service_node_index).ok()?)?;
+        Some(sispop_chain::crypto::keccak_concat(&[
+            b"sispop state change",
+            &worker.0,
+            &sc.state.to_le_bytes(),
+        ]))
     }
 
     fn payouts(&self, _height: Height, share: Atomic) -> ServiceNodePayout {
@@ -554,7 +718,7 @@ mod tests {
             last_decommission_height: Height(0),
             last_decommission_reason_consensus_all: 0,
             last_decommission_reason_consensus_any: 0,
-            recommission_credit: DECOMMISSION_INITIAL_CREDIT,
+            recommission_credit: params().sn.credit_initial,
             contributors: vec![Contributor {
                 address: addr(1),
                 amount: Atomic(100),
@@ -582,24 +746,25 @@ mod tests {
         let mut s = State::default();
         s.nodes.insert(pk, Arc::new(funded(10)));
         s.rebuild_locked();
-        // 60 initial + 1 block per 30 up: 900 blocks up → 90.
-        assert_eq!(s.nodes[&pk].decommission_credit(Height(910)), 90);
+        let t = &params().sn;
+        // 100 initial (devnet) + 1 block per 30 up: 900 blocks up → 130.
+        assert_eq!(s.nodes[&pk].decommission_credit(Height(910), t), 130);
         assert!(s.decommission(&pk, Height(910), 1, 3));
         let n = &s.nodes[&pk];
         assert!(n.is_decommissioned() && !n.is_active() && n.is_funded());
         assert_eq!(n.swarm_id, UNASSIGNED_SWARM_ID);
         assert_eq!(n.decommission_count, 1);
         assert_eq!(
-            n.decommission_credit(Height(950)),
-            50,
+            n.decommission_credit(Height(950), t),
+            90,
             "credit runs down while decommissioned"
         );
         assert!(!s.decommission(&pk, Height(951), 0, 0), "not twice");
         assert!(!s.ip_change_penalty(&pk, Height(951)), "only active nodes");
-        assert!(s.recommission(&pk, Height(950)));
+        assert!(s.recommission(&pk, Height(950), t));
         let n = &s.nodes[&pk];
         assert!(n.is_active());
-        assert_eq!(n.recommission_credit, 90 - 2 * 40);
+        assert_eq!(n.recommission_credit, 130 - 2 * 40);
         assert_eq!(
             (n.last_reward_block_height, n.last_reward_transaction_index),
             (Height(950), u32::MAX)

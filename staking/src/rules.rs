@@ -8,9 +8,7 @@ use sispop_chain::extra::{ExtraField, Registration};
 use sispop_chain::{Address, Atomic, Height, KeyImage, NetworkParams, PublicKey, Transaction};
 use sispop_swarm::UNASSIGNED_SWARM_ID;
 
-use crate::list::{
-    Contributor, LockedContribution, ServiceNodeInfo, State, DECOMMISSION_INITIAL_CREDIT,
-};
+use crate::list::{Contributor, LockedContribution, ServiceNodeInfo, State};
 use crate::proofs::{
     decode_stake, registration_hash, registration_spots, unlock_message, StakeDecodeError,
 };
@@ -146,9 +144,6 @@ pub enum StakingError {
     /// Second unlock request.
     #[error("service node {0} already has an unlock requested (at height {1})")]
     UnlockAlreadyRequested(PublicKey, Height),
-    /// State changes need the testing suite.
-    #[error("state change transactions are not accepted until the testing suite is active")]
-    StateChangesInactive,
 }
 
 /// The result of a valid stake: the node's new record and what to lock.
@@ -253,7 +248,7 @@ pub fn validate_registration(
         last_decommission_height: Height(0),
         last_decommission_reason_consensus_all: 0,
         last_decommission_reason_consensus_any: 0,
-        recommission_credit: DECOMMISSION_INITIAL_CREDIT,
+        recommission_credit: params.sn.credit_initial,
         contributors: spots
             .iter()
             .map(|(a, amt)| Contributor {
