@@ -336,9 +336,9 @@ static DEVNET: NetworkParams = NetworkParams {
     staking_requirement: StakingRequirementRule::Flat(Atomic::coins(100)),
     stake_unlock_blocks: 20,
     dereg_blacklist_blocks: 40,
-    // A proof every 10 s, down after 30 s; 2 s blocks, so a dead node with the initial 100
-    // blocks of credit is decommissioned within about a minute and deregistered about 200 s
-    // later (issue 8: within 5 minutes of its death).
+    // A proof every 10 s, down after 30 s; 2 s blocks. A dead node is decommissioned within
+    // about a minute and, as its credit is capped at 90 blocks (180 s), deregistered within
+    // about 4 minutes of its death however long it was up (issue 8: within 5 minutes).
     sn: ServiceNodeTimings {
         uptime_proof_frequency: 10,
         uptime_proof_validity: 30,
@@ -350,8 +350,8 @@ static DEVNET: NetworkParams = NetworkParams {
         vote_verify_buffer: 5,
         reorg_safety_buffer: 4,
         dereg_grace_blocks: 0,
-        credit_initial: 100,
-        credit_max: 1440,
+        credit_initial: 60,
+        credit_max: 90,
         credit_minimum: 30,
         credit_per_period: 24,
         credit_period: 720,

@@ -15,6 +15,9 @@ use serde_json::{json, Value};
 use sispop_chain::{Network, NetworkParams, COIN};
 use sispop_wallet::{Account, Daemon, Wallet, WalletFile};
 
+mod bench;
+mod scenario;
+
 #[derive(Parser)]
 #[command(name = "devnet", about = "Run a local Sispop development network")]
 struct Cli {
@@ -48,6 +51,32 @@ enum Cmd {
         #[command(subcommand)]
         which: Bench,
     },
+    /// Fault scenarios against the running devnet, with a timeline of what the network did.
+    Scenario {
+        #[command(subcommand)]
+        which: Scenario,
+    },
+    /// Restart one node (by name) with its recorded command line, optionally with devnet
+    /// faults switched on (`--dev-fault no-proofs`, `--dev-fault unreachable`); without
+    /// `--dev-fault` it runs healthy again.
+    Restart {
+        /// The node's name (`sn-3`).
+        name: String,
+        /// Fault to switch on; repeatable.
+        #[arg(long, value_name = "FAULT")]
+        dev_fault: Vec<String>,
+        /// Path of the sispopd binary.
+        #[arg(long)]
+        sispopd: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// SIGKILL some service nodes, restart some of them once they are decommissioned, and
+    /// print who was voted what, at which height, and how long it took. Checks that every
+    /// node holds the same list and that no healthy node is voted against.
+    Outage(scenario::OutageOpts),
 }
 
 #[derive(Subcommand)]
@@ -81,6 +110,9 @@ struct NodeEntry {
     mining: bool,
     service_node: bool,
     peers: Vec<u16>,
+    /// `--dev-fault` values the node runs with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    dev_faults: Vec<String>,
 }
 
 /// devnet.json.
@@ -181,6 +213,9 @@ fn spawn(sispopd: &Path, node: &NodeEntry, miner: &str) -> anyhow::Result<u32> {
     }
     if node.mining {
         cmd.arg("--mine-to").arg(miner);
+    }
+    for f in &node.dev_faults {
+        cmd.arg("--dev-fault").arg(f);
     }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -448,6 +483,7 @@ async fn up(
                     mining: i == 0,
                     service_node,
                     peers,
+                    dev_faults: Vec::new(),
                 });
             }
             println!(
@@ -474,34 +510,7 @@ async fn up(
     save(&dir, &state)?;
     println!("started {} processes; waiting for RPC", state.nodes.len());
     for n in &state.nodes {
-        let log = n.data_dir.join("sispopd.log");
-        loop {
-            if info(&n.rpc_url).await.is_ok() {
-                break;
-            }
-            if !n.pid.is_some_and(alive) {
-                let tail: String = std::fs::read_to_string(&log)
-                    .unwrap_or_default()
-                    .lines()
-                    .rev()
-                    .take(3)
-                    .collect::<Vec<_>>()
-                    .join(" | ");
-                bail!(
-                    "{} exited during start-up ({}): {tail}",
-                    n.name,
-                    log.display()
-                );
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "timed out waiting for {} to answer RPC (see {})",
-                    n.name,
-                    log.display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_rpc(n, deadline).await?;
     }
     register_all(&dir, &state, deadline).await?;
     let want = state.nodes.iter().filter(|n| n.service_node).count();
@@ -550,143 +559,6 @@ async fn up(
     println!("devnet is up: {} nodes agree at height {h} ({}…), {want} active service nodes in {} swarms", state.nodes.len(), &hash[..16], swarms.len());
     println!("miner address: {}", state.miner_address);
     println!("`devnet status` for details, `devnet down` to stop");
-    Ok(())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-async fn bench_gossip(dir: &Path, blocks: u64) -> anyhow::Result<()> {
-    let state = load(dir)?.context("no devnet; run `devnet up` first")?;
-    let d0 = Daemon::new(&state.nodes[0].rpc_url)?;
-    let others: Vec<Daemon> = state.nodes[1..]
-        .iter()
-        .map(|n| Daemon::new(&n.rpc_url))
-        .collect::<Result<_, _>>()?;
-    let mut delays = Vec::new();
-    for _ in 0..blocks {
-        let r = d0
-            .call(
-                "generateblocks",
-                json!({"amount_of_blocks": 1, "wallet_address": state.miner_address}),
-            )
-            .await?;
-        let start = Instant::now();
-        let hash = r["blocks"][0].as_str().context("hash")?.to_owned();
-        let mut pending: Vec<usize> = (0..others.len()).collect();
-        let deadline = start + Duration::from_secs(30);
-        while !pending.is_empty() {
-            let mut still = Vec::new();
-            for i in pending {
-                let tip = others[i].call("get_info", json!({})).await?;
-                let seen = tip["top_block_hash"].as_str() == Some(hash.as_str())
-                    || others[i]
-                        .call("get_block_header_by_hash", json!({"hash": hash}))
-                        .await
-                        .is_ok();
-                if seen {
-                    delays.push(start.elapsed().as_secs_f64() * 1000.0);
-                } else {
-                    still.push(i);
-                }
-            }
-            pending = still;
-            if Instant::now() > deadline {
-                bail!(
-                    "{} nodes did not receive block {hash} within 30 s",
-                    pending.len()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-    delays.sort_by(f64::total_cmp);
-    println!(
-        "gossip: {blocks} blocks to {} nodes: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (includes RPC polling of every node)",
-        others.len(),
-        percentile(&delays, 0.5),
-        percentile(&delays, 0.99),
-        delays.last().copied().unwrap_or(0.0)
-    );
-    Ok(())
-}
-
-async fn bench_sync(dir: &Path, blocks: u64, sispopd: Option<PathBuf>) -> anyhow::Result<()> {
-    let state = load(dir)?.context("no devnet; run `devnet up` first")?;
-    let sispopd = find_sispopd(sispopd)?;
-    let d0 = Daemon::new(&state.nodes[0].rpc_url)?;
-    // Blocks with transfers, so sync validates real RingCT transactions.
-    let params = NetworkParams::get(Network::Devnet);
-    let (acct, _) = WalletFile::load(&state.miner_wallet)?;
-    let mut w = Wallet::new(acct, params).with_cache_file(&state.miner_wallet)?;
-    let to = Account::generate().address();
-    let mut left = blocks;
-    let mut transfers = 0u64;
-    while left > 0 {
-        w.refresh(&d0).await?;
-        for _ in 0..4 {
-            match w.transfer(&d0, &to, COIN).await {
-                Ok(_) => transfers += 1,
-                Err(e) => {
-                    eprintln!("transfer skipped: {e}");
-                    break;
-                }
-            }
-        }
-        d0.call(
-            "generateblocks",
-            json!({"amount_of_blocks": 1, "wallet_address": state.miner_address}),
-        )
-        .await?;
-        left -= 1;
-    }
-    w.save()?;
-    let target = info(&state.nodes[0].rpc_url).await?["height"]
-        .as_u64()
-        .unwrap_or(0);
-    let fresh = NodeEntry {
-        name: "bench-sync".into(),
-        data_dir: dir.join("bench-sync"),
-        rpc_url: String::new(),
-        rpc_port: free_port()?,
-        p2p_port: free_port()?,
-        pid: None,
-        mining: false,
-        service_node: false,
-        peers: state.nodes.iter().take(3).map(|n| n.p2p_port).collect(),
-    };
-    let _ = std::fs::remove_dir_all(&fresh.data_dir);
-    let url = format!("http://127.0.0.1:{}", fresh.rpc_port);
-    let start = Instant::now();
-    let pid = spawn(&sispopd, &fresh, &state.miner_address)?;
-    let result = async {
-        loop {
-            if let Ok(i) = info(&url).await {
-                if i["height"].as_u64().unwrap_or(0) >= target {
-                    break Ok::<_, anyhow::Error>(());
-                }
-            }
-            if start.elapsed() > Duration::from_secs(600) {
-                bail!("sync did not finish in 600 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    .await;
-    let secs = start.elapsed().as_secs_f64();
-    if let Ok(p) = libc::pid_t::try_from(pid) {
-        kill(p, libc::SIGTERM);
-    }
-    result?;
-    println!(
-        "sync: a fresh node synced {target} blocks ({transfers} RingCT transfers in the last {blocks}) in {secs:.1} s: {:.0} blocks/s (includes process start-up)",
-        target as f64 / secs
-    );
     Ok(())
 }
 
@@ -768,6 +640,86 @@ async fn status(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Stops a node (SIGTERM, then SIGKILL after 20 s) and waits until it is gone.
+fn stop(pid: u32) {
+    let Ok(p) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    kill(p, libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if alive(pid) {
+        kill(p, libc::SIGKILL);
+    }
+}
+
+/// Waits until a node answers RPC (bounded by `deadline`), failing early if it exited.
+async fn wait_rpc(n: &NodeEntry, deadline: Instant) -> anyhow::Result<()> {
+    let log = n.data_dir.join("sispopd.log");
+    loop {
+        if info(&n.rpc_url).await.is_ok() {
+            return Ok(());
+        }
+        if !n.pid.is_some_and(alive) {
+            let tail: String = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" | ");
+            bail!(
+                "{} exited during start-up ({}): {tail}",
+                n.name,
+                log.display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "timed out waiting for {} to answer RPC (see {})",
+                n.name,
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn restart(
+    dir: &Path,
+    name: &str,
+    faults: Vec<String>,
+    sispopd: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let sispopd = find_sispopd(sispopd)?;
+    let mut state = load(dir)?.context("no devnet; run `devnet up` first")?;
+    let miner = state.miner_address.clone();
+    let n = state
+        .nodes
+        .iter_mut()
+        .find(|n| n.name == name)
+        .with_context(|| format!("no node named {name}"))?;
+    if let Some(pid) = n.pid.filter(|p| alive(*p)) {
+        stop(pid);
+    }
+    n.dev_faults = faults;
+    n.pid = Some(spawn(&sispopd, n, &miner)?);
+    let n = n.clone();
+    save(dir, &state)?;
+    wait_rpc(&n, Instant::now() + Duration::from_secs(60)).await?;
+    if n.dev_faults.is_empty() {
+        println!("restarted {name}");
+    } else {
+        println!(
+            "restarted {name} with --dev-fault {}",
+            n.dev_faults.join(" --dev-fault ")
+        );
+    }
+    Ok(())
+}
+
 fn down(dir: &Path) -> anyhow::Result<()> {
     let Some(mut state) = load(dir)? else {
         bail!("no devnet in {}", dir.display());
@@ -833,10 +785,18 @@ fn main() -> ExitCode {
         Cmd::Down => down(&cli.dir),
         Cmd::Bench {
             which: Bench::Sync { blocks, sispopd },
-        } => rt.block_on(bench_sync(&cli.dir, blocks, sispopd)),
+        } => rt.block_on(bench::sync(&cli.dir, blocks, sispopd)),
         Cmd::Bench {
             which: Bench::Gossip { blocks },
-        } => rt.block_on(bench_gossip(&cli.dir, blocks)),
+        } => rt.block_on(bench::gossip(&cli.dir, blocks)),
+        Cmd::Scenario {
+            which: Scenario::Outage(o),
+        } => rt.block_on(scenario::outage(&cli.dir, o)),
+        Cmd::Restart {
+            name,
+            dev_fault,
+            sispopd,
+        } => rt.block_on(restart(&cli.dir, &name, dev_fault, sispopd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

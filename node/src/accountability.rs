@@ -256,11 +256,20 @@ pub fn on_vote(node: &Node, data: &[u8]) -> (MessageAcceptance, Option<String>) 
         Err(e) => {
             node.acct().counters.votes_rejected += 1;
             info!(height = vote.height, validator = vote.validator_index, reason = %e, "vote rejected");
-            if e.is_peer_fault() {
+            // A vote that does not verify against our quorum of a height near our tip may
+            // come from a node on another branch: refused, but its relayer is banned only
+            // for heights that are settled (beyond the reorg safety buffer).
+            let settled = vote
+                .height
+                .saturating_add(node.params.sn.reorg_safety_buffer)
+                <= latest;
+            if e.is_peer_fault() && settled {
                 (
                     MessageAcceptance::Reject,
                     Some(format!("invalid vote: {e}")),
                 )
+            } else if e.is_peer_fault() {
+                (MessageAcceptance::Reject, None)
             } else {
                 (MessageAcceptance::Ignore, None)
             }
@@ -367,11 +376,15 @@ fn snapshot(node: &Node, judged: &BTreeSet<u64>, now: u64) -> Option<Snapshot> {
         .map_or(0, |(_, h)| *h);
     snap.dereg_allowed = tip >= fork_start.saturating_add(t.dereg_grace_blocks);
     let mut probe = BTreeSet::new();
-    let first = tip.saturating_sub(t.vote_lifetime);
+    // A vote for height h can still go into a state change included at tip + 1 only while
+    // tip + 1 < h + lifetime.
+    let first = tip.saturating_sub(t.vote_lifetime.saturating_sub(2));
     let last = tip.saturating_sub(t.reorg_safety_buffer);
+    // Workers are probed from the moment their quorum exists, so that fresh results are in by
+    // the time the quorum's height is judged.
     let quorums: Vec<(u64, Quorum)> = state
         .quorums
-        .range(Height(first)..Height(last.saturating_add(1)))
+        .range(Height(first)..)
         .map(|(h, q)| (h.0, q.clone()))
         .collect();
     for (h, q) in quorums {
@@ -571,6 +584,7 @@ fn round(node: &Node, endpoint: Option<&Endpoint>, running: Duration) {
             let a = node.acct();
             check_node(
                 a.book.get(&j.pk),
+                j.info.is_active(),
                 j.grace_from,
                 now,
                 j.ip_window_start,
@@ -636,7 +650,7 @@ fn round(node: &Node, endpoint: Option<&Endpoint>, running: Duration) {
         let state = st.chain.ext().state();
         for (h, q) in state
             .quorums
-            .range(Height(snap.tip.saturating_sub(t.vote_lifetime))..Height(last))
+            .range(Height(snap.tip.saturating_sub(t.vote_lifetime.saturating_sub(2)))..Height(last))
         {
             if q.validators.contains(&snap.me) {
                 heights.insert(h.0);

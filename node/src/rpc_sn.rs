@@ -30,9 +30,11 @@ fn x25519_of(pk: &PublicKey) -> String {
 fn observed(rec: Option<&ProofRecord>) -> Value {
     let proof = rec.and_then(|r| r.proof.as_ref());
     let q = rec.map(|r| r.quorumnet).unwrap_or_default();
-    let ring = |f: fn(&ProofRecord) -> &Vec<bool>, key: &str| -> Value {
+    let ring = |f: fn(&ProofRecord) -> &Vec<(u64, bool)>, key: &str| -> Value {
         rec.map_or_else(Vec::new, |r| {
-            f(r).iter().map(|ok| json!({ key: ok })).collect::<Vec<_>>()
+            f(r).iter()
+                .map(|(_, ok)| json!({ key: ok }))
+                .collect::<Vec<_>>()
         })
         .into()
     };
@@ -280,7 +282,8 @@ const MAX_QUORUM_HEIGHTS: u64 = 256;
 fn quorum_state(node: &Node, p: QuorumStateParams) -> RpcResult {
     let st = node.lock();
     let tip = st.chain.tip().0 .0;
-    let start = p.start_height.unwrap_or(tip);
+    // As oxend: no heights means the tip; one of the two means that single height.
+    let start = p.start_height.or(p.end_height).unwrap_or(tip);
     let end = p.end_height.unwrap_or(start);
     let (lo, hi) = (start.min(end), start.max(end));
     if hi - lo >= MAX_QUORUM_HEIGHTS {
@@ -314,7 +317,7 @@ fn quorum_state(node: &Node, p: QuorumStateParams) -> RpcResult {
         }
         quorums = list;
     }
-    Ok(json!({"status": "OK", "quorums": quorums}))
+    Ok(json!({"status": "OK", "quorums": quorums, "untrusted": false}))
 }
 
 #[derive(Deserialize, Default)]
@@ -331,9 +334,7 @@ fn state_changes(node: &Node, p: StateChangesParams) -> RpcResult {
     use sispop_chain::extra::parse_extra;
     use sispop_chain::{Block, Transaction, TxType};
     let tip = node.lock().chain.tip().0 .0;
-    let start = p
-        .start_height
-        .ok_or_else(|| invalid("start_height is required"))?;
+    let start = p.start_height.unwrap_or(0);
     let end = p.end_height.unwrap_or(tip).min(tip);
     if start > end {
         return Err(invalid("start_height is above end_height or the chain"));
@@ -384,6 +385,7 @@ fn state_changes(node: &Node, p: StateChangesParams) -> RpcResult {
         "total_recommission": totals[NewState::Recommission as usize],
         "total_ip_change_penalty": totals[NewState::IpChangePenalty as usize],
         "total_unlock": unlocks,
+        "untrusted": false,
     }))
 }
 

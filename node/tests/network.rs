@@ -372,12 +372,18 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
     until_banned(&target, 3, "the flooder", || {
         for _ in 0..50 {
             n += 1;
+            // Well-formed votes for a height far ahead: each alone is ignored, not punished.
+            let vote = sispop_testing::Vote {
+                height: 1_000_000 + u64::from(n),
+                worker_index: 0,
+                state: sispop_testing::NewState::Decommission,
+                reason: 1,
+                validator_index: 0,
+                signature: sispop_chain::crypto::Signature([0; 64]),
+            };
             flooder
                 .tx
-                .send(NetCommand::Publish(
-                    p2p::VOTES_TOPIC.into(),
-                    n.to_le_bytes().to_vec(),
-                ))
+                .send(NetCommand::Publish(p2p::VOTES_TOPIC.into(), vote.encode()))
                 .expect("send");
         }
     })
@@ -397,6 +403,45 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
     })
     .await;
 
+    // An uptime proof whose Ed25519 signature is not the key's, and a malformed vote.
+    let prover = adversary(&dir.path().join("evil5"), target_p2p).await;
+    let x = sispop_chain::crypto::random_scalar(&mut rand::rngs::OsRng);
+    let pk = sispop_chain::crypto::public_from_secret(&x);
+    let proof = sispop_testing::UptimeProof {
+        pubkey: pk,
+        pubkey_ed25519: pk,
+        public_ip: std::net::Ipv4Addr::LOCALHOST,
+        storage_https_port: 22020,
+        storage_omq_port: 0,
+        quorumnet_port: 20000,
+        version: [0, 1, 0],
+        storage_version: [0, 1, 0],
+        lokinet_version: [0, 0, 0],
+        timestamp: sispopd::node::unix_now(),
+    };
+    let forged = proof.sign(&mut rand::rngs::OsRng, &x, &[7u8; 32]);
+    until_banned(&target, 5, "the forged proof's sender", || {
+        prover
+            .tx
+            .send(NetCommand::Publish(
+                p2p::PROOFS_TOPIC.into(),
+                forged.clone(),
+            ))
+            .expect("send");
+    })
+    .await;
+    let voter = adversary(&dir.path().join("evil6"), target_p2p).await;
+    until_banned(&target, 6, "the malformed vote's sender", || {
+        voter
+            .tx
+            .send(NetCommand::Publish(
+                p2p::VOTES_TOPIC.into(),
+                b"d1:gi2e1:hi5ee".to_vec(),
+            ))
+            .expect("send");
+    })
+    .await;
+
     assert_eq!(tip(&target.d).await, before, "the target kept its chain");
     let log = std::fs::read_to_string(dir.path().join("target.log")).expect("log");
     for reason in [
@@ -404,6 +449,8 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
         "does not decode",
         "gossip flood",
         "oversized sync request",
+        "invalid uptime proof: uptime proof Ed25519 signature does not verify",
+        "invalid vote: malformed vote",
     ] {
         assert!(log.contains(reason), "the ban reason {reason:?} is logged");
     }

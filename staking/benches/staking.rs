@@ -1,8 +1,7 @@
 //! Staking benchmarks: verifying a stake transaction (RingCT checks plus the staking rules,
-//! as the mempool does), and applying one block to a service node list of 2,000 nodes.
+//! as the mempool does), applying one block to a service node list of 2,000 nodes, and applying
+//! a block with 100 state changes to that list.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -12,15 +11,15 @@ use sispop_chain::builder::SpendInput;
 use sispop_chain::crypto::{
     derivation_to_scalar, hash_to_scalar, key_derivation, public_from_secret, random_scalar,
 };
-use sispop_chain::extension::ChainExtension;
+use sispop_chain::extension::{BlockTx, ChainExtension};
 use sispop_chain::extra::{parse_extra, tx_pubkey};
 use sispop_chain::{
-    Address, Atomic, Block, BlockHash, Blockchain, Height, Mempool, Network, NetworkParams,
-    PublicKey, COIN,
+    Address, Atomic, Block, BlockHash, Blockchain, Height, Mempool, Network, NetworkParams, COIN,
 };
 use sispop_staking::build::{build_stake_tx, sign_registration};
-use sispop_staking::list::{Contributor, LockedContribution, ServiceNodeInfo, State};
+use sispop_staking::testkit;
 use sispop_staking::ServiceNodeList;
+use sispop_testing::NewState;
 
 fn params() -> &'static NetworkParams {
     NetworkParams::get(Network::Devnet)
@@ -101,57 +100,8 @@ fn bench_verify(c: &mut Criterion) {
     g.finish();
 }
 
-fn node(i: u32) -> (PublicKey, ServiceNodeInfo) {
-    let s = Scalar::from(u64::from(i) + 1);
-    let pk = public_from_secret(&s);
-    let a = Address {
-        spend: pk,
-        view: pk,
-    };
-    let info = ServiceNodeInfo {
-        registration_height: Height(1),
-        registration_hf_version: 19,
-        requested_unlock_height: Height(0),
-        last_reward_block_height: Height(u64::from(i)),
-        last_reward_transaction_index: 0,
-        decommission_count: 0,
-        active_since_height: 2,
-        last_decommission_height: Height(0),
-        last_decommission_reason_consensus_all: 0,
-        last_decommission_reason_consensus_any: 0,
-        recommission_credit: 60,
-        contributors: vec![Contributor {
-            address: a,
-            amount: Atomic(100 * COIN),
-            reserved: Atomic(100 * COIN),
-            locked_contributions: vec![LockedContribution {
-                key_image: sispop_chain::KeyImage(pk.0),
-                key_image_pub_key: pk,
-                amount: Atomic(100 * COIN),
-            }],
-        }],
-        total_contributed: Atomic(100 * COIN),
-        total_reserved: Atomic(100 * COIN),
-        staking_requirement: Atomic(100 * COIN),
-        fee: 1000,
-        portions_for_operator: 0,
-        swarm_id: sispop_swarm::UNASSIGNED_SWARM_ID,
-        operator_address: a,
-        last_ip_change_height: Height(1),
-    };
-    (pk, info)
-}
-
 fn bench_block_update(c: &mut Criterion) {
-    let nodes: BTreeMap<PublicKey, Arc<ServiceNodeInfo>> =
-        (0..2000).map(node).map(|(k, v)| (k, Arc::new(v))).collect();
-    let state = State {
-        tip: Some((Height(100), BlockHash([1; 32]))),
-        nodes,
-        blacklist: vec![],
-        locked: Default::default(),
-        quorums: Default::default(),
-    };
+    let (state, _) = testkit::state(2000, (Height(100), BlockHash([1; 32])));
     let mut list = ServiceNodeList::new(params());
     list.restore(&serde_json::to_vec(&state).expect("json"))
         .expect("restore");
@@ -200,5 +150,84 @@ fn bench_block_update(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_verify, bench_block_update);
+/// A block with 100 state changes (7 votes each, 700 signatures), on a 2,000-node list:
+/// every vote verified against its quorum, every change applied, swarms recomputed.
+fn bench_state_changes(c: &mut Criterion) {
+    let (state, secrets) = testkit::state(2000, (Height(100), BlockHash([1; 32])));
+    let mut list = ServiceNodeList::new(params());
+    list.restore(&serde_json::to_vec(&state).expect("json"))
+        .expect("restore");
+    let hash = |h: u64| BlockHash([h as u8; 32]);
+    for h in 101..=105 {
+        list.attach(&testkit::block(hash(h - 1)), hash(h), Height(h), &[]);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut txs = Vec::new();
+    'outer: for h in 101..=105u64 {
+        let q = list.state().quorum(Height(h)).expect("quorum").clone();
+        for (wi, w) in q.workers.iter().enumerate() {
+            if seen.insert(*w) {
+                txs.push(
+                    testkit::signed_state_change(
+                        list.state(),
+                        &secrets,
+                        h,
+                        wi as u16,
+                        NewState::Decommission,
+                        7,
+                    )
+                    .expect("tx"),
+                );
+                if txs.len() == 100 {
+                    break 'outer;
+                }
+            }
+        }
+    }
+    assert_eq!(txs.len(), 100);
+    let block = testkit::block(hash(105));
+    let snap = list.snapshot();
+    let btxs: Vec<BlockTx<'_>> = txs
+        .iter()
+        .map(|tx| BlockTx {
+            hash: tx.hash(),
+            tx,
+        })
+        .collect();
+    // The block does what it says.
+    let mut check = ServiceNodeList::new(params());
+    check.restore(&snap).expect("restore");
+    check.attach(&block, hash(106), Height(106), &btxs);
+    assert_eq!(
+        check
+            .state()
+            .nodes
+            .values()
+            .filter(|n| n.is_decommissioned())
+            .count(),
+        100
+    );
+    let mut g = c.benchmark_group("staking");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("block_with_100_state_changes_2000_nodes", |b| {
+        b.iter_batched(
+            || {
+                let mut l = ServiceNodeList::new(params());
+                l.restore(&snap).expect("restore");
+                l
+            },
+            |mut l| l.attach(&block, hash(106), Height(106), &btxs),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_verify,
+    bench_block_update,
+    bench_state_changes
+);
 criterion_main!(benches);

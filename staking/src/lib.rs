@@ -5,6 +5,7 @@ pub mod command;
 pub mod list;
 pub mod proofs;
 pub mod rules;
+pub mod testkit;
 
 pub use list::{ServiceNodeInfo, ServiceNodeList, State};
 pub use rules::StakingError;

@@ -189,7 +189,7 @@ pub struct State {
 }
 
 impl State {
-    fn rebuild_locked(&mut self) {
+    pub(crate) fn rebuild_locked(&mut self) {
         self.locked = self
             .nodes
             .iter()
@@ -628,8 +628,13 @@ impl ChainExtension for ServiceNodeList {
                 .check_state_change(sc, height, &self.params.sn)
                 .map(|_| ());
         }
-        self.check(tx, height)
-            .map_err(|e| Rejection::invalid(e.to_string()))
+        self.check(tx, height).map_err(|e| {
+            if e.is_state_dependent() {
+                Rejection::stale(e.to_string())
+            } else {
+                Rejection::invalid(e.to_string())
+            }
+        })
     }
 
     fn conflict_key(&self, tx: &Transaction) -> Option<[u8; 32]> {
@@ -746,9 +751,14 @@ mod tests {
         let mut s = State::default();
         s.nodes.insert(pk, Arc::new(funded(10)));
         s.rebuild_locked();
-        let t = &params().sn;
-        // 100 initial (devnet) + 1 block per 30 up: 900 blocks up → 130.
-        assert_eq!(s.nodes[&pk].decommission_credit(Height(910), t), 130);
+        let t = &NetworkParams::get(Network::Mainnet).sn;
+        // 60 initial + 1 block per 30 up: 900 blocks up → 90.
+        assert_eq!(s.nodes[&pk].decommission_credit(Height(910), t), 90);
+        assert_eq!(
+            s.nodes[&pk].decommission_credit(Height(1_000_000), &params().sn),
+            params().sn.credit_max,
+            "capped"
+        );
         assert!(s.decommission(&pk, Height(910), 1, 3));
         let n = &s.nodes[&pk];
         assert!(n.is_decommissioned() && !n.is_active() && n.is_funded());
@@ -756,7 +766,7 @@ mod tests {
         assert_eq!(n.decommission_count, 1);
         assert_eq!(
             n.decommission_credit(Height(950), t),
-            90,
+            50,
             "credit runs down while decommissioned"
         );
         assert!(!s.decommission(&pk, Height(951), 0, 0), "not twice");
@@ -764,7 +774,7 @@ mod tests {
         assert!(s.recommission(&pk, Height(950), t));
         let n = &s.nodes[&pk];
         assert!(n.is_active());
-        assert_eq!(n.recommission_credit, 130 - 2 * 40);
+        assert_eq!(n.recommission_credit, 90 - 2 * 40);
         assert_eq!(
             (n.last_reward_block_height, n.last_reward_transaction_index),
             (Height(950), u32::MAX)

@@ -146,6 +146,30 @@ pub enum StakingError {
     UnlockAlreadyRequested(PublicKey, Height),
 }
 
+impl StakingError {
+    /// True when the transaction may have been valid against another (earlier or later) state
+    /// of the list: a contribution that arrives before its registration, a stake into a node
+    /// that filled up, a key image that became locked. Whoever relayed such a transaction is
+    /// not at fault; everything else is invalid in itself.
+    pub fn is_state_dependent(&self) -> bool {
+        matches!(
+            self,
+            StakingError::WrongHardFork { .. }
+                | StakingError::AlreadyRegistered(_)
+                | StakingError::UnknownNode(_)
+                | StakingError::AlreadyFunded(_)
+                | StakingError::TooManyContributors
+                | StakingError::ContributionTooSmall { .. }
+                | StakingError::ContributionTooLarge { .. }
+                | StakingError::NoRoom(_)
+                | StakingError::LockedKeyImage(..)
+                | StakingError::Blacklisted(..)
+                | StakingError::UnlockUnknownKeyImage(..)
+                | StakingError::UnlockAlreadyRequested(..)
+        )
+    }
+}
+
 /// The result of a valid stake: the node's new record and what to lock.
 #[derive(Debug)]
 pub struct StakeEffect {

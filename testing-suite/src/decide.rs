@@ -119,11 +119,15 @@ impl TestResults {
 }
 
 /// Checks a node from our observations. `grace_from` is when the node last became active or
-/// was recommissioned (unix time of that block): a proof is due only `uptime_proof_validity`
-/// after it, as upstream's "effective timestamp". `ip_window_start` is the start of the
-/// IP-change window (24 h ago, or 2 h after its last IP penalty, whichever is later).
+/// was recommissioned (unix time of that block; 0 for a decommissioned node): a proof is due
+/// only `uptime_proof_validity` after it, as upstream's "effective timestamp", and probe results
+/// from before it do not count. `ip_window_start` is the start of the IP-change window (24 h
+/// ago, or 2 h after its last IP penalty, whichever is later). The participation checks
+/// (timestamp answers, clock sync) apply to active nodes only, as upstream, and only to results
+/// from the last four validity periods.
 pub fn check_node(
     record: Option<&ProofRecord>,
+    active: bool,
     grace_from: u64,
     now: u64,
     ip_window_start: u64,
@@ -136,6 +140,8 @@ pub fn check_node(
     let unreachable_threshold = timings
         .uptime_proof_validity
         .saturating_sub(timings.uptime_proof_frequency);
+    let since = grace_from.max(now.saturating_sub(timings.uptime_proof_validity.saturating_mul(4)));
+    let rings = record.filter(|_| active);
     TestResults {
         uptime_proved,
         quorumnet_reachable: !record.is_some_and(|r| {
@@ -145,8 +151,8 @@ pub fn check_node(
                 now,
             )
         }),
-        timestamp_participation: !record.is_some_and(|r| r.timestamp_participation.failing()),
-        timesync: !record.is_some_and(|r| r.timesync.failing()),
+        timestamp_participation: !rings.is_some_and(|r| r.timestamp_participation.failing(since)),
+        timesync: !rings.is_some_and(|r| r.timesync.failing(since)),
         storage_ok,
         single_ip: !record.is_some_and(|r| r.multiple_ips_since(ip_window_start)),
     }
@@ -198,18 +204,18 @@ mod tests {
             received: 1000,
             ..ProofRecord::default()
         };
-        assert!(check_node(Some(&rec), 0, 1030, 0, true, t).passed());
-        let r = check_node(Some(&rec), 0, 1031, 0, true, t);
+        assert!(check_node(Some(&rec), true, 0, 1030, 0, true, t).passed());
+        let r = check_node(Some(&rec), true, 0, 1031, 0, true, t);
         assert!(!r.uptime_proved);
         assert_eq!(r.reasons(), reason::UPTIME);
-        assert!(check_node(Some(&rec), 1020, 1031, 0, true, t).passed());
-        assert!(!check_node(None, 0, 1031, 0, true, t).passed());
+        assert!(check_node(Some(&rec), true, 1020, 1031, 0, true, t).passed());
+        assert!(!check_node(None, true, 0, 1031, 0, true, t).passed());
         assert!(
-            check_node(None, 1020, 1031, 0, true, t).passed(),
+            check_node(None, true, 1020, 1031, 0, true, t).passed(),
             "new node grace"
         );
         assert_eq!(
-            check_node(None, 1020, 1031, 0, false, t).reasons(),
+            check_node(None, true, 1020, 1031, 0, false, t).reasons(),
             reason::STORAGE
         );
     }
@@ -223,12 +229,44 @@ mod tests {
         };
         rec.quorumnet.record(false, 990);
         rec.quorumnet.record(false, 1011);
-        let r = check_node(Some(&rec), 0, 1011, 0, true, t);
+        let r = check_node(Some(&rec), true, 0, 1011, 0, true, t);
         assert!(!r.quorumnet_reachable);
         assert_eq!(r.reasons(), reason::TIMECHECK);
         assert_eq!(
             reason::names(r.reasons() | reason::UPTIME),
             ["uptime", "timecheck"]
+        );
+    }
+
+    #[test]
+    fn participation_counts_for_active_nodes_and_recent_results_only() {
+        let t = t();
+        let mut rec = ProofRecord {
+            received: 1000,
+            ..ProofRecord::default()
+        };
+        for i in 0..8 {
+            rec.timestamp_participation.push(990 + i, false);
+        }
+        let r = check_node(Some(&rec), true, 0, 1000, 0, true, t);
+        assert!(!r.timestamp_participation);
+        assert_eq!(r.reasons(), reason::TIMECHECK);
+        assert!(
+            check_node(Some(&rec), false, 0, 1000, 0, true, t).passed(),
+            "not held against a decommissioned node"
+        );
+        assert!(
+            check_node(Some(&rec), true, 995, 1000, 0, true, t).passed(),
+            "results from before its recommission do not count"
+        );
+        let later = 997 + 4 * t.uptime_proof_validity;
+        let rec = ProofRecord {
+            received: later,
+            ..rec
+        };
+        assert!(
+            check_node(Some(&rec), true, 0, later, 0, true, t).passed(),
+            "old results age out"
         );
     }
 

@@ -169,11 +169,18 @@ mod tests {
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), 35, "nobody tests itself or appears twice");
-        assert_eq!(
-            q,
-            obligations_quorum(&active, &decomm, &hash()),
-            "deterministic"
-        );
+        // Membership pinned to the §9.1 vector: with 10 active nodes the first 10 indices are
+        // shuffled by a fresh rng, which gives [6,2,3,7,1,8,5,0,9,4]; the decommissioned tail
+        // is shuffled by the copy and can only be tested.
+        let ten: Vec<u32> = (0..10).collect();
+        let q = obligations_quorum(&ten, &[100, 101], &hash());
+        assert_eq!(q.validators, [6, 2, 3, 7, 1, 8, 5, 0, 9, 4]);
+        let mut w = q.workers.clone();
+        w.sort_unstable();
+        assert_eq!(w, [100, 101]);
+        let q = obligations_quorum(&ten, &[], &hash());
+        assert_eq!(q.validators, [6, 2, 3, 7, 1, 8, 5, 0, 9, 4]);
+        assert!(q.workers.is_empty());
         let few = obligations_quorum(&active[..4], &[], &hash());
         assert_eq!((few.validators.len(), few.workers.len()), (4, 0));
         let many: Vec<u32> = (0..7000).collect();

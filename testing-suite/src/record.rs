@@ -52,25 +52,34 @@ impl Reachability {
     }
 }
 
-/// A ring of the last [`PARTICIPATION_ENTRIES`] pass/fail results.
+/// A ring of the last [`PARTICIPATION_ENTRIES`] pass/fail results, each with the time it was
+/// recorded, so that old results (from before a node's recommission, or from a stretch when
+/// this node was not probing) do not count.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participation {
-    /// Results, oldest first.
-    pub entries: Vec<bool>,
+    /// (unix time, passed), oldest first.
+    pub entries: Vec<(u64, bool)>,
 }
 
 impl Participation {
     /// Adds a result, dropping the oldest beyond the ring size.
-    pub fn push(&mut self, ok: bool) {
+    pub fn push(&mut self, now: u64, ok: bool) {
         if self.entries.len() >= PARTICIPATION_ENTRIES {
             self.entries.remove(0);
         }
-        self.entries.push(ok);
+        self.entries.push((now, ok));
     }
-    /// Fails once the ring is full and more than [`MAX_MISSED`] entries failed.
-    pub fn failing(&self) -> bool {
-        self.entries.len() >= PARTICIPATION_ENTRIES
-            && self.entries.iter().filter(|ok| !**ok).count() > MAX_MISSED
+    /// Fails when all [`PARTICIPATION_ENTRIES`] entries were recorded at or after `since` and
+    /// more than [`MAX_MISSED`] of them failed.
+    pub fn failing(&self, since: u64) -> bool {
+        let recent: Vec<bool> = self
+            .entries
+            .iter()
+            .filter(|(t, _)| *t >= since)
+            .map(|(_, ok)| *ok)
+            .collect();
+        recent.len() >= PARTICIPATION_ENTRIES
+            && recent.iter().filter(|ok| !**ok).count() > MAX_MISSED
     }
 }
 
@@ -170,10 +179,10 @@ impl ProofBook {
     pub fn probed(&mut self, pk: PublicKey, now: u64, answered: bool, clock: Option<u64>) {
         let r = self.records.entry(pk).or_default();
         r.quorumnet.record(answered, now);
-        r.timestamp_participation.push(answered);
+        r.timestamp_participation.push(now, answered);
         if let Some(t) = clock {
             r.timesync
-                .push(t.abs_diff(now) <= THRESHOLD_SECONDS_OUT_OF_SYNC);
+                .push(now, t.abs_diff(now) <= THRESHOLD_SECONDS_OUT_OF_SYNC);
         }
     }
 
@@ -249,16 +258,18 @@ mod tests {
         assert!(!r.unreachable_for(20, 60, 131), "a success resets the run");
 
         let mut p = Participation::default();
-        for _ in 0..5 {
-            p.push(false);
+        for t in 0..5 {
+            p.push(100 + t, false);
         }
-        assert!(!p.failing(), "fewer than 8 entries never fail");
-        for _ in 0..3 {
-            p.push(true);
+        assert!(!p.failing(0), "fewer than 8 entries never fail");
+        for t in 5..8 {
+            p.push(100 + t, true);
         }
-        assert!(p.failing(), "5 of 8 failed");
-        p.push(true);
-        assert!(!p.failing(), "4 of 8 failed");
+        assert!(p.failing(0), "5 of 8 failed");
+        assert!(p.failing(100));
+        assert!(!p.failing(101), "entries before `since` do not count");
+        p.push(108, true);
+        assert!(!p.failing(0), "4 of 8 failed");
         assert_eq!(p.entries.len(), PARTICIPATION_ENTRIES);
     }
 }

@@ -350,7 +350,24 @@ pub(crate) mod tests {
         let d = Vote::decode(&enc).expect("test value");
         assert_eq!(d, v);
         d.verify(&q).expect("test value");
-        assert!(Vote::decode(b"d1:gi2ee").is_err());
+        // Well-formed but not an obligations validator vote (group 2), and an unknown state.
+        let swap = |from: &[u8], to: &[u8]| {
+            let at = enc
+                .windows(from.len())
+                .position(|w| w == from)
+                .expect("present");
+            let mut b = enc.clone();
+            b[at..at + from.len()].copy_from_slice(to);
+            b
+        };
+        assert!(matches!(
+            Vote::decode(&swap(b"1:gi1e", b"1:gi2e")),
+            Err(VoteError::Malformed(m)) if m.contains("group 2")
+        ));
+        assert!(matches!(
+            Vote::decode(&swap(b"2:sci1e", b"2:sci9e")),
+            Err(VoteError::Malformed(m)) if m.contains("state 9")
+        ));
         assert!(Vote::decode(&[b'l'; 600]).is_err());
         let mut wrong = v;
         wrong.state = NewState::Recommission;

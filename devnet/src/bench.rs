@@ -1,0 +1,149 @@
+//! `devnet bench sync|gossip`: throughput runs against a running devnet.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::json;
+use sispop_chain::{Network, NetworkParams, COIN};
+use sispop_wallet::{Account, Daemon, Wallet, WalletFile};
+
+use crate::{find_sispopd, free_port, info, kill, load, spawn, NodeEntry};
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub async fn gossip(dir: &Path, blocks: u64) -> anyhow::Result<()> {
+    let state = load(dir)?.context("no devnet; run `devnet up` first")?;
+    let d0 = Daemon::new(&state.nodes[0].rpc_url)?;
+    let others: Vec<Daemon> = state.nodes[1..]
+        .iter()
+        .map(|n| Daemon::new(&n.rpc_url))
+        .collect::<Result<_, _>>()?;
+    let mut delays = Vec::new();
+    for _ in 0..blocks {
+        let r = d0
+            .call(
+                "generateblocks",
+                json!({"amount_of_blocks": 1, "wallet_address": state.miner_address}),
+            )
+            .await?;
+        let start = Instant::now();
+        let hash = r["blocks"][0].as_str().context("hash")?.to_owned();
+        let mut pending: Vec<usize> = (0..others.len()).collect();
+        let deadline = start + Duration::from_secs(30);
+        while !pending.is_empty() {
+            let mut still = Vec::new();
+            for i in pending {
+                let tip = others[i].call("get_info", json!({})).await?;
+                let seen = tip["top_block_hash"].as_str() == Some(hash.as_str())
+                    || others[i]
+                        .call("get_block_header_by_hash", json!({"hash": hash}))
+                        .await
+                        .is_ok();
+                if seen {
+                    delays.push(start.elapsed().as_secs_f64() * 1000.0);
+                } else {
+                    still.push(i);
+                }
+            }
+            pending = still;
+            if Instant::now() > deadline {
+                bail!(
+                    "{} nodes did not receive block {hash} within 30 s",
+                    pending.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    delays.sort_by(f64::total_cmp);
+    println!(
+        "gossip: {blocks} blocks to {} nodes: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (includes RPC polling of every node)",
+        others.len(),
+        percentile(&delays, 0.5),
+        percentile(&delays, 0.99),
+        delays.last().copied().unwrap_or(0.0)
+    );
+    Ok(())
+}
+
+pub async fn sync(dir: &Path, blocks: u64, sispopd: Option<PathBuf>) -> anyhow::Result<()> {
+    let state = load(dir)?.context("no devnet; run `devnet up` first")?;
+    let sispopd = find_sispopd(sispopd)?;
+    let d0 = Daemon::new(&state.nodes[0].rpc_url)?;
+    // Blocks with transfers, so sync validates real RingCT transactions.
+    let params = NetworkParams::get(Network::Devnet);
+    let (acct, _) = WalletFile::load(&state.miner_wallet)?;
+    let mut w = Wallet::new(acct, params).with_cache_file(&state.miner_wallet)?;
+    let to = Account::generate().address();
+    let mut left = blocks;
+    let mut transfers = 0u64;
+    while left > 0 {
+        w.refresh(&d0).await?;
+        for _ in 0..4 {
+            match w.transfer(&d0, &to, COIN).await {
+                Ok(_) => transfers += 1,
+                Err(e) => {
+                    eprintln!("transfer skipped: {e}");
+                    break;
+                }
+            }
+        }
+        d0.call(
+            "generateblocks",
+            json!({"amount_of_blocks": 1, "wallet_address": state.miner_address}),
+        )
+        .await?;
+        left -= 1;
+    }
+    w.save()?;
+    let target = info(&state.nodes[0].rpc_url).await?["height"]
+        .as_u64()
+        .unwrap_or(0);
+    let fresh = NodeEntry {
+        name: "bench-sync".into(),
+        data_dir: dir.join("bench-sync"),
+        rpc_url: String::new(),
+        rpc_port: free_port()?,
+        p2p_port: free_port()?,
+        pid: None,
+        mining: false,
+        service_node: false,
+        peers: state.nodes.iter().take(3).map(|n| n.p2p_port).collect(),
+        dev_faults: Vec::new(),
+    };
+    let _ = std::fs::remove_dir_all(&fresh.data_dir);
+    let url = format!("http://127.0.0.1:{}", fresh.rpc_port);
+    let start = Instant::now();
+    let pid = spawn(&sispopd, &fresh, &state.miner_address)?;
+    let result = async {
+        loop {
+            if let Ok(i) = info(&url).await {
+                if i["height"].as_u64().unwrap_or(0) >= target {
+                    break Ok::<_, anyhow::Error>(());
+                }
+            }
+            if start.elapsed() > Duration::from_secs(600) {
+                bail!("sync did not finish in 600 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    .await;
+    let secs = start.elapsed().as_secs_f64();
+    if let Ok(p) = libc::pid_t::try_from(pid) {
+        kill(p, libc::SIGTERM);
+    }
+    result?;
+    println!(
+        "sync: a fresh node synced {target} blocks ({transfers} RingCT transfers in the last {blocks}) in {secs:.1} s: {:.0} blocks/s (includes process start-up)",
+        target as f64 / secs
+    );
+    Ok(())
+}
