@@ -613,6 +613,7 @@ async fn status(dir: &Path) -> anyhow::Result<()> {
                     "active".to_owned(),
                     e["swarm"].as_str().unwrap_or("?").to_owned(),
                 ),
+                Some(e) if e["funded"] == true => ("decomm".to_owned(), "-".to_owned()),
                 Some(_) => ("awaiting".to_owned(), "-".to_owned()),
                 None => ("unreg".to_owned(), "-".to_owned()),
             }

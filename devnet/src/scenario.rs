@@ -1,10 +1,11 @@
 //! `devnet scenario outage`: service nodes die, the network votes them out, some come back.
 //!
 //! The scenario SIGKILLs some service nodes (never the miner), optionally restarts some healthy
-//! ones with `--dev-fault no-proofs`, and polls every running node until each affected node has
+//! ones with `--dev-fault no-proofs` or `--dev-fault unreachable`, and polls every running node
+//! until each affected node has
 //! gone where it should: a killed node that is restarted with its original command line once it
 //! is decommissioned must be recommissioned; a killed node left dead must be deregistered and
-//! its key images blacklisted; a `no-proofs` node must be decommissioned (it is then restarted
+//! its key images blacklisted; a faulty node must be decommissioned (it is then restarted
 //! healthy and recommissioned, so the devnet ends as it began, less the deregistered nodes).
 //!
 //! While it runs it checks that nodes at the same block hold the same service node list and
@@ -41,6 +42,9 @@ pub struct OutageOpts {
     /// Healthy service nodes to restart with `--dev-fault no-proofs`.
     #[arg(long, default_value_t = 0)]
     no_proofs: usize,
+    /// Healthy service nodes to restart with `--dev-fault unreachable`.
+    #[arg(long, default_value_t = 0)]
+    unreachable: usize,
     /// Seconds the whole scenario may take.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
@@ -60,8 +64,8 @@ enum Role {
     KilledRestarted,
     /// Killed and left dead.
     KilledDead,
-    /// Restarted with `--dev-fault no-proofs`, restarted healthy once decommissioned.
-    NoProofs,
+    /// Restarted with a `--dev-fault`, restarted healthy once decommissioned.
+    Faulty(&'static str),
     /// Left alone: must stay active.
     Healthy,
 }
@@ -96,7 +100,7 @@ impl Tracked {
     /// Whether its part of the scenario is over.
     fn done(&self) -> bool {
         match self.role {
-            Role::KilledRestarted | Role::NoProofs => self.recommissioned.is_some(),
+            Role::KilledRestarted | Role::Faulty(_) => self.recommissioned.is_some(),
             Role::KilledDead => self.deregistered.is_some() && self.blacklisted.is_some(),
             Role::Healthy => true,
         }
@@ -217,7 +221,8 @@ pub async fn outage(dir: &Path, o: OutageOpts) -> anyhow::Result<()> {
     if o.restart > o.kill {
         bail!("--restart {} is more than --kill {}", o.restart, o.kill);
     }
-    if o.kill + o.no_proofs > candidates.len() {
+    let faulty = o.no_proofs + o.unreachable;
+    if o.kill + faulty > candidates.len() {
         bail!(
             "only {} service nodes can be hit (the miner is spared)",
             candidates.len()
@@ -234,7 +239,7 @@ pub async fn outage(dir: &Path, o: OutageOpts) -> anyhow::Result<()> {
     let full = Daemon::new(&reference.rpc_url)?
         .call("get_service_nodes", json!({}))
         .await?;
-    let hit = spread(&candidates, o.kill + o.no_proofs);
+    let hit = spread(&candidates, o.kill + faulty);
     let mut tracked = Vec::new();
     for &i in &sn_idx {
         let n = &state.nodes[i];
@@ -269,7 +274,8 @@ pub async fn outage(dir: &Path, o: OutageOpts) -> anyhow::Result<()> {
         let role = match hit.iter().position(|h| *h == i) {
             Some(k) if k < o.restart => Role::KilledRestarted,
             Some(k) if k < o.kill => Role::KilledDead,
-            Some(_) => Role::NoProofs,
+            Some(k) if k < o.kill + o.no_proofs => Role::Faulty("no-proofs"),
+            Some(_) => Role::Faulty("unreachable"),
             None => Role::Healthy,
         };
         tracked.push(Tracked {
@@ -324,17 +330,17 @@ pub async fn outage(dir: &Path, o: OutageOpts) -> anyhow::Result<()> {
                     ),
                 );
             }
-            Role::NoProofs => {
+            Role::Faulty(fault) => {
                 let n = &mut state.nodes[t.index];
                 if let Some(pid) = n.pid.take() {
                     stop(pid);
                 }
-                n.dev_faults = vec!["no-proofs".into()];
+                n.dev_faults = vec![fault.into()];
                 n.pid = Some(spawn(&sispopd, n, &state.miner_address)?);
                 t.hit = Some(secs(Instant::now()));
                 note(
                     secs(Instant::now()),
-                    format!("restarted {} with --dev-fault no-proofs", t.label()),
+                    format!("restarted {} with --dev-fault {fault}", t.label()),
                 );
             }
             Role::Healthy => {}
@@ -407,7 +413,7 @@ pub async fn outage(dir: &Path, o: OutageOpts) -> anyhow::Result<()> {
                         reason_names(s.4),
                         views.len(),
                         since_hit(t),
-                        if t.role == Role::NoProofs { "its fault" } else { "its death" }
+                        if matches!(t.role, Role::Faulty(_)) { "its fault" } else { "its death" }
                     ),
                 );
                 if since_hit(t) > STATE_CHANGE_TARGET {
@@ -417,7 +423,7 @@ pub async fn outage(dir: &Path, o: OutageOpts) -> anyhow::Result<()> {
                         since_hit(t)
                     ));
                 }
-                if matches!(t.role, Role::KilledRestarted | Role::NoProofs) {
+                if matches!(t.role, Role::KilledRestarted | Role::Faulty(_)) {
                     let n = &mut state.nodes[t.index];
                     if let Some(pid) = n.pid.take() {
                         stop(pid);
