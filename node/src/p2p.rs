@@ -46,8 +46,11 @@ pub const BAN_TIME: Duration = Duration::from_secs(600);
 /// Gossip messages one peer may send per window before it counts as flooding.
 pub const FLOOD_LIMIT: u32 = 400;
 const FLOOD_WINDOW: Duration = Duration::from_secs(10);
-/// Most connections kept.
-pub const MAX_PEERS: u32 = 32;
+/// Most connections kept. Validators dial the workers they test directly, and over a vote
+/// window a service node is tested by validators from across the network, so the cap leaves
+/// room for a few dozen of them beside the gossip peers (inbound and outbound limits of their
+/// own are hardening work, issue 11).
+pub const MAX_PEERS: u32 = 128;
 
 /// Messages from the node to the network task.
 #[derive(Debug)]

@@ -42,6 +42,24 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode_and_verify (both signatures)", |b| {
         b.iter(|| SignedProof::decode_and_verify(&wire).expect("valid"))
     });
+    let signed = SignedProof::decode_and_verify(&wire).expect("valid");
+    g.bench_function("part: primary (Cryptonote) signature", |b| {
+        b.iter(|| sispop_chain::crypto::schnorr_verify(&signed.hash, &pk, &signed.sig))
+    });
+    g.bench_function("part: Ed25519 signature (verify_strict)", |b| {
+        b.iter(|| {
+            ed25519_dalek::VerifyingKey::from_bytes(&pk.0)
+                .expect("key")
+                .verify_strict(
+                    &signed.hash,
+                    &ed25519_dalek::Signature::from_bytes(&signed.ed_sig),
+                )
+                .is_ok()
+        })
+    });
+    g.bench_function("part: decode", |b| {
+        b.iter(|| UptimeProof::decode(&signed.proof.encode()).expect("decodes"))
+    });
     g.bench_function("sign", |b| {
         b.iter(|| proof.sign(&mut rand::rngs::OsRng, &x, &seed))
     });
