@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod store;
+
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
 use blake2::digest::{Update, VariableOutput};
@@ -38,6 +40,15 @@ impl UserPubkey {
             key,
         })
     }
+}
+
+/// The canonical account string: lower-case hex of the prefix and the key (66 characters).
+pub fn pubkey_hex(pk: &UserPubkey) -> String {
+    let mut s = format!("{:02x}", pk.prefix);
+    for b in pk.key {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 /// A message namespace (signed 16-bit; 0 is the default).

@@ -1,0 +1,678 @@
+//! The message store (reference `storage-and-onion.md` §1.3–§1.10) on RocksDB.
+//!
+//! Column families, all keys big-endian so that RocksDB's byte order is the order we need:
+//!
+//! | family | key | value |
+//! |---|---|---|
+//! | `msg` | owner (33: prefix ‖ key) ‖ namespace (2, sign bit flipped) ‖ seq (8) | timestamp ms (8) ‖ expiry ms (8) ‖ hash length (1) ‖ hash ‖ data |
+//! | `hash` | message hash (43 ASCII) | the `msg` key |
+//! | `expiry` | expiry ms (8) ‖ the `msg` key | empty |
+//! | `owner` | owner (33) | message count (8) ‖ data bytes (8) |
+//! | default | `seq` | the last sequence number handed out (8) |
+//!
+//! `seq` grows with every insert on this node, so iterating an owner's namespace in key order
+//! gives insertion order, as upstream's row ids do. Every operation is one `WriteBatch`; the
+//! write-ahead log is written before a call returns, so a store acknowledged to a client
+//! survives the process being killed (the WAL is not fsynced per write: a power loss may lose
+//! the last writes, which the swarm's other members still hold).
+//!
+//! Writes are serialised by one mutex (they read before they write); reads take no lock.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB};
+
+use crate::{Namespace, UserPubkey};
+
+const CF_MSG: &str = "msg";
+const CF_HASH: &str = "hash";
+const CF_EXPIRY: &str = "expiry";
+const CF_OWNER: &str = "owner";
+const SEQ_KEY: &[u8] = b"seq";
+
+/// Bytes of an owner key: prefix and key.
+const OWNER_LEN: usize = 33;
+/// Bytes of a `msg` key.
+const MSG_KEY_LEN: usize = OWNER_LEN + 2 + 8;
+
+/// Largest message body (raw bytes).
+pub const MAX_MESSAGE_BODY: usize = 76_800;
+/// The retrieve budget ceiling (bytes of response).
+pub const RETRIEVE_MAX_SIZE: u64 = 7_800_000;
+
+/// A stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The account.
+    pub pubkey: UserPubkey,
+    /// Its namespace.
+    pub namespace: Namespace,
+    /// The message hash (43 base64 characters).
+    pub hash: String,
+    /// Client creation time, unix ms.
+    pub timestamp: u64,
+    /// Expiry, unix ms.
+    pub expiry: u64,
+    /// The body.
+    pub data: Vec<u8>,
+}
+
+/// What a store did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// Stored.
+    New,
+    /// Already held; its expiry was extended to the new one.
+    Extended,
+    /// Already held with an expiry at least as late.
+    Exists,
+}
+
+/// Which namespaces a bulk operation covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NsFilter {
+    /// One namespace.
+    One(Namespace),
+    /// Every namespace of the account.
+    All,
+}
+
+/// How `expire` may move expiries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpireMode {
+    /// Set as given.
+    Set,
+    /// Only make earlier.
+    Shorten,
+    /// Only make later.
+    Extend,
+}
+
+/// Per-account limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most messages one account may hold.
+    pub max_messages: u64,
+    /// Most body bytes one account may hold.
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_messages: 100_000,
+            max_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why the store refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The account holds as much as it may.
+    #[error("account {0} is full ({1})")]
+    Full(String, &'static str),
+    /// A body over [`MAX_MESSAGE_BODY`].
+    #[error("message body is {0} bytes, over the {MAX_MESSAGE_BODY} byte limit")]
+    TooLarge(usize),
+    /// RocksDB failed.
+    #[error("storage database: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// A record on disk that does not decode.
+    #[error("corrupt storage record: {0}")]
+    Corrupt(&'static str),
+}
+
+/// The message store.
+pub struct MessageStore {
+    db: DB,
+    write: Mutex<()>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for MessageStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageStore")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+fn owner_bytes(pk: &UserPubkey) -> [u8; OWNER_LEN] {
+    let mut o = [0u8; OWNER_LEN];
+    o[0] = pk.prefix;
+    o[1..].copy_from_slice(&pk.key);
+    o
+}
+
+fn ns_bytes(ns: Namespace) -> [u8; 2] {
+    // Flip the sign bit so that negative namespaces sort before positive ones.
+    ((ns as u16) ^ 0x8000).to_be_bytes()
+}
+
+fn ns_from(b: [u8; 2]) -> Namespace {
+    (u16::from_be_bytes(b) ^ 0x8000) as i16
+}
+
+fn msg_key(owner: &[u8; OWNER_LEN], ns: Namespace, seq: u64) -> [u8; MSG_KEY_LEN] {
+    let mut k = [0u8; MSG_KEY_LEN];
+    k[..OWNER_LEN].copy_from_slice(owner);
+    k[OWNER_LEN..OWNER_LEN + 2].copy_from_slice(&ns_bytes(ns));
+    k[OWNER_LEN + 2..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn expiry_key(expiry: u64, msg_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + MSG_KEY_LEN);
+    k.extend_from_slice(&expiry.to_be_bytes());
+    k.extend_from_slice(msg_key);
+    k
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 8)
+        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+        .map(u64::from_be_bytes)
+}
+
+fn encode_value(m: &Message) -> Vec<u8> {
+    let mut v = Vec::with_capacity(17 + m.hash.len() + m.data.len());
+    v.extend_from_slice(&m.timestamp.to_be_bytes());
+    v.extend_from_slice(&m.expiry.to_be_bytes());
+    v.push(m.hash.len() as u8);
+    v.extend_from_slice(m.hash.as_bytes());
+    v.extend_from_slice(&m.data);
+    v
+}
+
+fn decode(key: &[u8], value: &[u8]) -> Result<Message, StoreError> {
+    if key.len() != MSG_KEY_LEN {
+        return Err(StoreError::Corrupt("message key length"));
+    }
+    let mut pk = [0u8; 32];
+    pk.copy_from_slice(&key[1..OWNER_LEN]);
+    let timestamp = u64_at(value, 0).ok_or(StoreError::Corrupt("message value"))?;
+    let expiry = u64_at(value, 8).ok_or(StoreError::Corrupt("message value"))?;
+    let hlen = usize::from(*value.get(16).ok_or(StoreError::Corrupt("message value"))?);
+    let hash = value
+        .get(17..17 + hlen)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or(StoreError::Corrupt("message hash"))?
+        .to_owned();
+    Ok(Message {
+        pubkey: UserPubkey {
+            prefix: key[0],
+            key: pk,
+        },
+        namespace: ns_from([key[OWNER_LEN], key[OWNER_LEN + 1]]),
+        hash,
+        timestamp,
+        expiry,
+        data: value[17 + hlen..].to_vec(),
+    })
+}
+
+/// What one write changes in an owner's totals.
+#[derive(Default)]
+struct Delta {
+    owners: BTreeMap<[u8; OWNER_LEN], (i64, i64)>,
+}
+
+impl Delta {
+    fn add(&mut self, owner: &[u8; OWNER_LEN], count: i64, bytes: i64) {
+        let e = self.owners.entry(*owner).or_default();
+        e.0 += count;
+        e.1 += bytes;
+    }
+}
+
+impl MessageStore {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path, limits: Limits) -> Result<MessageStore, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let cfs = [CF_MSG, CF_HASH, CF_EXPIRY, CF_OWNER]
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        Ok(MessageStore {
+            db,
+            write: Mutex::new(()),
+            limits,
+        })
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(name)
+            .ok_or(StoreError::Corrupt("missing column family"))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            .get(SEQ_KEY)?
+            .and_then(|v| u64_at(&v, 0))
+            .unwrap_or(0)
+            .saturating_add(1))
+    }
+
+    /// An account's message count and body bytes.
+    pub fn usage(&self, pk: &UserPubkey) -> Result<(u64, u64), StoreError> {
+        let v = self.db.get_cf(self.cf(CF_OWNER)?, owner_bytes(pk))?;
+        Ok(v.map_or((0, 0), |v| {
+            (u64_at(&v, 0).unwrap_or(0), u64_at(&v, 8).unwrap_or(0))
+        }))
+    }
+
+    fn apply(&self, mut batch: WriteBatch, delta: Delta) -> Result<(), StoreError> {
+        let owners = self.cf(CF_OWNER)?;
+        for (owner, (dc, db)) in delta.owners {
+            let (c, b) = self.db.get_cf(owners, owner)?.map_or((0, 0), |v| {
+                (u64_at(&v, 0).unwrap_or(0), u64_at(&v, 8).unwrap_or(0))
+            });
+            let c = c.saturating_add_signed(dc);
+            let b = b.saturating_add_signed(db);
+            if c == 0 {
+                batch.delete_cf(owners, owner);
+            } else {
+                let mut v = c.to_be_bytes().to_vec();
+                v.extend_from_slice(&b.to_be_bytes());
+                batch.put_cf(owners, owner, v);
+            }
+        }
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    fn remove(
+        &self,
+        batch: &mut WriteBatch,
+        delta: &mut Delta,
+        key: &[u8],
+        m: &Message,
+    ) -> Result<(), StoreError> {
+        batch.delete_cf(self.cf(CF_MSG)?, key);
+        batch.delete_cf(self.cf(CF_HASH)?, m.hash.as_bytes());
+        batch.delete_cf(self.cf(CF_EXPIRY)?, expiry_key(m.expiry, key));
+        let owner: [u8; OWNER_LEN] = key[..OWNER_LEN]
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("message key length"))?;
+        delta.add(&owner, -1, -(m.data.len() as i64));
+        Ok(())
+    }
+
+    fn set_expiry(
+        &self,
+        batch: &mut WriteBatch,
+        key: &[u8],
+        m: &Message,
+        expiry: u64,
+    ) -> Result<(), StoreError> {
+        let mut updated = m.clone();
+        updated.expiry = expiry;
+        batch.put_cf(self.cf(CF_MSG)?, key, encode_value(&updated));
+        batch.delete_cf(self.cf(CF_EXPIRY)?, expiry_key(m.expiry, key));
+        batch.put_cf(self.cf(CF_EXPIRY)?, expiry_key(expiry, key), []);
+        Ok(())
+    }
+
+    /// The message with `hash`, with its `msg` key.
+    fn by_hash(&self, hash: &str) -> Result<Option<(Vec<u8>, Message)>, StoreError> {
+        let Some(key) = self.db.get_cf(self.cf(CF_HASH)?, hash.as_bytes())? else {
+            return Ok(None);
+        };
+        let Some(value) = self.db.get_cf(self.cf(CF_MSG)?, &key)? else {
+            return Ok(None);
+        };
+        let m = decode(&key, &value)?;
+        Ok(Some((key, m)))
+    }
+
+    /// An owner's messages in the namespaces `ns` selects, in insertion order per namespace,
+    /// each with its key.
+    fn owned(&self, pk: &UserPubkey, ns: NsFilter) -> Result<Vec<(Vec<u8>, Message)>, StoreError> {
+        let owner = owner_bytes(pk);
+        let prefix: Vec<u8> = match ns {
+            NsFilter::One(n) => [&owner[..], &ns_bytes(n)].concat(),
+            NsFilter::All => owner.to_vec(),
+        };
+        let mut out = Vec::new();
+        let it = self.db.iterator_cf(
+            self.cf(CF_MSG)?,
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in it {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push((k.to_vec(), decode(&k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Stores a message (§1.7): a public-outbox namespace keeps only the newest message; a
+    /// message already held only has its expiry extended. Returns what happened and the
+    /// message's effective expiry.
+    pub fn store(
+        &self,
+        m: &Message,
+        public_outbox: bool,
+    ) -> Result<(StoreOutcome, u64), StoreError> {
+        if m.data.len() > MAX_MESSAGE_BODY {
+            return Err(StoreError::TooLarge(m.data.len()));
+        }
+        let _w = self.lock();
+        let mut batch = WriteBatch::default();
+        let mut delta = Delta::default();
+        if public_outbox {
+            for (k, old) in self.owned(&m.pubkey, NsFilter::One(m.namespace))? {
+                if old.hash != m.hash {
+                    self.remove(&mut batch, &mut delta, &k, &old)?;
+                }
+            }
+        }
+        if let Some((k, old)) = self.by_hash(&m.hash)? {
+            let outcome = if old.expiry < m.expiry {
+                self.set_expiry(&mut batch, &k, &old, m.expiry)?;
+                (StoreOutcome::Extended, m.expiry)
+            } else {
+                (StoreOutcome::Exists, old.expiry)
+            };
+            self.apply(batch, delta)?;
+            return Ok(outcome);
+        }
+        let (count, bytes) = self.usage(&m.pubkey)?;
+        let owner = owner_bytes(&m.pubkey);
+        let (dc, db) = delta.owners.get(&owner).copied().unwrap_or_default();
+        let count = count.saturating_add_signed(dc);
+        let bytes = bytes.saturating_add_signed(db);
+        let hex = crate::pubkey_hex(&m.pubkey);
+        if count >= self.limits.max_messages {
+            return Err(StoreError::Full(hex, "message count limit"));
+        }
+        if bytes.saturating_add(m.data.len() as u64) > self.limits.max_bytes {
+            return Err(StoreError::Full(hex, "byte limit"));
+        }
+        let seq = self.next_seq()?;
+        let key = msg_key(&owner, m.namespace, seq);
+        batch.put(SEQ_KEY, seq.to_be_bytes());
+        batch.put_cf(self.cf(CF_MSG)?, key, encode_value(m));
+        batch.put_cf(self.cf(CF_HASH)?, m.hash.as_bytes(), key);
+        batch.put_cf(self.cf(CF_EXPIRY)?, expiry_key(m.expiry, &key), []);
+        delta.add(&owner, 1, m.data.len() as i64);
+        self.apply(batch, delta)?;
+        Ok((StoreOutcome::New, m.expiry))
+    }
+
+    /// Messages of an account's namespace after `last_hash` (from the start when it is not
+    /// found), at most `max_count` (0: no limit) and within `max_size` bytes of response, the
+    /// first always included (§1.8). Returns the messages and whether more remain.
+    pub fn retrieve(
+        &self,
+        pk: &UserPubkey,
+        ns: Namespace,
+        last_hash: Option<&str>,
+        max_count: usize,
+        max_size: u64,
+    ) -> Result<(Vec<Message>, bool), StoreError> {
+        let owner = owner_bytes(pk);
+        let prefix = [&owner[..], &ns_bytes(ns)].concat();
+        let start = match last_hash {
+            Some(h) => match self.by_hash(h)? {
+                Some((k, _)) if k.starts_with(&prefix) => {
+                    // Just after it.
+                    let seq = u64_at(&k, OWNER_LEN + 2).unwrap_or(0);
+                    msg_key(&owner, ns, seq.saturating_add(1)).to_vec()
+                }
+                _ => prefix.clone(),
+            },
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        let mut used = 0u64;
+        let mut more = false;
+        let it = self.db.iterator_cf(
+            self.cf(CF_MSG)?,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for item in it {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let m = decode(&k, &v)?;
+            let cost = 100 + m.hash.len() as u64 + (m.data.len() as u64).div_ceil(3) * 4;
+            if (max_count > 0 && out.len() >= max_count)
+                || (!out.is_empty() && used.saturating_add(cost) > max_size)
+            {
+                more = true;
+                break;
+            }
+            used = used.saturating_add(cost);
+            out.push(m);
+        }
+        Ok((out, more))
+    }
+
+    /// Deletes an account's messages by hash (any namespace); returns the hashes deleted,
+    /// sorted.
+    pub fn delete(&self, pk: &UserPubkey, hashes: &[String]) -> Result<Vec<String>, StoreError> {
+        let _w = self.lock();
+        let owner = owner_bytes(pk);
+        let mut batch = WriteBatch::default();
+        let mut delta = Delta::default();
+        let mut deleted = std::collections::BTreeSet::new();
+        for h in hashes {
+            if deleted.contains(h) {
+                continue;
+            }
+            if let Some((k, m)) = self.by_hash(h)? {
+                if k.starts_with(&owner) {
+                    self.remove(&mut batch, &mut delta, &k, &m)?;
+                    deleted.insert(m.hash);
+                }
+            }
+        }
+        self.apply(batch, delta)?;
+        Ok(deleted.into_iter().collect())
+    }
+
+    /// Deletes an account's messages in `ns` whose timestamp is at most `before` (`u64::MAX`:
+    /// all). Returns (namespace, hash) of each, sorted by namespace then hash.
+    pub fn delete_before(
+        &self,
+        pk: &UserPubkey,
+        ns: NsFilter,
+        before: u64,
+    ) -> Result<Vec<(Namespace, String)>, StoreError> {
+        let _w = self.lock();
+        let mut batch = WriteBatch::default();
+        let mut delta = Delta::default();
+        let mut deleted = Vec::new();
+        for (k, m) in self.owned(pk, ns)? {
+            if m.timestamp <= before {
+                self.remove(&mut batch, &mut delta, &k, &m)?;
+                deleted.push((m.namespace, m.hash));
+            }
+        }
+        self.apply(batch, delta)?;
+        deleted.sort();
+        Ok(deleted)
+    }
+
+    /// Deletes all of an account's messages in `ns`.
+    pub fn delete_all(
+        &self,
+        pk: &UserPubkey,
+        ns: NsFilter,
+    ) -> Result<Vec<(Namespace, String)>, StoreError> {
+        self.delete_before(pk, ns, u64::MAX)
+    }
+
+    /// Shortens to `expiry` every message of the account in `ns` that expires later. Returns
+    /// (namespace, hash) of each updated, sorted.
+    pub fn expire_all(
+        &self,
+        pk: &UserPubkey,
+        ns: NsFilter,
+        expiry: u64,
+    ) -> Result<Vec<(Namespace, String)>, StoreError> {
+        let _w = self.lock();
+        let mut batch = WriteBatch::default();
+        let mut updated = Vec::new();
+        for (k, m) in self.owned(pk, ns)? {
+            if m.expiry > expiry {
+                self.set_expiry(&mut batch, &k, &m, expiry)?;
+                updated.push((m.namespace, m.hash));
+            }
+        }
+        self.apply(batch, Delta::default())?;
+        updated.sort();
+        Ok(updated)
+    }
+
+    /// Sets the expiry of each (hash, expiry) of the account as `mode` allows. Returns the
+    /// updated hashes with their new expiry, and the unchanged ones (found, but the mode did
+    /// not allow the change) with their current expiry, both sorted by hash.
+    #[expect(clippy::type_complexity, reason = "two sorted (hash, expiry) lists")]
+    pub fn expire(
+        &self,
+        pk: &UserPubkey,
+        changes: &[(String, u64)],
+        mode: ExpireMode,
+    ) -> Result<(Vec<(String, u64)>, Vec<(String, u64)>), StoreError> {
+        let _w = self.lock();
+        let owner = owner_bytes(pk);
+        let mut batch = WriteBatch::default();
+        let mut updated = Vec::new();
+        let mut unchanged = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (h, e) in changes {
+            if !seen.insert(h.clone()) {
+                continue;
+            }
+            let Some((k, m)) = self.by_hash(h)? else {
+                continue;
+            };
+            if !k.starts_with(&owner) {
+                continue;
+            }
+            let allowed = match mode {
+                ExpireMode::Set => m.expiry != *e,
+                ExpireMode::Shorten => *e < m.expiry,
+                ExpireMode::Extend => *e > m.expiry,
+            };
+            if allowed {
+                self.set_expiry(&mut batch, &k, &m, *e)?;
+                updated.push((m.hash, *e));
+            } else if m.expiry == *e && mode == ExpireMode::Set {
+                updated.push((m.hash, *e));
+            } else {
+                unchanged.push((m.hash, m.expiry));
+            }
+        }
+        self.apply(batch, Delta::default())?;
+        updated.sort();
+        unchanged.sort();
+        Ok((updated, unchanged))
+    }
+
+    /// The expiries of the account's messages among `hashes`.
+    pub fn get_expiries(
+        &self,
+        pk: &UserPubkey,
+        hashes: &[String],
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        let owner = owner_bytes(pk);
+        let mut out = BTreeMap::new();
+        for h in hashes {
+            if let Some((k, m)) = self.by_hash(h)? {
+                if k.starts_with(&owner) {
+                    out.insert(m.hash, m.expiry);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes every message whose expiry is at or before `now_ms` (§1.9); returns how many,
+    /// at most `max` per call so a large sweep does not hold the write lock for long.
+    pub fn sweep(&self, now_ms: u64, max: usize) -> Result<usize, StoreError> {
+        let _w = self.lock();
+        let mut batch = WriteBatch::default();
+        let mut delta = Delta::default();
+        let mut n = 0;
+        let it = self
+            .db
+            .iterator_cf(self.cf(CF_EXPIRY)?, IteratorMode::Start);
+        for item in it {
+            let (k, _) = item?;
+            let Some(expiry) = u64_at(&k, 0) else {
+                return Err(StoreError::Corrupt("expiry key"));
+            };
+            if expiry > now_ms || n >= max {
+                break;
+            }
+            let key = &k[8..];
+            match self.db.get_cf(self.cf(CF_MSG)?, key)? {
+                Some(v) => {
+                    let m = decode(key, &v)?;
+                    self.remove(&mut batch, &mut delta, key, &m)?;
+                }
+                None => batch.delete_cf(self.cf(CF_EXPIRY)?, &k),
+            }
+            n += 1;
+        }
+        self.apply(batch, delta)?;
+        Ok(n)
+    }
+
+    /// Stores messages received from swarm peers: each one not held yet is inserted, one held
+    /// already keeps the later expiry. Limits apply as to clients. Returns how many were new.
+    pub fn bulk_store(&self, msgs: &[Message]) -> Result<usize, StoreError> {
+        let mut new = 0;
+        for m in msgs {
+            if let (StoreOutcome::New, _) = self.store(m, false)? {
+                new += 1;
+            }
+        }
+        Ok(new)
+    }
+
+    /// Every message held, in key order (account, namespace, insertion), from `after` (a key
+    /// returned by an earlier call) on, at most `max`: for handing data to other swarms.
+    /// Returns the messages and the key to continue from.
+    pub fn scan(
+        &self,
+        after: Option<&[u8]>,
+        max: usize,
+    ) -> Result<(Vec<Message>, Option<Vec<u8>>), StoreError> {
+        let mode = match after {
+            Some(k) => IteratorMode::From(k, Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        let mut out = Vec::new();
+        let mut last = None;
+        for item in self.db.iterator_cf(self.cf(CF_MSG)?, mode) {
+            let (k, v) = item?;
+            if after.is_some_and(|a| a == &k[..]) {
+                continue;
+            }
+            if out.len() >= max {
+                return Ok((out, last));
+            }
+            out.push(decode(&k, &v)?);
+            last = Some(k.to_vec());
+        }
+        Ok((out, None))
+    }
+}

@@ -1,0 +1,384 @@
+//! The message store against reference `storage-and-onion.md` §1.7–§1.10: store outcomes,
+//! public outboxes, retrieval order and budgets, deletes, expiry changes, sweeping, per-account
+//! limits, reopening, and a model-based property test of random operation sequences.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use sispop_storage::store::{
+    ExpireMode, Limits, Message, MessageStore, NsFilter, StoreError, StoreOutcome, MAX_MESSAGE_BODY,
+};
+use sispop_storage::{message_hash, Namespace, UserPubkey};
+
+fn pk(i: u8) -> UserPubkey {
+    UserPubkey {
+        prefix: 5,
+        key: [i; 32],
+    }
+}
+
+fn msg(owner: u8, ns: Namespace, body: &str, t: u64, expiry: u64) -> Message {
+    let p = pk(owner);
+    Message {
+        pubkey: p,
+        namespace: ns,
+        hash: message_hash(&p, ns, body.as_bytes()),
+        timestamp: t,
+        expiry,
+        data: body.as_bytes().to_vec(),
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> MessageStore {
+    MessageStore::open(&dir.path().join("storage"), Limits::default()).expect("open")
+}
+
+fn hashes(ms: &[Message]) -> Vec<String> {
+    ms.iter().map(|m| m.hash.clone()).collect()
+}
+
+#[test]
+fn store_outcomes_and_retrieval_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let a = msg(1, 0, "a", 1000, 5000);
+    assert_eq!(
+        s.store(&a, false).expect("store"),
+        (StoreOutcome::New, 5000)
+    );
+    assert_eq!(
+        s.store(&a, false).expect("store"),
+        (StoreOutcome::Exists, 5000)
+    );
+    let mut shorter = a.clone();
+    shorter.expiry = 4000;
+    assert_eq!(
+        s.store(&shorter, false).expect("store"),
+        (StoreOutcome::Exists, 5000),
+        "a shorter expiry is not taken"
+    );
+    let mut longer = a.clone();
+    longer.expiry = 9000;
+    longer.data = b"other data is never overwritten".to_vec();
+    assert_eq!(
+        s.store(&longer, false).expect("store"),
+        (StoreOutcome::Extended, 9000)
+    );
+    // Insertion order, not hash or timestamp order; namespaces and owners apart.
+    let b = msg(1, 0, "b", 500, 5000);
+    let c = msg(1, 0, "c", 100, 5000);
+    let other_ns = msg(1, -10, "d", 100, 5000);
+    let other_owner = msg(2, 0, "e", 100, 5000);
+    for m in [&b, &c, &other_ns, &other_owner] {
+        s.store(m, false).expect("store");
+    }
+    let (got, more) = s.retrieve(&pk(1), 0, None, 0, u64::MAX).expect("retrieve");
+    assert_eq!(
+        hashes(&got),
+        [a.hash.clone(), b.hash.clone(), c.hash.clone()]
+    );
+    assert!(!more);
+    assert_eq!(got[0].data, b"a", "data kept");
+    assert_eq!(got[0].expiry, 9000);
+    let (got, _) = s
+        .retrieve(&pk(1), -10, None, 0, u64::MAX)
+        .expect("retrieve");
+    assert_eq!(got, std::slice::from_ref(&other_ns));
+    // last_hash: after it; unknown (or another namespace's) hash: from the start.
+    let (got, _) = s
+        .retrieve(&pk(1), 0, Some(&a.hash), 0, u64::MAX)
+        .expect("retrieve");
+    assert_eq!(hashes(&got), [b.hash.clone(), c.hash.clone()]);
+    let (got, _) = s
+        .retrieve(&pk(1), 0, Some(&other_ns.hash), 0, u64::MAX)
+        .expect("retrieve");
+    assert_eq!(got.len(), 3);
+    // Count and byte budgets; the first message is always returned.
+    let (got, more) = s.retrieve(&pk(1), 0, None, 2, u64::MAX).expect("retrieve");
+    assert_eq!((got.len(), more), (2, true));
+    let (got, more) = s.retrieve(&pk(1), 0, None, 0, 1).expect("retrieve");
+    assert_eq!((got.len(), more), (1, true));
+    let one = 100 + 43 + 4;
+    let (got, more) = s.retrieve(&pk(1), 0, None, 0, 2 * one).expect("retrieve");
+    assert_eq!((got.len(), more), (2, true));
+    assert_eq!(s.usage(&pk(1)).expect("usage"), (4, 4));
+}
+
+#[test]
+fn public_outbox_keeps_one_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let first = msg(1, -1, "profile v1", 1, 5000);
+    let second = msg(1, -1, "profile v2", 2, 5000);
+    let inbox = msg(1, 0, "dm", 1, 5000);
+    s.store(&first, true).expect("store");
+    s.store(&inbox, false).expect("store");
+    s.store(&second, true).expect("store");
+    let (got, _) = s.retrieve(&pk(1), -1, None, 0, u64::MAX).expect("retrieve");
+    assert_eq!(got, [second]);
+    let (got, _) = s.retrieve(&pk(1), 0, None, 0, u64::MAX).expect("retrieve");
+    assert_eq!(got, [inbox], "other namespaces untouched");
+    assert_eq!(s.usage(&pk(1)).expect("usage").0, 2);
+}
+
+#[test]
+fn deletes_touch_only_the_owner() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let mine: Vec<Message> = (0..4)
+        .map(|i| {
+            msg(
+                1,
+                if i < 2 { 0 } else { 3 },
+                &format!("m{i}"),
+                100 * i,
+                9000,
+            )
+        })
+        .collect();
+    let theirs = msg(2, 0, "t", 0, 9000);
+    for m in mine.iter().chain([&theirs]) {
+        s.store(m, false).expect("store");
+    }
+    // By hash: another owner's hash and unknown hashes are skipped; duplicates count once.
+    let deleted = s
+        .delete(
+            &pk(1),
+            &[
+                mine[1].hash.clone(),
+                theirs.hash.clone(),
+                "x".repeat(43),
+                mine[1].hash.clone(),
+            ],
+        )
+        .expect("delete");
+    assert_eq!(deleted, [mine[1].hash.clone()]);
+    assert_eq!(
+        s.get_expiries(&pk(2), std::slice::from_ref(&theirs.hash))
+            .expect("expiries")
+            .len(),
+        1
+    );
+    // Before a timestamp, in one namespace or all.
+    let gone = s
+        .delete_before(&pk(1), NsFilter::One(3), 200)
+        .expect("delete_before");
+    assert_eq!(gone, [(3, mine[2].hash.clone())]);
+    let gone = s.delete_all(&pk(1), NsFilter::All).expect("delete_all");
+    let mut want = vec![(0, mine[0].hash.clone()), (3, mine[3].hash.clone())];
+    want.sort();
+    assert_eq!(gone, want);
+    assert_eq!(s.usage(&pk(1)).expect("usage"), (0, 0));
+    assert_eq!(s.usage(&pk(2)).expect("usage"), (1, 1));
+}
+
+#[test]
+fn expiry_changes_and_sweeping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let ms: Vec<Message> = (0..3)
+        .map(|i| msg(1, 0, &format!("m{i}"), 0, 1000 * (i + 1)))
+        .collect();
+    for m in &ms {
+        s.store(m, false).expect("store");
+    }
+    // expire_all only shortens.
+    let upd = s
+        .expire_all(&pk(1), NsFilter::All, 1500)
+        .expect("expire_all");
+    let mut want = vec![(0, ms[1].hash.clone()), (0, ms[2].hash.clone())];
+    want.sort();
+    assert_eq!(upd, want);
+    // expire: extend-only leaves earlier requests unchanged and reports current expiries.
+    let (u, unchanged) = s
+        .expire(
+            &pk(1),
+            &[(ms[0].hash.clone(), 5000), (ms[1].hash.clone(), 1200)],
+            ExpireMode::Extend,
+        )
+        .expect("expire");
+    assert_eq!(u, [(ms[0].hash.clone(), 5000)]);
+    assert_eq!(unchanged, [(ms[1].hash.clone(), 1500)]);
+    let (u, _) = s
+        .expire(&pk(1), &[(ms[0].hash.clone(), 100)], ExpireMode::Shorten)
+        .expect("expire");
+    assert_eq!(u, [(ms[0].hash.clone(), 100)]);
+    let exp = s.get_expiries(&pk(1), &hashes(&ms)).expect("get_expiries");
+    assert_eq!(
+        exp.values().copied().collect::<Vec<_>>().len(),
+        3,
+        "{exp:?}"
+    );
+    assert_eq!(exp[&ms[0].hash], 100);
+    // Sweeping follows the new expiries.
+    assert_eq!(s.sweep(99, 100).expect("sweep"), 0);
+    assert_eq!(s.sweep(1500, 100).expect("sweep"), 3);
+    assert_eq!(s.usage(&pk(1)).expect("usage"), (0, 0));
+    assert!(s
+        .retrieve(&pk(1), 0, None, 0, u64::MAX)
+        .expect("retrieve")
+        .0
+        .is_empty());
+}
+
+#[test]
+fn limits_refuse_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = MessageStore::open(
+        &dir.path().join("storage"),
+        Limits {
+            max_messages: 2,
+            max_bytes: 10,
+        },
+    )
+    .expect("open");
+    s.store(&msg(1, 0, "12345", 0, 9), false).expect("store");
+    assert!(matches!(
+        s.store(&msg(1, 0, "123456", 0, 9), false),
+        Err(StoreError::Full(_, "byte limit"))
+    ));
+    s.store(&msg(1, 0, "1", 0, 9), false).expect("store");
+    assert!(matches!(
+        s.store(&msg(1, 0, "2", 0, 9), false),
+        Err(StoreError::Full(_, "message count limit"))
+    ));
+    assert_eq!(s.usage(&pk(1)).expect("usage"), (2, 6));
+    s.store(&msg(2, 0, "other", 0, 9), false)
+        .expect("limits are per account");
+    let big = Message {
+        data: vec![0; MAX_MESSAGE_BODY + 1],
+        ..msg(3, 0, "", 0, 9)
+    };
+    assert!(matches!(s.store(&big, false), Err(StoreError::TooLarge(_))));
+}
+
+#[test]
+fn reopened_store_keeps_everything_and_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = msg(1, 0, "before", 0, 9000);
+    {
+        let s = open(&dir);
+        s.store(&before, false).expect("store");
+    }
+    let s = open(&dir);
+    let after = msg(1, 0, "after", 0, 9000);
+    s.store(&after, false).expect("store");
+    let (got, _) = s.retrieve(&pk(1), 0, None, 0, u64::MAX).expect("retrieve");
+    assert_eq!(got, [before, after]);
+    // Scanning in pages visits every message once.
+    for m in (0..5).map(|i| msg(2, 7, &format!("s{i}"), 0, 9000)) {
+        s.store(&m, false).expect("store");
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<Vec<u8>> = None;
+    loop {
+        let (page, next) = s.scan(cursor.as_deref(), 3).expect("scan");
+        seen.extend(page);
+        match next {
+            Some(k) => cursor = Some(k),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+}
+
+/// One step of the model test.
+#[derive(Clone, Debug)]
+enum Op {
+    Store(u8, i16, u8, u64),
+    Delete(u8, u8),
+    DeleteAll(u8, Option<i16>),
+    ExpireAll(u8, u64),
+    Sweep(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let owner = 0u8..3;
+    let ns = prop_oneof![Just(0i16), Just(-1), Just(3)];
+    prop_oneof![
+        4 => (owner.clone(), ns.clone(), 0u8..6, 1u64..100)
+            .prop_map(|(o, n, b, e)| Op::Store(o, n, b, e)),
+        1 => (owner.clone(), 0u8..6).prop_map(|(o, b)| Op::Delete(o, b)),
+        1 => (owner.clone(), proptest::option::of(ns)).prop_map(|(o, n)| Op::DeleteAll(o, n)),
+        1 => (owner, 1u64..100).prop_map(|(o, e)| Op::ExpireAll(o, e)),
+        1 => (1u64..100).prop_map(Op::Sweep),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Random operations on the store and on a plain in-memory model give the same messages
+    /// in the same order, with the same per-account totals.
+    #[test]
+    fn store_matches_a_simple_model(ops in proptest::collection::vec(op(), 1..40)) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = open(&dir);
+        // (owner, ns) -> insertion-ordered messages.
+        let mut model: BTreeMap<(u8, i16), Vec<Message>> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Store(o, ns, body, expiry) => {
+                    let m = msg(o, ns, &format!("body{body}"), 0, expiry);
+                    let outbox = ns == -1;
+                    s.store(&m, outbox).expect("store");
+                    let list = model.entry((o, ns)).or_default();
+                    if outbox {
+                        list.retain(|x| x.hash == m.hash);
+                    }
+                    match list.iter_mut().find(|x| x.hash == m.hash) {
+                        Some(x) => x.expiry = x.expiry.max(expiry),
+                        None => list.push(m),
+                    }
+                }
+                Op::Delete(o, body) => {
+                    // Hash of the body in namespace 0.
+                    let h = msg(o, 0, &format!("body{body}"), 0, 0).hash;
+                    s.delete(&pk(o), std::slice::from_ref(&h)).expect("delete");
+                    for ((mo, _), list) in model.iter_mut() {
+                        if *mo == o {
+                            list.retain(|x| x.hash != h);
+                        }
+                    }
+                }
+                Op::DeleteAll(o, ns) => {
+                    let f = ns.map_or(NsFilter::All, NsFilter::One);
+                    s.delete_all(&pk(o), f).expect("delete_all");
+                    for ((mo, mns), list) in model.iter_mut() {
+                        if *mo == o && ns.is_none_or(|n| n == *mns) {
+                            list.clear();
+                        }
+                    }
+                }
+                Op::ExpireAll(o, e) => {
+                    s.expire_all(&pk(o), NsFilter::All, e).expect("expire_all");
+                    for ((mo, _), list) in model.iter_mut() {
+                        if *mo == o {
+                            for x in list.iter_mut() {
+                                x.expiry = x.expiry.min(e);
+                            }
+                        }
+                    }
+                }
+                Op::Sweep(now) => {
+                    s.sweep(now, usize::MAX).expect("sweep");
+                    for list in model.values_mut() {
+                        list.retain(|x| x.expiry > now);
+                    }
+                }
+            }
+        }
+        for o in 0..3u8 {
+            let mut count = 0u64;
+            let mut bytes = 0u64;
+            for ns in [0i16, -1, 3] {
+                let (got, _) = s.retrieve(&pk(o), ns, None, 0, u64::MAX).expect("retrieve");
+                let want = model.get(&(o, ns)).cloned().unwrap_or_default();
+                prop_assert_eq!(&got, &want);
+                count += want.len() as u64;
+                bytes += want.iter().map(|m| m.data.len() as u64).sum::<u64>();
+            }
+            prop_assert_eq!(s.usage(&pk(o)).expect("usage"), (count, bytes));
+        }
+    }
+}
