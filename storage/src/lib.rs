@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod auth;
 pub mod store;
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
