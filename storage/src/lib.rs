@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+pub mod rpc;
 pub mod store;
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;

@@ -1,0 +1,653 @@
+//! The client API of `/storage_rpc/v1` as this node answers it (reference
+//! `storage-and-onion.md` §2): `{"method": M, "params": {...}}` in, an HTTP status and a body
+//! out. Each method validates its parameters, checks the clock and the signature, runs against
+//! the [`MessageStore`] and returns this node's result, signed with its Ed25519 key where
+//! upstream signs. Swarm membership (421), the stake gate (503) and the fan-out to the other
+//! members of the swarm belong to the daemon, which wraps these results in the `"swarm"` dict.
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{json, Map, Value};
+
+use crate::auth::{self, flags, Signed, Subaccount, TOKEN_LEN};
+use crate::store::{ExpireMode, Message, MessageStore, NsFilter, StoreError, RETRIEVE_MAX_SIZE};
+use crate::{is_valid_message_hash, message_hash, pubkey_hex, Namespace, UserPubkey};
+
+/// Shortest TTL (ms).
+pub const TTL_MINIMUM: u64 = 10_000;
+/// Longest TTL of a public-inbox namespace (ms).
+pub const TTL_MAXIMUM: u64 = 14 * 86_400_000;
+/// Longest TTL elsewhere, and of any expiry update (ms).
+pub const TTL_MAXIMUM_PRIVATE: u64 = 30 * 86_400_000;
+/// Clock tolerance of a store (ms).
+pub const STORE_TOLERANCE: u64 = 10_000;
+/// Window of a signed request's timestamp (ms).
+pub const SIGNATURE_TOLERANCE: u64 = 60_000;
+/// Most subrequests in a batch or sequence.
+pub const BATCH_REQUEST_MAX: usize = 20;
+/// Largest message body in base64 characters.
+pub const MAX_MESSAGE_BODY_B64: usize = 102_400;
+/// Our storage server version, as `info` reports it.
+pub const VERSION: [u16; 3] = [2, 6, 0];
+
+/// What the node supplies.
+pub struct Context<'a> {
+    /// Unix time in ms.
+    pub now_ms: u64,
+    /// `[hardfork, snode_revision]`.
+    pub hf: [u64; 2],
+    /// This node's Ed25519 key (signs results).
+    pub signer: &'a SigningKey,
+}
+
+/// A status and a body (JSON for success and 421, plain text otherwise).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Body.
+    pub body: Value,
+}
+
+impl Reply {
+    fn ok(body: Value) -> Reply {
+        Reply { status: 200, body }
+    }
+    fn err(status: u16, text: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            body: Value::String(text.into()),
+        }
+    }
+    fn bad(text: impl std::fmt::Display) -> Reply {
+        Reply::err(400, format!("invalid request: {text}"))
+    }
+}
+
+type R<T> = Result<T, Reply>;
+
+/// Whether anyone may store to `ns` (public inbox).
+pub fn is_public(ns: Namespace) -> bool {
+    ns % 10 == 0
+}
+
+/// Whether `ns` keeps one message per account (public outbox).
+pub fn is_public_outbox(ns: Namespace) -> bool {
+    ns < 0 && (-(i32::from(ns))) % 20 == 1
+}
+
+/// Whether `ns` may be retrieved without a signature.
+pub fn is_no_auth_retrieve(ns: Namespace) -> bool {
+    is_public_outbox(ns) || ns == -10
+}
+
+fn get<'v>(p: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    p.get(key)
+}
+
+fn pubkey(p: &Map<String, Value>) -> R<UserPubkey> {
+    let v = match (get(p, "pubkey"), get(p, "pubKey")) {
+        (Some(v), None) | (None, Some(v)) => v,
+        (Some(_), Some(_)) => return Err(Reply::bad("only one of pubkey and pubKey is allowed")),
+        (None, None) => return Err(Reply::bad("required field 'pubkey' missing")),
+    };
+    let s = v
+        .as_str()
+        .ok_or_else(|| Reply::bad("pubkey must be a string"))?;
+    UserPubkey::from_hex(s).map_err(|_| Reply::bad("Pubkey must be 66 hex digits (33 bytes) long"))
+}
+
+fn uint(p: &Map<String, Value>, key: &str) -> R<Option<u64>> {
+    match get(p, key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| Reply::bad(format!("'{key}' must be a non-negative integer"))),
+        // Legacy clients send store's timestamp and ttl as decimal strings.
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| Reply::bad(format!("'{key}' must be an integer"))),
+        Some(_) => Err(Reply::bad(format!("'{key}' must be an integer"))),
+    }
+}
+
+fn required(p: &Map<String, Value>, key: &str) -> R<u64> {
+    uint(p, key)?.ok_or_else(|| Reply::bad(format!("required field '{key}' missing")))
+}
+
+fn namespace(p: &Map<String, Value>) -> R<Namespace> {
+    match get(p, "namespace") {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .and_then(|n| i16::try_from(n).ok())
+            .ok_or_else(|| Reply::bad("namespace must be between -32768 and 32767")),
+        Some(_) => Err(Reply::bad("namespace must be an integer")),
+    }
+}
+
+fn ns_filter(p: &Map<String, Value>) -> R<NsFilter> {
+    match get(p, "namespace") {
+        Some(Value::String(s)) if s == "all" => Ok(NsFilter::All),
+        _ => namespace(p).map(NsFilter::One),
+    }
+}
+
+fn ns_string(ns: NsFilter) -> String {
+    match ns {
+        NsFilter::All => "all".into(),
+        NsFilter::One(0) => String::new(),
+        NsFilter::One(n) => n.to_string(),
+    }
+}
+
+fn b64(s: &str) -> Option<Vec<u8>> {
+    STANDARD
+        .decode(s)
+        .or_else(|_| STANDARD_NO_PAD.decode(s))
+        .ok()
+}
+
+fn bytes_field<const N: usize>(p: &Map<String, Value>, key: &str) -> R<Option<[u8; N]>> {
+    let Some(v) = get(p, key) else {
+        return Ok(None);
+    };
+    let s = v
+        .as_str()
+        .ok_or_else(|| Reply::bad(format!("'{key}' must be a string")))?;
+    let raw = if s.len() == 2 * N && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..N)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()
+    } else {
+        b64(s)
+    };
+    raw.and_then(|r| <[u8; N]>::try_from(r).ok())
+        .map(Some)
+        .ok_or_else(|| Reply::bad(format!("'{key}' is not valid: expected {N} bytes")))
+}
+
+/// The authentication fields, if a signature is present.
+fn signed(p: &Map<String, Value>) -> R<Option<Signed>> {
+    let Some(signature) = bytes_field::<64>(p, "signature")? else {
+        return Ok(None);
+    };
+    let token = bytes_field::<TOKEN_LEN>(p, "subaccount")?;
+    let token_sig = bytes_field::<64>(p, "subaccount_sig")?;
+    let subaccount = match (token, token_sig) {
+        (Some(token), Some(signature)) => Some(Subaccount { token, signature }),
+        (None, None) => None,
+        _ => {
+            return Err(Reply::bad(
+                "subaccount and subaccount_sig must be given together",
+            ))
+        }
+    };
+    Ok(Some(Signed {
+        signature,
+        pubkey_ed25519: bytes_field::<32>(p, "pubkey_ed25519")?,
+        subaccount,
+    }))
+}
+
+fn never(_: &[u8; TOKEN_LEN]) -> bool {
+    false
+}
+
+/// Requires and verifies a signature over `msg`.
+fn authorise(acct: &UserPubkey, p: &Map<String, Value>, msg: &[u8], need: u8) -> R<()> {
+    let s = signed(p)?.ok_or_else(|| Reply::err(401, "signature required"))?;
+    auth::verify(acct, &s, msg, need, &never).map_err(|e| Reply::err(e.status(), e.to_string()))
+}
+
+fn in_window(ts: u64, now: u64, tolerance: u64) -> bool {
+    ts.abs_diff(now) <= tolerance
+}
+
+fn check_time(ts: u64, ctx: &Context<'_>) -> R<()> {
+    if in_window(ts, ctx.now_ms, SIGNATURE_TOLERANCE) {
+        Ok(())
+    } else {
+        Err(Reply::err(
+            406,
+            "signature timestamp too far from current time",
+        ))
+    }
+}
+
+fn hashes(p: &Map<String, Value>) -> R<Vec<String>> {
+    let list: Vec<String> = match get(p, "messages") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Reply::bad("messages must be strings"))?,
+        _ => return Err(Reply::bad("required field 'messages' missing")),
+    };
+    if list.is_empty() {
+        return Err(Reply::bad("messages must not be empty"));
+    }
+    if let Some(h) = list.iter().find(|h| !is_valid_message_hash(h)) {
+        return Err(Reply::bad(format!("invalid message hash {h:?}")));
+    }
+    Ok(list)
+}
+
+fn sign(ctx: &Context<'_>, parts: &[&[u8]]) -> String {
+    STANDARD.encode(ctx.signer.sign(&parts.concat()).to_bytes())
+}
+
+fn store_error(e: StoreError) -> Reply {
+    match e {
+        StoreError::Full(..) => Reply::err(500, e.to_string()),
+        StoreError::TooLarge(_) => Reply::bad(e),
+        StoreError::Db(_) | StoreError::Corrupt(_) => Reply::err(500, "request failed"),
+    }
+}
+
+fn with_misc(mut v: Value, ctx: &Context<'_>) -> Value {
+    if let Value::Object(o) = &mut v {
+        o.insert("t".into(), json!(ctx.now_ms));
+        o.insert("hf".into(), json!(ctx.hf));
+    }
+    v
+}
+
+/// The account a request is for, when it names one (for the swarm check before `handle`).
+pub fn request_pubkey(params: &Value) -> Option<UserPubkey> {
+    params.as_object().and_then(|p| pubkey(p).ok())
+}
+
+/// Handles a request body.
+pub fn handle(store: &MessageStore, ctx: &Context<'_>, body: &[u8]) -> Reply {
+    let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {
+        return Reply::bad("invalid json");
+    };
+    let (Some(Value::String(method)), Some(params)) = (req.get("method"), req.get("params")) else {
+        return Reply::bad("missing 'method' or 'params'");
+    };
+    handle_method(store, ctx, method, params, true)
+}
+
+/// Handles one method call (`top` is false inside a batch or sequence).
+pub fn handle_method(
+    store: &MessageStore,
+    ctx: &Context<'_>,
+    method: &str,
+    params: &Value,
+    top: bool,
+) -> Reply {
+    let Value::Object(p) = params else {
+        return Reply::bad("params must be an object");
+    };
+    let r = match method {
+        "store" => store_msg(store, ctx, p),
+        "retrieve" => retrieve(store, ctx, p),
+        "delete" => delete(store, ctx, p),
+        "delete_all" => delete_all(store, ctx, p),
+        "delete_before" => delete_before(store, ctx, p),
+        "expire" => expire(store, ctx, p),
+        "expire_all" => expire_all(store, ctx, p),
+        "get_expiries" => get_expiries(store, ctx, p).map(Reply::ok),
+        "info" => Ok(Reply::ok(
+            json!({"version": VERSION, "timestamp": ctx.now_ms}),
+        )),
+        "batch" | "sequence" if top => return batch(store, ctx, p, method == "sequence"),
+        "batch" | "sequence" => Err(Reply::bad("batch and sequence cannot be nested")),
+        other => Err(Reply::bad(format!("no method {other}"))),
+    };
+    match r {
+        Ok(mut reply) => {
+            if method != "get_expiries" {
+                reply.body = with_misc(reply.body, ctx);
+            }
+            reply
+        }
+        Err(e) => e,
+    }
+}
+
+fn store_msg(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
+    let acct = pubkey(p)?;
+    let ns = namespace(p)?;
+    let timestamp = required(p, "timestamp")?;
+    let expiry = match (uint(p, "ttl")?, uint(p, "expiry")?) {
+        (Some(ttl), None) => timestamp.saturating_add(ttl),
+        (None, Some(e)) => e,
+        _ => return Err(Reply::bad("exactly one of 'ttl' and 'expiry' is required")),
+    };
+    let data_b64 = get(p, "data")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Reply::bad("required field 'data' missing"))?;
+    if data_b64.len() > MAX_MESSAGE_BODY_B64 {
+        return Err(Reply::bad("message body is too large"));
+    }
+    let data = b64(data_b64).ok_or_else(|| Reply::bad("data is not valid base64"))?;
+    let ttl = expiry.saturating_sub(timestamp);
+    let max = if is_public(ns) {
+        TTL_MAXIMUM
+    } else {
+        TTL_MAXIMUM_PRIVATE
+    };
+    if expiry < timestamp || !(TTL_MINIMUM..=max).contains(&ttl) {
+        return Err(Reply::err(403, "Provided expiry/TTL is not valid."));
+    }
+    if timestamp > ctx.now_ms.saturating_add(STORE_TOLERANCE)
+        || expiry < ctx.now_ms.saturating_sub(STORE_TOLERANCE)
+    {
+        return Err(Reply::err(406, "Timestamp error: check your clock"));
+    }
+    if !is_public(ns) {
+        if signed(p)?.is_none() {
+            return Err(Reply::err(
+                401,
+                format!("store: signature required to store to namespace {ns}"),
+            ));
+        }
+        let sig_ts = uint(p, "sig_timestamp")?.unwrap_or(timestamp);
+        check_time(sig_ts, ctx)?;
+        let need = if is_public_outbox(ns) {
+            flags::WRITE | flags::DELETE
+        } else {
+            flags::WRITE
+        };
+        let msg = format!("store{}{sig_ts}", ns_string(NsFilter::One(ns)));
+        authorise(&acct, p, msg.as_bytes(), need)?;
+    }
+    let m = Message {
+        pubkey: acct,
+        namespace: ns,
+        hash: message_hash(&acct, ns, &data),
+        timestamp,
+        expiry,
+        data,
+    };
+    let (outcome, expiry) = store.store(&m, is_public_outbox(ns)).map_err(store_error)?;
+    let mut entry = json!({
+        "hash": m.hash,
+        "signature": sign(ctx, &[m.hash.as_bytes()]),
+        "expiry": expiry,
+    });
+    if outcome != crate::store::StoreOutcome::New {
+        entry["already"] = json!(true);
+    }
+    Ok(Reply::ok(
+        json!({"hash": m.hash, "swarm": {hex(ctx): entry}}),
+    ))
+}
+
+fn hex(ctx: &Context<'_>) -> String {
+    ctx.signer
+        .verifying_key()
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn retrieve(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
+    let acct = pubkey(p)?;
+    let ns = namespace(p)?;
+    let needs_sig = !is_no_auth_retrieve(ns)
+        || ["signature", "timestamp", "pubkey_ed25519"]
+            .iter()
+            .any(|k| p.contains_key(*k));
+    if needs_sig {
+        let ts = required(p, "timestamp")?;
+        check_time(ts, ctx)?;
+        let msg = format!("retrieve{}{ts}", ns_string(NsFilter::One(ns)));
+        authorise(&acct, p, msg.as_bytes(), flags::READ)?;
+    }
+    let last = match get(p, "last_hash").or_else(|| get(p, "lastHash")) {
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) if is_valid_message_hash(s) => Some(s.as_str()),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(Reply::bad("invalid last_hash")),
+    };
+    let max_count = uint(p, "max_count")?.unwrap_or(0);
+    let max_size = match get(p, "max_size") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| Reply::bad("max_size must be an integer"))?,
+        ),
+    };
+    // Upstream: both unset means a fifth of the ceiling; -k means the ceiling / k.
+    let budget = match (max_count, max_size.unwrap_or(0)) {
+        (0, 0) => RETRIEVE_MAX_SIZE / 5,
+        (_, 0) => RETRIEVE_MAX_SIZE,
+        (_, k) if k < 0 => RETRIEVE_MAX_SIZE / k.unsigned_abs(),
+        (_, k) => k.unsigned_abs().min(RETRIEVE_MAX_SIZE),
+    };
+    let (msgs, more) = store
+        .retrieve(
+            &acct,
+            ns,
+            last,
+            usize::try_from(max_count).unwrap_or(usize::MAX),
+            budget,
+        )
+        .map_err(store_error)?;
+    let messages: Vec<Value> = msgs
+        .iter()
+        .map(|m| {
+            json!({
+                "hash": m.hash,
+                "timestamp": m.timestamp,
+                "expiration": m.expiry,
+                "data": STANDARD.encode(&m.data),
+            })
+        })
+        .collect();
+    Ok(Reply::ok(json!({"messages": messages, "more": more})))
+}
+
+fn swarm_entry(ctx: &Context<'_>, entry: Value) -> Reply {
+    Reply::ok(json!({"swarm": {hex(ctx): entry}}))
+}
+
+fn delete(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
+    let acct = pubkey(p)?;
+    let hs = hashes(p)?;
+    let msg = ["delete".to_owned()]
+        .into_iter()
+        .chain(hs.iter().cloned())
+        .collect::<String>();
+    authorise(&acct, p, msg.as_bytes(), flags::DELETE)?;
+    let deleted = store.delete(&acct, &hs).map_err(store_error)?;
+    let sig = sign(
+        ctx,
+        &[
+            pubkey_hex(&acct).as_bytes(),
+            hs.concat().as_bytes(),
+            deleted.concat().as_bytes(),
+        ],
+    );
+    let required = get(p, "required").and_then(Value::as_bool).unwrap_or(false);
+    let mut r = swarm_entry(ctx, json!({"deleted": deleted, "signature": sig}));
+    if required && deleted.is_empty() {
+        r.status = 404;
+    }
+    Ok(r)
+}
+
+/// `"deleted"`/`"updated"`: a sorted list for one namespace, a dict by namespace for all.
+fn by_ns(ns: NsFilter, items: &[(Namespace, String)]) -> Value {
+    match ns {
+        NsFilter::One(_) => json!(items.iter().map(|(_, h)| h).collect::<Vec<_>>()),
+        NsFilter::All => {
+            let mut m: std::collections::BTreeMap<String, Vec<&String>> = Default::default();
+            for (n, h) in items {
+                m.entry(n.to_string()).or_default().push(h);
+            }
+            json!(m)
+        }
+    }
+}
+
+fn sorted_hashes(items: &[(Namespace, String)]) -> String {
+    let mut hs: Vec<&str> = items.iter().map(|(_, h)| h.as_str()).collect();
+    hs.sort_unstable();
+    hs.concat()
+}
+
+fn delete_all(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
+    let acct = pubkey(p)?;
+    let ns = ns_filter(p)?;
+    let ts = required(p, "timestamp")?;
+    check_time(ts, ctx)?;
+    let msg = format!("delete_all{}{ts}", ns_string(ns));
+    authorise(&acct, p, msg.as_bytes(), flags::DELETE)?;
+    let deleted = store.delete_all(&acct, ns).map_err(store_error)?;
+    let sig = sign(
+        ctx,
+        &[
+            pubkey_hex(&acct).as_bytes(),
+            ts.to_string().as_bytes(),
+            sorted_hashes(&deleted).as_bytes(),
+        ],
+    );
+    Ok(swarm_entry(
+        ctx,
+        json!({"deleted": by_ns(ns, &deleted), "signature": sig}),
+    ))
+}
+
+fn delete_before(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
+    let acct = pubkey(p)?;
+    let ns = ns_filter(p)?;
+    let before = required(p, "before")?;
+    if before > ctx.now_ms.saturating_add(SIGNATURE_TOLERANCE) {
+        return Err(Reply::err(
+            401,
+            "delete_before: 'before' is too far in the future",
+        ));
+    }
+    let msg = format!("delete_before{}{before}", ns_string(ns));
+    authorise(&acct, p, msg.as_bytes(), flags::DELETE)?;
+    let deleted = store
+        .delete_before(&acct, ns, before)
+        .map_err(store_error)?;
+    let sig = sign(
+        ctx,
+        &[
+            pubkey_hex(&acct).as_bytes(),
+            before.to_string().as_bytes(),
+            sorted_hashes(&deleted).as_bytes(),
+        ],
+    );
+    Ok(swarm_entry(
+        ctx,
+        json!({"deleted": by_ns(ns, &deleted), "signature": sig}),
+    ))
+}
+
+fn expire_all(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
+    let acct = pubkey(p)?;
+    let ns = ns_filter(p)?;
+    let expiry = required(p, "expiry")?;
+    if expiry < ctx.now_ms.saturating_sub(SIGNATURE_TOLERANCE) {
+        return Err(Reply::err(406, "expire_all: the new expiry is in the past"));
+    }
+    let msg = format!("expire_all{}{expiry}", ns_string(ns));
+    authorise(&acct, p, msg.as_bytes(), flags::DELETE)?;
+    let updated = store.expire_all(&acct, ns, expiry).map_err(store_error)?;
+    let sig = sign(
+        ctx,
+        &[
+            pubkey_hex(&acct).as_bytes(),
+            expiry.to_string().as_bytes(),
+            sorted_hashes(&updated).as_bytes(),
+        ],
+    );
+    Ok(swarm_entry(
+        ctx,
+        json!({"updated": by_ns(ns, &updated), "signature": sig}),
+    ))
+}
+
+fn expire(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
+    let acct = pubkey(p)?;
+    let hs = hashes(p)?;
+    let expiry = match get(p, "expiry") {
+        Some(Value::Array(_)) => {
+            return Err(Reply::err(403, "multiple expiries are not supported"));
+        }
+        _ => required(p, "expiry")?,
+    };
+    let shorten = get(p, "shorten").and_then(Value::as_bool).unwrap_or(false);
+    let extend = get(p, "extend").and_then(Value::as_bool).unwrap_or(false);
+    let (mode, word, need) = match (shorten, extend) {
+        (true, true) => return Err(Reply::bad("shorten and extend are mutually exclusive")),
+        (true, false) => (ExpireMode::Shorten, "shorten", flags::DELETE),
+        (false, true) => (ExpireMode::Extend, "extend", flags::WRITE),
+        (false, false) => (ExpireMode::Set, "", flags::WRITE),
+    };
+    if expiry < ctx.now_ms.saturating_sub(SIGNATURE_TOLERANCE) {
+        return Err(Reply::err(401, "expire: the new expiry is in the past"));
+    }
+    let msg = format!("expire{word}{expiry}{}", hs.concat());
+    authorise(&acct, p, msg.as_bytes(), need)?;
+    let applied = expiry.min(ctx.now_ms.saturating_add(TTL_MAXIMUM_PRIVATE));
+    let changes: Vec<(String, u64)> = hs.iter().map(|h| (h.clone(), applied)).collect();
+    let (updated, unchanged) = store.expire(&acct, &changes, mode).map_err(store_error)?;
+    let updated_hashes: Vec<&str> = updated.iter().map(|(h, _)| h.as_str()).collect();
+    let unchanged_concat: String = unchanged.iter().map(|(h, e)| format!("{h}{e}")).collect();
+    let sig = sign(
+        ctx,
+        &[
+            pubkey_hex(&acct).as_bytes(),
+            applied.to_string().as_bytes(),
+            hs.concat().as_bytes(),
+            updated_hashes.concat().as_bytes(),
+            unchanged_concat.as_bytes(),
+        ],
+    );
+    let mut entry = json!({"updated": updated_hashes, "expiry": applied, "signature": sig});
+    if mode != ExpireMode::Set {
+        entry["unchanged"] = json!(unchanged
+            .iter()
+            .map(|(h, e)| (h.clone(), *e))
+            .collect::<std::collections::BTreeMap<_, _>>());
+    }
+    Ok(swarm_entry(ctx, entry))
+}
+
+fn get_expiries(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Value> {
+    let acct = pubkey(p)?;
+    let hs = hashes(p)?;
+    let ts = required(p, "timestamp")?;
+    check_time(ts, ctx)?;
+    let msg = format!("get_expiries{ts}{}", hs.concat());
+    authorise(&acct, p, msg.as_bytes(), flags::READ)?;
+    let e = store.get_expiries(&acct, &hs).map_err(store_error)?;
+    Ok(json!({"expiries": e}))
+}
+
+fn batch(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>, sequence: bool) -> Reply {
+    let Some(Value::Array(reqs)) = get(p, "requests") else {
+        return Reply::bad("required field 'requests' missing");
+    };
+    if reqs.is_empty() || reqs.len() > BATCH_REQUEST_MAX {
+        return Reply::bad(format!(
+            "batch and sequence take 1 to {BATCH_REQUEST_MAX} requests"
+        ));
+    }
+    let mut results = Vec::new();
+    for r in reqs {
+        let (Some(Value::String(m)), Some(params)) = (r.get("method"), r.get("params")) else {
+            return Reply::bad("each request needs 'method' and 'params'");
+        };
+        let reply = handle_method(store, ctx, m, params, false);
+        let failed = !(200..300).contains(&reply.status);
+        results.push(json!({"code": reply.status, "body": reply.body}));
+        if sequence && failed {
+            break;
+        }
+    }
+    Reply::ok(json!({"results": results}))
+}

@@ -1,0 +1,316 @@
+//! `/storage_rpc/v1` handlers (reference `storage-and-onion.md` §2): signed and public stores,
+//! retrieval with and without auth, deletes and expiry changes with the node's signatures,
+//! batch and sequence, and the status codes of bad requests.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+use serde_json::{json, Value};
+use sispop_storage::rpc::{handle, Context};
+use sispop_storage::store::{Limits, MessageStore};
+use sispop_storage::{message_hash, pubkey_hex, UserPubkey};
+
+const NOW: u64 = 1_800_000_000_000;
+
+struct T {
+    _dir: tempfile::TempDir,
+    store: MessageStore,
+    node: SigningKey,
+    user: SigningKey,
+    acct: UserPubkey,
+}
+
+impl T {
+    fn new() -> T {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MessageStore::open(&dir.path().join("s"), Limits::default()).expect("open");
+        let user = SigningKey::from_bytes(&[3; 32]);
+        let acct = UserPubkey {
+            prefix: 5,
+            key: user.verifying_key().to_montgomery().to_bytes(),
+        };
+        T {
+            _dir: dir,
+            store,
+            node: SigningKey::from_bytes(&[9; 32]),
+            user,
+            acct,
+        }
+    }
+
+    fn call(&self, method: &str, params: Value) -> (u16, Value) {
+        let ctx = Context {
+            now_ms: NOW,
+            hf: [19, 0],
+            signer: &self.node,
+        };
+        let body = json!({"method": method, "params": params}).to_string();
+        let r = handle(&self.store, &ctx, body.as_bytes());
+        (r.status, r.body)
+    }
+
+    /// Params with the account, its Ed25519 key and a signature over `msg`.
+    fn signed(&self, msg: &str, mut p: Value) -> Value {
+        p["pubkey"] = json!(pubkey_hex(&self.acct));
+        p["pubkey_ed25519"] = json!(hex::encode(self.user.verifying_key().to_bytes()));
+        p["signature"] = json!(STANDARD.encode(self.user.sign(msg.as_bytes()).to_bytes()));
+        p
+    }
+
+    fn node_hex(&self) -> String {
+        hex::encode(self.node.verifying_key().to_bytes())
+    }
+
+    fn node_signed(&self, entry: &Value, msg: &[u8]) -> bool {
+        let sig = STANDARD
+            .decode(entry["signature"].as_str().expect("signature"))
+            .expect("base64");
+        let sig = Signature::from_slice(&sig).expect("64 bytes");
+        self.node.verifying_key().verify(msg, &sig).is_ok()
+    }
+}
+
+#[test]
+fn store_retrieve_and_node_signatures() {
+    let t = T::new();
+    let pk = pubkey_hex(&t.acct);
+    // Public inbox (namespace 0): no signature needed.
+    let (code, body) = t.call(
+        "store",
+        json!({"pubkey": pk, "timestamp": NOW, "ttl": 60_000, "data": STANDARD.encode(b"hello")}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let hash = message_hash(&t.acct, 0, b"hello");
+    assert_eq!(body["hash"], hash);
+    let entry = &body["swarm"][t.node_hex()];
+    assert_eq!(entry["expiry"], NOW + 60_000);
+    assert!(t.node_signed(entry, hash.as_bytes()), "node signs the hash");
+    assert_eq!(body["t"], NOW);
+    assert_eq!(body["hf"], json!([19, 0]));
+    // Again: already held.
+    let (_, again) = t.call(
+        "store",
+        json!({"pubkey": pk, "timestamp": NOW, "ttl": 60_000, "data": STANDARD.encode(b"hello")}),
+    );
+    assert_eq!(again["swarm"][t.node_hex()]["already"], true);
+    // A private namespace needs the owner's signature.
+    let p = json!({"pubkey": pk, "timestamp": NOW, "ttl": 60_000, "namespace": 3,
+                   "data": STANDARD.encode(b"note")});
+    let (code, body) = t.call("store", p.clone());
+    assert_eq!(code, 401, "{body}");
+    assert!(body.as_str().expect("text").contains("signature required"));
+    let (code, body) = t.call("store", t.signed(&format!("store3{NOW}"), p.clone()));
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = t.call("store", t.signed(&format!("store4{NOW}"), p));
+    assert_eq!(code, 401, "signed for another namespace");
+
+    // Retrieve namespace 0: signed.
+    let (code, _) = t.call("retrieve", json!({"pubkey": pk}));
+    assert_eq!(code, 400, "no timestamp to check the signature against");
+    let (code, body) = t.call(
+        "retrieve",
+        t.signed(&format!("retrieve{NOW}"), json!({"timestamp": NOW})),
+    );
+    assert_eq!(code, 200, "{body}");
+    let msgs = body["messages"].as_array().expect("messages");
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["hash"], hash);
+    assert_eq!(msgs[0]["data"], STANDARD.encode(b"hello"));
+    assert_eq!(msgs[0]["expiration"], NOW + 60_000);
+    assert_eq!(body["more"], false);
+    // An old signature timestamp.
+    let old = NOW - 61_000;
+    let (code, _) = t.call(
+        "retrieve",
+        t.signed(&format!("retrieve{old}"), json!({"timestamp": old})),
+    );
+    assert_eq!(code, 406);
+    // Namespace -10 is readable without auth.
+    let (code, body) = t.call("retrieve", json!({"pubkey": pk, "namespace": -10}));
+    assert_eq!(code, 200, "{body}");
+}
+
+#[test]
+fn bad_stores_get_upstream_codes() {
+    let t = T::new();
+    let pk = pubkey_hex(&t.acct);
+    let data = STANDARD.encode(b"x");
+    let cases = [
+        (
+            json!({"pubkey": pk, "timestamp": NOW, "ttl": 5_000, "data": data}),
+            403,
+        ),
+        (
+            json!({"pubkey": pk, "timestamp": NOW, "ttl": 15 * 86_400_000u64, "data": data}),
+            403,
+        ),
+        (
+            json!({"pubkey": pk, "timestamp": NOW + 20_000, "ttl": 60_000, "data": data}),
+            406,
+        ),
+        (json!({"pubkey": pk, "timestamp": NOW, "data": data}), 400),
+        (
+            json!({"pubkey": pk, "timestamp": NOW, "ttl": 60_000, "expiry": NOW + 1, "data": data}),
+            400,
+        ),
+        (
+            json!({"pubkey": "05ab", "timestamp": NOW, "ttl": 60_000, "data": data}),
+            400,
+        ),
+        (
+            json!({"pubkey": pk, "timestamp": NOW, "ttl": 60_000, "data": "***"}),
+            400,
+        ),
+        (
+            json!({"pubkey": pk, "timestamp": NOW, "ttl": 60_000, "namespace": 40_000, "data": data}),
+            400,
+        ),
+    ];
+    for (p, want) in cases {
+        let (code, body) = t.call("store", p.clone());
+        assert_eq!(code, want, "{p} -> {body}");
+    }
+    assert_eq!(
+        t.store.usage(&t.acct).expect("usage"),
+        (0, 0),
+        "nothing stored"
+    );
+    let ctx = Context {
+        now_ms: NOW,
+        hf: [19, 0],
+        signer: &t.node,
+    };
+    for garbage in [
+        &b"not json"[..],
+        b"[]",
+        b"{\"method\":\"store\"}",
+        b"{\"params\":{}}",
+    ] {
+        assert_eq!(handle(&t.store, &ctx, garbage).status, 400);
+    }
+    let (code, body) = t.call("frobnicate", json!({}));
+    assert_eq!(
+        (code, body),
+        (400, json!("invalid request: no method frobnicate"))
+    );
+    let (code, body) = t.call("info", json!({}));
+    assert_eq!(code, 200);
+    assert_eq!(body["timestamp"], NOW);
+}
+
+#[test]
+fn deletes_and_expiries_are_signed_by_owner_and_node() {
+    let t = T::new();
+    let pk = pubkey_hex(&t.acct);
+    let mut hs = Vec::new();
+    for (i, ns) in [0i16, 0, 3].iter().enumerate() {
+        let body = format!("m{i}");
+        let p = json!({"pubkey": pk, "timestamp": NOW - i as u64, "ttl": 3_600_000,
+                       "namespace": ns, "data": STANDARD.encode(&body)});
+        let p = if *ns == 0 {
+            p
+        } else {
+            t.signed(&format!("store{ns}{}", NOW - i as u64), p)
+        };
+        let (code, b) = t.call("store", p);
+        assert_eq!(code, 200, "{b}");
+        hs.push(message_hash(&t.acct, *ns, body.as_bytes()));
+    }
+    // get_expiries.
+    let msg = format!("get_expiries{NOW}{}{}", hs[0], hs[1]);
+    let (code, body) = t.call(
+        "get_expiries",
+        t.signed(&msg, json!({"timestamp": NOW, "messages": [hs[0], hs[1]]})),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["expiries"][&hs[0]], NOW + 3_600_000);
+    assert!(body.get("t").is_none(), "get_expiries has no t/hf");
+    // expire (shorten) one.
+    let e = NOW + 60_000;
+    let (code, body) = t.call(
+        "expire",
+        t.signed(
+            &format!("expireshorten{e}{}", hs[0]),
+            json!({"messages": [hs[0]], "expiry": e, "shorten": true}),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    let entry = &body["swarm"][t.node_hex()];
+    assert_eq!(entry["updated"], json!([hs[0]]));
+    assert!(t.node_signed(entry, format!("{pk}{e}{}{}", hs[0], hs[0]).as_bytes()));
+    // delete one by hash: owner-signed, node-signed.
+    let (code, body) = t.call(
+        "delete",
+        t.signed(&format!("delete{}", hs[1]), json!({"messages": [hs[1]]})),
+    );
+    assert_eq!(code, 200, "{body}");
+    let entry = &body["swarm"][t.node_hex()];
+    assert_eq!(entry["deleted"], json!([hs[1]]));
+    assert!(t.node_signed(entry, format!("{pk}{}{}", hs[1], hs[1]).as_bytes()));
+    // Nothing left to delete with required: 404.
+    let (code, _) = t.call(
+        "delete",
+        t.signed(
+            &format!("delete{}", hs[1]),
+            json!({"messages": [hs[1]], "required": true}),
+        ),
+    );
+    assert_eq!(code, 404);
+    // A forged delete changes nothing.
+    let (code, _) = t.call(
+        "delete",
+        t.signed("delete-something-else", json!({"messages": [hs[0]]})),
+    );
+    assert_eq!(code, 401);
+    // expire_all then delete_all across namespaces.
+    let e = NOW + 30_000;
+    let (code, body) = t.call(
+        "expire_all",
+        t.signed(
+            &format!("expire_allall{e}"),
+            json!({"expiry": e, "namespace": "all"}),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = t.call(
+        "delete_all",
+        t.signed(
+            &format!("delete_allall{NOW}"),
+            json!({"timestamp": NOW, "namespace": "all"}),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    let deleted = &body["swarm"][t.node_hex()]["deleted"];
+    assert_eq!(deleted["0"], json!([hs[0]]));
+    assert_eq!(deleted["3"], json!([hs[2]]));
+    assert_eq!(t.store.usage(&t.acct).expect("usage"), (0, 0));
+}
+
+#[test]
+fn batch_and_sequence() {
+    let t = T::new();
+    let pk = pubkey_hex(&t.acct);
+    let ok = json!({"method": "info", "params": {}});
+    let bad = json!({"method": "store", "params": {"pubkey": pk}});
+    let (code, body) = t.call("batch", json!({"requests": [bad, ok]}));
+    assert_eq!(code, 200);
+    let codes: Vec<u64> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["code"].as_u64().expect("code"))
+        .collect();
+    assert_eq!(codes, [400, 200]);
+    let (_, body) = t.call("sequence", json!({"requests": [bad, ok]}));
+    assert_eq!(
+        body["results"].as_array().map(Vec::len),
+        Some(1),
+        "stops at the failure"
+    );
+    let nested = json!({"method": "batch", "params": {"requests": [ok]}});
+    let (_, body) = t.call("batch", json!({"requests": [nested]}));
+    assert_eq!(body["results"][0]["code"], 400);
+    let many: Vec<Value> = (0..21).map(|_| ok.clone()).collect();
+    assert_eq!(t.call("batch", json!({"requests": many})).0, 400);
+    assert_eq!(t.call("batch", json!({"requests": []})).0, 400);
+}
