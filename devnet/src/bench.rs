@@ -116,6 +116,7 @@ pub async fn sync(dir: &Path, blocks: u64, sispopd: Option<PathBuf>) -> anyhow::
         mining: false,
         service_node: false,
         peers: state.nodes.iter().take(3).map(|n| n.p2p_port).collect(),
+        storage_port: 0,
         dev_faults: Vec::new(),
     };
     let _ = std::fs::remove_dir_all(&fresh.data_dir);

@@ -110,6 +110,10 @@ struct NodeEntry {
     mining: bool,
     service_node: bool,
     peers: Vec<u16>,
+    /// Storage HTTPS port of a service node (0 in files written before it existed: the
+    /// network default is used).
+    #[serde(default)]
+    storage_port: u16,
     /// `--dev-fault` values the node runs with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     dev_faults: Vec<String>,
@@ -130,17 +134,17 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// `n` (rpc, p2p) port pairs, all distinct: every listener is held until all are chosen, so
-/// the system cannot hand out the same port twice.
-fn distinct_ports(n: usize) -> anyhow::Result<Vec<(u16, u16)>> {
-    let held: Vec<TcpListener> = (0..2 * n)
+/// `n` (rpc, p2p, storage) port triples, all distinct: every listener is held until all are
+/// chosen, so the system cannot hand out the same port twice.
+fn distinct_ports(n: usize) -> anyhow::Result<Vec<(u16, u16, u16)>> {
+    let held: Vec<TcpListener> = (0..3 * n)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()?;
     let ports: Vec<u16> = held
         .iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect::<Result<_, _>>()?;
-    Ok(ports.chunks_exact(2).map(|p| (p[0], p[1])).collect())
+    Ok(ports.chunks_exact(3).map(|p| (p[0], p[1], p[2])).collect())
 }
 
 fn alive(pid: u32) -> bool {
@@ -209,7 +213,11 @@ fn spawn(sispopd: &Path, node: &NodeEntry, miner: &str) -> anyhow::Result<u32> {
         cmd.arg("--add-peer").arg(format!("127.0.0.1:{p}"));
     }
     if node.service_node {
-        cmd.arg("--service-node");
+        cmd.arg("--service-node")
+            .args(["--storage-bind-ip", "127.0.0.1"]);
+        if node.storage_port != 0 {
+            cmd.args(["--storage-port", &node.storage_port.to_string()]);
+        }
     }
     if node.mining {
         cmd.arg("--mine-to").arg(miner);
@@ -479,6 +487,7 @@ async fn up(
                     rpc_url: format!("http://127.0.0.1:{}", ports[i].0),
                     rpc_port: ports[i].0,
                     p2p_port: ports[i].1,
+                    storage_port: ports[i].2,
                     pid: None,
                     mining: i == 0,
                     service_node,

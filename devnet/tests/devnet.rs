@@ -97,6 +97,58 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         .count();
     assert!(pooled >= 5, "some nodes are pooled with three contributors");
 
+    // Storage over HTTPS (issue 9, first part): an account's message stored on a member of
+    // its swarm, found through the plain node's RPC, comes back on retrieve.
+    let client = std::path::Path::new(DEVNET).with_file_name("sispop-storage");
+    let run = |args: &[&str]| {
+        let out = Command::new(&client)
+            .args(args)
+            .output()
+            .expect("run sispop-storage");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "sispop-storage {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let keys = run(&["keygen"]);
+    let seed = keys
+        .lines()
+        .find_map(|l| l.strip_prefix("seed: "))
+        .expect("seed")
+        .to_owned();
+    let daemon = url(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let member = loop {
+        // Members' addresses come from their uptime proofs; wait until they are known.
+        let out = Command::new(&client)
+            .args(["--daemon", &daemon, "--seed", &seed, "store", "hello swarm"])
+            .output()
+            .expect("run sispop-storage");
+        if out.status.success() {
+            // "node <16 hex> (addr) answered:"; replication is still to come, so the
+            // message is read back from the member that took it.
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            break text
+                .split_whitespace()
+                .nth(1)
+                .expect("the member that answered")
+                .to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "store failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let got = run(&[
+        "--daemon", &daemon, "--seed", &seed, "--node", &member, "retrieve",
+    ]);
+    assert!(got.contains(": hello swarm"), "{got}");
+
     // Kill two nodes, mine 20 blocks, resume: everyone agrees again.
     for i in [3, 7] {
         let pid = nodes[i]["pid"].as_u64().expect("pid").to_string();

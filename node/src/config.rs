@@ -44,9 +44,13 @@ pub struct Args {
     /// 127.0.0.1).
     #[arg(long, value_name = "IP")]
     pub service_node_public_ip: Option<String>,
-    /// Storage HTTPS port advertised in uptime proofs (network default when omitted).
+    /// Storage HTTPS port: where a service node serves `/storage_rpc/v1`, and what its uptime
+    /// proofs advertise (network default when omitted).
     #[arg(long)]
     pub storage_port: Option<u16>,
+    /// Address the storage HTTPS server binds.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub storage_bind_ip: String,
     /// Devnet only: misbehave on purpose for scenarios (`no-proofs`, `unreachable`); repeatable.
     #[arg(long, value_name = "FAULT")]
     pub dev_fault: Vec<String>,

@@ -9,6 +9,8 @@ pub mod p2p;
 pub mod rpc;
 pub mod rpc_sn;
 pub mod snkeys;
+pub mod storage_client;
+pub mod storage_server;
 pub mod wire;
 
 use anyhow::Context;
@@ -112,10 +114,26 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
     )?;
     let _ = node.net.set(handle);
     let miner = mining_to.map(|a| tokio::spawn(node::run_miner(node.clone(), a)));
+    let storage_port = args.storage_port.unwrap_or(params.storage_port);
+    let storage_task = if args.service_node {
+        let (storage, acceptor) = storage_server::open(&node, &data_dir)?;
+        let addr = format!("{}:{storage_port}", args.storage_bind_ip);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("binding the storage server on {addr}"))?;
+        Some(tokio::spawn(storage_server::serve(
+            node.clone(),
+            storage,
+            acceptor,
+            listener,
+        )))
+    } else {
+        None
+    };
     let acct = args.service_node.then(|| {
         let endpoint = endpoint.map(|ip| accountability::Endpoint {
             ip,
-            storage_port: args.storage_port.unwrap_or(params.storage_port),
+            storage_port,
             p2p_port,
         });
         if endpoint.is_none() {
@@ -132,6 +150,9 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
     }
     if let Some(a) = acct {
         let _ = a.await;
+    }
+    if let Some(s) = storage_task {
+        let _ = s.await;
     }
     let _ = net_task.await;
     let mut st = node.lock();

@@ -1,0 +1,350 @@
+//! The storage HTTPS endpoint: `POST /storage_rpc/v1` on `--storage-port`, TLS with a
+//! self-signed certificate made at first start and kept in the data dir (rustls + rcgen).
+//!
+//! A request is served only while this node is an active service node (otherwise 503), and
+//! only for accounts its swarm owns (otherwise 421 with the owning swarm, as upstream). The
+//! methods themselves are `sispop_storage::rpc`'s, run on a blocking thread. Expired messages
+//! are swept every 10 s.
+//!
+//! Not yet here (issue 9): replication to the other members of the swarm (the `"swarm"` dict
+//! of a store holds this node's entry only), data hand-over when swarms change, storage tests,
+//! and per-IP rate limits.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use sispop_storage::rpc::{self, Context, Reply};
+use sispop_storage::store::{Limits, MessageStore};
+use sispop_storage::UserPubkey;
+use sispop_swarm::{swarm_for_pubkey, UNASSIGNED_SWARM_ID};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::node::Node;
+
+/// Largest request body (upstream: 10 MiB, else 413).
+const MAX_BODY: usize = 10 * 1024 * 1024;
+/// A TLS handshake and the request head must arrive within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often expired messages are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// Most open client connections.
+const MAX_CONNECTIONS: usize = 4096;
+
+/// The storage service of a running daemon.
+pub struct Storage {
+    store: MessageStore,
+    signer: ed25519_dalek::SigningKey,
+}
+
+/// Loads the TLS key and certificate from the data dir, making them on first start.
+fn tls(data_dir: &Path) -> anyhow::Result<tokio_rustls::rustls::ServerConfig> {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert_path = data_dir.join("storage-tls-cert.der");
+    let key_path = data_dir.join("storage-tls-key.der");
+    if !cert_path.exists() || !key_path.exists() {
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".into()])
+            .context("making the storage TLS certificate")?;
+        write_private(&key_path, c.key_pair.serialized_der())?;
+        std::fs::write(&cert_path, c.cert.der())
+            .with_context(|| format!("writing {}", cert_path.display()))?;
+        info!(cert = %cert_path.display(), "made a self-signed storage TLS certificate");
+    }
+    let cert =
+        std::fs::read(&cert_path).with_context(|| format!("reading {}", cert_path.display()))?;
+    let key =
+        std::fs::read(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+        )
+        .context("the storage TLS key or certificate is unusable")?;
+    Ok(cfg)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The swarm that owns `pubkey` and the `get_swarm` answer for it, with each member's
+/// addresses from its last uptime proof.
+pub fn swarm_answer(node: &Node, pubkey: &UserPubkey) -> (Option<u64>, Value) {
+    let st = node.lock();
+    let state = st.chain.ext().state();
+    let mut ids: Vec<u64> = state
+        .active()
+        .map(|(_, n)| n.swarm_id)
+        .filter(|id| *id != UNASSIGNED_SWARM_ID)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut raw = vec![pubkey.prefix];
+    raw.extend_from_slice(&pubkey.key);
+    let Ok(Some(swarm)) = swarm_for_pubkey(&ids, &raw) else {
+        return (
+            None,
+            json!({"snodes": [], "swarm": format!("{:x}", UNASSIGNED_SWARM_ID)}),
+        );
+    };
+    let acct = node.acct();
+    let snodes: Vec<Value> = state
+        .active()
+        .filter(|(_, n)| n.swarm_id == swarm)
+        .map(|(pk, _)| {
+            let proof = acct.book.get(pk).and_then(|r| r.proof.as_ref());
+            let x = curve25519_dalek::edwards::CompressedEdwardsY(pk.0)
+                .decompress()
+                .map(|p| hex::encode(p.to_montgomery().to_bytes()))
+                .unwrap_or_default();
+            json!({
+                "pubkey_legacy": pk.to_hex(),
+                "pubkey_ed25519": pk.to_hex(),
+                "pubkey_x25519": x,
+                "ip": proof.map_or_else(|| "0.0.0.0".to_owned(), |p| p.public_ip.to_string()),
+                "port": proof.map_or(0, |p| p.storage_https_port).to_string(),
+                "port_https": proof.map_or(0, |p| p.storage_https_port),
+                "port_omq": proof.map_or(0, |p| p.storage_omq_port),
+                "port_quic": proof.map_or(0, |p| p.storage_omq_port),
+            })
+        })
+        .collect();
+    (
+        Some(swarm),
+        json!({"snodes": snodes, "swarm": format!("{swarm:x}")}),
+    )
+}
+
+/// Whether this node may serve now: an active service node. Returns its swarm.
+fn serving(node: &Node) -> Result<u64, String> {
+    let st = node.lock();
+    let Some(keys) = st.sn_keys.as_ref() else {
+        return Err("not a service node".into());
+    };
+    match st.chain.ext().state().nodes.get(&keys.primary) {
+        Some(n) if n.is_active() => Ok(n.swarm_id),
+        Some(n) if n.is_decommissioned() => Err("decommissioned".into()),
+        Some(_) => Err("awaiting contributions".into()),
+        None => Err("not registered".into()),
+    }
+}
+
+fn respond(status: u16, body: &Value) -> Response<Full<Bytes>> {
+    let (text, ctype) = match body {
+        Value::String(s) => (s.clone(), "text/plain; charset=utf-8"),
+        other => (other.to_string(), "application/json"),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(ctype),
+    );
+    r
+}
+
+/// The accounts a request names (one, or one per subrequest of a batch or sequence).
+fn accounts(req: &Value) -> Vec<UserPubkey> {
+    let params = &req["params"];
+    match req["method"].as_str() {
+        Some("batch" | "sequence") => params["requests"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .filter_map(|r| rpc::request_pubkey(&r["params"]))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => rpc::request_pubkey(params).into_iter().collect(),
+    }
+}
+
+fn storage_rpc(node: &Node, storage: &Storage, body: &[u8]) -> Reply {
+    let hf = u64::from(node.params.hard_fork_at(node.lock().chain.tip().0));
+    let misc = |mut v: Value| {
+        v["t"] = json!(now_ms());
+        v["hf"] = json!([hf, 0]);
+        v
+    };
+    let our_swarm = match serving(node) {
+        Ok(s) => s,
+        Err(why) => {
+            return Reply {
+                status: 503,
+                body: Value::String(format!("Service node is not ready: {why}")),
+            }
+        }
+    };
+    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if let Some("get_swarm" | "get_snodes_for_pubkey") = req["method"].as_str() {
+        return match rpc::request_pubkey(&req["params"]) {
+            Some(pk) => Reply {
+                status: 200,
+                body: misc(swarm_answer(node, &pk).1),
+            },
+            None => Reply {
+                status: 400,
+                body: Value::String(
+                    "invalid request: Pubkey must be 66 hex digits (33 bytes) long".into(),
+                ),
+            },
+        };
+    }
+    for pk in accounts(&req) {
+        let (swarm, answer) = swarm_answer(node, &pk);
+        if swarm != Some(our_swarm) {
+            return Reply {
+                status: 421,
+                body: misc(answer),
+            };
+        }
+    }
+    let ctx = Context {
+        now_ms: now_ms(),
+        hf: [hf, 0],
+        signer: &storage.signer,
+    };
+    rpc::handle(&storage.store, &ctx, body)
+}
+
+async fn handle(
+    node: Node,
+    storage: Arc<Storage>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() != "/storage_rpc/v1" {
+        return Ok(respond(404, &json!("not found")));
+    }
+    if req.method() != Method::POST {
+        return Ok(respond(405, &json!("use POST")));
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(respond(413, &json!("request body too large"))),
+    };
+    let reply = tokio::task::spawn_blocking(move || storage_rpc(&node, &storage, &body))
+        .await
+        .unwrap_or(Reply {
+            status: 500,
+            body: json!("request failed"),
+        });
+    Ok(respond(reply.status, &reply.body))
+}
+
+/// Opens the store and the TLS config (before the daemon starts serving anything).
+pub fn open(node: &Node, data_dir: &Path) -> anyhow::Result<(Arc<Storage>, TlsAcceptor)> {
+    let seed = node
+        .lock()
+        .sn_keys
+        .as_ref()
+        .map(|k| k.seed)
+        .context("the storage server runs on service nodes only")?;
+    let dir = data_dir.join("storage");
+    let store = MessageStore::open(&dir, Limits::default())
+        .with_context(|| format!("opening the message store at {}", dir.display()))?;
+    let acceptor = TlsAcceptor::from(Arc::new(tls(data_dir)?));
+    Ok((
+        Arc::new(Storage {
+            store,
+            signer: ed25519_dalek::SigningKey::from_bytes(&seed),
+        }),
+        acceptor,
+    ))
+}
+
+/// Serves `/storage_rpc/v1` over TLS on `listener` and sweeps expired messages, until shutdown.
+pub async fn serve(
+    node: Node,
+    storage: Arc<Storage>,
+    acceptor: TlsAcceptor,
+    listener: TcpListener,
+) {
+    let mut stop = node.shutdown.subscribe();
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    info!(
+        ?addr,
+        "storage server listening at https://…/storage_rpc/v1"
+    );
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = sweep.tick() => {
+                let s = storage.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    match s.store.sweep(now_ms(), 10_000) {
+                        Ok(0) => {}
+                        Ok(n) => debug!(messages = n, "expired messages swept"),
+                        Err(e) => warn!(error = %e, "sweeping expired messages failed"),
+                    }
+                }).await;
+                continue;
+            }
+            _ = stop.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "storage accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            debug!(%peer, "storage connection refused: too many open");
+            continue;
+        };
+        let (node, storage, acceptor) = (node.clone(), storage.clone(), acceptor.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "storage TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let svc = service_fn(move |req| handle(node.clone(), storage.clone(), req));
+            let conn = http1::Builder::new()
+                .header_read_timeout(HANDSHAKE_TIMEOUT)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(TokioIo::new(tls), svc);
+            let _ = tokio::time::timeout(Duration::from_secs(300), conn).await;
+        });
+    }
+    info!("storage server stopped");
+}
