@@ -11,6 +11,7 @@ pub mod rpc_sn;
 pub mod snkeys;
 pub mod storage_client;
 pub mod storage_server;
+pub mod storage_sync;
 pub mod wire;
 
 use anyhow::Context;
@@ -121,12 +122,15 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("binding the storage server on {addr}"))?;
-        Some(tokio::spawn(storage_server::serve(
+        let _ = node.storage.set(storage.clone());
+        let sync = tokio::spawn(storage_sync::run(node.clone(), storage.clone()));
+        let serve = tokio::spawn(storage_server::serve(
             node.clone(),
             storage,
             acceptor,
             listener,
-        )))
+        ));
+        Some((serve, sync))
     } else {
         None
     };
@@ -151,8 +155,9 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
     if let Some(a) = acct {
         let _ = a.await;
     }
-    if let Some(s) = storage_task {
-        let _ = s.await;
+    if let Some((serve, sync)) = storage_task {
+        let _ = serve.await;
+        let _ = sync.await;
     }
     let _ = net_task.await;
     let mut st = node.lock();

@@ -59,6 +59,8 @@ pub struct Node {
     acct: Arc<Mutex<Accountability>>,
     /// Devnet fault switches.
     pub faults: DevFaults,
+    /// The storage service, on service nodes (set at start).
+    pub storage: Arc<std::sync::OnceLock<Arc<crate::storage_server::Storage>>>,
 }
 
 impl Node {
@@ -81,6 +83,7 @@ impl Node {
             sn_peers: Arc::new(Mutex::new((None, std::collections::HashMap::new()))),
             acct: Arc::new(Mutex::new(Accountability::load(None))),
             faults: DevFaults::default(),
+            storage: Arc::new(std::sync::OnceLock::new()),
         }
     }
 

@@ -52,6 +52,9 @@ const FLOOD_WINDOW: Duration = Duration::from_secs(10);
 /// own are hardening work, issue 11).
 pub const MAX_PEERS: u32 = 128;
 
+mod storage_net;
+use storage_net::StorageWaiters;
+
 /// Messages from the node to the network task.
 #[derive(Debug)]
 pub enum NetCommand {
@@ -71,6 +74,24 @@ pub enum NetCommand {
         request: Request,
         /// Where the answer goes.
         reply: tokio::sync::oneshot::Sender<Response>,
+    },
+    /// Send a storage request to a service node and deliver its answer.
+    StorageRequest {
+        /// The peer.
+        peer: PeerId,
+        /// Where to reach it, when known (from its uptime proof).
+        addr: Option<Multiaddr>,
+        /// The request.
+        data: Vec<u8>,
+        /// Where the answer (or why there is none) goes.
+        reply: tokio::sync::oneshot::Sender<Result<Vec<u8>, String>>,
+    },
+    /// The answer to a peer's storage request (internal).
+    StorageRespond {
+        /// Its channel.
+        channel: request_response::ResponseChannel<Vec<u8>>,
+        /// The answer.
+        data: Vec<u8>,
     },
     /// Dial an address.
     Dial(Multiaddr),
@@ -132,9 +153,24 @@ pub struct NetHandle {
     pub stats: Arc<Mutex<NetStats>>,
 }
 
-/// The request-response codec: length-bounded raw bytes, decoded by [`crate::wire`].
-#[derive(Clone, Default)]
-pub struct BytesCodec;
+/// The request-response codec: length-bounded raw bytes, decoded by [`crate::wire`] (sync and
+/// SN protocols) or [`crate::storage_sync`] (storage protocol).
+#[derive(Clone)]
+pub struct BytesCodec {
+    /// Largest inbound request.
+    pub max_request: u64,
+}
+
+impl Default for BytesCodec {
+    fn default() -> BytesCodec {
+        BytesCodec {
+            max_request: MAX_REQUEST_BYTES,
+        }
+    }
+}
+
+/// Largest storage request between swarm members: a client request (10 MiB) and a tag.
+pub const MAX_STORAGE_REQUEST_BYTES: u64 = 10 * 1024 * 1024 + 64;
 
 /// What the codec hands up for an inbound request over the size limit (libp2p only logs codec
 /// read errors, so the handler would never hear of it). It never decodes as a request.
@@ -162,7 +198,7 @@ impl request_response::Codec for BytesCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
-        match read_limited(io, MAX_REQUEST_BYTES).await {
+        match read_limited(io, self.max_request).await {
             Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(OVERSIZED_REQUEST.to_vec()),
             other => other,
         }
@@ -203,6 +239,7 @@ pub struct Behaviour {
     gossip: gossipsub::Behaviour,
     sync: request_response::Behaviour<BytesCodec>,
     sn: request_response::Behaviour<BytesCodec>,
+    storage: request_response::Behaviour<BytesCodec>,
 }
 
 /// The libp2p peer id of a service node key.
@@ -276,6 +313,7 @@ struct Loop {
     backoff: u64,
     connected: HashSet<PeerId>,
     sn_waiters: HashMap<OutboundRequestId, tokio::sync::oneshot::Sender<Response>>,
+    storage_waiters: StorageWaiters,
     strikes: HashMap<PeerId, u32>,
     last_from: u64,
 }
@@ -363,13 +401,23 @@ pub fn start(
                     gossip_cfg,
                 )?,
                 sync: request_response::Behaviour::with_codec(
-                    BytesCodec,
+                    BytesCodec::default(),
                     [(StreamProtocol::new("/sispop/sync/1"), ProtocolSupport::Full)],
                     rr_cfg.clone(),
                 ),
                 sn: request_response::Behaviour::with_codec(
-                    BytesCodec,
+                    BytesCodec::default(),
                     [(StreamProtocol::new("/sispop/sn/1"), ProtocolSupport::Full)],
+                    rr_cfg.clone(),
+                ),
+                storage: request_response::Behaviour::with_codec(
+                    BytesCodec {
+                        max_request: MAX_STORAGE_REQUEST_BYTES,
+                    },
+                    [(
+                        StreamProtocol::new("/sispop/storage/1"),
+                        ProtocolSupport::Full,
+                    )],
                     rr_cfg,
                 ),
             })
@@ -407,6 +455,7 @@ pub fn start(
         backoff: 0,
         connected: HashSet::new(),
         sn_waiters: HashMap::new(),
+        storage_waiters: HashMap::new(),
         strikes: HashMap::new(),
         last_from: 1,
     };
@@ -478,6 +527,19 @@ impl Loop {
                 {
                     debug!(error = %e, "block not gossiped");
                 }
+            }
+            NetCommand::StorageRequest {
+                peer,
+                addr,
+                data,
+                reply,
+            } => self.storage_request(peer, addr, data, reply),
+            NetCommand::StorageRespond { channel, data } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .storage
+                    .send_response(channel, data);
             }
             NetCommand::SnRequest {
                 peer,
@@ -754,6 +816,7 @@ impl Loop {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sn(e)) => self.sn_event(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Storage(e)) => self.storage_event(e),
             _ => {}
         }
     }

@@ -6,9 +6,8 @@
 //! methods themselves are `sispop_storage::rpc`'s, run on a blocking thread. Expired messages
 //! are swept every 10 s.
 //!
-//! Not yet here (issue 9): replication to the other members of the swarm (the `"swarm"` dict
-//! of a store holds this node's entry only), data hand-over when swarms change, storage tests,
-//! and per-IP rate limits.
+//! Writes are replicated to the rest of the swarm by [`crate::storage_sync`]. Not yet here
+//! (issue 9): storage tests and per-IP rate limits.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -45,7 +44,8 @@ const MAX_CONNECTIONS: usize = 4096;
 
 /// The storage service of a running daemon.
 pub struct Storage {
-    store: MessageStore,
+    /// The messages.
+    pub store: MessageStore,
     signer: ed25519_dalek::SigningKey,
 }
 
@@ -93,17 +93,14 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn now_ms() -> u64 {
+/// Unix time in ms.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The swarm that owns `pubkey` and the `get_swarm` answer for it, with each member's
-/// addresses from its last uptime proof.
-pub fn swarm_answer(node: &Node, pubkey: &UserPubkey) -> (Option<u64>, Value) {
-    let st = node.lock();
-    let state = st.chain.ext().state();
+fn owner_in(state: &sispop_staking::State, pubkey: &UserPubkey) -> Option<u64> {
     let mut ids: Vec<u64> = state
         .active()
         .map(|(_, n)| n.swarm_id)
@@ -113,7 +110,20 @@ pub fn swarm_answer(node: &Node, pubkey: &UserPubkey) -> (Option<u64>, Value) {
     ids.dedup();
     let mut raw = vec![pubkey.prefix];
     raw.extend_from_slice(&pubkey.key);
-    let Ok(Some(swarm)) = swarm_for_pubkey(&ids, &raw) else {
+    swarm_for_pubkey(&ids, &raw).ok().flatten()
+}
+
+/// The swarm that owns an account, if any.
+pub fn owner_swarm(node: &Node, pubkey: &UserPubkey) -> Option<u64> {
+    owner_in(node.lock().chain.ext().state(), pubkey)
+}
+
+/// The swarm that owns `pubkey` and the `get_swarm` answer for it, with each member's
+/// addresses from its last uptime proof.
+pub fn swarm_answer(node: &Node, pubkey: &UserPubkey) -> (Option<u64>, Value) {
+    let st = node.lock();
+    let state = st.chain.ext().state();
+    let Some(swarm) = owner_in(state, pubkey) else {
         return (
             None,
             json!({"snodes": [], "swarm": format!("{:x}", UNASSIGNED_SWARM_ID)}),
@@ -148,7 +158,7 @@ pub fn swarm_answer(node: &Node, pubkey: &UserPubkey) -> (Option<u64>, Value) {
 }
 
 /// Whether this node may serve now: an active service node. Returns its swarm.
-fn serving(node: &Node) -> Result<u64, String> {
+pub fn serving(node: &Node) -> Result<u64, String> {
     let st = node.lock();
     let Some(keys) = st.sn_keys.as_ref() else {
         return Err("not a service node".into());
@@ -191,7 +201,8 @@ fn accounts(req: &Value) -> Vec<UserPubkey> {
     }
 }
 
-fn storage_rpc(node: &Node, storage: &Storage, body: &[u8]) -> Reply {
+/// Serves one request on this node alone (the stake gate, the swarm check, the method).
+pub fn storage_rpc(node: &Node, storage: &Storage, body: &[u8]) -> Reply {
     let hf = u64::from(node.params.hard_fork_at(node.lock().chain.tip().0));
     let misc = |mut v: Value| {
         v["t"] = json!(now_ms());
@@ -254,12 +265,42 @@ async fn handle(
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(respond(413, &json!("request body too large"))),
     };
-    let reply = tokio::task::spawn_blocking(move || storage_rpc(&node, &storage, &body))
+    let (n, b) = (node.clone(), body.clone());
+    let mut reply = tokio::task::spawn_blocking(move || storage_rpc(&n, &storage, &b))
         .await
         .unwrap_or(Reply {
             status: 500,
             body: json!("request failed"),
         });
+    // Writes go on to the rest of the swarm, whose signed results join ours.
+    let method = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["method"].as_str().map(str::to_owned));
+    let recursive = matches!(
+        method.as_deref(),
+        Some("store" | "delete" | "delete_all" | "delete_before" | "expire" | "expire_all")
+    );
+    // A `delete` with `required` that found nothing here answers 404 but goes on all the same:
+    // the swarm as a whole decides.
+    let delete_required = method.as_deref() == Some("delete") && reply.status == 404;
+    if recursive && (reply.status == 200 || delete_required) {
+        if let Ok(swarm) = serving(&node) {
+            for (pk, entry) in crate::storage_sync::forward(&node, swarm, &body).await {
+                if let Some(Value::Object(m)) = reply.body.get_mut("swarm") {
+                    m.insert(pk, entry);
+                }
+            }
+        }
+        if delete_required {
+            let any = reply.body["swarm"].as_object().is_some_and(|m| {
+                m.values()
+                    .any(|e| e["deleted"].as_array().is_some_and(|d| !d.is_empty()))
+            });
+            if any {
+                reply.status = 200;
+            }
+        }
+    }
     Ok(respond(reply.status, &reply.body))
 }
 

@@ -90,7 +90,7 @@ fn pubkey(p: &Map<String, Value>) -> R<UserPubkey> {
     let v = match (get(p, "pubkey"), get(p, "pubKey")) {
         (Some(v), None) | (None, Some(v)) => v,
         (Some(_), Some(_)) => return Err(Reply::bad("only one of pubkey and pubKey is allowed")),
-        (None, None) => return Err(Reply::bad("required field 'pubkey' missing")),
+        (None, None) => return Err(Reply::bad("Required field 'pubkey' missing")),
     };
     let s = v
         .as_str()
@@ -115,7 +115,7 @@ fn uint(p: &Map<String, Value>, key: &str) -> R<Option<u64>> {
 }
 
 fn required(p: &Map<String, Value>, key: &str) -> R<u64> {
-    uint(p, key)?.ok_or_else(|| Reply::bad(format!("required field '{key}' missing")))
+    uint(p, key)?.ok_or_else(|| Reply::bad(format!("Required field '{key}' missing")))
 }
 
 fn namespace(p: &Map<String, Value>) -> R<Namespace> {
@@ -198,22 +198,29 @@ fn never(_: &[u8; TOKEN_LEN]) -> bool {
 }
 
 /// Requires and verifies a signature over `msg`.
-fn authorise(acct: &UserPubkey, p: &Map<String, Value>, msg: &[u8], need: u8) -> R<()> {
-    let s = signed(p)?.ok_or_else(|| Reply::err(401, "signature required"))?;
-    auth::verify(acct, &s, msg, need, &never).map_err(|e| Reply::err(e.status(), e.to_string()))
+/// Requires and verifies a signature over `msg`; `what` names the method in error texts, as
+/// upstream's do.
+fn authorise(what: &str, acct: &UserPubkey, p: &Map<String, Value>, msg: &[u8], need: u8) -> R<()> {
+    let s = signed(p)?.ok_or_else(|| Reply::bad("Required field 'signature' missing"))?;
+    auth::verify(acct, &s, msg, need, &never).map_err(|e| match e {
+        auth::AuthError::BadSignature => {
+            Reply::err(401, format!("{what} signature verification failed"))
+        }
+        other => Reply::err(other.status(), format!("{what}: {other}")),
+    })
 }
 
 fn in_window(ts: u64, now: u64, tolerance: u64) -> bool {
     ts.abs_diff(now) <= tolerance
 }
 
-fn check_time(ts: u64, ctx: &Context<'_>) -> R<()> {
+fn check_time(what: &str, ts: u64, ctx: &Context<'_>) -> R<()> {
     if in_window(ts, ctx.now_ms, SIGNATURE_TOLERANCE) {
         Ok(())
     } else {
         Err(Reply::err(
             406,
-            "signature timestamp too far from current time",
+            format!("{what} timestamp too far from current time"),
         ))
     }
 }
@@ -226,7 +233,7 @@ fn hashes(p: &Map<String, Value>) -> R<Vec<String>> {
             .map(|v| v.as_str().map(str::to_owned))
             .collect::<Option<_>>()
             .ok_or_else(|| Reply::bad("messages must be strings"))?,
-        _ => return Err(Reply::bad("required field 'messages' missing")),
+        _ => return Err(Reply::bad("Required field 'messages' missing")),
     };
     if list.is_empty() {
         return Err(Reply::bad("messages must not be empty"));
@@ -265,10 +272,10 @@ pub fn request_pubkey(params: &Value) -> Option<UserPubkey> {
 /// Handles a request body.
 pub fn handle(store: &MessageStore, ctx: &Context<'_>, body: &[u8]) -> Reply {
     let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {
-        return Reply::bad("invalid json");
+        return Reply::err(400, "invalid json");
     };
     let (Some(Value::String(method)), Some(params)) = (req.get("method"), req.get("params")) else {
-        return Reply::bad("missing 'method' or 'params'");
+        return Reply::err(400, "invalid json: no `method` field");
     };
     handle_method(store, ctx, method, params, true)
 }
@@ -298,7 +305,7 @@ pub fn handle_method(
         )),
         "batch" | "sequence" if top => return batch(store, ctx, p, method == "sequence"),
         "batch" | "sequence" => Err(Reply::bad("batch and sequence cannot be nested")),
-        other => Err(Reply::bad(format!("no method {other}"))),
+        other => Err(Reply::err(400, format!("no method {other}"))),
     };
     match r {
         Ok(mut reply) => {
@@ -322,9 +329,11 @@ fn store_msg(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) ->
     };
     let data_b64 = get(p, "data")
         .and_then(Value::as_str)
-        .ok_or_else(|| Reply::bad("required field 'data' missing"))?;
+        .ok_or_else(|| Reply::bad("Required field 'data' missing"))?;
     if data_b64.len() > MAX_MESSAGE_BODY_B64 {
-        return Err(Reply::bad("message body is too large"));
+        return Err(Reply::bad(
+            "Message body exceeds maximum allowed length of 76800 bytes",
+        ));
     }
     let data = b64(data_b64).ok_or_else(|| Reply::bad("data is not valid base64"))?;
     let ttl = expiry.saturating_sub(timestamp);
@@ -349,14 +358,14 @@ fn store_msg(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) ->
             ));
         }
         let sig_ts = uint(p, "sig_timestamp")?.unwrap_or(timestamp);
-        check_time(sig_ts, ctx)?;
+        check_time("store signature", sig_ts, ctx)?;
         let need = if is_public_outbox(ns) {
             flags::WRITE | flags::DELETE
         } else {
             flags::WRITE
         };
         let msg = format!("store{}{sig_ts}", ns_string(NsFilter::One(ns)));
-        authorise(&acct, p, msg.as_bytes(), need)?;
+        authorise("store", &acct, p, msg.as_bytes(), need)?;
     }
     let m = Message {
         pubkey: acct,
@@ -371,6 +380,7 @@ fn store_msg(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) ->
         "hash": m.hash,
         "signature": sign(ctx, &[m.hash.as_bytes()]),
         "expiry": expiry,
+        "t": ctx.now_ms,
     });
     if outcome != crate::store::StoreOutcome::New {
         entry["already"] = json!(true);
@@ -397,10 +407,12 @@ fn retrieve(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> 
             .iter()
             .any(|k| p.contains_key(*k));
     if needs_sig {
-        let ts = required(p, "timestamp")?;
-        check_time(ts, ctx)?;
+        let Some(ts) = uint(p, "timestamp")? else {
+            return Err(Reply::err(401, "retrieve: request signature required"));
+        };
+        check_time("retrieve signature", ts, ctx)?;
         let msg = format!("retrieve{}{ts}", ns_string(NsFilter::One(ns)));
-        authorise(&acct, p, msg.as_bytes(), flags::READ)?;
+        authorise("retrieve", &acct, p, msg.as_bytes(), flags::READ)?;
     }
     let last = match get(p, "last_hash").or_else(|| get(p, "lastHash")) {
         Some(Value::String(s)) if s.is_empty() => None,
@@ -457,7 +469,7 @@ fn delete(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<
         .into_iter()
         .chain(hs.iter().cloned())
         .collect::<String>();
-    authorise(&acct, p, msg.as_bytes(), flags::DELETE)?;
+    authorise("delete_msgs", &acct, p, msg.as_bytes(), flags::DELETE)?;
     let deleted = store.delete(&acct, &hs).map_err(store_error)?;
     let sig = sign(
         ctx,
@@ -499,9 +511,9 @@ fn delete_all(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -
     let acct = pubkey(p)?;
     let ns = ns_filter(p)?;
     let ts = required(p, "timestamp")?;
-    check_time(ts, ctx)?;
+    check_time("delete_all", ts, ctx)?;
     let msg = format!("delete_all{}{ts}", ns_string(ns));
-    authorise(&acct, p, msg.as_bytes(), flags::DELETE)?;
+    authorise("delete_all", &acct, p, msg.as_bytes(), flags::DELETE)?;
     let deleted = store.delete_all(&acct, ns).map_err(store_error)?;
     let sig = sign(
         ctx,
@@ -528,7 +540,7 @@ fn delete_before(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>
         ));
     }
     let msg = format!("delete_before{}{before}", ns_string(ns));
-    authorise(&acct, p, msg.as_bytes(), flags::DELETE)?;
+    authorise("delete_before", &acct, p, msg.as_bytes(), flags::DELETE)?;
     let deleted = store
         .delete_before(&acct, ns, before)
         .map_err(store_error)?;
@@ -551,10 +563,13 @@ fn expire_all(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -
     let ns = ns_filter(p)?;
     let expiry = required(p, "expiry")?;
     if expiry < ctx.now_ms.saturating_sub(SIGNATURE_TOLERANCE) {
-        return Err(Reply::err(406, "expire_all: the new expiry is in the past"));
+        return Err(Reply::err(
+            406,
+            "expire_all timestamp should be >= current time",
+        ));
     }
     let msg = format!("expire_all{}{expiry}", ns_string(ns));
-    authorise(&acct, p, msg.as_bytes(), flags::DELETE)?;
+    authorise("expire_all", &acct, p, msg.as_bytes(), flags::DELETE)?;
     let updated = store.expire_all(&acct, ns, expiry).map_err(store_error)?;
     let sig = sign(
         ctx,
@@ -574,6 +589,10 @@ fn expire(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<
     let acct = pubkey(p)?;
     let hs = hashes(p)?;
     let expiry = match get(p, "expiry") {
+        // One value in a list is the single-expiry form.
+        Some(Value::Array(a)) if a.len() == 1 => a[0]
+            .as_u64()
+            .ok_or_else(|| Reply::bad("expiry must be an integer"))?,
         Some(Value::Array(_)) => {
             return Err(Reply::err(403, "multiple expiries are not supported"));
         }
@@ -581,17 +600,36 @@ fn expire(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<
     };
     let shorten = get(p, "shorten").and_then(Value::as_bool).unwrap_or(false);
     let extend = get(p, "extend").and_then(Value::as_bool).unwrap_or(false);
-    let (mode, word, need) = match (shorten, extend) {
+    let word = match (shorten, extend) {
         (true, true) => return Err(Reply::bad("shorten and extend are mutually exclusive")),
-        (true, false) => (ExpireMode::Shorten, "shorten", flags::DELETE),
-        (false, true) => (ExpireMode::Extend, "extend", flags::WRITE),
-        (false, false) => (ExpireMode::Set, "", flags::WRITE),
+        (true, false) => "shorten",
+        (false, true) => "extend",
+        (false, false) => "",
+    };
+    // As upstream: Write is always needed; a subaccount without Delete may only extend.
+    let can_delete = signed(p)?
+        .and_then(|s| s.subaccount)
+        .is_none_or(|sub| sub.token[1] & flags::DELETE != 0);
+    if shorten && !can_delete {
+        return Err(Reply::bad(
+            "expire: shorten parameter cannot be used with this subaccount token (missing delete access)",
+        ));
+    }
+    let mode = if shorten {
+        ExpireMode::Shorten
+    } else if extend || !can_delete {
+        ExpireMode::Extend
+    } else {
+        ExpireMode::Set
     };
     if expiry < ctx.now_ms.saturating_sub(SIGNATURE_TOLERANCE) {
-        return Err(Reply::err(401, "expire: the new expiry is in the past"));
+        return Err(Reply::err(
+            401,
+            "expire: timestamp should be >= current time",
+        ));
     }
     let msg = format!("expire{word}{expiry}{}", hs.concat());
-    authorise(&acct, p, msg.as_bytes(), need)?;
+    authorise("expire", &acct, p, msg.as_bytes(), flags::WRITE)?;
     let applied = expiry.min(ctx.now_ms.saturating_add(TTL_MAXIMUM_PRIVATE));
     let changes: Vec<(String, u64)> = hs.iter().map(|h| (h.clone(), applied)).collect();
     let (updated, unchanged) = store.expire(&acct, &changes, mode).map_err(store_error)?;
@@ -608,7 +646,7 @@ fn expire(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<
         ],
     );
     let mut entry = json!({"updated": updated_hashes, "expiry": applied, "signature": sig});
-    if mode != ExpireMode::Set {
+    if shorten || extend {
         entry["unchanged"] = json!(unchanged
             .iter()
             .map(|(h, e)| (h.clone(), *e))
@@ -621,16 +659,16 @@ fn get_expiries(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>)
     let acct = pubkey(p)?;
     let hs = hashes(p)?;
     let ts = required(p, "timestamp")?;
-    check_time(ts, ctx)?;
+    check_time("get_expiries", ts, ctx)?;
     let msg = format!("get_expiries{ts}{}", hs.concat());
-    authorise(&acct, p, msg.as_bytes(), flags::READ)?;
+    authorise("get_expiries", &acct, p, msg.as_bytes(), flags::READ)?;
     let e = store.get_expiries(&acct, &hs).map_err(store_error)?;
     Ok(json!({"expiries": e}))
 }
 
 fn batch(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>, sequence: bool) -> Reply {
     let Some(Value::Array(reqs)) = get(p, "requests") else {
-        return Reply::bad("required field 'requests' missing");
+        return Reply::bad("Required field 'requests' missing");
     };
     if reqs.is_empty() || reqs.len() > BATCH_REQUEST_MAX {
         return Reply::bad(format!(

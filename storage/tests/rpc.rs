@@ -105,8 +105,11 @@ fn store_retrieve_and_node_signatures() {
     assert_eq!(code, 401, "signed for another namespace");
 
     // Retrieve namespace 0: signed.
-    let (code, _) = t.call("retrieve", json!({"pubkey": pk}));
-    assert_eq!(code, 400, "no timestamp to check the signature against");
+    let (code, body) = t.call("retrieve", json!({"pubkey": pk}));
+    assert_eq!(
+        (code, body),
+        (401, json!("retrieve: request signature required"))
+    );
     let (code, body) = t.call(
         "retrieve",
         t.signed(&format!("retrieve{NOW}"), json!({"timestamp": NOW})),
@@ -189,10 +192,7 @@ fn bad_stores_get_upstream_codes() {
         assert_eq!(handle(&t.store, &ctx, garbage).status, 400);
     }
     let (code, body) = t.call("frobnicate", json!({}));
-    assert_eq!(
-        (code, body),
-        (400, json!("invalid request: no method frobnicate"))
-    );
+    assert_eq!((code, body), (400, json!("no method frobnicate")));
     let (code, body) = t.call("info", json!({}));
     assert_eq!(code, 200);
     assert_eq!(body["timestamp"], NOW);
@@ -238,6 +238,15 @@ fn deletes_and_expiries_are_signed_by_owner_and_node() {
     let entry = &body["swarm"][t.node_hex()];
     assert_eq!(entry["updated"], json!([hs[0]]));
     assert!(t.node_signed(entry, format!("{pk}{e}{}{}", hs[0], hs[0]).as_bytes()));
+    // A missing signature is a parse error, a wrong one names the method.
+    let (code, body) = t.call("delete", json!({"pubkey": pk, "messages": [hs[1]]}));
+    assert_eq!(
+        (code, body),
+        (
+            400,
+            json!("invalid request: Required field 'signature' missing")
+        )
+    );
     // delete one by hash: owner-signed, node-signed.
     let (code, body) = t.call(
         "delete",
@@ -257,11 +266,14 @@ fn deletes_and_expiries_are_signed_by_owner_and_node() {
     );
     assert_eq!(code, 404);
     // A forged delete changes nothing.
-    let (code, _) = t.call(
+    let (code, body) = t.call(
         "delete",
         t.signed("delete-something-else", json!({"messages": [hs[0]]})),
     );
-    assert_eq!(code, 401);
+    assert_eq!(
+        (code, body),
+        (401, json!("delete_msgs signature verification failed"))
+    );
     // expire_all then delete_all across namespaces.
     let e = NOW + 30_000;
     let (code, body) = t.call(

@@ -382,3 +382,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn peer_messages_round_trip_and_forged_hashes_are_refused() {
+    use sispop_storage::store::{message_from_json, message_to_json};
+    let m = msg(1, -10, "replicated", 5, 9000);
+    let v = message_to_json(&m);
+    assert_eq!(message_from_json(&v), Ok(m.clone()));
+    let mut forged = v.clone();
+    forged["d"] = serde_json::json!(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        b"something else"
+    ));
+    assert!(message_from_json(&forged).is_err());
+    let mut bad = v;
+    bad["n"] = serde_json::json!(40_000);
+    assert!(message_from_json(&bad).is_err());
+}

@@ -1,0 +1,85 @@
+//! The network side of `/sispop/storage/1`: requests out to service nodes, and requests in,
+//! answered by [`crate::storage_sync::on_request`] on a blocking thread (the event loop only
+//! moves bytes).
+
+use std::collections::HashMap;
+
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use super::{Loop, NetCommand, OVERSIZED_REQUEST};
+
+/// Where the answers to our storage requests go.
+pub type StorageWaiters = HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>>;
+
+impl Loop {
+    pub(super) fn storage_request(
+        &mut self,
+        peer: PeerId,
+        addr: Option<Multiaddr>,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, String>>,
+    ) {
+        if let Some(a) = addr {
+            self.swarm.add_peer_address(peer, a);
+        }
+        let id = self.swarm.behaviour_mut().storage.send_request(&peer, data);
+        self.storage_waiters.insert(id, reply);
+    }
+
+    pub(super) fn storage_event(&mut self, e: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match e {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                if request == OVERSIZED_REQUEST {
+                    self.ban(peer, "oversized storage request");
+                    return;
+                }
+                let node = self.node.clone();
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let data = match node.storage.get() {
+                        Some(storage) => {
+                            crate::storage_sync::on_request(&node, storage, &peer, &request)
+                        }
+                        None => {
+                            let mut v = 503u16.to_be_bytes().to_vec();
+                            v.extend_from_slice(b"no storage service on this node");
+                            v
+                        }
+                    };
+                    let _ = tx.send(NetCommand::StorageRespond { channel, data });
+                });
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.storage_waiters.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                debug!(error = %error, "storage request failed");
+                if let Some(reply) = self.storage_waiters.remove(&request_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+}

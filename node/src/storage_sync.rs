@@ -1,0 +1,377 @@
+//! Replication between the members of a swarm, over the SN-only libp2p protocol
+//! `/sispop/storage/1` (reference `storage-and-onion.md` §3.4–§3.5):
+//!
+//! - **Forward**: a write a client sent to one member (store, delete, expiry changes) is sent
+//!   on, as the client signed it, to every other member of the swarm, which checks and applies
+//!   it as if the client had sent it there; their signed results join the `"swarm"` dict of the
+//!   answer, as upstream's recursive requests do.
+//! - **Pull**: when a node becomes an active member of a swarm (at start, after a restart, or
+//!   when the swarm's membership changes) it pages through each other member's messages and
+//!   keeps those of accounts its swarm owns, so a node that joins a swarm receives its data and
+//!   a node that was down catches up.
+//! - **Push**: when the swarms change, every message held for an account another swarm now owns
+//!   is sent to that swarm's members and, once one of them took it, dropped here.
+//!
+//! Requests are accepted only from active service nodes; forward and pull only from members
+//! of our own swarm, and pushed messages only for accounts our swarm owns. Every message from a
+//! peer is checked: its hash must be the hash of its content.
+//!
+//! Messages: a tag byte, then: 1 forward: the client's JSON body (answer: status u16 BE ‖
+//! body); 2 pull: JSON `{"after": hex|null, "max": n}` (answer: JSON `{"messages": [...],
+//! "next": hex|null}`); 3 push: JSON `{"messages": [...]}` (answer: JSON `{"stored": n}`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use serde_json::{json, Value};
+use sispop_chain::PublicKey;
+use sispop_storage::store::{message_from_json, message_to_json, Message};
+use tracing::{debug, info, warn};
+
+use crate::node::Node;
+use crate::p2p::{peer_id_of, NetCommand};
+use crate::storage_server::{owner_swarm, serving, storage_rpc, Storage};
+
+/// How long a member may take to answer.
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages per pull page or push.
+const PAGE: usize = 500;
+/// How often the swarm is checked for changes.
+const CHECK_EVERY: Duration = Duration::from_secs(3);
+
+const FORWARD: u8 = 1;
+const PULL: u8 = 2;
+const PUSH: u8 = 3;
+
+/// The other active members of our swarm, with an address from their last proof.
+fn peers(node: &Node, swarm: u64) -> Vec<(PublicKey, Option<Multiaddr>)> {
+    let st = node.lock();
+    let Some(me) = st.sn_keys.as_ref().map(|k| k.primary) else {
+        return Vec::new();
+    };
+    let members: Vec<PublicKey> = st
+        .chain
+        .ext()
+        .state()
+        .active()
+        .filter(|(pk, n)| n.swarm_id == swarm && **pk != me)
+        .map(|(pk, _)| *pk)
+        .collect();
+    drop(st);
+    members_with_addr(node, members)
+}
+
+fn members_with_addr(node: &Node, members: Vec<PublicKey>) -> Vec<(PublicKey, Option<Multiaddr>)> {
+    let acct = node.acct();
+    members
+        .into_iter()
+        .map(|pk| {
+            let addr = acct
+                .book
+                .get(&pk)
+                .and_then(|r| r.proof.as_ref())
+                .and_then(|p| {
+                    format!("/ip4/{}/tcp/{}", p.public_ip, p.quorumnet_port)
+                        .parse()
+                        .ok()
+                });
+            (pk, addr)
+        })
+        .collect()
+}
+
+/// Sends `data` to a service node on the storage protocol and waits for the answer.
+async fn ask(
+    node: &Node,
+    pk: &PublicKey,
+    addr: Option<Multiaddr>,
+    data: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let peer = peer_id_of(pk).ok_or("not a valid node key")?;
+    let net = node.net.get().ok_or("network not started")?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    net.tx
+        .send(NetCommand::StorageRequest {
+            peer,
+            addr,
+            data,
+            reply: tx,
+        })
+        .map_err(|_| "network stopped")?;
+    match tokio::time::timeout(PEER_TIMEOUT, rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err("network stopped".into()),
+        Err(_) => Err("timeout".into()),
+    }
+}
+
+/// Sends a client's write on to the other members of our swarm and returns their `"swarm"`
+/// entries (their own, or a failure entry as upstream writes them).
+pub async fn forward(node: &Node, swarm: u64, body: &[u8]) -> Vec<(String, Value)> {
+    let mut data = vec![FORWARD];
+    data.extend_from_slice(body);
+    let asks = peers(node, swarm).into_iter().map(|(pk, addr)| {
+        let data = data.clone();
+        async move {
+            let entry = match ask(node, &pk, addr, data).await {
+                Err(e) if e == "timeout" => json!({"failed": true, "timeout": true}),
+                Err(_) => json!({"failed": true, "query_failure": true}),
+                Ok(r) if r.len() >= 2 => {
+                    let status = u16::from_be_bytes([r[0], r[1]]);
+                    let body: Value = serde_json::from_slice(&r[2..]).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&r[2..]).into_owned())
+                    });
+                    match body["swarm"][pk.to_hex()].clone() {
+                        // 404: a `delete` with `required` that found nothing there.
+                        entry @ Value::Object(_) if status == 200 || status == 404 => entry,
+                        _ => json!({"failed": true, "code": status.to_string(),
+                                    "reason": body.as_str().unwrap_or_default()}),
+                    }
+                }
+                Ok(_) => json!({"failed": true, "bad_peer_response": true}),
+            };
+            (pk.to_hex(), entry)
+        }
+    });
+    futures::future::join_all(asks).await
+}
+
+/// Answers a storage request from a peer (runs on a blocking thread).
+pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) -> Vec<u8> {
+    let answer = |status: u16, body: Vec<u8>| {
+        let mut v = status.to_be_bytes().to_vec();
+        v.extend_from_slice(&body);
+        v
+    };
+    let Some(from) = node.service_node_for_peer(peer) else {
+        return answer(403, b"not an active service node".to_vec());
+    };
+    let Ok(our_swarm) = serving(node) else {
+        return answer(503, b"not serving".to_vec());
+    };
+    let same_swarm = node
+        .lock()
+        .chain
+        .ext()
+        .state()
+        .nodes
+        .get(&from)
+        .is_some_and(|n| n.swarm_id == our_swarm);
+    let (tag, rest) = match data.split_first() {
+        Some((t, r)) => (*t, r),
+        None => return answer(400, b"empty request".to_vec()),
+    };
+    match tag {
+        FORWARD if same_swarm => {
+            let r = storage_rpc(node, storage, rest);
+            let body = match r.body {
+                Value::String(s) => s.into_bytes(),
+                v => v.to_string().into_bytes(),
+            };
+            answer(r.status, body)
+        }
+        PULL if same_swarm => {
+            let req: Value = serde_json::from_slice(rest).unwrap_or(Value::Null);
+            let after = req["after"].as_str().and_then(|h| hex::decode(h).ok());
+            let max = req["max"]
+                .as_u64()
+                .and_then(|m| usize::try_from(m).ok())
+                .unwrap_or(PAGE)
+                .min(PAGE);
+            match storage.store.scan(after.as_deref(), max) {
+                Ok((msgs, next)) => {
+                    let v = json!({
+                        "messages": msgs.iter().map(message_to_json).collect::<Vec<_>>(),
+                        "next": next.map(hex::encode),
+                    });
+                    answer(200, v.to_string().into_bytes())
+                }
+                Err(e) => answer(500, e.to_string().into_bytes()),
+            }
+        }
+        PUSH => {
+            let req: Value = serde_json::from_slice(rest).unwrap_or(Value::Null);
+            let msgs = owned_messages(node, our_swarm, &req["messages"]);
+            match storage.store.bulk_store(&msgs) {
+                Ok(n) => answer(200, json!({"stored": n}).to_string().into_bytes()),
+                Err(e) => answer(500, e.to_string().into_bytes()),
+            }
+        }
+        FORWARD | PULL => answer(421, b"not a member of this swarm".to_vec()),
+        _ => answer(400, b"unknown storage request".to_vec()),
+    }
+}
+
+/// The valid, unexpired messages in `list` whose accounts `swarm` owns.
+fn owned_messages(node: &Node, swarm: u64, list: &Value) -> Vec<Message> {
+    let now = crate::storage_server::now_ms();
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .take(PAGE)
+        .filter_map(|v| match message_from_json(v) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                debug!(error = %e, "peer message refused");
+                None
+            }
+        })
+        .filter(|m| m.expiry > now && owner_swarm(node, &m.pubkey) == Some(swarm))
+        .collect()
+}
+
+/// Pages through one member's messages and keeps ours. Returns how many were new here.
+async fn pull_from(
+    node: &Node,
+    storage: &Arc<Storage>,
+    swarm: u64,
+    pk: &PublicKey,
+    addr: Option<Multiaddr>,
+) -> Result<usize, String> {
+    let mut after: Option<String> = None;
+    let mut new = 0;
+    loop {
+        let mut data = vec![PULL];
+        data.extend_from_slice(json!({"after": after, "max": PAGE}).to_string().as_bytes());
+        let r = ask(node, pk, addr.clone(), data).await?;
+        if r.len() < 2 || r[..2] != 200u16.to_be_bytes() {
+            return Err(format!(
+                "refused: {}",
+                String::from_utf8_lossy(r.get(2..).unwrap_or_default())
+            ));
+        }
+        let v: Value = serde_json::from_slice(&r[2..]).map_err(|e| e.to_string())?;
+        let msgs = owned_messages(node, swarm, &v["messages"]);
+        let s = storage.clone();
+        new += tokio::task::spawn_blocking(move || s.store.bulk_store(&msgs))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        match v["next"].as_str() {
+            Some(n) if Some(n) != after.as_deref() => after = Some(n.to_owned()),
+            _ => return Ok(new),
+        }
+    }
+}
+
+/// Sends every message held for an account another swarm owns to that swarm, and drops it
+/// here once a member took it. Returns how many moved.
+async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> usize {
+    let mut cursor: Option<Vec<u8>> = None;
+    let mut moved = 0;
+    loop {
+        let s = storage.clone();
+        let c = cursor.clone();
+        let Ok(Ok((page, next))) =
+            tokio::task::spawn_blocking(move || s.store.scan(c.as_deref(), PAGE)).await
+        else {
+            return moved;
+        };
+        let mut by_swarm: std::collections::BTreeMap<u64, Vec<Message>> = Default::default();
+        for m in page {
+            match owner_swarm(node, &m.pubkey) {
+                Some(s) if s != our_swarm => by_swarm.entry(s).or_default().push(m),
+                _ => {}
+            }
+        }
+        for (swarm, msgs) in by_swarm {
+            let members: Vec<PublicKey> = node
+                .lock()
+                .chain
+                .ext()
+                .state()
+                .active()
+                .filter(|(_, n)| n.swarm_id == swarm)
+                .map(|(pk, _)| *pk)
+                .collect();
+            let mut data = vec![PUSH];
+            data.extend_from_slice(
+                json!({"messages": msgs.iter().map(message_to_json).collect::<Vec<_>>()})
+                    .to_string()
+                    .as_bytes(),
+            );
+            let mut taken = false;
+            for (pk, addr) in members_with_addr(node, members) {
+                match ask(node, &pk, addr, data.clone()).await {
+                    Ok(r) if r.starts_with(&200u16.to_be_bytes()) => taken = true,
+                    Ok(_) | Err(_) => debug!(node = %pk, "hand-over refused or failed"),
+                }
+            }
+            if taken {
+                let s = storage.clone();
+                let n = msgs.len();
+                let _ = tokio::task::spawn_blocking(move || {
+                    for m in &msgs {
+                        let _ = s.store.delete(&m.pubkey, std::slice::from_ref(&m.hash));
+                    }
+                })
+                .await;
+                moved += n;
+            }
+        }
+        match next {
+            Some(n) => cursor = Some(n),
+            None => return moved,
+        }
+    }
+}
+
+/// What the swarms look like: our swarm, its members, and every swarm id.
+fn epoch(node: &Node) -> Option<(u64, BTreeSet<PublicKey>, BTreeSet<u64>)> {
+    let ours = serving(node).ok()?;
+    let st = node.lock();
+    let state = st.chain.ext().state();
+    let members = state
+        .active()
+        .filter(|(_, n)| n.swarm_id == ours)
+        .map(|(pk, _)| *pk)
+        .collect();
+    let ids = state.active().map(|(_, n)| n.swarm_id).collect();
+    Some((ours, members, ids))
+}
+
+/// Keeps this node's data in step with its swarm until the daemon stops.
+pub async fn run(node: Node, storage: Arc<Storage>) {
+    let mut stop = node.shutdown.subscribe();
+    let mut done: Option<(u64, BTreeSet<PublicKey>, BTreeSet<u64>)> = None;
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {}
+        }
+        let Some(now) = epoch(&node) else {
+            done = None;
+            continue;
+        };
+        if done.as_ref() == Some(&now) {
+            continue;
+        }
+        let swarm = now.0;
+        let mut complete = true;
+        for (pk, addr) in peers(&node, swarm) {
+            match pull_from(&node, &storage, swarm, &pk, addr).await {
+                Ok(n) if n > 0 => info!(from = %pk, messages = n, "caught up from a swarm member"),
+                Ok(_) => {}
+                Err(e) => {
+                    debug!(from = %pk, error = %e, "pull from a swarm member failed");
+                    complete = false;
+                }
+            }
+        }
+        let moved = hand_over(&node, &storage, swarm).await;
+        if moved > 0 {
+            info!(
+                messages = moved,
+                "handed messages over to the swarms that now own them"
+            );
+        }
+        if complete {
+            done = Some(now);
+        } else {
+            warn!("swarm sync incomplete; retrying");
+        }
+    }
+}
