@@ -97,8 +97,9 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         .count();
     assert!(pooled >= 5, "some nodes are pooled with three contributors");
 
-    // Storage over HTTPS (issue 9, first part): an account's message stored on a member of
-    // its swarm, found through the plain node's RPC, comes back on retrieve.
+    // Storage over HTTPS (issue 9): an account's message stored on a member of its swarm,
+    // found through the plain node's RPC, is signed for by every member and comes back from
+    // another member.
     let client = std::path::Path::new(DEVNET).with_file_name("sispop-storage");
     let run = |args: &[&str]| {
         let out = Command::new(&client)
@@ -121,21 +122,14 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         .to_owned();
     let daemon = url(20);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let member = loop {
+    let stored = loop {
         // Members' addresses come from their uptime proofs; wait until they are known.
         let out = Command::new(&client)
             .args(["--daemon", &daemon, "--seed", &seed, "store", "hello swarm"])
             .output()
             .expect("run sispop-storage");
         if out.status.success() {
-            // "node <16 hex> (addr) answered:"; replication is still to come, so the
-            // message is read back from the member that took it.
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            break text
-                .split_whitespace()
-                .nth(1)
-                .expect("the member that answered")
-                .to_owned();
+            break String::from_utf8_lossy(&out.stdout).into_owned();
         }
         assert!(
             Instant::now() < deadline,
@@ -144,8 +138,36 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         );
         std::thread::sleep(Duration::from_secs(2));
     };
+    // "node <16 hex> (addr) answered:", then the JSON answer with every member's signed entry.
+    let entry_node = stored
+        .split_whitespace()
+        .nth(1)
+        .expect("the member that answered")
+        .to_owned();
+    let answer: Value =
+        serde_json::from_str(&stored[stored.find('{').expect("json")..]).expect("json");
+    let members: Vec<String> = answer["swarm"]
+        .as_object()
+        .expect("swarm")
+        .iter()
+        .filter(|(_, e)| e.get("failed").is_none() && e["signature"].is_string())
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(members.len() >= 5, "replicated to the swarm: {answer}");
+    // Read back from another member: the store reached it.
+    let other = members
+        .iter()
+        .find(|k| !k.starts_with(&entry_node))
+        .expect("another member")
+        .clone();
     let got = run(&[
-        "--daemon", &daemon, "--seed", &seed, "--node", &member, "retrieve",
+        "--daemon",
+        &daemon,
+        "--seed",
+        &seed,
+        "--node",
+        &other[..16],
+        "retrieve",
     ]);
     assert!(got.contains(": hello swarm"), "{got}");
 
