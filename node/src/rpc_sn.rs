@@ -244,17 +244,11 @@ fn registration_cmd(node: &Node, fee: u64, spots: Vec<(Address, u64)>) -> RpcRes
 
 fn swarm_of(node: &Node, pubkey: &str) -> RpcResult {
     let bytes = hex::decode(pubkey).map_err(|_| invalid("pubkey must be hex"))?;
+    // Checks the length: 33 bytes, or a bare 32-byte key.
+    swarm_for_pubkey(&[], &bytes).map_err(|e| invalid(e.to_string()))?;
     let st = node.lock();
     let state = st.chain.ext().state();
-    let mut ids: Vec<u64> = state
-        .active()
-        .map(|(_, n)| n.swarm_id)
-        .filter(|id| *id != UNASSIGNED_SWARM_ID)
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let swarm = swarm_for_pubkey(&ids, &bytes).map_err(|e| invalid(e.to_string()))?;
-    let Some(swarm) = swarm else {
+    let Some(swarm) = crate::storage_server::owner_of(state, &bytes) else {
         return Ok(json!({"snodes": [], "swarm": format!("{:x}", UNASSIGNED_SWARM_ID)}));
     };
     let snodes: Vec<Value> = state

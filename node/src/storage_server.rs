@@ -100,7 +100,8 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn owner_in(state: &sispop_staking::State, pubkey: &UserPubkey) -> Option<u64> {
+/// The swarm that owns raw account bytes (prefix and key) in `state`.
+pub fn owner_of(state: &sispop_staking::State, raw: &[u8]) -> Option<u64> {
     let mut ids: Vec<u64> = state
         .active()
         .map(|(_, n)| n.swarm_id)
@@ -108,9 +109,13 @@ fn owner_in(state: &sispop_staking::State, pubkey: &UserPubkey) -> Option<u64> {
         .collect();
     ids.sort_unstable();
     ids.dedup();
+    swarm_for_pubkey(&ids, raw).ok().flatten()
+}
+
+fn owner_in(state: &sispop_staking::State, pubkey: &UserPubkey) -> Option<u64> {
     let mut raw = vec![pubkey.prefix];
     raw.extend_from_slice(&pubkey.key);
-    swarm_for_pubkey(&ids, &raw).ok().flatten()
+    owner_of(state, &raw)
 }
 
 /// The swarm that owns an account, if any.
