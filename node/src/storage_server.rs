@@ -6,8 +6,9 @@
 //! methods themselves are `sispop_storage::rpc`'s, run on a blocking thread. Expired messages
 //! are swept every 10 s.
 //!
+//! Each client IP may make 300 requests a second with bursts of 600 (429 beyond, as upstream).
 //! Writes are replicated to the rest of the swarm by [`crate::storage_sync`]. Not yet here
-//! (issue 9): storage tests and per-IP rate limits.
+//! (issue 9): storage tests.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use sispop_storage::ratelimit::RateLimiter;
 use sispop_storage::rpc::{self, Context, Reply};
 use sispop_storage::store::{Limits, MessageStore};
 use sispop_storage::UserPubkey;
@@ -47,6 +49,17 @@ pub struct Storage {
     /// The messages.
     pub store: MessageStore,
     signer: ed25519_dalek::SigningKey,
+    /// Per-client-IP request budget (upstream: 300/s, bursts of 600).
+    limiter: std::sync::Mutex<RateLimiter>,
+}
+
+impl Storage {
+    fn allow(&self, client: std::net::IpAddr) -> bool {
+        self.limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(client, now_ms().saturating_mul(1000))
+    }
 }
 
 /// Loads the TLS key and certificate from the data dir, making them on first start.
@@ -258,8 +271,12 @@ pub fn storage_rpc(node: &Node, storage: &Storage, body: &[u8]) -> Reply {
 async fn handle(
     node: Node,
     storage: Arc<Storage>,
+    client: std::net::IpAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if !storage.allow(client) {
+        return Ok(respond(429, &json!("Too Many Requests")));
+    }
     if req.uri().path() != "/storage_rpc/v1" {
         return Ok(respond(404, &json!("not found")));
     }
@@ -325,6 +342,7 @@ pub fn open(node: &Node, data_dir: &Path) -> anyhow::Result<(Arc<Storage>, TlsAc
         Arc::new(Storage {
             store,
             signer: ed25519_dalek::SigningKey::from_bytes(&seed),
+            limiter: std::sync::Mutex::new(RateLimiter::new()),
         }),
         acceptor,
     ))
@@ -351,6 +369,10 @@ pub async fn serve(
             _ = sweep.tick() => {
                 let s = storage.clone();
                 let _ = tokio::task::spawn_blocking(move || {
+                    s.limiter
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .purge(now_ms().saturating_mul(1000));
                     match s.store.sweep(now_ms(), 10_000) {
                         Ok(0) => {}
                         Ok(n) => debug!(messages = n, "expired messages swept"),
@@ -384,7 +406,8 @@ pub async fn serve(
                 }
                 Err(_) => return,
             };
-            let svc = service_fn(move |req| handle(node.clone(), storage.clone(), req));
+            let client = peer.ip();
+            let svc = service_fn(move |req| handle(node.clone(), storage.clone(), client, req));
             let conn = http1::Builder::new()
                 .header_read_timeout(HANDSHAKE_TIMEOUT)
                 .timer(hyper_util::rt::TokioTimer::new())

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+pub mod ratelimit;
 pub mod rpc;
 pub mod store;
 
