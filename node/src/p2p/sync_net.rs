@@ -1,0 +1,133 @@
+//! The sync protocol `/sispop/sync/1`: serving our blocks and tip to peers, and judging the
+//! batches peers serve us.
+
+use super::*;
+
+impl Loop {
+    pub(super) fn serve_sync(
+        &mut self,
+        peer: PeerId,
+        request: &[u8],
+        channel: ResponseChannel<Vec<u8>>,
+    ) {
+        if request == OVERSIZED_REQUEST {
+            self.ban(peer, "oversized sync request");
+            return;
+        }
+        let resp = match Request::decode(request) {
+            Err(e) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, Response::Refused(e.to_string()).to_bytes());
+                self.ban(peer, "malformed sync request");
+                return;
+            }
+            Ok(Request::Tip) => {
+                let st = self.node.lock();
+                let (h, hash) = st.chain.tip();
+                Response::Tip {
+                    height: h.0,
+                    hash: hash.0,
+                    cumulative_difficulty: st.chain.tip_meta().cumulative_difficulty,
+                }
+            }
+            Ok(Request::Blocks { from, count }) => {
+                let st = self.node.lock();
+                let mut blocks = Vec::new();
+                let mut bytes = 0usize;
+                for h in from..from.saturating_add(u64::from(count.min(MAX_BLOCKS_PER_RESPONSE))) {
+                    let Ok(Some((_, _, blob))) = st.chain.block_at(Height(h)) else {
+                        break;
+                    };
+                    let Ok(block) = sispop_chain::Block::from_bytes(&blob) else {
+                        break;
+                    };
+                    let txs: Vec<Vec<u8>> = block
+                        .tx_hashes
+                        .iter()
+                        .filter_map(|t| st.chain.store().tx(t).ok().flatten().map(|x| x.2))
+                        .collect();
+                    bytes += blob.len() + txs.iter().map(Vec::len).sum::<usize>();
+                    blocks.push(WireBlock { blob, txs });
+                    if bytes > (MAX_RESPONSE_BYTES as usize) / 2 {
+                        break;
+                    }
+                }
+                Response::Blocks(blocks)
+            }
+            Ok(Request::SnPing { .. }) => Response::Refused("SN pings go over /sispop/sn/1".into()),
+        };
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, resp.to_bytes());
+    }
+
+    pub(super) fn sync_response(
+        &mut self,
+        peer: PeerId,
+        request_id: OutboundRequestId,
+        data: &[u8],
+    ) {
+        match Response::decode(data) {
+            Err(e) => self.ban(peer, &format!("malformed sync response: {e}")),
+            Ok(Response::Tip {
+                height,
+                cumulative_difficulty,
+                ..
+            }) => {
+                self.tips.insert(peer, (height, cumulative_difficulty));
+                let best = self.tips.values().map(|t| t.0).max().unwrap_or(0);
+                self.stats().best_peer_height = best;
+            }
+            Ok(Response::Blocks(blocks)) => {
+                if !self
+                    .in_flight
+                    .is_some_and(|(p, id, _)| p == peer && id == request_id)
+                {
+                    return;
+                }
+                let node = self.node.clone();
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut progressed = 0;
+                    let mut unknown_parent = false;
+                    let mut ban = None;
+                    for (i, b) in blocks.iter().enumerate() {
+                        match node.submit_block(&b.blob, &b.txs, false) {
+                            Ok(AddOutcome::Changed { .. }) | Ok(AddOutcome::SideChain) => {
+                                progressed += 1
+                            }
+                            Ok(AddOutcome::AlreadyKnown) => {}
+                            Err(BlockError::UnknownParent(_)) if i == 0 => {
+                                unknown_parent = true;
+                                break;
+                            }
+                            Err(e) if e.is_peer_fault() => {
+                                ban = Some(format!("sent an invalid block during sync: {e}"));
+                                break;
+                            }
+                            Err(e) => {
+                                debug!(error = %e, "synced block not applied");
+                                break;
+                            }
+                        }
+                    }
+                    let served = blocks.len();
+                    let _ = tx.send(NetCommand::Synced {
+                        peer,
+                        progressed,
+                        served,
+                        unknown_parent,
+                        ban,
+                    });
+                });
+            }
+            Ok(Response::Refused(reason)) => debug!(%peer, reason, "sync request refused"),
+            Ok(Response::SnPong { .. }) => {}
+        }
+    }
+}
