@@ -148,3 +148,79 @@ pub async fn sync(dir: &Path, blocks: u64, sispopd: Option<PathBuf>) -> anyhow::
     );
     Ok(())
 }
+
+/// `devnet bench storage`: accounts owned by one service node's swarm, then
+/// `sispop-storage bench` against that node.
+pub async fn storage(
+    dir: &Path,
+    connections: usize,
+    stores: u64,
+    retrieves: u64,
+) -> anyhow::Result<()> {
+    let state = load(dir)?.context("no devnet; run `devnet up` first")?;
+    let target = state
+        .nodes
+        .iter()
+        .find(|n| n.service_node && !n.mining && n.storage_port != 0)
+        .context("no service node with a storage port in this devnet")?;
+    let d = Daemon::new(&target.rpc_url)?;
+    let me = d.call("get_service_keys", json!({})).await?["service_node_pubkey"]
+        .as_str()
+        .context("service node key")?
+        .to_owned();
+    let sns = d
+        .call("get_service_nodes", json!({"service_node_pubkeys": [me]}))
+        .await?;
+    let swarm = sns["service_node_states"][0]["swarm"]
+        .as_str()
+        .context("the target is not in a swarm (is it active?)")?
+        .to_owned();
+    // Accounts its swarm owns, with their seeds so retrieves can be signed.
+    let mut lines = Vec::new();
+    let mut tries = 0;
+    while lines.len() < 64 {
+        tries += 1;
+        if tries > 2000 {
+            bail!("could not find accounts owned by swarm {swarm}");
+        }
+        let seed: [u8; 32] = rand::random();
+        let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let id = format!(
+            "05{}",
+            hex::encode(sk.verifying_key().to_montgomery().to_bytes())
+        );
+        let owner = d.call("get_swarm", json!({"pubkey": id})).await?;
+        if owner["swarm"].as_str() == Some(swarm.as_str()) {
+            lines.push(format!("{id} {}", hex::encode(seed)));
+        }
+    }
+    let file = dir.join("bench-storage-accounts.txt");
+    std::fs::write(&file, lines.join("\n"))?;
+    let client = std::env::current_exe()?.with_file_name("sispop-storage");
+    println!(
+        "target {} (swarm {swarm}; every store is replicated to its members)",
+        target.name
+    );
+    let status = std::process::Command::new(&client)
+        .args([
+            "bench",
+            "--target",
+            &format!("https://127.0.0.1:{}", target.storage_port),
+            "--pubkeys",
+        ])
+        .arg(&file)
+        .args([
+            "--connections",
+            &connections.to_string(),
+            "--stores",
+            &stores.to_string(),
+            "--retrieves",
+            &retrieves.to_string(),
+        ])
+        .status()
+        .with_context(|| format!("running {}", client.display()))?;
+    if !status.success() {
+        bail!("sispop-storage bench failed");
+    }
+    Ok(())
+}

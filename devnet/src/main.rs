@@ -90,6 +90,19 @@ enum Bench {
         #[arg(long)]
         sispopd: Option<PathBuf>,
     },
+    /// Storage over HTTPS against one service node (its swarm replicates every store):
+    /// stores/s, retrieves/s, p50/p99, through `sispop-storage bench`.
+    Storage {
+        /// Keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Stores to send.
+        #[arg(long, default_value_t = 20_000)]
+        stores: u64,
+        /// Retrieves to send.
+        #[arg(long, default_value_t = 20_000)]
+        retrieves: u64,
+    },
     /// Propagation delay of new blocks to every node: p50 / p99.
     Gossip {
         /// Blocks to time.
@@ -799,6 +812,14 @@ fn main() -> ExitCode {
         Cmd::Bench {
             which: Bench::Gossip { blocks },
         } => rt.block_on(bench::gossip(&cli.dir, blocks)),
+        Cmd::Bench {
+            which:
+                Bench::Storage {
+                    connections,
+                    stores,
+                    retrieves,
+                },
+        } => rt.block_on(bench::storage(&cli.dir, connections, stores, retrieves)),
         Cmd::Scenario {
             which: Scenario::Outage(o),
         } => rt.block_on(scenario::outage(&cli.dir, o)),

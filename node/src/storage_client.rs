@@ -163,3 +163,185 @@ pub async fn swarm(daemon: &str, pubkey: &str) -> anyhow::Result<Vec<(String, So
     }
     Ok(out)
 }
+
+/// One account of a load run: its 66-hex id and, when known, the Ed25519 seed that signs its
+/// retrieves (a Session id's key).
+#[derive(Clone, Debug)]
+pub struct LoadAccount {
+    /// `05…` or another prefixed id.
+    pub pubkey: String,
+    /// The Ed25519 seed behind it.
+    pub seed: Option<[u8; 32]>,
+}
+
+/// Reads a `--pubkeys` file: one account a line, `<66 hex> [<64 hex seed>]`.
+pub fn read_accounts(text: &str) -> anyhow::Result<Vec<LoadAccount>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut w = line.split_whitespace();
+        let Some(pk) = w.next() else { continue };
+        if pk.len() != 66 || hex::decode(pk).is_err() {
+            bail!("line {}: {pk:?} is not a 66-hex account", i + 1);
+        }
+        let seed = match w.next() {
+            Some(s) => Some(
+                hex::decode(s)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .with_context(|| format!("line {}: the seed must be 64 hex", i + 1))?,
+            ),
+            None => None,
+        };
+        out.push(LoadAccount {
+            pubkey: pk.to_owned(),
+            seed,
+        });
+    }
+    if out.is_empty() {
+        bail!("no accounts");
+    }
+    Ok(out)
+}
+
+/// What a load run measured.
+#[derive(Clone, Debug, Default)]
+pub struct LoadResult {
+    /// Requests answered 200.
+    pub ok: u64,
+    /// Requests answered otherwise or failed.
+    pub failed: u64,
+    /// Wall time in seconds.
+    pub secs: f64,
+    /// Latencies of the answered requests, ms, sorted.
+    pub latencies: Vec<f64>,
+    /// A sample failure.
+    pub sample_error: Option<String>,
+}
+
+impl LoadResult {
+    /// The `p`-quantile latency (ms).
+    pub fn quantile(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies.len() - 1) as f64 * p).round() as usize;
+        self.latencies[i.min(self.latencies.len() - 1)]
+    }
+}
+
+async fn connect_from(
+    target: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let socket = match target {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("binding source address {ip}"))?;
+    }
+    let tcp = socket.connect(target).await?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config()?));
+    let tls = connector
+        .connect(ServerName::IpAddress(target.ip().into()), tcp)
+        .await?;
+    let (send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+    tokio::spawn(conn);
+    Ok(send)
+}
+
+/// Sends `total` requests made by `make(i)` to `target` over `connections` keep-alive
+/// connections, spread over `sources` loopback source addresses (127.0.1.0 on) when the target
+/// is on loopback, so a per-IP rate limit caps no figure.
+pub async fn load(
+    target: SocketAddr,
+    connections: usize,
+    sources: usize,
+    total: u64,
+    make: Arc<dyn Fn(u64) -> Value + Send + Sync>,
+) -> LoadResult {
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..connections.max(1))
+        .map(|c| {
+            let (next, make) = (next.clone(), make.clone());
+            let source =
+                (target.ip().is_loopback() && target.is_ipv4() && sources > 0).then(|| {
+                    let k = u32::try_from(c % sources).unwrap_or(0);
+                    std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_0100 + k))
+                });
+            tokio::spawn(async move {
+                let mut r = LoadResult::default();
+                let mut conn = None;
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= total {
+                        return r;
+                    }
+                    if conn.is_none() {
+                        match connect_from(target, source).await {
+                            Ok(s) => conn = Some(s),
+                            Err(e) => {
+                                r.failed += 1;
+                                r.sample_error.get_or_insert(format!("{e:#}"));
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(send) = conn.as_mut() else { continue };
+                    let body = make(i).to_string();
+                    let req = hyper::Request::post("/storage_rpc/v1")
+                        .header(hyper::header::HOST, target.to_string())
+                        .header(hyper::header::CONTENT_TYPE, "application/json")
+                        .body(Full::new(Bytes::from(body)));
+                    let t0 = std::time::Instant::now();
+                    let outcome = match req {
+                        Ok(req) => match send.send_request(req).await {
+                            Ok(resp) => {
+                                let status = resp.status().as_u16();
+                                match resp.into_body().collect().await {
+                                    Ok(_) if status == 200 => Ok(()),
+                                    Ok(b) => Err(format!(
+                                        "{status} {}",
+                                        String::from_utf8_lossy(&b.to_bytes())
+                                    )),
+                                    Err(e) => Err(e.to_string()),
+                                }
+                            }
+                            Err(e) => Err(e.to_string()),
+                        },
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match outcome {
+                        Ok(()) => {
+                            r.ok += 1;
+                            r.latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
+                        }
+                        Err(e) => {
+                            r.failed += 1;
+                            r.sample_error.get_or_insert(e);
+                            conn = None; // the server may have closed it
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut all = LoadResult::default();
+    for t in tasks {
+        if let Ok(r) = t.await {
+            all.ok += r.ok;
+            all.failed += r.failed;
+            all.latencies.extend(r.latencies);
+            if all.sample_error.is_none() {
+                all.sample_error = r.sample_error;
+            }
+        }
+    }
+    all.secs = start.elapsed().as_secs_f64();
+    all.latencies.sort_by(f64::total_cmp);
+    all
+}

@@ -57,6 +57,32 @@ enum Cmd {
     },
     /// Retrieve the account's messages from a member of the swarm.
     Retrieve,
+    /// Load a `/storage_rpc/v1` server (ours or any other): namespace-0 stores of `--size`
+    /// bytes spread over the accounts of `--pubkeys`, then signed retrieves for the accounts
+    /// whose seed is given; prints stores/s, retrieves/s and p50/p99 latency.
+    Bench {
+        /// The server, `https://IP:PORT`.
+        #[arg(long)]
+        target: String,
+        /// Accounts the server owns: `<66 hex> [<seed hex>]` a line.
+        #[arg(long)]
+        pubkeys: std::path::PathBuf,
+        /// Keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Loopback source addresses to spread connections over (127.0.1.0 on).
+        #[arg(long, default_value_t = 128)]
+        sources: usize,
+        /// Stores to send.
+        #[arg(long, default_value_t = 20_000)]
+        stores: u64,
+        /// Retrieves to send.
+        #[arg(long, default_value_t = 20_000)]
+        retrieves: u64,
+        /// Message size in bytes.
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+    },
 }
 
 fn account(seed: &Option<String>) -> anyhow::Result<(SigningKey, String)> {
@@ -96,6 +122,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("seed: {}\nsession id: {id}", hex::encode(seed));
         return Ok(());
     }
+    if let Cmd::Bench {
+        target,
+        pubkeys,
+        connections,
+        sources,
+        stores,
+        retrieves,
+        size,
+    } = &cli.cmd
+    {
+        return bench(
+            target,
+            pubkeys,
+            *connections,
+            *sources,
+            *stores,
+            *retrieves,
+            *size,
+        )
+        .await;
+    }
     let (sk, id) = account(&cli.seed)?;
     let mut members = swarm(&cli.daemon, &id).await?;
     if let Some(prefix) = &cli.node {
@@ -125,7 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                        "signature": STANDARD.encode(sig.to_bytes())}),
             )
         }
-        Cmd::Keygen => unreachable!("handled above"),
+        Cmd::Keygen | Cmd::Bench { .. } => unreachable!("handled above"),
     };
     // Any member will do; try them in turn.
     let mut last = None;
@@ -157,9 +204,100 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     )
 }
 
+fn report(what: &str, r: &sispopd::storage_client::LoadResult) {
+    println!(
+        "{what}: {} ok, {} failed in {:.1} s: {:.0}/s, latency p50 {:.1} ms, p99 {:.1} ms",
+        r.ok,
+        r.failed,
+        r.secs,
+        r.ok as f64 / r.secs.max(1e-9),
+        r.quantile(0.5),
+        r.quantile(0.99)
+    );
+    if let Some(e) = &r.sample_error {
+        println!("  a failure: {e}");
+    }
+}
+
+async fn bench(
+    target: &str,
+    pubkeys: &std::path::Path,
+    connections: usize,
+    sources: usize,
+    stores: u64,
+    retrieves: u64,
+    size: usize,
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    let addr: std::net::SocketAddr = target
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--target must be https://IP:PORT"))?;
+    let text = std::fs::read_to_string(pubkeys)?;
+    let accounts = Arc::new(sispopd::storage_client::read_accounts(&text)?);
+    println!(
+        "{stores} stores of {size} B and {retrieves} retrieves against {addr}: {} accounts, {connections} connections from {sources} source addresses",
+        accounts.len()
+    );
+    let now = now_ms();
+    let run = now.to_le_bytes();
+    let a = accounts.clone();
+    let store = move |i: u64| {
+        let acct = &a[(i % a.len() as u64) as usize];
+        let mut data = vec![0u8; size];
+        for (d, b) in data
+            .iter_mut()
+            .zip(i.to_le_bytes().iter().chain(run.iter()))
+        {
+            *d = *b;
+        }
+        json!({"method": "store", "params": {"pubkey": acct.pubkey, "timestamp": now,
+               "ttl": 3_600_000, "data": STANDARD.encode(&data)}})
+    };
+    let r =
+        sispopd::storage_client::load(addr, connections, sources, stores, Arc::new(store)).await;
+    report("store", &r);
+    let signers: Vec<(String, SigningKey)> = accounts
+        .iter()
+        .filter_map(|a| {
+            a.seed
+                .map(|s| (a.pubkey.clone(), SigningKey::from_bytes(&s)))
+        })
+        .collect();
+    if signers.is_empty() || retrieves == 0 {
+        println!("retrieve: skipped (no account in --pubkeys has a seed)");
+        return Ok(());
+    }
+    // One signed request per account, reused: the signature covers the timestamp only.
+    let ts = now_ms();
+    let reqs: Arc<Vec<Value>> = Arc::new(
+        signers
+            .iter()
+            .map(|(pk, sk)| {
+                let sig = sk.sign(format!("retrieve{ts}").as_bytes());
+                json!({"method": "retrieve", "params": {"pubkey": pk, "timestamp": ts,
+                       "pubkey_ed25519": hex::encode(sk.verifying_key().to_bytes()),
+                       "max_count": 10,
+                       "signature": STANDARD.encode(sig.to_bytes())}})
+            })
+            .collect(),
+    );
+    let r = sispopd::storage_client::load(
+        addr,
+        connections,
+        sources,
+        retrieves,
+        Arc::new(move |i| reqs[(i % reqs.len() as u64) as usize].clone()),
+    )
+    .await;
+    report("retrieve (10 newest)", &r);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
