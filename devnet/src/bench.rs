@@ -175,25 +175,7 @@ pub async fn storage(
         .as_str()
         .context("the target is not in a swarm (is it active?)")?
         .to_owned();
-    // Accounts its swarm owns, with their seeds so retrieves can be signed.
-    let mut lines = Vec::new();
-    let mut tries = 0;
-    while lines.len() < 64 {
-        tries += 1;
-        if tries > 2000 {
-            bail!("could not find accounts owned by swarm {swarm}");
-        }
-        let seed: [u8; 32] = rand::random();
-        let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
-        let id = format!(
-            "05{}",
-            hex::encode(sk.verifying_key().to_montgomery().to_bytes())
-        );
-        let owner = d.call("get_swarm", json!({"pubkey": id})).await?;
-        if owner["swarm"].as_str() == Some(swarm.as_str()) {
-            lines.push(format!("{id} {}", hex::encode(seed)));
-        }
-    }
+    let lines = swarm_accounts(&d, &swarm, 64).await?;
     let file = dir.join("bench-storage-accounts.txt");
     std::fs::write(&file, lines.join("\n"))?;
     let client = std::env::current_exe()?.with_file_name("sispop-storage");
@@ -221,6 +203,79 @@ pub async fn storage(
         .with_context(|| format!("running {}", client.display()))?;
     if !status.success() {
         bail!("sispop-storage bench failed");
+    }
+    Ok(())
+}
+
+/// `count` new accounts that `swarm` owns, as `sispop-storage bench --pubkeys` lines
+/// (`<Session id> <seed hex>`).
+pub async fn swarm_accounts(d: &Daemon, swarm: &str, count: usize) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    let mut tries = 0;
+    while lines.len() < count {
+        tries += 1;
+        if tries > 2000 {
+            bail!("could not find accounts owned by swarm {swarm}");
+        }
+        let seed: [u8; 32] = rand::random();
+        let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let id = format!(
+            "05{}",
+            hex::encode(sk.verifying_key().to_montgomery().to_bytes())
+        );
+        let owner = d.call("get_swarm", json!({"pubkey": id})).await?;
+        if owner["swarm"].as_str() == Some(swarm) {
+            lines.push(format!("{id} {}", hex::encode(seed)));
+        }
+    }
+    Ok(lines)
+}
+
+/// Stores `stores` messages (1 h TTL) on a node for accounts its swarm owns, through
+/// `sispop-storage bench`, so that the whole swarm holds them.
+pub async fn seed_messages(dir: &Path, node: &NodeEntry, stores: u64) -> anyhow::Result<()> {
+    let d = Daemon::new(&node.rpc_url)?;
+    let me = d.call("get_service_keys", json!({})).await?["service_node_pubkey"]
+        .as_str()
+        .context("service node key")?
+        .to_owned();
+    let sns = d
+        .call("get_service_nodes", json!({"service_node_pubkeys": [me]}))
+        .await?;
+    let swarm = sns["service_node_states"][0]["swarm"]
+        .as_str()
+        .context("the node is not in a swarm (is it active?)")?
+        .to_owned();
+    let lines = swarm_accounts(&d, &swarm, 8).await?;
+    let file = dir.join(format!("seed-accounts-{}.txt", node.name));
+    std::fs::write(&file, lines.join("\n"))?;
+    let client = std::env::current_exe()?.with_file_name("sispop-storage");
+    let out = std::process::Command::new(&client)
+        .args([
+            "bench",
+            "--target",
+            &format!("https://127.0.0.1:{}", node.storage_port),
+            "--pubkeys",
+        ])
+        .arg(&file)
+        .args([
+            "--connections",
+            "2",
+            "--sources",
+            "2",
+            "--stores",
+            &stores.to_string(),
+            "--retrieves",
+            "0",
+        ])
+        .output()
+        .with_context(|| format!("running {}", client.display()))?;
+    if !out.status.success() {
+        bail!(
+            "storing messages on {} failed: {}",
+            node.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! `devnet scenario outage`: service nodes die, the network votes them out, some come back.
 //!
 //! The scenario SIGKILLs some service nodes (never the miner), optionally restarts some healthy
-//! ones with `--dev-fault no-proofs` or `--dev-fault unreachable`, and polls every running node
+//! ones with `--dev-fault no-proofs`, `unreachable` or `drop-storage` (the last after storing
+//! messages in their swarms; it must be decommissioned for storage), and polls every running node
 //! until each affected node has
 //! gone where it should: a killed node that is restarted with its original command line once it
 //! is decommissioned must be recommissioned; a killed node left dead must be deregistered and
@@ -45,6 +46,10 @@ pub struct OutageOpts {
     /// Healthy service nodes to restart with `--dev-fault unreachable`.
     #[arg(long, default_value_t = 0)]
     unreachable: usize,
+    /// Healthy service nodes to restart with `--dev-fault drop-storage` (messages are stored
+    /// in their swarms first, so that storage tests have something to ask for).
+    #[arg(long, default_value_t = 0)]
+    drop_storage: usize,
     /// Seconds the whole scenario may take.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
@@ -55,6 +60,14 @@ pub struct OutageOpts {
 
 /// Seconds from death (or the fault) to decommission, and from a restart to recommission.
 const STATE_CHANGE_TARGET: f64 = 90.0;
+/// How old a message must be before storage tests ask for it (`MIN_AGE_MS` of
+/// `sispop_storage::storage_test`, not a dependency of this crate).
+fn sispop_storage_min_age_ms() -> u64 {
+    20_000
+}
+
+/// The reason bit of failed storage tests.
+const STORAGE_REASON: u64 = 0x08;
 /// Seconds from death to deregistration.
 const DEREG_TARGET: f64 = 360.0;
 
@@ -221,7 +234,7 @@ pub async fn outage(dir: &Path, o: OutageOpts) -> anyhow::Result<()> {
     if o.restart > o.kill {
         bail!("--restart {} is more than --kill {}", o.restart, o.kill);
     }
-    let faulty = o.no_proofs + o.unreachable;
+    let faulty = o.no_proofs + o.unreachable + o.drop_storage;
     if o.kill + faulty > candidates.len() {
         bail!(
             "only {} service nodes can be hit (the miner is spared)",
@@ -275,7 +288,8 @@ pub async fn outage(dir: &Path, o: OutageOpts) -> anyhow::Result<()> {
             Some(k) if k < o.restart => Role::KilledRestarted,
             Some(k) if k < o.kill => Role::KilledDead,
             Some(k) if k < o.kill + o.no_proofs => Role::Faulty("no-proofs"),
-            Some(_) => Role::Faulty("unreachable"),
+            Some(k) if k < o.kill + o.no_proofs + o.unreachable => Role::Faulty("unreachable"),
+            Some(_) => Role::Faulty("drop-storage"),
             None => Role::Healthy,
         };
         tracked.push(Tracked {
@@ -301,6 +315,21 @@ pub async fn outage(dir: &Path, o: OutageOpts) -> anyhow::Result<()> {
             (p, len)
         })
         .collect();
+
+    // Messages in the swarms of the nodes that will drop theirs, stored while they still work.
+    let seeded = Instant::now();
+    for t in tracked
+        .iter()
+        .filter(|t| t.role == Role::Faulty("drop-storage"))
+    {
+        crate::bench::seed_messages(dir, &state.nodes[t.index], 20).await?;
+        println!("stored 20 messages in the swarm of {}", t.label());
+    }
+    if o.drop_storage > 0 {
+        // Storage tests only ask for messages old enough to have reached the whole swarm.
+        let age = Duration::from_millis(sispop_storage_min_age_ms());
+        tokio::time::sleep(age.saturating_sub(seeded.elapsed())).await;
+    }
 
     let start = Instant::now();
     let secs = |at: Instant| at.duration_since(start).as_secs_f64();
@@ -416,6 +445,12 @@ pub async fn outage(dir: &Path, o: OutageOpts) -> anyhow::Result<()> {
                         if matches!(t.role, Role::Faulty(_)) { "its fault" } else { "its death" }
                     ),
                 );
+                if t.role == Role::Faulty("drop-storage") && s.4 & STORAGE_REASON == 0 {
+                    failures.push(format!(
+                        "{} was decommissioned without the storage reason",
+                        t.label()
+                    ));
+                }
                 if since_hit(t) > STATE_CHANGE_TARGET {
                     failures.push(format!(
                         "{} took {:.0} s to be decommissioned (target {STATE_CHANGE_TARGET} s)",

@@ -216,11 +216,12 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         "{status}"
     );
 
-    // Accountability (issue 8): two service nodes die, a third runs without uptime proofs.
+    // Accountability (issue 8): two service nodes die, a third runs without uptime proofs, a
+    // fourth acknowledges stores and keeps nothing (issue 9: it must fail storage tests).
     // Each is decommissioned on every node within 90 s; the one restarted with its original
-    // command line and the faulty one, restarted healthy, are recommissioned within 90 s; the
+    // command line and the faulty ones, restarted healthy, are recommissioned within 90 s; the
     // one left dead is deregistered within 6 minutes of its death and its key images are
-    // blacklisted. The other 17 stay active and are never voted against, and nodes at the same
+    // blacklisted. The other 16 stay active and are never voted against, and nodes at the same
     // block hold the same list throughout (the scenario checks all of that and fails if not).
     let started = Instant::now();
     let out = devnet(
@@ -234,6 +235,8 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
             "1",
             "--no-proofs",
             "1",
+            "--drop-storage",
+            "1",
             "--timeout",
             "480",
         ],
@@ -241,8 +244,10 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
     println!("{out}");
     assert!(out.contains("outage scenario passed"), "{out}");
     assert!(out.contains("with --dev-fault no-proofs"), "{out}");
-    assert_eq!(out.matches(" decommissioned at height").count(), 3, "{out}");
-    assert_eq!(out.matches(" recommissioned at height").count(), 2, "{out}");
+    assert!(out.contains("with --dev-fault drop-storage"), "{out}");
+    assert!(out.contains("(reasons: storage)"), "{out}");
+    assert_eq!(out.matches(" decommissioned at height").count(), 4, "{out}");
+    assert_eq!(out.matches(" recommissioned at height").count(), 3, "{out}");
     assert_eq!(out.matches(" deregistered by height").count(), 1, "{out}");
     assert!(started.elapsed() < Duration::from_secs(500));
     let changes = rpc(

@@ -1,5 +1,6 @@
 //! Accountability, wired to the clock, the network and the disk: this node's uptime proofs,
-//! the proofs and votes of others (gossip), reachability and clock probes of the nodes we test,
+//! the proofs and votes of others (gossip), reachability, clock and storage tests
+//! ([`crate::storage_test`]) of the nodes we test,
 //! our votes, and the state-change transactions that 7 of 10 votes make (issue 8). The rules
 //! themselves live in `sispop-testing` (proofs, checks, votes) and `sispop-staking` (quorums,
 //! applying state changes); nothing here decides consensus.
@@ -41,6 +42,8 @@ pub struct DevFaults {
     pub no_proofs: bool,
     /// Leave SN-only pings unanswered.
     pub unreachable: bool,
+    /// Acknowledge storage writes and keep nothing (the store is emptied at start).
+    pub drop_storage: bool,
 }
 
 impl DevFaults {
@@ -51,11 +54,10 @@ impl DevFaults {
             match v.as_str() {
                 "no-proofs" => f.no_proofs = true,
                 "unreachable" => f.unreachable = true,
-                other => {
-                    return Err(format!(
-                        "unknown --dev-fault {other:?} (known: no-proofs, unreachable)"
-                    ))
-                }
+                "drop-storage" => f.drop_storage = true,
+                other => return Err(format!(
+                    "unknown --dev-fault {other:?} (known: no-proofs, unreachable, drop-storage)"
+                )),
             }
         }
         Ok(f)
@@ -568,7 +570,8 @@ fn round(node: &Node, endpoint: Option<&Endpoint>, running: Duration) {
             continue;
         };
         node.acct().probed.insert(pk, now);
-        tokio::spawn(probe(node.clone(), pk, addr));
+        tokio::spawn(probe(node.clone(), pk, addr.clone()));
+        tokio::spawn(crate::storage_test::test(node.clone(), pk, addr));
     }
     // Votes, once this node has run long enough to have seen a full proof cycle.
     if running.as_secs() < t.uptime_proof_validity {
@@ -588,7 +591,6 @@ fn round(node: &Node, endpoint: Option<&Endpoint>, running: Duration) {
                 j.grace_from,
                 now,
                 j.ip_window_start,
-                true,
                 t,
             )
         };

@@ -7,8 +7,8 @@
 //! are swept every 10 s.
 //!
 //! Each client IP may make 300 requests a second with bursts of 600 (429 beyond, as upstream).
-//! Writes are replicated to the rest of the swarm by [`crate::storage_sync`]. Not yet here
-//! (issue 9): storage tests.
+//! Writes are replicated to the rest of the swarm by [`crate::storage_sync`]; other nodes test
+//! that this one keeps them through [`crate::storage_test`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -51,9 +51,47 @@ pub struct Storage {
     signer: ed25519_dalek::SigningKey,
     /// Per-client-IP request budget (upstream: 300/s, bursts of 600).
     limiter: std::sync::Mutex<RateLimiter>,
+    /// What serving needs from the chain, as of one tip.
+    route: std::sync::Mutex<Option<Arc<Route>>>,
+    /// When inserts happened, for storage-test sampling (noted at every sweep).
+    pub arrivals: std::sync::Mutex<sispop_storage::storage_test::Arrivals>,
+}
+
+/// What serving a request needs from the chain: computed once per block, not per request.
+struct Route {
+    tip: sispop_chain::BlockHash,
+    hf: u64,
+    /// Our swarm, or why we do not serve.
+    serving: Result<u64, String>,
+    /// The swarms with active members, sorted.
+    ids: Vec<u64>,
 }
 
 impl Storage {
+    /// The swarms with active members, sorted, as of the current tip.
+    pub fn swarm_ids(&self, node: &Node) -> Vec<u64> {
+        self.route(node).ids.clone()
+    }
+
+    fn route(&self, node: &Node) -> Arc<Route> {
+        let st = node.lock();
+        let (height, tip) = st.chain.tip();
+        let mut cached = self.route.lock().unwrap_or_else(|p| p.into_inner());
+        match cached.as_ref() {
+            Some(r) if r.tip == tip => r.clone(),
+            _ => {
+                let r = Arc::new(Route {
+                    tip,
+                    hf: u64::from(node.params.hard_fork_at(height)),
+                    serving: serving_in(&st),
+                    ids: swarm_ids(st.chain.ext().state()),
+                });
+                *cached = Some(r.clone());
+                r
+            }
+        }
+    }
+
     fn allow(&self, client: std::net::IpAddr) -> bool {
         self.limiter
             .lock()
@@ -113,8 +151,8 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The swarm that owns raw account bytes (prefix and key) in `state`.
-pub fn owner_of(state: &sispop_staking::State, raw: &[u8]) -> Option<u64> {
+/// The ids of the swarms with active members, sorted.
+pub fn swarm_ids(state: &sispop_staking::State) -> Vec<u64> {
     let mut ids: Vec<u64> = state
         .active()
         .map(|(_, n)| n.swarm_id)
@@ -122,7 +160,20 @@ pub fn owner_of(state: &sispop_staking::State, raw: &[u8]) -> Option<u64> {
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    swarm_for_pubkey(&ids, raw).ok().flatten()
+    ids
+}
+
+/// The swarm among `ids` (from [`swarm_ids`]) that owns an account.
+pub fn owner_among(ids: &[u64], pubkey: &UserPubkey) -> Option<u64> {
+    let mut raw = [0u8; 33];
+    raw[0] = pubkey.prefix;
+    raw[1..].copy_from_slice(&pubkey.key);
+    swarm_for_pubkey(ids, &raw).ok().flatten()
+}
+
+/// The swarm that owns raw account bytes (prefix and key) in `state`.
+pub fn owner_of(state: &sispop_staking::State, raw: &[u8]) -> Option<u64> {
+    swarm_for_pubkey(&swarm_ids(state), raw).ok().flatten()
 }
 
 fn owner_in(state: &sispop_staking::State, pubkey: &UserPubkey) -> Option<u64> {
@@ -177,7 +228,10 @@ pub fn swarm_answer(node: &Node, pubkey: &UserPubkey) -> (Option<u64>, Value) {
 
 /// Whether this node may serve now: an active service node. Returns its swarm.
 pub fn serving(node: &Node) -> Result<u64, String> {
-    let st = node.lock();
+    serving_in(&node.lock())
+}
+
+fn serving_in(st: &crate::node::NodeState) -> Result<u64, String> {
     let Some(keys) = st.sn_keys.as_ref() else {
         return Err("not a service node".into());
     };
@@ -221,14 +275,33 @@ fn accounts(req: &Value) -> Vec<UserPubkey> {
 
 /// Serves one request on this node alone (the stake gate, the swarm check, the method).
 pub fn storage_rpc(node: &Node, storage: &Storage, body: &[u8]) -> Reply {
-    let hf = u64::from(node.params.hard_fork_at(node.lock().chain.tip().0));
+    match serde_json::from_slice::<Value>(body) {
+        Ok(req) => storage_rpc_value(node, storage, &req),
+        // The stake gate comes first, as for any other request.
+        Err(_) => match &storage.route(node).serving {
+            Err(why) => Reply {
+                status: 503,
+                body: Value::String(format!("Service node is not ready: {why}")),
+            },
+            Ok(_) => Reply {
+                status: 400,
+                body: json!("invalid json"),
+            },
+        },
+    }
+}
+
+/// [`storage_rpc`] for a parsed body.
+pub fn storage_rpc_value(node: &Node, storage: &Storage, req: &Value) -> Reply {
+    let route = storage.route(node);
+    let hf = route.hf;
     let misc = |mut v: Value| {
         v["t"] = json!(now_ms());
         v["hf"] = json!([hf, 0]);
         v
     };
-    let our_swarm = match serving(node) {
-        Ok(s) => s,
+    let our_swarm = match &route.serving {
+        Ok(s) => *s,
         Err(why) => {
             return Reply {
                 status: 503,
@@ -236,7 +309,6 @@ pub fn storage_rpc(node: &Node, storage: &Storage, body: &[u8]) -> Reply {
             }
         }
     };
-    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     if let Some("get_swarm" | "get_snodes_for_pubkey") = req["method"].as_str() {
         return match rpc::request_pubkey(&req["params"]) {
             Some(pk) => Reply {
@@ -251,12 +323,11 @@ pub fn storage_rpc(node: &Node, storage: &Storage, body: &[u8]) -> Reply {
             },
         };
     }
-    for pk in accounts(&req) {
-        let (swarm, answer) = swarm_answer(node, &pk);
-        if swarm != Some(our_swarm) {
+    for pk in accounts(req) {
+        if owner_among(&route.ids, &pk) != Some(our_swarm) {
             return Reply {
                 status: 421,
-                body: misc(answer),
+                body: misc(swarm_answer(node, &pk).1),
             };
         }
     }
@@ -265,7 +336,7 @@ pub fn storage_rpc(node: &Node, storage: &Storage, body: &[u8]) -> Reply {
         hf: [hf, 0],
         signer: &storage.signer,
     };
-    rpc::handle(&storage.store, &ctx, body)
+    rpc::handle_value(&storage.store, &ctx, req)
 }
 
 async fn handle(
@@ -287,17 +358,25 @@ async fn handle(
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(respond(413, &json!("request body too large"))),
     };
-    let (n, b) = (node.clone(), body.clone());
-    let mut reply = tokio::task::spawn_blocking(move || storage_rpc(&n, &storage, &b))
+    let n = node.clone();
+    let b = body.clone();
+    let (mut reply, method) =
+        tokio::task::spawn_blocking(move || match serde_json::from_slice::<Value>(&b) {
+            Ok(req) => {
+                let method = req["method"].as_str().map(str::to_owned);
+                (storage_rpc_value(&n, &storage, &req), method)
+            }
+            Err(_) => (storage_rpc(&n, &storage, &b), None),
+        })
         .await
-        .unwrap_or(Reply {
-            status: 500,
-            body: json!("request failed"),
-        });
+        .unwrap_or((
+            Reply {
+                status: 500,
+                body: json!("request failed"),
+            },
+            None,
+        ));
     // Writes go on to the rest of the swarm, whose signed results join ours.
-    let method = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v["method"].as_str().map(str::to_owned));
     let recursive = matches!(
         method.as_deref(),
         Some("store" | "delete" | "delete_all" | "delete_before" | "expire" | "expire_all")
@@ -335,14 +414,24 @@ pub fn open(node: &Node, data_dir: &Path) -> anyhow::Result<(Arc<Storage>, TlsAc
         .map(|k| k.seed)
         .context("the storage server runs on service nodes only")?;
     let dir = data_dir.join("storage");
+    if node.faults.drop_storage && dir.exists() {
+        warn!("--dev-fault drop-storage: emptying the message store");
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("emptying the message store at {}", dir.display()))?;
+    }
     let store = MessageStore::open(&dir, Limits::default())
         .with_context(|| format!("opening the message store at {}", dir.display()))?;
+    if node.faults.drop_storage {
+        store.discard_writes();
+    }
     let acceptor = TlsAcceptor::from(Arc::new(tls(data_dir)?));
     Ok((
         Arc::new(Storage {
             store,
             signer: ed25519_dalek::SigningKey::from_bytes(&seed),
             limiter: std::sync::Mutex::new(RateLimiter::new()),
+            route: std::sync::Mutex::new(None),
+            arrivals: std::sync::Mutex::new(Default::default()),
         }),
         acceptor,
     ))
@@ -378,6 +467,10 @@ pub async fn serve(
                         Ok(n) => debug!(messages = n, "expired messages swept"),
                         Err(e) => warn!(error = %e, "sweeping expired messages failed"),
                     }
+                    s.arrivals
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .note(now_ms(), s.store.last_seq());
                 }).await;
                 continue;
             }

@@ -18,7 +18,8 @@
 //!
 //! Messages: a tag byte, then: 1 forward: the client's JSON body (answer: status u16 BE ‖
 //! body); 2 pull: JSON `{"after": hex|null, "max": n}` (answer: JSON `{"messages": [...],
-//! "next": hex|null}`); 3 push: JSON `{"messages": [...]}` (answer: JSON `{"stored": n}`).
+//! "next": hex|null}`); 3 push: JSON `{"messages": [...]}` (answer: JSON `{"stored": n}`);
+//! 4 and 5: storage tests, from any active service node ([`crate::storage_test`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -44,6 +45,10 @@ const CHECK_EVERY: Duration = Duration::from_secs(3);
 const FORWARD: u8 = 1;
 const PULL: u8 = 2;
 const PUSH: u8 = 3;
+/// Storage tests (see [`crate::storage_test`]): a witness's sample.
+pub(crate) const SAMPLE: u8 = 4;
+/// Storage tests: a proof of one message.
+pub(crate) const TEST: u8 = 5;
 
 /// The other active members of our swarm, with an address from their last proof.
 fn peers(node: &Node, swarm: u64) -> Vec<(PublicKey, Option<Multiaddr>)> {
@@ -63,7 +68,10 @@ fn peers(node: &Node, swarm: u64) -> Vec<(PublicKey, Option<Multiaddr>)> {
     members_with_addr(node, members)
 }
 
-fn members_with_addr(node: &Node, members: Vec<PublicKey>) -> Vec<(PublicKey, Option<Multiaddr>)> {
+pub(crate) fn members_with_addr(
+    node: &Node,
+    members: Vec<PublicKey>,
+) -> Vec<(PublicKey, Option<Multiaddr>)> {
     let acct = node.acct();
     members
         .into_iter()
@@ -83,7 +91,7 @@ fn members_with_addr(node: &Node, members: Vec<PublicKey>) -> Vec<(PublicKey, Op
 }
 
 /// Sends `data` to a service node on the storage protocol and waits for the answer.
-async fn ask(
+pub(crate) async fn ask(
     node: &Node,
     pk: &PublicKey,
     addr: Option<Multiaddr>,
@@ -194,14 +202,49 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
         PUSH => {
             let req: Value = serde_json::from_slice(rest).unwrap_or(Value::Null);
             let msgs = owned_messages(node, our_swarm, &req["messages"]);
-            match storage.store.bulk_store(&msgs) {
-                Ok(n) => answer(200, json!({"stored": n}).to_string().into_bytes()),
+            match storage.store.store_new(&msgs) {
+                Ok(new) => {
+                    // What is new here goes on to the rest of the swarm, so a message handed
+                    // to one member (or pushed to some members only) reaches every member.
+                    if !new.is_empty() {
+                        let fresh: Vec<Message> =
+                            new.iter().filter_map(|i| msgs.get(*i).cloned()).collect();
+                        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                            rt.spawn(spread(node.clone(), our_swarm, fresh));
+                        }
+                    }
+                    answer(200, json!({"stored": new.len()}).to_string().into_bytes())
+                }
                 Err(e) => answer(500, e.to_string().into_bytes()),
             }
         }
+        SAMPLE => crate::storage_test::answer_sample(node, storage, &from, our_swarm, rest)
+            .map_or_else(|e| answer(403, e.into_bytes()), |v| answer(200, v)),
+        TEST => crate::storage_test::answer_test(node, storage, &from, our_swarm, rest)
+            .map_or_else(|e| answer(403, e.into_bytes()), |v| answer(200, v)),
         FORWARD | PULL => answer(421, b"not a member of this swarm".to_vec()),
         _ => answer(400, b"unknown storage request".to_vec()),
     }
+}
+
+/// Pushes messages that were new here to the other members of our swarm.
+async fn spread(node: Node, swarm: u64, msgs: Vec<Message>) {
+    let mut data = vec![PUSH];
+    data.extend_from_slice(
+        json!({"messages": msgs.iter().map(message_to_json).collect::<Vec<_>>()})
+            .to_string()
+            .as_bytes(),
+    );
+    let asks = peers(&node, swarm).into_iter().map(|(pk, addr)| {
+        let data = data.clone();
+        let node = &node;
+        async move {
+            if let Err(e) = ask(node, &pk, addr, data).await {
+                debug!(node = %pk, error = %e, "passing pushed messages on failed");
+            }
+        }
+    });
+    futures::future::join_all(asks).await;
 }
 
 /// The valid, unexpired messages in `list` whose accounts `swarm` owns.

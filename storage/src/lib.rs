@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod ratelimit;
 pub mod rpc;
+pub mod storage_test;
 pub mod store;
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;

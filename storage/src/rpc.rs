@@ -271,7 +271,15 @@ pub fn request_pubkey(params: &Value) -> Option<UserPubkey> {
 
 /// Handles a request body.
 pub fn handle(store: &MessageStore, ctx: &Context<'_>, body: &[u8]) -> Reply {
-    let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(req) => handle_value(store, ctx, &req),
+        Err(_) => Reply::err(400, "invalid json"),
+    }
+}
+
+/// [`handle`] for a body already parsed.
+pub fn handle_value(store: &MessageStore, ctx: &Context<'_>, req: &Value) -> Reply {
+    let Value::Object(req) = req else {
         return Reply::err(400, "invalid json");
     };
     let (Some(Value::String(method)), Some(params)) = (req.get("method"), req.get("params")) else {

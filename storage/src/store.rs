@@ -10,7 +10,8 @@
 //! | `owner` | owner (33) | message count (8) ‖ data bytes (8) |
 //! | default | `seq` | the last sequence number handed out (8) |
 //!
-//! `seq` grows with every insert on this node, so iterating an owner's namespace in key order
+//! `seq` (kept in memory under the write lock, and in each insert's batch) grows with every
+//! insert on this node, so iterating an owner's namespace in key order
 //! gives insertion order, as upstream's row ids do. Every operation is one `WriteBatch`; the
 //! write-ahead log is written before a call returns, so a store acknowledged to a client
 //! survives the process being killed (the WAL is not fsynced per write: a power loss may lose
@@ -20,9 +21,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB};
+use rocksdb::{
+    BlockBasedOptions, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB,
+};
 
 use crate::{Namespace, UserPubkey};
 
@@ -33,7 +37,7 @@ const CF_OWNER: &str = "owner";
 const SEQ_KEY: &[u8] = b"seq";
 
 /// Bytes of an owner key: prefix and key.
-const OWNER_LEN: usize = 33;
+pub const OWNER_LEN: usize = 33;
 /// Bytes of a `msg` key.
 const MSG_KEY_LEN: usize = OWNER_LEN + 2 + 8;
 
@@ -128,8 +132,12 @@ pub enum StoreError {
 /// The message store.
 pub struct MessageStore {
     db: DB,
-    write: Mutex<()>,
+    /// Serialises writes; holds the last sequence number handed out.
+    write: Mutex<u64>,
     limits: Limits,
+    /// Fault injection for devnet scenarios (`--dev-fault drop-storage`): writes are
+    /// acknowledged as if they were made and nothing is kept.
+    discard: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for MessageStore {
@@ -214,10 +222,42 @@ fn decode(key: &[u8], value: &[u8]) -> Result<Message, StoreError> {
     })
 }
 
+/// A stored message without its body: what storage-test sampling looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// The account.
+    pub pubkey: UserPubkey,
+    /// Insertion number on this node (grows with every insert, replicated ones included).
+    pub seq: u64,
+    /// Client creation time, unix ms.
+    pub timestamp: u64,
+    /// Expiry, unix ms.
+    pub expiry: u64,
+}
+
+fn meta(key: &[u8], value: &[u8]) -> Result<MessageMeta, StoreError> {
+    if key.len() != MSG_KEY_LEN {
+        return Err(StoreError::Corrupt("message key length"));
+    }
+    let mut pk = [0u8; 32];
+    pk.copy_from_slice(&key[1..OWNER_LEN]);
+    Ok(MessageMeta {
+        pubkey: UserPubkey {
+            prefix: key[0],
+            key: pk,
+        },
+        seq: u64_at(key, OWNER_LEN + 2).ok_or(StoreError::Corrupt("message key"))?,
+        timestamp: u64_at(value, 0).ok_or(StoreError::Corrupt("message value"))?,
+        expiry: u64_at(value, 8).ok_or(StoreError::Corrupt("message value"))?,
+    })
+}
+
 /// What one write changes in an owner's totals.
 #[derive(Default)]
 struct Delta {
     owners: BTreeMap<[u8; OWNER_LEN], (i64, i64)>,
+    /// One owner's totals as already read under the write lock (saves reading them again).
+    known: Option<([u8; OWNER_LEN], (u64, u64))>,
 }
 
 impl Delta {
@@ -234,15 +274,104 @@ impl MessageStore {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = [CF_MSG, CF_HASH, CF_EXPIRY, CF_OWNER]
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        // Hashes and owners are looked up by key, and a new message's hash is usually absent:
+        // bloom filters answer those misses without reading table blocks.
+        let point = || {
+            let mut b = BlockBasedOptions::default();
+            b.set_bloom_filter(10.0, false);
+            let mut o = Options::default();
+            o.set_block_based_table_factory(&b);
+            o
+        };
+        let cfs = [
+            ColumnFamilyDescriptor::new(CF_MSG, Options::default()),
+            ColumnFamilyDescriptor::new(CF_HASH, point()),
+            ColumnFamilyDescriptor::new(CF_EXPIRY, Options::default()),
+            ColumnFamilyDescriptor::new(CF_OWNER, point()),
+        ];
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let seq = db.get(SEQ_KEY)?.and_then(|v| u64_at(&v, 0)).unwrap_or(0);
         Ok(MessageStore {
             db,
-            write: Mutex::new(()),
+            write: Mutex::new(seq),
             limits,
+            discard: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Devnet fault injection: from now on every write is acknowledged as if it were made, and
+    /// nothing is kept (`--dev-fault drop-storage`, for scenarios that check storage tests).
+    pub fn discard_writes(&self) {
+        self.discard.store(true, Ordering::Relaxed);
+    }
+
+    fn discarding(&self) -> bool {
+        self.discard.load(Ordering::Relaxed)
+    }
+
+    /// The sequence number of the latest insert (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        *self.lock()
+    }
+
+    /// The message with `hash`, whoever owns it.
+    pub fn get(&self, hash: &str) -> Result<Option<Message>, StoreError> {
+        Ok(self.by_hash(hash)?.map(|(_, m)| m))
+    }
+
+    /// A message for a storage test, picked at random among those `eligible` accepts within
+    /// `max_scan` messages from a point chosen by `random` (wrapping around to the first key):
+    /// the first byte picks the account prefix (the first prefix held at or after it), the
+    /// rest the place among that prefix's accounts, and `pick` the message among the eligible
+    /// ones in the window. Only the chosen message's body is read.
+    pub fn sample(
+        &self,
+        random: &[u8; OWNER_LEN],
+        pick: u64,
+        max_scan: usize,
+        eligible: impl Fn(&MessageMeta) -> bool,
+    ) -> Result<Option<Message>, StoreError> {
+        let cf = self.cf(CF_MSG)?;
+        let prefix = match self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&random[..1], Direction::Forward))
+            .next()
+            .or_else(|| self.db.iterator_cf(cf, IteratorMode::Start).next())
+        {
+            Some(item) => item?.0.first().copied().unwrap_or(0),
+            None => return Ok(None),
+        };
+        let mut start = *random;
+        start[0] = prefix;
+        let mut seen = 0;
+        let mut found: Vec<Box<[u8]>> = Vec::new();
+        // From the start point to the end, then from the first key up to the start point.
+        for (pass, mode) in [
+            IteratorMode::From(&start, Direction::Forward),
+            IteratorMode::Start,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for item in self.db.iterator_cf(cf, mode) {
+                let (k, v) = item?;
+                if seen >= max_scan || (pass == 1 && k[..] >= start[..]) {
+                    break;
+                }
+                seen += 1;
+                if eligible(&meta(&k, &v)?) {
+                    found.push(k);
+                }
+            }
+        }
+        let Some(len) = u64::try_from(found.len()).ok().filter(|n| *n > 0) else {
+            return Ok(None);
+        };
+        let key = &found[usize::try_from(pick % len).unwrap_or(0)];
+        match self.db.get_cf(cf, key)? {
+            Some(v) => Ok(Some(decode(key, &v)?)),
+            None => Ok(None),
+        }
     }
 
     fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -251,17 +380,8 @@ impl MessageStore {
             .ok_or(StoreError::Corrupt("missing column family"))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
         self.write.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn next_seq(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .db
-            .get(SEQ_KEY)?
-            .and_then(|v| u64_at(&v, 0))
-            .unwrap_or(0)
-            .saturating_add(1))
     }
 
     /// An account's message count and body bytes.
@@ -275,9 +395,12 @@ impl MessageStore {
     fn apply(&self, mut batch: WriteBatch, delta: Delta) -> Result<(), StoreError> {
         let owners = self.cf(CF_OWNER)?;
         for (owner, (dc, db)) in delta.owners {
-            let (c, b) = self.db.get_cf(owners, owner)?.map_or((0, 0), |v| {
-                (u64_at(&v, 0).unwrap_or(0), u64_at(&v, 8).unwrap_or(0))
-            });
+            let (c, b) = match delta.known {
+                Some((o, usage)) if o == owner => usage,
+                _ => self.db.get_cf(owners, owner)?.map_or((0, 0), |v| {
+                    (u64_at(&v, 0).unwrap_or(0), u64_at(&v, 8).unwrap_or(0))
+                }),
+            };
             let c = c.saturating_add_signed(dc);
             let b = b.saturating_add_signed(db);
             if c == 0 {
@@ -370,7 +493,10 @@ impl MessageStore {
         if m.data.len() > MAX_MESSAGE_BODY {
             return Err(StoreError::TooLarge(m.data.len()));
         }
-        let _w = self.lock();
+        if self.discarding() {
+            return Ok((StoreOutcome::New, m.expiry));
+        }
+        let mut last_seq = self.lock();
         let mut batch = WriteBatch::default();
         let mut delta = Delta::default();
         if public_outbox {
@@ -390,26 +516,30 @@ impl MessageStore {
             self.apply(batch, delta)?;
             return Ok(outcome);
         }
-        let (count, bytes) = self.usage(&m.pubkey)?;
+        let usage = self.usage(&m.pubkey)?;
         let owner = owner_bytes(&m.pubkey);
         let (dc, db) = delta.owners.get(&owner).copied().unwrap_or_default();
-        let count = count.saturating_add_signed(dc);
-        let bytes = bytes.saturating_add_signed(db);
-        let hex = crate::pubkey_hex(&m.pubkey);
+        let count = usage.0.saturating_add_signed(dc);
+        let bytes = usage.1.saturating_add_signed(db);
         if count >= self.limits.max_messages {
-            return Err(StoreError::Full(hex, "message count limit"));
+            return Err(StoreError::Full(
+                crate::pubkey_hex(&m.pubkey),
+                "message count limit",
+            ));
         }
         if bytes.saturating_add(m.data.len() as u64) > self.limits.max_bytes {
-            return Err(StoreError::Full(hex, "byte limit"));
+            return Err(StoreError::Full(crate::pubkey_hex(&m.pubkey), "byte limit"));
         }
-        let seq = self.next_seq()?;
+        let seq = last_seq.saturating_add(1);
         let key = msg_key(&owner, m.namespace, seq);
         batch.put(SEQ_KEY, seq.to_be_bytes());
         batch.put_cf(self.cf(CF_MSG)?, key, encode_value(m));
         batch.put_cf(self.cf(CF_HASH)?, m.hash.as_bytes(), key);
         batch.put_cf(self.cf(CF_EXPIRY)?, expiry_key(m.expiry, &key), []);
         delta.add(&owner, 1, m.data.len() as i64);
+        delta.known = Some((owner, usage));
         self.apply(batch, delta)?;
+        *last_seq = seq;
         Ok((StoreOutcome::New, m.expiry))
     }
 
@@ -639,10 +769,15 @@ impl MessageStore {
     /// Stores messages received from swarm peers: each one not held yet is inserted, one held
     /// already keeps the later expiry. Limits apply as to clients. Returns how many were new.
     pub fn bulk_store(&self, msgs: &[Message]) -> Result<usize, StoreError> {
-        let mut new = 0;
-        for m in msgs {
+        Ok(self.store_new(msgs)?.len())
+    }
+
+    /// [`MessageStore::bulk_store`], returning the indices of the messages that were new.
+    pub fn store_new(&self, msgs: &[Message]) -> Result<Vec<usize>, StoreError> {
+        let mut new = Vec::new();
+        for (i, m) in msgs.iter().enumerate() {
             if let (StoreOutcome::New, _) = self.store(m, false)? {
-                new += 1;
+                new.push(i);
             }
         }
         Ok(new)

@@ -399,3 +399,92 @@ fn peer_messages_round_trip_and_forged_hashes_are_refused() {
     bad["n"] = serde_json::json!(40_000);
     assert!(message_from_json(&bad).is_err());
 }
+
+#[test]
+fn storage_test_samples_and_lookups() {
+    use sispop_storage::storage_test::{eligible, MIN_REMAINING_MS};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    assert_eq!(
+        s.sample(&[0x80; 33], 0, 10, |_| true).expect("sample"),
+        None,
+        "empty store"
+    );
+    let now = 10_000_000;
+    let live = now + MIN_REMAINING_MS;
+    let dying = msg(2, 0, "dying", now, live - 1);
+    let ok = msg(3, 0, "ok", now, live);
+    s.store(&dying, false).expect("store");
+    s.store(&ok, false).expect("store");
+    let young = msg(1, 0, "arrived after the watermark", 0, live);
+    s.store(&young, false).expect("store");
+    let watermark = s.last_seq() - 1;
+    let pick = |start: &[u8; 33], pick: u64, max: usize| {
+        s.sample(start, pick, max, |m| eligible(m, now, watermark))
+            .expect("sample")
+    };
+    // From any start, wrapping around, only the eligible message is picked.
+    for start in [[0u8; 33], [2; 33], [3; 33], [4; 33], [0xff; 33]] {
+        assert_eq!(pick(&start, 7, 10), Some(ok.clone()), "start {start:?}");
+    }
+    // The scan is bounded: from account 1, two messages (young, dying) are not enough.
+    let mut from_one = [1u8; 33];
+    from_one[0] = 5;
+    assert_eq!(pick(&from_one, 0, 2), None);
+    assert_eq!(s.get(&ok.hash).expect("get"), Some(ok.clone()));
+    assert_eq!(s.get(&message_hash(&pk(9), 0, b"none")).expect("get"), None);
+    // Every eligible message of an account can be picked, not only its first.
+    let many: Vec<Message> = (0..5)
+        .map(|i| msg(3, 0, &format!("more {i}"), now, live))
+        .collect();
+    for m in &many {
+        s.store(m, false).expect("store");
+    }
+    let watermark = s.last_seq();
+    let picked: std::collections::BTreeSet<String> = (0..12)
+        .filter_map(|i| {
+            s.sample(&[3; 33], i, 10, |m| eligible(m, now, watermark))
+                .expect("sample")
+        })
+        .map(|m| m.hash)
+        .collect();
+    assert!(picked.len() >= 6, "{picked:?}");
+    // Another prefix: reached when the first random byte is at or before it.
+    let ed = UserPubkey {
+        prefix: 3,
+        key: [1; 32],
+    };
+    let mut other = msg(1, 0, "ed25519 account", now, live);
+    other.pubkey = ed;
+    other.hash = message_hash(&ed, 0, other.data.as_slice());
+    s.store(&other, false).expect("store");
+    let watermark = s.last_seq();
+    assert_eq!(
+        s.sample(&[0; 33], 0, 1, |m| eligible(m, now, watermark))
+            .expect("sample"),
+        Some(other.clone())
+    );
+}
+
+#[test]
+fn discarding_store_acknowledges_and_keeps_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    s.discard_writes();
+    let a = msg(1, 0, "a", 1000, 5000);
+    assert_eq!(
+        s.store(&a, false).expect("store"),
+        (StoreOutcome::New, 5000)
+    );
+    assert_eq!(s.get(&a.hash).expect("get"), None);
+    assert_eq!(
+        s.bulk_store(&[msg(1, 0, "b", 1000, 5000)]).expect("bulk"),
+        1
+    );
+    assert_eq!(
+        s.retrieve(&pk(1), 0, None, 0, u64::MAX)
+            .expect("retrieve")
+            .0,
+        vec![]
+    );
+}

@@ -87,7 +87,7 @@ pub struct TestResults {
     pub timestamp_participation: bool,
     /// Its clock agrees with ours.
     pub timesync: bool,
-    /// Its storage passes our tests (true until a storage test says otherwise).
+    /// Its storage passes our storage tests.
     pub storage_ok: bool,
     /// It did not use two IPs within the IP-change window.
     pub single_ip: bool,
@@ -123,15 +123,14 @@ impl TestResults {
 /// only `uptime_proof_validity` after it, as upstream's "effective timestamp", and probe results
 /// from before it do not count. `ip_window_start` is the start of the IP-change window (24 h
 /// ago, or 2 h after its last IP penalty, whichever is later). The participation checks
-/// (timestamp answers, clock sync) apply to active nodes only, as upstream, and only to results
-/// from the last four validity periods.
+/// (timestamp answers, clock sync, storage tests) apply to active nodes only, as upstream, and
+/// only to results from the last four validity periods.
 pub fn check_node(
     record: Option<&ProofRecord>,
     active: bool,
     grace_from: u64,
     now: u64,
     ip_window_start: u64,
-    storage_ok: bool,
     timings: &ServiceNodeTimings,
 ) -> TestResults {
     let received = record.map_or(0, |r| r.received);
@@ -153,7 +152,7 @@ pub fn check_node(
         }),
         timestamp_participation: !rings.is_some_and(|r| r.timestamp_participation.failing(since)),
         timesync: !rings.is_some_and(|r| r.timesync.failing(since)),
-        storage_ok,
+        storage_ok: !rings.is_some_and(|r| r.storage.failing(since)),
         single_ip: !record.is_some_and(|r| r.multiple_ips_since(ip_window_start)),
     }
 }
@@ -204,19 +203,47 @@ mod tests {
             received: 1000,
             ..ProofRecord::default()
         };
-        assert!(check_node(Some(&rec), true, 0, 1030, 0, true, t).passed());
-        let r = check_node(Some(&rec), true, 0, 1031, 0, true, t);
+        assert!(check_node(Some(&rec), true, 0, 1030, 0, t).passed());
+        let r = check_node(Some(&rec), true, 0, 1031, 0, t);
         assert!(!r.uptime_proved);
         assert_eq!(r.reasons(), reason::UPTIME);
-        assert!(check_node(Some(&rec), true, 1020, 1031, 0, true, t).passed());
-        assert!(!check_node(None, true, 0, 1031, 0, true, t).passed());
+        assert!(check_node(Some(&rec), true, 1020, 1031, 0, t).passed());
+        assert!(!check_node(None, true, 0, 1031, 0, t).passed());
         assert!(
-            check_node(None, true, 1020, 1031, 0, true, t).passed(),
+            check_node(None, true, 1020, 1031, 0, t).passed(),
             "new node grace"
         );
-        assert_eq!(
-            check_node(None, true, 1020, 1031, 0, false, t).reasons(),
-            reason::STORAGE
+    }
+
+    #[test]
+    fn storage_failures_count_like_participation() {
+        let t = t();
+        let mut rec = ProofRecord {
+            received: 1000,
+            ..ProofRecord::default()
+        };
+        for i in 0..4 {
+            rec.storage.push(990 + i, true);
+        }
+        for i in 0..4 {
+            rec.storage.push(994 + i, false);
+        }
+        assert!(
+            check_node(Some(&rec), true, 0, 1000, 0, t).passed(),
+            "4 failures of 8 are tolerated"
+        );
+        rec.storage.push(999, false);
+        let r = check_node(Some(&rec), true, 0, 1000, 0, t);
+        assert!(!r.storage_ok);
+        assert_eq!(r.reasons(), reason::STORAGE);
+        assert_eq!(reason::names(r.reasons()), ["storage"]);
+        assert!(
+            check_node(Some(&rec), false, 0, 1000, 0, t).passed(),
+            "not held against a decommissioned node"
+        );
+        assert!(
+            check_node(Some(&rec), true, 992, 1000, 0, t).passed(),
+            "results from before its recommission do not count"
         );
     }
 
@@ -229,7 +256,7 @@ mod tests {
         };
         rec.quorumnet.record(false, 990);
         rec.quorumnet.record(false, 1011);
-        let r = check_node(Some(&rec), true, 0, 1011, 0, true, t);
+        let r = check_node(Some(&rec), true, 0, 1011, 0, t);
         assert!(!r.quorumnet_reachable);
         assert_eq!(r.reasons(), reason::TIMECHECK);
         assert_eq!(
@@ -248,15 +275,15 @@ mod tests {
         for i in 0..8 {
             rec.timestamp_participation.push(990 + i, false);
         }
-        let r = check_node(Some(&rec), true, 0, 1000, 0, true, t);
+        let r = check_node(Some(&rec), true, 0, 1000, 0, t);
         assert!(!r.timestamp_participation);
         assert_eq!(r.reasons(), reason::TIMECHECK);
         assert!(
-            check_node(Some(&rec), false, 0, 1000, 0, true, t).passed(),
+            check_node(Some(&rec), false, 0, 1000, 0, t).passed(),
             "not held against a decommissioned node"
         );
         assert!(
-            check_node(Some(&rec), true, 995, 1000, 0, true, t).passed(),
+            check_node(Some(&rec), true, 995, 1000, 0, t).passed(),
             "results from before its recommission do not count"
         );
         let later = 997 + 4 * t.uptime_proof_validity;
@@ -265,7 +292,7 @@ mod tests {
             ..rec
         };
         assert!(
-            check_node(Some(&rec), true, 0, later, 0, true, t).passed(),
+            check_node(Some(&rec), true, 0, later, 0, t).passed(),
             "old results age out"
         );
     }

@@ -98,6 +98,10 @@ pub struct ProofRecord {
     pub timestamp_participation: Participation,
     /// Whether its clock was within [`THRESHOLD_SECONDS_OUT_OF_SYNC`] of ours.
     pub timesync: Participation,
+    /// Whether it held the messages its swarm holds, by our storage tests (conclusive ones
+    /// only).
+    #[serde(default)]
+    pub storage: Participation,
 }
 
 impl ProofRecord {
@@ -184,6 +188,15 @@ impl ProofBook {
             r.timesync
                 .push(now, t.abs_diff(now) <= THRESHOLD_SECONDS_OUT_OF_SYNC);
         }
+    }
+
+    /// Records a conclusive storage test of a registered node.
+    pub fn storage_tested(&mut self, pk: PublicKey, now: u64, passed: bool) {
+        self.records
+            .entry(pk)
+            .or_default()
+            .storage
+            .push(now, passed);
     }
 
     /// Forgets nodes that are no longer registered (keeps the book bounded by the SN list).
