@@ -158,10 +158,15 @@ pub async fn storage(
     retrieves: u64,
 ) -> anyhow::Result<()> {
     let state = load(dir)?.context("no devnet; run `devnet up` first")?;
+    // A service node that does not mine; on a one-node devnet (`up --nodes 1`: one swarm of
+    // one, so no replication) the miner itself.
+    let serving = |n: &&NodeEntry| n.service_node && n.storage_port != 0;
     let target = state
         .nodes
         .iter()
-        .find(|n| n.service_node && !n.mining && n.storage_port != 0)
+        .filter(serving)
+        .find(|n| !n.mining)
+        .or_else(|| state.nodes.iter().find(serving))
         .context("no service node with a storage port in this devnet")?;
     let d = Daemon::new(&target.rpc_url)?;
     let me = d.call("get_service_keys", json!({})).await?["service_node_pubkey"]

@@ -55,9 +55,11 @@ impl DevFaults {
                 "no-proofs" => f.no_proofs = true,
                 "unreachable" => f.unreachable = true,
                 "drop-storage" => f.drop_storage = true,
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "unknown --dev-fault {other:?} (known: no-proofs, unreachable, drop-storage)"
-                )),
+                ))
+                }
             }
         }
         Ok(f)

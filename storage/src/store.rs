@@ -8,7 +8,7 @@
 //! | `hash` | message hash (43 ASCII) | the `msg` key |
 //! | `expiry` | expiry ms (8) ‖ the `msg` key | empty |
 //! | `owner` | owner (33) | message count (8) ‖ data bytes (8) |
-//! | default | `seq` | the last sequence number handed out (8) |
+//! | default | `seq` | a bound on the sequence numbers handed out (8; reserved 1,024 at a time) |
 //!
 //! `seq` (kept in memory under the write lock, and in each insert's batch) grows with every
 //! insert on this node, so iterating an owner's namespace in key order
@@ -35,6 +35,16 @@ const CF_HASH: &str = "hash";
 const CF_EXPIRY: &str = "expiry";
 const CF_OWNER: &str = "owner";
 const SEQ_KEY: &[u8] = b"seq";
+/// Sequence numbers are reserved this many at a time (one write of `seq` per block of inserts).
+const SEQ_BLOCK: u64 = 1024;
+
+/// Sequence numbers: the last one handed out, and the bound stored on disk (every number up to
+/// it may be in use after a restart).
+#[derive(Debug)]
+struct Seq {
+    last: u64,
+    bound: u64,
+}
 
 /// Bytes of an owner key: prefix and key.
 pub const OWNER_LEN: usize = 33;
@@ -132,8 +142,8 @@ pub enum StoreError {
 /// The message store.
 pub struct MessageStore {
     db: DB,
-    /// Serialises writes; holds the last sequence number handed out.
-    write: Mutex<u64>,
+    /// Serialises writes; holds the sequence numbers.
+    write: Mutex<Seq>,
     limits: Limits,
     /// Fault injection for devnet scenarios (`--dev-fault drop-storage`): writes are
     /// acknowledged as if they were made and nothing is kept.
@@ -276,24 +286,35 @@ impl MessageStore {
         opts.create_missing_column_families(true);
         // Hashes and owners are looked up by key, and a new message's hash is usually absent:
         // bloom filters answer those misses without reading table blocks.
+        // Message bodies are end-to-end encrypted and hashes are random: compressing them on
+        // every flush and compaction would cost CPU and save nothing.
+        let plain = || {
+            let mut o = Options::default();
+            o.set_compression_type(rocksdb::DBCompressionType::None);
+            o
+        };
         let point = || {
             let mut b = BlockBasedOptions::default();
             b.set_bloom_filter(10.0, false);
-            let mut o = Options::default();
+            let mut o = plain();
             o.set_block_based_table_factory(&b);
+            // The same for the memtable: a lookup of an absent key skips the skiplist.
+            o.set_memtable_whole_key_filtering(true);
+            o.set_memtable_prefix_bloom_ratio(0.1);
             o
         };
         let cfs = [
-            ColumnFamilyDescriptor::new(CF_MSG, Options::default()),
+            ColumnFamilyDescriptor::new(CF_MSG, plain()),
             ColumnFamilyDescriptor::new(CF_HASH, point()),
-            ColumnFamilyDescriptor::new(CF_EXPIRY, Options::default()),
+            ColumnFamilyDescriptor::new(CF_EXPIRY, plain()),
             ColumnFamilyDescriptor::new(CF_OWNER, point()),
         ];
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        let seq = db.get(SEQ_KEY)?.and_then(|v| u64_at(&v, 0)).unwrap_or(0);
+        // Every number up to the stored bound may have been handed out: carry on above it.
+        let bound = db.get(SEQ_KEY)?.and_then(|v| u64_at(&v, 0)).unwrap_or(0);
         Ok(MessageStore {
             db,
-            write: Mutex::new(seq),
+            write: Mutex::new(Seq { last: bound, bound }),
             limits,
             discard: std::sync::atomic::AtomicBool::new(false),
         })
@@ -311,7 +332,7 @@ impl MessageStore {
 
     /// The sequence number of the latest insert (0: none yet).
     pub fn last_seq(&self) -> u64 {
-        *self.lock()
+        self.lock().last
     }
 
     /// The message with `hash`, whoever owns it.
@@ -380,7 +401,7 @@ impl MessageStore {
             .ok_or(StoreError::Corrupt("missing column family"))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seq> {
         self.write.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -496,7 +517,7 @@ impl MessageStore {
         if self.discarding() {
             return Ok((StoreOutcome::New, m.expiry));
         }
-        let mut last_seq = self.lock();
+        let mut seq_state = self.lock();
         let mut batch = WriteBatch::default();
         let mut delta = Delta::default();
         if public_outbox {
@@ -530,16 +551,22 @@ impl MessageStore {
         if bytes.saturating_add(m.data.len() as u64) > self.limits.max_bytes {
             return Err(StoreError::Full(crate::pubkey_hex(&m.pubkey), "byte limit"));
         }
-        let seq = last_seq.saturating_add(1);
+        let seq = seq_state.last.saturating_add(1);
         let key = msg_key(&owner, m.namespace, seq);
-        batch.put(SEQ_KEY, seq.to_be_bytes());
+        let bound = if seq > seq_state.bound {
+            let b = seq.saturating_add(SEQ_BLOCK);
+            batch.put(SEQ_KEY, b.to_be_bytes());
+            b
+        } else {
+            seq_state.bound
+        };
         batch.put_cf(self.cf(CF_MSG)?, key, encode_value(m));
         batch.put_cf(self.cf(CF_HASH)?, m.hash.as_bytes(), key);
         batch.put_cf(self.cf(CF_EXPIRY)?, expiry_key(m.expiry, &key), []);
         delta.add(&owner, 1, m.data.len() as i64);
         delta.known = Some((owner, usage));
         self.apply(batch, delta)?;
-        *last_seq = seq;
+        *seq_state = Seq { last: seq, bound };
         Ok((StoreOutcome::New, m.expiry))
     }
 
