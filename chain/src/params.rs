@@ -125,6 +125,9 @@ pub struct NetworkParams {
     pub rpc_port: u16,
     /// Default storage server port.
     pub storage_port: u16,
+    /// Salt of the AES-GCM key derivation of onion request layers (`HMAC-SHA256(salt, S)`):
+    /// `SISPOP` on Sispop's networks, as the Sispop lineage uses (Oxen's is `LOKI`).
+    pub onion_gcm_salt: &'static [u8],
     /// Target seconds between blocks.
     pub target_block_time: u64,
     /// Difficulty algorithm.
@@ -238,6 +241,7 @@ static MAINNET: NetworkParams = NetworkParams {
     p2p_port: 20000,
     rpc_port: 30000,
     storage_port: 22020,
+    onion_gcm_salt: b"SISPOP",
     target_block_time: 120,
     difficulty: DifficultyMode::Lwma { window: 59 },
     pow: PowAlgorithm::RandomX,
@@ -276,6 +280,7 @@ static TESTNET: NetworkParams = NetworkParams {
     p2p_port: 38156,
     rpc_port: 38157,
     storage_port: 38158,
+    onion_gcm_salt: b"SISPOP",
     target_block_time: 120,
     difficulty: DifficultyMode::Lwma { window: 59 },
     pow: PowAlgorithm::RandomX,
@@ -315,6 +320,7 @@ static DEVNET: NetworkParams = NetworkParams {
     p2p_port: 38856,
     rpc_port: 38857,
     storage_port: 38858,
+    onion_gcm_salt: b"SISPOP",
     target_block_time: 2,
     difficulty: DifficultyMode::Fixed(1),
     pow: PowAlgorithm::Keccak,

@@ -169,17 +169,7 @@ pub async fn storage(
         .or_else(|| state.nodes.iter().find(serving))
         .context("no service node with a storage port in this devnet")?;
     let d = Daemon::new(&target.rpc_url)?;
-    let me = d.call("get_service_keys", json!({})).await?["service_node_pubkey"]
-        .as_str()
-        .context("service node key")?
-        .to_owned();
-    let sns = d
-        .call("get_service_nodes", json!({"service_node_pubkeys": [me]}))
-        .await?;
-    let swarm = sns["service_node_states"][0]["swarm"]
-        .as_str()
-        .context("the target is not in a swarm (is it active?)")?
-        .to_owned();
+    let swarm = swarm_of(&d).await?;
     let lines = swarm_accounts(&d, &swarm, 64).await?;
     let file = dir.join("bench-storage-accounts.txt");
     std::fs::write(&file, lines.join("\n"))?;
@@ -212,6 +202,21 @@ pub async fn storage(
     Ok(())
 }
 
+/// The swarm (as `get_service_nodes` names it) of the service node behind `d`.
+async fn swarm_of(d: &Daemon) -> anyhow::Result<String> {
+    let me = d.call("get_service_keys", json!({})).await?["service_node_pubkey"]
+        .as_str()
+        .context("service node key")?
+        .to_owned();
+    let sns = d
+        .call("get_service_nodes", json!({"service_node_pubkeys": [me]}))
+        .await?;
+    Ok(sns["service_node_states"][0]["swarm"]
+        .as_str()
+        .context("the node is not in a swarm (is it active?)")?
+        .to_owned())
+}
+
 /// `count` new accounts that `swarm` owns, as `sispop-storage bench --pubkeys` lines
 /// (`<Session id> <seed hex>`).
 pub async fn swarm_accounts(d: &Daemon, swarm: &str, count: usize) -> anyhow::Result<Vec<String>> {
@@ -240,17 +245,7 @@ pub async fn swarm_accounts(d: &Daemon, swarm: &str, count: usize) -> anyhow::Re
 /// `sispop-storage bench`, so that the whole swarm holds them.
 pub async fn seed_messages(dir: &Path, node: &NodeEntry, stores: u64) -> anyhow::Result<()> {
     let d = Daemon::new(&node.rpc_url)?;
-    let me = d.call("get_service_keys", json!({})).await?["service_node_pubkey"]
-        .as_str()
-        .context("service node key")?
-        .to_owned();
-    let sns = d
-        .call("get_service_nodes", json!({"service_node_pubkeys": [me]}))
-        .await?;
-    let swarm = sns["service_node_states"][0]["swarm"]
-        .as_str()
-        .context("the node is not in a swarm (is it active?)")?
-        .to_owned();
+    let swarm = swarm_of(&d).await?;
     let lines = swarm_accounts(&d, &swarm, 8).await?;
     let file = dir.join(format!("seed-accounts-{}.txt", node.name));
     std::fs::write(&file, lines.join("\n"))?;

@@ -16,6 +16,7 @@ use sispop_chain::{Network, NetworkParams, COIN};
 use sispop_wallet::{Account, Daemon, Wallet, WalletFile};
 
 mod bench;
+mod dissolve;
 mod scenario;
 
 #[derive(Parser)]
@@ -77,6 +78,10 @@ enum Scenario {
     /// print who was voted what, at which height, and how long it took. Checks that every
     /// node holds the same list and that no healthy node is voted against.
     Outage(scenario::OutageOpts),
+    /// Store messages in one swarm, decommission enough nodes (`--dev-fault no-proofs`) that
+    /// it is dissolved, check that every message reached every member of its new swarm, then
+    /// bring the nodes back and check again (needs at least two swarms: `up --nodes 21`).
+    Dissolve(dissolve::DissolveOpts),
 }
 
 #[derive(Subcommand)]
@@ -823,6 +828,9 @@ fn main() -> ExitCode {
         Cmd::Scenario {
             which: Scenario::Outage(o),
         } => rt.block_on(scenario::outage(&cli.dir, o)),
+        Cmd::Scenario {
+            which: Scenario::Dissolve(o),
+        } => rt.block_on(dissolve::dissolve(&cli.dir, o)),
         Cmd::Restart {
             name,
             dev_fault,

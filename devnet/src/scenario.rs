@@ -122,18 +122,18 @@ impl Tracked {
 
 /// What a node says of a service node: (active, swarm id, decommission count, state height,
 /// reasons of the last decommission).
-type Seen = (bool, u64, u64, u64, u64);
+pub(crate) type Seen = (bool, u64, u64, u64, u64);
 
 /// What one node said.
-struct View {
-    name: String,
-    height: u64,
-    hash: String,
+pub(crate) struct View {
+    pub(crate) name: String,
+    pub(crate) height: u64,
+    pub(crate) hash: String,
     /// pubkey → what it says of that service node.
-    nodes: BTreeMap<String, Seen>,
+    pub(crate) nodes: BTreeMap<String, Seen>,
 }
 
-async fn view(name: &str, url: &str) -> Option<View> {
+pub(crate) async fn view(name: &str, url: &str) -> Option<View> {
     let d = Daemon::new(url).ok()?;
     let v = d.call("get_service_nodes", json!({})).await.ok()?;
     let mut nodes = BTreeMap::new();

@@ -82,22 +82,27 @@ impl Workers {
                 .name(format!("storage-{i}"))
                 .spawn(move || {
                     for job in rx {
-                        job();
+                        // A job that panics loses its request, not the worker.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                     }
                 })?;
         }
         Ok(Workers { tx })
     }
 
-    /// Runs `f` on a worker; `None` when the queue is full or the job failed.
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    /// Runs `f` on a worker. Fails with `true` when the queue is full, `false` when the job
+    /// died.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, bool> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
             .try_send(Box::new(move || {
                 let _ = tx.send(f());
             }))
-            .ok()?;
-        rx.await.ok()
+            .map_err(|_| true)?;
+        rx.await.map_err(|_| false)
     }
 }
 
@@ -415,17 +420,32 @@ async fn handle(
             Err(_) => (storage_rpc(&n, &s, &b), None),
         })
         .await
-        .unwrap_or((
-            Reply {
-                status: 500,
-                body: json!("request failed"),
-            },
-            None,
-        ));
+        .unwrap_or_else(|busy| {
+            let (status, text) = if busy {
+                (503, "Server busy, try again later")
+            } else {
+                (500, "request failed")
+            };
+            (
+                Reply {
+                    status,
+                    body: json!(text),
+                },
+                None,
+            )
+        });
     // Writes go on to the rest of the swarm, whose signed results join ours.
     let recursive = matches!(
         method.as_deref(),
-        Some("store" | "delete" | "delete_all" | "delete_before" | "expire" | "expire_all")
+        Some(
+            "store"
+                | "delete"
+                | "delete_all"
+                | "delete_before"
+                | "expire"
+                | "expire_msgs"
+                | "expire_all"
+        )
     );
     // A `delete` with `required` that found nothing here answers 404 but goes on all the same:
     // the swarm as a whole decides.

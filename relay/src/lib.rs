@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod crypto;
+
 use serde_json::{Map, Value};
 
 /// Largest onion payload accepted (10 MB, the upstream request body limit).

@@ -305,7 +305,9 @@ pub fn handle_method(
         "delete" => delete(store, ctx, p),
         "delete_all" => delete_all(store, ctx, p),
         "delete_before" => delete_before(store, ctx, p),
-        "expire" => expire(store, ctx, p),
+        // `expire_msgs` is the name some clients and our issue tracker use; upstream's is
+        // `expire` (the signed string starts with "expire" either way).
+        "expire" | "expire_msgs" => expire(store, ctx, p),
         "expire_all" => expire_all(store, ctx, p),
         "get_expiries" => get_expiries(store, ctx, p).map(Reply::ok),
         "info" => Ok(Reply::ok(

@@ -238,6 +238,17 @@ fn deletes_and_expiries_are_signed_by_owner_and_node() {
     let entry = &body["swarm"][t.node_hex()];
     assert_eq!(entry["updated"], json!([hs[0]]));
     assert!(t.node_signed(entry, format!("{pk}{e}{}{}", hs[0], hs[0]).as_bytes()));
+    // The same under the name `expire_msgs`.
+    let e2 = NOW + 45_000;
+    let (code, body) = t.call(
+        "expire_msgs",
+        t.signed(
+            &format!("expireshorten{e2}{}", hs[0]),
+            json!({"messages": [hs[0]], "expiry": e2, "shorten": true}),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["swarm"][t.node_hex()]["updated"], json!([hs[0]]));
     // A missing signature is a parse error, a wrong one names the method.
     let (code, body) = t.call("delete", json!({"pubkey": pk, "messages": [hs[1]]}));
     assert_eq!(

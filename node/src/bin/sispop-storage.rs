@@ -56,7 +56,12 @@ enum Cmd {
         ttl: u64,
     },
     /// Retrieve the account's messages from a member of the swarm.
-    Retrieve,
+    Retrieve {
+        /// Ask every member and print one line per member: `member <ed25519> <ip:port>
+        /// <status> <count> <hash,hash,...>` (exit status 1 unless every member answered 200).
+        #[arg(long)]
+        every: bool,
+    },
     /// Load a `/storage_rpc/v1` server (ours or any other): namespace-0 stores of `--size`
     /// bytes spread over the accounts of `--pubkeys`, then signed retrieves for the accounts
     /// whose seed is given; prints stores/s, retrieves/s and p50/p99 latency.
@@ -164,7 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                        "signature": STANDARD.encode(sig.to_bytes())}),
             )
         }
-        Cmd::Retrieve => {
+        Cmd::Retrieve { .. } => {
             let sig = sk.sign(format!("retrieve{}{now}", ns_str(ns)).as_bytes());
             (
                 "retrieve",
@@ -174,6 +179,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Keygen | Cmd::Bench { .. } => unreachable!("handled above"),
     };
+    if let Cmd::Retrieve { every: true } = cli.cmd {
+        let body = json!({"method": method, "params": params});
+        let mut all_ok = true;
+        for (pk, addr) in &members {
+            let (status, hashes) = match post(*addr, &body).await {
+                Ok((code, text)) => {
+                    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    let hashes: Vec<&str> = v["messages"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|m| m["hash"].as_str())
+                        .collect();
+                    (code.to_string(), hashes.join(","))
+                }
+                Err(_) => ("error".to_owned(), String::new()),
+            };
+            all_ok &= status == "200";
+            let count = if hashes.is_empty() {
+                0
+            } else {
+                hashes.split(',').count()
+            };
+            println!("member {pk} {addr} {status} {count} {hashes}");
+        }
+        if !all_ok {
+            anyhow::bail!("not every member answered");
+        }
+        return Ok(());
+    }
     // Any member will do; try them in turn.
     let mut last = None;
     for (pk, addr) in &members {
@@ -181,7 +216,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok((200, body)) => {
                 println!("node {} ({addr}) answered:", &pk[..16.min(pk.len())]);
                 let v: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-                if let Cmd::Retrieve = cli.cmd {
+                if let Cmd::Retrieve { .. } = cli.cmd {
                     for m in v["messages"].as_array().into_iter().flatten() {
                         let data = m["data"]
                             .as_str()
