@@ -60,14 +60,8 @@ pub struct OutageOpts {
 
 /// Seconds from death (or the fault) to decommission, and from a restart to recommission.
 const STATE_CHANGE_TARGET: f64 = 90.0;
-/// How old a message must be before storage tests ask for it (`MIN_AGE_MS` of
-/// `sispop_storage::storage_test`, not a dependency of this crate).
-fn sispop_storage_min_age_ms() -> u64 {
-    20_000
-}
-
 /// The reason bit of failed storage tests.
-const STORAGE_REASON: u64 = 0x08;
+const STORAGE_REASON: u64 = sispop_testing::decide::reason::STORAGE as u64;
 /// Seconds from death to deregistration.
 const DEREG_TARGET: f64 = 360.0;
 
@@ -327,7 +321,7 @@ pub async fn outage(dir: &Path, o: OutageOpts) -> anyhow::Result<()> {
     }
     if o.drop_storage > 0 {
         // Storage tests only ask for messages old enough to have reached the whole swarm.
-        let age = Duration::from_millis(sispop_storage_min_age_ms());
+        let age = Duration::from_millis(sispop_storage::storage_test::MIN_AGE_MS);
         tokio::time::sleep(age.saturating_sub(seeded.elapsed())).await;
     }
 

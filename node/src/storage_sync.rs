@@ -219,9 +219,15 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
             }
         }
         SAMPLE => crate::storage_test::answer_sample(node, storage, &from, our_swarm, rest)
-            .map_or_else(|e| answer(403, e.into_bytes()), |v| answer(200, v)),
+            .map_or_else(
+                |(code, why)| answer(code, why.into_bytes()),
+                |v| answer(200, v),
+            ),
         TEST => crate::storage_test::answer_test(node, storage, &from, our_swarm, rest)
-            .map_or_else(|e| answer(403, e.into_bytes()), |v| answer(200, v)),
+            .map_or_else(
+                |(code, why)| answer(code, why.into_bytes()),
+                |v| answer(200, v),
+            ),
         FORWARD | PULL => answer(421, b"not a member of this swarm".to_vec()),
         _ => answer(400, b"unknown storage request".to_vec()),
     }

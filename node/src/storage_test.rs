@@ -44,7 +44,7 @@ fn allowed(
     from: &PublicKey,
     worker: &PublicKey,
     our_swarm: u64,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let st = node.lock();
     let state = st.chain.ext().state();
     let me = st.sn_keys.as_ref().map(|k| k.primary);
@@ -54,7 +54,7 @@ fn allowed(
             .get(worker)
             .is_some_and(|n| n.swarm_id == our_swarm);
     if !member {
-        return Err("not a member of the worker's swarm".into());
+        return Err((403, "not a member of the worker's swarm".into()));
     }
     let tip = st.chain.tip().0 .0;
     let first = tip.saturating_sub(node.params.sn.vote_lifetime);
@@ -65,17 +65,24 @@ fn allowed(
     if validates {
         Ok(())
     } else {
-        Err("not a validator of a quorum testing this node".into())
+        Err((403, "not a validator of a quorum testing this node".into()))
     }
 }
 
-fn request(body: &[u8]) -> Result<(Value, PublicKey, [u8; 32]), String> {
-    let req: Value = serde_json::from_slice(body).map_err(|_| "request is not JSON".to_owned())?;
+/// A refusal: the status (400 malformed, 403 not allowed, 500 store failure) and why.
+pub type Refusal = (u16, String);
+
+fn bad(why: &str) -> Refusal {
+    (400, why.to_owned())
+}
+
+fn request(body: &[u8]) -> Result<(Value, PublicKey, [u8; 32]), Refusal> {
+    let req: Value = serde_json::from_slice(body).map_err(|_| bad("request is not JSON"))?;
     let worker = req["worker"]
         .as_str()
         .and_then(PublicKey::from_hex)
-        .ok_or("worker must be a service node key")?;
-    let nonce = hex32(&req, "nonce").ok_or("nonce must be 32 bytes of hex")?;
+        .ok_or_else(|| bad("worker must be a service node key"))?;
+    let nonce = hex32(&req, "nonce").ok_or_else(|| bad("nonce must be 32 bytes of hex"))?;
     Ok((req, worker, nonce))
 }
 
@@ -86,7 +93,7 @@ pub fn answer_sample(
     from: &PublicKey,
     our_swarm: u64,
     body: &[u8],
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Refusal> {
     let (_, worker, nonce) = request(body)?;
     allowed(node, from, &worker, our_swarm)?;
     let ids = storage.swarm_ids(node);
@@ -103,7 +110,7 @@ pub fn answer_sample(
         .sample(&random, rand::rngs::OsRng.gen(), MAX_SCAN, |m| {
             eligible(m, now, watermark) && owner_among(&ids, &m.pubkey) == Some(our_swarm)
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (500, e.to_string()))?;
     let v = match picked {
         Some(m) => json!({"hash": m.hash, "proof": hex::encode(proof(&nonce, &m.data))}),
         None => json!({"hash": null}),
@@ -118,14 +125,14 @@ pub fn answer_test(
     from: &PublicKey,
     our_swarm: u64,
     body: &[u8],
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Refusal> {
     let (req, worker, nonce) = request(body)?;
     let hash = req["hash"]
         .as_str()
         .filter(|h| is_valid_message_hash(h))
-        .ok_or("hash must be a message hash")?;
+        .ok_or_else(|| bad("hash must be a message hash"))?;
     allowed(node, from, &worker, our_swarm)?;
-    let held = storage.store.get(hash).map_err(|e| e.to_string())?;
+    let held = storage.store.get(hash).map_err(|e| (500, e.to_string()))?;
     let v = json!({"proof": held.map(|m| hex::encode(proof(&nonce, &m.data)))});
     Ok(v.to_string().into_bytes())
 }

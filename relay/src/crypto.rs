@@ -3,9 +3,9 @@
 //! AES-256-GCM or XChaCha20-Poly1305 under a key derived from the shared secret.
 //!
 //! - `aes-gcm` (also `gcm`; the type when a request names none, as upstream): key
-//!   `HMAC-SHA256(key = salt, msg = S)`, wire `iv(12) ‖ ciphertext ‖ tag(16)`. The salt is the
-//!   network's ([`sispop_chain`]-independent here: the caller passes it): `"SISPOP"` on Sispop's
-//!   networks, `"LOKI"` for Oxen/Session clients.
+//!   `HMAC-SHA256(key = salt, msg = S)`, wire `iv(12) ‖ ciphertext ‖ tag(16)`. The caller
+//!   passes the salt (`NetworkParams::onion_gcm_salt`): `"SISPOP"` on Sispop's networks,
+//!   `"LOKI"` for Oxen/Session clients.
 //! - `xchacha20` (also `xchacha20-poly1305`; what our client uses): key
 //!   `BLAKE2b-256(S ‖ client public ‖ server public)` in both directions, wire
 //!   `nonce(24) ‖ ciphertext ‖ tag(16)`.
