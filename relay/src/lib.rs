@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
+pub mod client;
 pub mod crypto;
+pub mod hop;
 
 use serde_json::{Map, Value};
 

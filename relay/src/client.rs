@@ -1,0 +1,239 @@
+//! The client's side of onion requests (reference `storage-and-onion.md` §5.4, §5.6), sans IO:
+//! choose a path, build the layered request for it, and open the answer.
+//!
+//! A path is a list of service nodes; the request enters at the first and its destination is
+//! the last (a storage request runs there), or an HTTP server the last one calls. Every layer
+//! has its own ephemeral key. Our client encrypts with `xchacha20` unless told otherwise.
+
+use base64::Engine as _;
+use rand::seq::SliceRandom as _;
+use rand_core::{CryptoRng, RngCore};
+use serde_json::{json, Map, Value};
+
+use crate::crypto::{self, EncType};
+use crate::encode_payload;
+use crate::hop::{Protocol, ReplyKey};
+
+/// A service node as a client knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    /// Its Ed25519 key (its identity; what a layer names as `destination`).
+    pub ed25519: [u8; 32],
+    /// Its X25519 key (what layers are encrypted to).
+    pub x25519: [u8; 32],
+}
+
+impl Node {
+    /// A node from its Ed25519 key; `None` if the key is not a curve point.
+    pub fn from_ed25519(ed25519: [u8; 32]) -> Option<Node> {
+        let p = curve25519_dalek::edwards::CompressedEdwardsY(ed25519).decompress()?;
+        Some(Node {
+            ed25519,
+            x25519: p.to_montgomery().to_bytes(),
+        })
+    }
+}
+
+/// An HTTP server at the end of a path, reached from the path's last node.
+#[derive(Clone, Debug)]
+pub struct HttpServer {
+    /// Scheme.
+    pub protocol: Protocol,
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `/oxen/v4/lsrpc` and the like.
+    pub target: String,
+    /// The server's X25519 key.
+    pub x25519: [u8; 32],
+}
+
+/// Where a request goes.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    /// The last node of the path runs a storage request.
+    Storage,
+    /// The last node of the path calls an HTTP server.
+    Http(HttpServer),
+}
+
+/// A built request: the body to POST to the first node's `/onion_req/v2`, and the key that
+/// opens the answer.
+pub struct Built {
+    /// The request body.
+    pub body: Vec<u8>,
+    /// The destination layer's key.
+    pub reply: ReplyKey,
+}
+
+/// Why building a request failed.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// No nodes in the path.
+    #[error("a path needs at least one node")]
+    EmptyPath,
+    /// A node's key gives no shared secret.
+    #[error("a node's X25519 key is unusable")]
+    BadKey,
+}
+
+/// Encrypts `plain` for `to` with a fresh ephemeral key; returns the ciphertext, the ephemeral
+/// public key and the layer's key.
+fn seal(
+    plain: &[u8],
+    to: &[u8; 32],
+    enc: EncType,
+    gcm_salt: &[u8],
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<(Vec<u8>, [u8; 32], ReplyKey), BuildError> {
+    let (secret, public) = crypto::ephemeral(rng);
+    let s = crypto::shared_secret(&secret, to).map_err(|_| BuildError::BadKey)?;
+    let key = ReplyKey::new(enc, crypto::layer_key(enc, &s, &public, to, gcm_salt));
+    Ok((key.encrypt(plain, rng), public, key))
+}
+
+/// Builds an onion request through `path` (entry first). For [`Destination::Storage`],
+/// `request` is a storage RPC body (`{"method", "params"}`) run by the last node; for an HTTP
+/// server it is that server's own request. Every layer uses `enc`.
+pub fn build(
+    path: &[Node],
+    dest: &Destination,
+    request: &[u8],
+    enc: EncType,
+    gcm_salt: &[u8],
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<Built, BuildError> {
+    let (last, _) = path.split_last().ok_or(BuildError::EmptyPath)?;
+    // The innermost layer, and the routing JSON the node before it reads.
+    let (mut data, mut eph, reply, mut routing, mut rest) = match dest {
+        Destination::Storage => {
+            let plain = encode_payload(request, &obj(json!({"headers": {}})));
+            let (c, e, k) = seal(&plain, &last.x25519, enc, gcm_salt, rng)?;
+            let routing = json!({"destination": hex::encode(last.ed25519)});
+            (c, e, k, routing, &path[..path.len() - 1])
+        }
+        Destination::Http(server) => {
+            let (c, e, k) = seal(request, &server.x25519, enc, gcm_salt, rng)?;
+            let protocol = match server.protocol {
+                Protocol::Http => "http",
+                Protocol::Https => "https",
+            };
+            let routing = json!({
+                "host": server.host, "target": server.target, "method": "POST",
+                "protocol": protocol, "port": server.port,
+            });
+            (c, e, k, routing, path)
+        }
+    };
+    // Outward: wrap for each node, innermost first.
+    while let Some((node, before)) = rest.split_last() {
+        routing["ephemeral_key"] = json!(hex::encode(eph));
+        routing["enc_type"] = json!(enc.name());
+        let plain = encode_payload(&data, &obj(routing));
+        let (c, e, _) = seal(&plain, &node.x25519, enc, gcm_salt, rng)?;
+        data = c;
+        eph = e;
+        routing = json!({"destination": hex::encode(node.ed25519)});
+        rest = before;
+    }
+    let outer = json!({"ephemeral_key": hex::encode(eph), "enc_type": enc.name()});
+    Ok(Built {
+        body: encode_payload(&data, &obj(outer)),
+        reply,
+    })
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// What came back.
+#[derive(Debug, PartialEq)]
+pub enum Answer {
+    /// The destination answered: its status and body (JSON if the body was JSON, else a
+    /// string).
+    Destination {
+        /// The destination's status.
+        status: u16,
+        /// Its body.
+        body: Value,
+    },
+    /// A node on the path failed the request (a plaintext error).
+    Path {
+        /// The HTTP status from the entry.
+        status: u16,
+        /// The error text.
+        text: String,
+    },
+}
+
+/// Why an answer could not be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    /// Not base64.
+    #[error("the answer is not base64")]
+    Base64,
+    /// Does not decrypt with the destination's key (an error from a node before it?).
+    #[error("the answer does not decrypt")]
+    Decrypt,
+    /// Decrypts, but is not `{"body", "status"}`.
+    #[error("the answer is not a status and body")]
+    Shape,
+}
+
+/// Opens the answer of a storage destination: the entry's HTTP status and body.
+pub fn open_answer(reply: &ReplyKey, status: u16, body: &[u8]) -> Result<Answer, AnswerError> {
+    if status != 200 {
+        return Ok(Answer::Path {
+            status,
+            text: String::from_utf8_lossy(body).into_owned(),
+        });
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(body.trim_ascii())
+        .map_err(|_| AnswerError::Base64)?;
+    let plain = reply.decrypt(&raw).map_err(|_| AnswerError::Decrypt)?;
+    let v: Value = serde_json::from_slice(&plain).map_err(|_| AnswerError::Shape)?;
+    let status = v["status"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .ok_or(AnswerError::Shape)?;
+    let body = match &v["body"] {
+        // A double-encoded JSON body is opened once more.
+        Value::String(s) => serde_json::from_str::<Value>(s)
+            .ok()
+            .filter(|b| b.is_object() || b.is_array())
+            .unwrap_or_else(|| Value::String(s.clone())),
+        other => other.clone(),
+    };
+    Ok(Answer::Destination { status, body })
+}
+
+/// Chooses a path of `len` distinct nodes ending at `dest` (when given): the others are drawn
+/// at random from `nodes`, never `dest` again. `None` when there are not enough nodes.
+pub fn choose_path(
+    nodes: &[Node],
+    len: usize,
+    dest: Option<Node>,
+    rng: &mut impl RngCore,
+) -> Option<Vec<Node>> {
+    let mut pool: Vec<Node> = nodes
+        .iter()
+        .filter(|n| dest.is_none_or(|d| d.ed25519 != n.ed25519))
+        .copied()
+        .collect();
+    pool.sort_unstable_by_key(|n| n.ed25519);
+    pool.dedup_by_key(|n| n.ed25519);
+    let take = len.checked_sub(usize::from(dest.is_some()))?;
+    if pool.len() < take || len == 0 {
+        return None;
+    }
+    let mut path: Vec<Node> = pool.choose_multiple(rng, take).copied().collect();
+    path.shuffle(rng);
+    path.extend(dest);
+    Some(path)
+}
