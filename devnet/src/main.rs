@@ -17,6 +17,7 @@ use sispop_wallet::{Account, Daemon, Wallet, WalletFile};
 
 mod bench;
 mod dissolve;
+mod onion;
 mod scenario;
 
 #[derive(Parser)]
@@ -82,6 +83,10 @@ enum Scenario {
     /// it is dissolved, check that every message reached every member of its new swarm, then
     /// bring the nodes back and check again (needs at least two swarms: `up --nodes 21`).
     Dissolve(dissolve::DissolveOpts),
+    /// Onion requests through 3 hops with each encryption type, to a storage node and to an
+    /// HTTP server; malformed onions, loops, a stalled next hop, a stalled HTTP server and a
+    /// decommissioned node each get their error reply, not a hang.
+    Onion(onion::OnionOpts),
 }
 
 #[derive(Subcommand)]
@@ -107,6 +112,19 @@ enum Bench {
         /// Retrieves to send.
         #[arg(long, default_value_t = 20_000)]
         retrieves: u64,
+    },
+    /// Onion requests through random 3-hop paths of the devnet's service nodes, from a client
+    /// on this machine: requests/s, p50/p99, CPU time of the client and of the nodes.
+    Onion {
+        /// Requests to send.
+        #[arg(long, default_value_t = 5_000)]
+        requests: u64,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Layer encryption: `xchacha20` or `aes-gcm`.
+        #[arg(long, default_value = "xchacha20")]
+        enc: String,
     },
     /// Propagation delay of new blocks to every node: p50 / p99.
     Gossip {
@@ -825,12 +843,26 @@ fn main() -> ExitCode {
                     retrieves,
                 },
         } => rt.block_on(bench::storage(&cli.dir, connections, stores, retrieves)),
+        Cmd::Bench {
+            which:
+                Bench::Onion {
+                    requests,
+                    concurrency,
+                    enc,
+                },
+        } => match sispop_relay::crypto::EncType::parse(Some(&enc)) {
+            Ok(enc) => rt.block_on(onion::bench(&cli.dir, requests, concurrency, enc)),
+            Err(e) => Err(anyhow::anyhow!(e)),
+        },
         Cmd::Scenario {
             which: Scenario::Outage(o),
         } => rt.block_on(scenario::outage(&cli.dir, o)),
         Cmd::Scenario {
             which: Scenario::Dissolve(o),
         } => rt.block_on(dissolve::dissolve(&cli.dir, o)),
+        Cmd::Scenario {
+            which: Scenario::Onion(o),
+        } => rt.block_on(onion::onion(&cli.dir, o)),
         Cmd::Restart {
             name,
             dev_fault,

@@ -2,7 +2,8 @@
 //! on the chain with 20 active service nodes in 2 swarms of at least 5; two nodes killed with
 //! SIGKILL miss 20 blocks and catch up after `devnet up` resumes them; the outage scenario
 //! (`devnet scenario outage`) gets dead and faulty nodes voted out and back in while the healthy
-//! ones are left alone; `devnet down` stops all.
+//! ones are left alone; onion requests pass through 3 hops and bad ones get their error replies
+//! (`devnet scenario onion`); `devnet down` stops all.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -276,6 +277,26 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         Some(19),
         "{active}"
     );
+
+    // Onion requests (issue 10): through fresh 3-hop paths with each encryption type to a
+    // storage node and to an HTTP server; malformed onions, loops, a stalled next hop, a
+    // stalled HTTP server and a decommissioned node each get their error reply, not a hang
+    // (the scenario checks each and fails otherwise).
+    let started = Instant::now();
+    let out = devnet(&dir, &["scenario", "onion", "--timeout", "240"]);
+    println!("{out}");
+    assert!(out.contains("onion scenario passed"), "{out}");
+    for step in [
+        "xchacha20: stored through 3 hops",
+        "aes-gcm: stored through 3 hops",
+        "HTTP destination on 127.0.0.1 reached",
+        "malformed onions: each got its error reply",
+        "504 Request time out",
+        "502 Next node not found as a hop",
+    ] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(260));
 
     let down = devnet(&dir, &["down"]);
     assert_eq!(

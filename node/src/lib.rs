@@ -5,6 +5,7 @@ pub mod config;
 pub mod console;
 pub mod console_reg;
 pub mod node;
+pub mod onion;
 pub mod p2p;
 pub mod rpc;
 pub mod rpc_sn;
@@ -14,6 +15,7 @@ pub mod storage_server;
 pub mod storage_sync;
 pub mod storage_test;
 pub mod wire;
+pub mod workers;
 
 use anyhow::Context;
 use sispop_chain::Address;
@@ -124,6 +126,11 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the storage server on {addr}"))?;
         let _ = node.storage.set(storage.clone());
+        let seed = node.lock().sn_keys.as_ref().map(|k| k.seed);
+        if let Some(seed) = seed {
+            let relay = onion::Relay::start(&seed).context("starting the relay service")?;
+            let _ = node.relay.set(std::sync::Arc::new(relay));
+        }
         let sync = tokio::spawn(storage_sync::run(node.clone(), storage.clone()));
         let serve = tokio::spawn(storage_server::serve(
             node.clone(),

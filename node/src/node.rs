@@ -61,6 +61,8 @@ pub struct Node {
     pub faults: DevFaults,
     /// The storage service, on service nodes (set at start).
     pub storage: Arc<std::sync::OnceLock<Arc<crate::storage_server::Storage>>>,
+    /// The relay service, on service nodes (set at start).
+    pub relay: Arc<std::sync::OnceLock<Arc<crate::onion::Relay>>>,
 }
 
 impl Node {
@@ -84,6 +86,7 @@ impl Node {
             acct: Arc::new(Mutex::new(Accountability::load(None))),
             faults: DevFaults::default(),
             storage: Arc::new(std::sync::OnceLock::new()),
+            relay: Arc::new(std::sync::OnceLock::new()),
         }
     }
 

@@ -110,6 +110,84 @@ pub async fn post(addr: SocketAddr, body: &Value) -> anyhow::Result<(u16, String
         .with_context(|| format!("{addr} did not answer within 30 s"))?
 }
 
+/// POSTs raw bytes to `https://addr{path}`; returns the status and the body.
+pub async fn post_bytes(
+    addr: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config()?));
+        let tls = connector
+            .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+            .await
+            .with_context(|| format!("TLS with {addr}"))?;
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+        tokio::spawn(conn);
+        let req = hyper::Request::post(path)
+            .header(hyper::header::HOST, addr.to_string())
+            .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+            .body(Full::new(Bytes::from(body)))?;
+        let resp = send.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok::<_, anyhow::Error>((status, bytes.to_vec()))
+    };
+    tokio::time::timeout(Duration::from_secs(60), work)
+        .await
+        .with_context(|| format!("{addr} did not answer within 60 s"))?
+}
+
+/// An active service node with an uptime proof: its Ed25519 key and storage address.
+#[derive(Clone, Debug)]
+pub struct ServiceNode {
+    /// Ed25519 key, hex.
+    pub pubkey: String,
+    /// `IP:storage port` from its last proof.
+    pub addr: SocketAddr,
+}
+
+/// The active service nodes the daemon knows an address of (`get_service_nodes`).
+pub async fn active_nodes(daemon: &str) -> anyhow::Result<Vec<ServiceNode>> {
+    let client = HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(30))
+        .build(daemon)
+        .with_context(|| format!("daemon URL {daemon}"))?;
+    let sns: Value = client
+        .request("get_service_nodes", ObjectParams::new())
+        .await
+        .with_context(|| format!("get_service_nodes from {daemon}"))?;
+    let mut out = Vec::new();
+    for e in sns["service_node_states"].as_array().into_iter().flatten() {
+        if e["active"] != Value::Bool(true) {
+            continue;
+        }
+        let (Some(pk), Some(ip), Some(port)) = (
+            e["service_node_pubkey"].as_str(),
+            e["public_ip"]
+                .as_str()
+                .and_then(|i| i.parse::<std::net::IpAddr>().ok()),
+            e["storage_port"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok()),
+        ) else {
+            continue;
+        };
+        if port == 0 || ip.is_unspecified() {
+            continue; // no uptime proof seen yet
+        }
+        out.push(ServiceNode {
+            pubkey: pk.to_owned(),
+            addr: SocketAddr::new(ip, port),
+        });
+    }
+    Ok(out)
+}
+
 /// The members of the swarm that owns `pubkey` (66 hex), as (Ed25519 key, storage address).
 pub async fn swarm(daemon: &str, pubkey: &str) -> anyhow::Result<Vec<(String, SocketAddr)>> {
     let client = HttpClientBuilder::default()
@@ -229,7 +307,8 @@ impl LoadResult {
     }
 }
 
-async fn connect_from(
+/// A keep-alive HTTPS connection to `target`, from `source` when given.
+pub async fn connect_from(
     target: SocketAddr,
     source: Option<std::net::IpAddr>,
 ) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {

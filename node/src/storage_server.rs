@@ -34,6 +34,12 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::node::Node;
+use crate::workers::{Refused, Workers};
+
+/// Client requests waiting for a worker; beyond this many the server answers 503.
+const QUEUE: usize = 4096;
+/// Threads that run client requests (parsing, signatures, the store).
+const WORKERS: usize = 4;
 
 /// Largest request body (upstream: 10 MiB, else 413).
 const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -57,53 +63,6 @@ pub struct Storage {
     pub arrivals: std::sync::Mutex<sispop_storage::storage_test::Arrivals>,
     /// The threads that run client requests.
     workers: Workers,
-}
-
-/// Client requests waiting for a worker; beyond this many the server answers 503.
-const QUEUE: usize = 4096;
-/// Threads that run client requests (parsing, signatures, the store).
-const WORKERS: usize = 4;
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// A fixed pool of threads for client requests. Under load, tokio's blocking pool would start a
-/// thread per waiting request, all contending for the store's write lock on 2 cores; a few
-/// threads fed by a queue do the same work with far fewer wake-ups and switches.
-struct Workers {
-    tx: crossbeam_channel::Sender<Job>,
-}
-
-impl Workers {
-    fn start(n: usize) -> std::io::Result<Workers> {
-        let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE);
-        for i in 0..n {
-            let rx = rx.clone();
-            std::thread::Builder::new()
-                .name(format!("storage-{i}"))
-                .spawn(move || {
-                    for job in rx {
-                        // A job that panics loses its request, not the worker.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                    }
-                })?;
-        }
-        Ok(Workers { tx })
-    }
-
-    /// Runs `f` on a worker. Fails with `true` when the queue is full, `false` when the job
-    /// died.
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, bool> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .try_send(Box::new(move || {
-                let _ = tx.send(f());
-            }))
-            .map_err(|_| true)?;
-        rx.await.map_err(|_| false)
-    }
 }
 
 /// What serving a request needs from the chain: computed once per block, not per request.
@@ -394,19 +353,46 @@ async fn handle(
     client: std::net::IpAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    if !storage.allow(client) {
+    let onion = req.uri().path() == "/onion_req/v2";
+    // Onion requests are not limited per IP (upstream): the entry is all a relay sees of its
+    // clients. Their concurrency is bounded in `crate::onion` instead.
+    if !onion && !storage.allow(client) {
         return Ok(respond(429, &json!("Too Many Requests")));
     }
-    if req.uri().path() != "/storage_rpc/v1" {
+    if !onion && req.uri().path() != "/storage_rpc/v1" {
         return Ok(respond(404, &json!("not found")));
     }
     if req.method() != Method::POST {
         return Ok(respond(405, &json!("use POST")));
     }
+    // An onion request takes its place before its body is read, so at most that many bodies
+    // are in memory.
+    let slot = match onion.then(|| crate::onion::slot(&node)) {
+        Some(None) => {
+            let r = crate::onion::busy();
+            return Ok(respond(r.status, &json!(String::from_utf8_lossy(&r.body))));
+        }
+        other => other.flatten(),
+    };
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(respond(413, &json!("request body too large"))),
     };
+    if onion {
+        let r = crate::onion::entry(&node, &storage, body).await;
+        drop(slot);
+        let mut resp = Response::new(Full::new(Bytes::from(r.body)));
+        *resp.status_mut() =
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Ok(resp);
+    }
+    let reply = serve_rpc(&node, &storage, body).await;
+    Ok(respond(reply.status, &reply.body))
+}
+
+/// Serves a client's storage request as `/storage_rpc/v1` does (on a worker thread), writes
+/// replicated to the rest of the swarm.
+pub async fn serve_rpc(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Reply {
     let n = node.clone();
     let b = body.clone();
     let s = storage.clone();
@@ -420,11 +406,10 @@ async fn handle(
             Err(_) => (storage_rpc(&n, &s, &b), None),
         })
         .await
-        .unwrap_or_else(|busy| {
-            let (status, text) = if busy {
-                (503, "Server busy, try again later")
-            } else {
-                (500, "request failed")
+        .unwrap_or_else(|why| {
+            let (status, text) = match why {
+                Refused::Busy => (503, "Server busy, try again later"),
+                Refused::Died => (500, "request failed"),
             };
             (
                 Reply {
@@ -451,8 +436,8 @@ async fn handle(
     // the swarm as a whole decides.
     let delete_required = method.as_deref() == Some("delete") && reply.status == 404;
     if recursive && (reply.status == 200 || delete_required) {
-        if let Ok(swarm) = serving(&node) {
-            for (pk, entry) in crate::storage_sync::forward(&node, swarm, &body).await {
+        if let Ok(swarm) = serving(node) {
+            for (pk, entry) in crate::storage_sync::forward(node, swarm, &body).await {
                 if let Some(Value::Object(m)) = reply.body.get_mut("swarm") {
                     m.insert(pk, entry);
                 }
@@ -468,7 +453,7 @@ async fn handle(
             }
         }
     }
-    Ok(respond(reply.status, &reply.body))
+    reply
 }
 
 /// Opens the store and the TLS config (before the daemon starts serving anything).
@@ -498,7 +483,8 @@ pub fn open(node: &Node, data_dir: &Path) -> anyhow::Result<(Arc<Storage>, TlsAc
             limiter: std::sync::Mutex::new(RateLimiter::new()),
             route: std::sync::Mutex::new(None),
             arrivals: std::sync::Mutex::new(Default::default()),
-            workers: Workers::start(WORKERS).context("starting the storage worker threads")?,
+            workers: Workers::start("storage", WORKERS, QUEUE)
+                .context("starting the storage worker threads")?,
         }),
         acceptor,
     ))

@@ -19,7 +19,8 @@
 //! Messages: a tag byte, then: 1 forward: the client's JSON body (answer: status u16 BE ‖
 //! body); 2 pull: JSON `{"after": hex|null, "max": n}` (answer: JSON `{"messages": [...],
 //! "next": hex|null}`); 3 push: JSON `{"messages": [...]}` (answer: JSON `{"stored": n}`);
-//! 4 and 5: storage tests, from any active service node ([`crate::storage_test`]).
+//! 4 and 5: storage tests, from any active service node ([`crate::storage_test`]); 6: an
+//! onion layer ([`crate::onion`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -97,6 +98,17 @@ pub(crate) async fn ask(
     addr: Option<Multiaddr>,
     data: Vec<u8>,
 ) -> Result<Vec<u8>, String> {
+    ask_within(node, pk, addr, data, PEER_TIMEOUT).await
+}
+
+/// [`ask`] with its own time limit; a late answer is the error `"timeout"`.
+pub(crate) async fn ask_within(
+    node: &Node,
+    pk: &PublicKey,
+    addr: Option<Multiaddr>,
+    data: Vec<u8>,
+    limit: Duration,
+) -> Result<Vec<u8>, String> {
     let peer = peer_id_of(pk).ok_or("not a valid node key")?;
     let net = node.net.get().ok_or("network not started")?;
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -108,7 +120,7 @@ pub(crate) async fn ask(
             reply: tx,
         })
         .map_err(|_| "network stopped")?;
-    match tokio::time::timeout(PEER_TIMEOUT, rx).await {
+    match tokio::time::timeout(limit, rx).await {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err("network stopped".into()),
         Err(_) => Err("timeout".into()),

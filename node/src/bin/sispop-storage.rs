@@ -5,6 +5,7 @@
 //! sispop-storage keygen
 //! sispop-storage --daemon http://127.0.0.1:38857 --seed <hex> store "hello"
 //! sispop-storage --daemon http://127.0.0.1:38857 --seed <hex> retrieve
+//! sispop-storage --daemon http://127.0.0.1:38857 --seed <hex> onion store "hi"
 //! ```
 
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use clap::{Parser, Subcommand};
 use ed25519_dalek::{Signer, SigningKey};
+use rand::seq::SliceRandom as _;
 use serde_json::{json, Value};
 use sispopd::storage_client::{post, swarm};
 
@@ -62,6 +64,22 @@ enum Cmd {
         #[arg(long)]
         every: bool,
     },
+    /// Send a request through a fresh onion path of service nodes whose last node is a member
+    /// of the account's swarm (`/onion_req/v2` at the first); print the path and the
+    /// decrypted answer.
+    Onion {
+        #[command(subcommand)]
+        what: OnionCmd,
+        /// Layer encryption: `xchacha20` or `aes-gcm`.
+        #[arg(long, default_value = "xchacha20")]
+        enc: String,
+        /// Nodes in the path (the last one runs the request).
+        #[arg(long, default_value_t = 3)]
+        hops: usize,
+        /// The network's AES-GCM key salt (`SISPOP`; an Oxen network uses `LOKI`).
+        #[arg(long, default_value = "SISPOP")]
+        gcm_salt: String,
+    },
     /// Load a `/storage_rpc/v1` server (ours or any other): namespace-0 stores of `--size`
     /// bytes spread over the accounts of `--pubkeys`, then signed retrieves for the accounts
     /// whose seed is given; prints stores/s, retrieves/s and p50/p99 latency.
@@ -88,6 +106,22 @@ enum Cmd {
         #[arg(long, default_value_t = 128)]
         size: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum OnionCmd {
+    /// Store a message.
+    Store {
+        /// The message text.
+        message: String,
+        /// Time to live in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Retrieve the account's messages.
+    Retrieve,
+    /// Ask for the account's swarm.
+    GetSwarm,
 }
 
 fn account(seed: &Option<String>) -> anyhow::Result<(SigningKey, String)> {
@@ -148,6 +182,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         )
         .await;
     }
+    if let Cmd::Onion { .. } = &cli.cmd {
+        return onion(&cli).await;
+    }
     let (sk, id) = account(&cli.seed)?;
     let mut members = swarm(&cli.daemon, &id).await?;
     if let Some(prefix) = &cli.node {
@@ -177,7 +214,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                        "signature": STANDARD.encode(sig.to_bytes())}),
             )
         }
-        Cmd::Keygen | Cmd::Bench { .. } => unreachable!("handled above"),
+        Cmd::Keygen | Cmd::Bench { .. } | Cmd::Onion { .. } => unreachable!("handled above"),
     };
     if let Cmd::Retrieve { every: true } = cli.cmd {
         let body = json!({"method": method, "params": params});
@@ -237,6 +274,114 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "no member of the swarm accepted the request; last: {}",
         last.unwrap_or_default()
     )
+}
+
+/// `onion ...`: see [`Cmd::Onion`].
+async fn onion(cli: &Cli) -> anyhow::Result<()> {
+    use sispop_relay::client::{build, choose_path, open_answer, Answer, Destination, Node};
+    let Cmd::Onion {
+        what,
+        enc,
+        hops,
+        gcm_salt,
+    } = &cli.cmd
+    else {
+        unreachable!("called for onion only");
+    };
+    let enc = sispop_relay::crypto::EncType::parse(Some(enc)).map_err(anyhow::Error::msg)?;
+    let (sk, id) = account(&cli.seed)?;
+    let ed = hex::encode(sk.verifying_key().to_bytes());
+    let now = now_ms();
+    let ns = cli.namespace;
+    let request = match what {
+        OnionCmd::Store { message, ttl } => {
+            let sig = sk.sign(format!("store{}{now}", ns_str(ns)).as_bytes());
+            json!({"method": "store", "params": {"pubkey": id, "pubkey_ed25519": ed,
+                   "namespace": ns, "timestamp": now, "ttl": ttl.saturating_mul(1000),
+                   "data": STANDARD.encode(message), "signature": STANDARD.encode(sig.to_bytes())}})
+        }
+        OnionCmd::Retrieve => {
+            let sig = sk.sign(format!("retrieve{}{now}", ns_str(ns)).as_bytes());
+            json!({"method": "retrieve", "params": {"pubkey": id, "pubkey_ed25519": ed,
+                   "namespace": ns, "timestamp": now, "signature": STANDARD.encode(sig.to_bytes())}})
+        }
+        OnionCmd::GetSwarm => json!({"method": "get_swarm", "params": {"pubkey": id}}),
+    };
+    let nodes = sispopd::storage_client::active_nodes(&cli.daemon).await?;
+    let mut members = swarm(&cli.daemon, &id).await?;
+    if let Some(prefix) = &cli.node {
+        members.retain(|(pk, _)| pk.starts_with(prefix.as_str()));
+    }
+    let key = |hex_key: &str| {
+        hex::decode(hex_key)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .and_then(Node::from_ed25519)
+    };
+    let dest = members
+        .choose(&mut rand::thread_rng())
+        .and_then(|(pk, _)| key(pk))
+        .ok_or_else(|| anyhow::anyhow!("no member of the account's swarm to send to"))?;
+    let relays: Vec<Node> = nodes.iter().filter_map(|n| key(&n.pubkey)).collect();
+    let path = choose_path(&relays, *hops, Some(dest), &mut rand::thread_rng())
+        .ok_or_else(|| anyhow::anyhow!("fewer than {hops} active service nodes with addresses"))?;
+    let addr_of = |n: &Node| {
+        let hex_key = hex::encode(n.ed25519);
+        nodes
+            .iter()
+            .find(|s| s.pubkey == hex_key)
+            .map(|s| s.addr.to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    for (i, n) in path.iter().enumerate() {
+        let role = if i + 1 == path.len() {
+            "destination"
+        } else {
+            "relay"
+        };
+        println!(
+            "hop {} ({role}): {} {}",
+            i + 1,
+            hex::encode(n.ed25519),
+            addr_of(n)
+        );
+    }
+    let built = build(
+        &path,
+        &Destination::Storage,
+        request.to_string().as_bytes(),
+        enc,
+        gcm_salt.as_bytes(),
+        &mut rand::rngs::OsRng,
+    )?;
+    let entry = nodes
+        .iter()
+        .find(|s| s.pubkey == hex::encode(path[0].ed25519))
+        .map(|s| s.addr)
+        .ok_or_else(|| anyhow::anyhow!("no address for the entry node"))?;
+    let (status, body) =
+        sispopd::storage_client::post_bytes(entry, "/onion_req/v2", built.body).await?;
+    match open_answer(&built.reply, status, &body)? {
+        Answer::Destination { status, body } => {
+            println!("destination answered {status} ({}):", enc.name());
+            if let OnionCmd::Retrieve = what {
+                for m in body["messages"].as_array().into_iter().flatten() {
+                    let data = m["data"]
+                        .as_str()
+                        .and_then(|d| STANDARD.decode(d).ok())
+                        .map(|d| String::from_utf8_lossy(&d).into_owned())
+                        .unwrap_or_default();
+                    println!("message {}: {data}", m["hash"].as_str().unwrap_or("?"));
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            if status != 200 {
+                anyhow::bail!("the destination answered {status}");
+            }
+            Ok(())
+        }
+        Answer::Path { status, text } => anyhow::bail!("the path failed: {status} {text}"),
+    }
 }
 
 fn report(what: &str, r: &sispopd::storage_client::LoadResult) {

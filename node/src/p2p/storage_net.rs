@@ -45,6 +45,14 @@ impl Loop {
                 }
                 let node = self.node.clone();
                 let tx = self.tx.clone();
+                // An onion layer waits on the next hop: a task, not a blocking thread.
+                if request.first() == Some(&crate::onion::ONION) {
+                    tokio::spawn(async move {
+                        let data = crate::onion::on_hop(&node, &peer, &request[1..]).await;
+                        let _ = tx.send(NetCommand::StorageRespond { channel, data });
+                    });
+                    return;
+                }
                 tokio::task::spawn_blocking(move || {
                     let data = match node.storage.get() {
                         Some(storage) => {
@@ -76,7 +84,12 @@ impl Loop {
             } => {
                 debug!(error = %error, "storage request failed");
                 if let Some(reply) = self.storage_waiters.remove(&request_id) {
-                    let _ = reply.send(Err(error.to_string()));
+                    // Callers tell a late answer from a failed one.
+                    let why = match error {
+                        request_response::OutboundFailure::Timeout => "timeout".to_owned(),
+                        e => e.to_string(),
+                    };
+                    let _ = reply.send(Err(why));
                 }
             }
             _ => {}
