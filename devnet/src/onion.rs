@@ -115,6 +115,18 @@ fn signed(sk: &SigningKey, id: &str, method: &str, extra: Value) -> Value {
     json!({"method": method, "params": params})
 }
 
+/// A `get_swarm` request through `path` (xchacha20).
+fn ping_through(path: &[Node], ping: &Value) -> anyhow::Result<sispop_relay::client::Built> {
+    Ok(build(
+        path,
+        &Destination::Storage,
+        ping.to_string().as_bytes(),
+        EncType::XChaCha20,
+        SALT,
+        &mut rand::rngs::OsRng,
+    )?)
+}
+
 /// An HTTP destination on 127.0.0.1: opens its layer and answers `echo:` and the request,
 /// encrypted; with `stall`, never answers.
 async fn http_server(key: NodeKey, stall: bool) -> anyhow::Result<SocketAddr> {
@@ -386,14 +398,7 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
         .copied()
         .context("member")?;
     let ping = json!({"method": "get_swarm", "params": {"pubkey": id}});
-    let built = build(
-        &[entry, stranger, dest],
-        &Destination::Storage,
-        ping.to_string().as_bytes(),
-        EncType::XChaCha20,
-        SALT,
-        &mut rand::rngs::OsRng,
-    )?;
+    let built = ping_through(&[entry, stranger, dest], &ping)?;
     expect(
         "next hop not a service node",
         net.raw(&entry, built.body).await?,
@@ -415,14 +420,7 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
             vec![entry, other, entry, dest],
         ),
     ] {
-        let built = build(
-            &path,
-            &Destination::Storage,
-            ping.to_string().as_bytes(),
-            EncType::XChaCha20,
-            SALT,
-            &mut rand::rngs::OsRng,
-        )?;
+        let built = ping_through(&path, &ping)?;
         expect(
             what,
             net.raw(&entry, built.body).await?,
@@ -442,14 +440,7 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
         .take(16)
         .collect();
     long.push(dest);
-    let built = build(
-        &long,
-        &Destination::Storage,
-        ping.to_string().as_bytes(),
-        EncType::XChaCha20,
-        SALT,
-        &mut rand::rngs::OsRng,
-    )?;
+    let built = ping_through(&long, &ping)?;
     expect(
         "a path of 17 hops",
         net.raw(&entry, built.body).await?,
@@ -617,28 +608,14 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
         note(start, "decommissioned");
         // Let every node see it.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let built = build(
-            &[victim, other, dest],
-            &Destination::Storage,
-            ping.to_string().as_bytes(),
-            EncType::XChaCha20,
-            SALT,
-            &mut rand::rngs::OsRng,
-        )?;
+        let built = ping_through(&[victim, other, dest], &ping)?;
         expect(
             "a decommissioned entry",
             net.raw(&victim, built.body).await?,
             503,
             "Service node is not ready",
         )?;
-        let built = build(
-            &[entry, victim, dest],
-            &Destination::Storage,
-            ping.to_string().as_bytes(),
-            EncType::XChaCha20,
-            SALT,
-            &mut rand::rngs::OsRng,
-        )?;
+        let built = ping_through(&[entry, victim, dest], &ping)?;
         expect(
             "a path through a decommissioned node",
             net.raw(&entry, built.body).await?,

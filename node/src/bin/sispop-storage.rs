@@ -254,14 +254,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("node {} ({addr}) answered:", &pk[..16.min(pk.len())]);
                 let v: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
                 if let Cmd::Retrieve { .. } = cli.cmd {
-                    for m in v["messages"].as_array().into_iter().flatten() {
-                        let data = m["data"]
-                            .as_str()
-                            .and_then(|d| STANDARD.decode(d).ok())
-                            .map(|d| String::from_utf8_lossy(&d).into_owned())
-                            .unwrap_or_default();
-                        println!("message {}: {data}", m["hash"].as_str().unwrap_or("?"));
-                    }
+                    print_messages(&v);
                 }
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -365,14 +358,7 @@ async fn onion(cli: &Cli) -> anyhow::Result<()> {
         Answer::Destination { status, body } => {
             println!("destination answered {status} ({}):", enc.name());
             if let OnionCmd::Retrieve = what {
-                for m in body["messages"].as_array().into_iter().flatten() {
-                    let data = m["data"]
-                        .as_str()
-                        .and_then(|d| STANDARD.decode(d).ok())
-                        .map(|d| String::from_utf8_lossy(&d).into_owned())
-                        .unwrap_or_default();
-                    println!("message {}: {data}", m["hash"].as_str().unwrap_or("?"));
-                }
+                print_messages(&body);
             }
             println!("{}", serde_json::to_string_pretty(&body)?);
             if status != 200 {
@@ -381,6 +367,18 @@ async fn onion(cli: &Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Answer::Path { status, text } => anyhow::bail!("the path failed: {status} {text}"),
+    }
+}
+
+/// One line per message of a retrieve answer: its hash and its text.
+fn print_messages(v: &Value) {
+    for m in v["messages"].as_array().into_iter().flatten() {
+        let data = m["data"]
+            .as_str()
+            .and_then(|d| STANDARD.decode(d).ok())
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+            .unwrap_or_default();
+        println!("message {}: {data}", m["hash"].as_str().unwrap_or("?"));
     }
 }
 
