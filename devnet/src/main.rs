@@ -116,6 +116,9 @@ enum Bench {
     /// Onion requests through random 3-hop paths of the devnet's service nodes, from a client
     /// on this machine: requests/s, p50/p99, CPU time of the client and of the nodes.
     Onion {
+        /// Nodes in each path (1: the entry answers; the figure without relaying).
+        #[arg(long, default_value_t = 3)]
+        hops: usize,
         /// Requests to send.
         #[arg(long, default_value_t = 5_000)]
         requests: u64,
@@ -846,12 +849,13 @@ fn main() -> ExitCode {
         Cmd::Bench {
             which:
                 Bench::Onion {
+                    hops,
                     requests,
                     concurrency,
                     enc,
                 },
         } => match sispop_relay::crypto::EncType::parse(Some(&enc)) {
-            Ok(enc) => rt.block_on(onion::bench(&cli.dir, requests, concurrency, enc)),
+            Ok(enc) => rt.block_on(onion::bench(&cli.dir, hops, requests, concurrency, enc)),
             Err(e) => Err(anyhow::anyhow!(e)),
         },
         Cmd::Scenario {

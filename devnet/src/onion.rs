@@ -645,12 +645,13 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `devnet bench onion`: `requests` `get_swarm` requests through fresh random 3-hop paths
-/// (entry, relay, destination), `concurrency` at a time over keep-alive connections to the
+/// `devnet bench onion`: `requests` `get_swarm` requests through fresh random paths of `hops`
+/// nodes (3: entry, relay, destination), `concurrency` at a time over keep-alive connections to the
 /// entries; prints requests/s, p50/p99 latency, and the CPU time the client and the nodes
 /// used.
 pub async fn bench(
     dir: &Path,
+    hops: usize,
     requests: u64,
     concurrency: usize,
     enc: EncType,
@@ -671,13 +672,13 @@ pub async fn bench(
             .collect(),
     );
     ensure!(
-        all.len() >= 3,
-        "onion paths need at least 3 active service nodes with proofs"
+        (1..=all.len()).contains(&hops),
+        "a path of {hops} needs that many active service nodes with proofs"
     );
     let id = format!("05{}", hex::encode(rand::random::<[u8; 32]>()));
     let body = Arc::new(json!({"method": "get_swarm", "params": {"pubkey": id}}).to_string());
     println!(
-        "onion bench: {requests} get_swarm requests through 3 random hops of {} nodes, {concurrency} at a time, {}",
+        "onion bench: {requests} get_swarm requests through {hops} random hops of {} nodes, {concurrency} at a time, {}",
         all.len(),
         enc.name()
     );
@@ -710,10 +711,10 @@ pub async fn bench(
                         let mut path = {
                             let mut rng = rand::thread_rng();
                             let rest: Vec<Node> = all
-                                .choose_multiple(&mut rng, 3)
+                                .choose_multiple(&mut rng, hops)
                                 .map(|(n, _)| *n)
                                 .filter(|n| *n != entry)
-                                .take(2)
+                                .take(hops - 1)
                                 .collect();
                             rest
                         };
