@@ -14,10 +14,10 @@ pub struct Args {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Run on the test network.
-    #[arg(long, conflicts_with = "devnet")]
+    #[arg(long, conflicts_with = "devnet", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub testnet: bool,
     /// Run on a local development network (fast blocks, tiny parameters).
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub devnet: bool,
     /// IP the JSON-RPC server binds to.
     #[arg(long, default_value = "127.0.0.1")]
@@ -25,6 +25,13 @@ pub struct Args {
     /// JSON-RPC port (network default when omitted).
     #[arg(long)]
     pub rpc_bind_port: Option<u16>,
+    /// Restricted RPC, as oxend's: the operator's methods (`stop_daemon`, `submit_block`,
+    /// `generateblocks`, registration commands, this node's keys and status) answer "Method not
+    /// found". `--restricted-rpc` (or `restricted-rpc=1`) restricts every caller;
+    /// `--restricted-rpc=0` none. Without the flag, callers from other machines are restricted
+    /// and loopback callers (the operator's console) are not.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub restricted_rpc: Option<bool>,
     /// P2P port (network default when omitted).
     #[arg(long)]
     pub p2p_bind_port: Option<u16>,
@@ -38,7 +45,7 @@ pub struct Args {
     #[arg(long)]
     pub seed_node: Vec<String>,
     /// Run as a service node (creates and uses the service node key in the data dir).
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub service_node: bool,
     /// Public IPv4 address this service node advertises in its uptime proofs (devnet default:
     /// 127.0.0.1).
@@ -87,8 +94,12 @@ pub enum ConfigError {
     },
 }
 
-/// Turns config file lines into `--key=value` arguments.
+/// Turns config file lines into `--key=value` arguments. Keys this daemon does not have (an
+/// oxend `sispop.conf` holds many) are skipped with a warning rather than refused.
 pub fn config_args(path: &Path) -> Result<Vec<String>, ConfigError> {
+    use clap::CommandFactory as _;
+    let cmd = Args::command();
+    let known: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -105,6 +116,15 @@ pub fn config_args(path: &Path) -> Result<Vec<String>, ConfigError> {
                 file: path.to_owned(),
                 line: i + 1,
             });
+        }
+        if !known.contains(&key) {
+            // Logging is not set up yet when the config file is read.
+            eprintln!(
+                "warning: {}:{}: `{key}` is not a sispopd option; skipped",
+                path.display(),
+                i + 1
+            );
+            continue;
         }
         out.push(match value {
             Some(v) => format!("--{key}={v}"),
@@ -188,6 +208,27 @@ mod tests {
             config_args(&p).expect("parse"),
             vec!["--devnet", "--rpc-bind-port=1234", "--data-dir=/tmp/x"]
         );
+        // oxend's keys: switches with values, keys we do not have.
+        std::fs::write(
+            &p,
+            "service-node=1\nrestricted-rpc=1\ntestnet=0\nlog-file=/x\nmax-concurrency=4\n",
+        )
+        .expect("write");
+        let args = config_args(&p).expect("parse");
+        assert_eq!(
+            args,
+            vec!["--service-node=1", "--restricted-rpc=1", "--testnet=0"]
+        );
+        let parsed = Args::try_parse_from(std::iter::once("sispopd".to_owned()).chain(args))
+            .expect("accepted");
+        assert!(parsed.service_node && !parsed.testnet);
+        assert_eq!(parsed.restricted_rpc, Some(true));
+        let bare = Args::try_parse_from(["sispopd", "--service-node", "--restricted-rpc"])
+            .expect("bare switches");
+        assert!(bare.service_node);
+        assert_eq!(bare.restricted_rpc, Some(true));
+        let off = Args::try_parse_from(["sispopd", "--restricted-rpc=0"]).expect("off");
+        assert_eq!(off.restricted_rpc, Some(false));
         std::fs::write(&p, "=5\n").expect("write");
         assert!(matches!(
             config_args(&p),

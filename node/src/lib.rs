@@ -88,7 +88,8 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&rpc_addr)
         .await
         .with_context(|| format!("binding RPC to {rpc_addr}"))?;
-    let rpc = tokio::spawn(rpc::serve(node.clone(), listener));
+    let restriction = rpc::Restriction::from_flag(args.restricted_rpc);
+    let rpc = tokio::spawn(rpc::serve(node.clone(), listener, restriction));
     let p2p_port = args.p2p_bind_port.unwrap_or(params.p2p_port);
     let listen = format!("/ip4/{}/tcp/{p2p_port}", args.p2p_bind_ip)
         .parse()

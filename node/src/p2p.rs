@@ -628,7 +628,7 @@ impl Loop {
                         self.backoff = 0;
                         self.strikes.remove(&peer);
                     }
-                    SyncVerdict::Backoff => self.backoff = (self.backoff * 2).max(8),
+                    SyncVerdict::Backoff => self.backoff = self.backoff.saturating_mul(2).max(8),
                     SyncVerdict::Strike => {
                         // It claimed more work than it served: forget the claim until it
                         // answers a tip request again.

@@ -30,9 +30,61 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_BATCH: usize = 16;
 /// Most items one list request may ask for.
 pub const MAX_LIST_ITEMS: usize = 5000;
+/// Most transaction bytes one `get_transactions` answer carries (before hex).
+pub const MAX_TX_BYTES: usize = 16 * 1024 * 1024;
 /// Most heights one header-range request may span.
 pub const MAX_HEADER_RANGE: u64 = 1000;
 
+/// Methods for the operator only, hidden from restricted callers (as oxend's restricted RPC):
+/// they stop or steer the node, or reveal its keys and registration.
+pub const RESTRICTED: &[&str] = &[
+    "stop_daemon",
+    "submit_block",
+    "generateblocks",
+    "get_service_keys",
+    "get_service_node_key",
+    "get_service_node_status",
+    "get_service_node_registration_cmd",
+    "get_service_node_registration_cmd_raw",
+];
+
+/// Whether the RPC restricts a caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restriction {
+    /// Every caller (`--restricted-rpc`).
+    All,
+    /// No caller (`--restricted-rpc=0`).
+    None,
+    /// Callers not on loopback (the default).
+    Remote,
+}
+
+impl Restriction {
+    /// From `--restricted-rpc`.
+    pub fn from_flag(flag: Option<bool>) -> Restriction {
+        match flag {
+            Some(true) => Restriction::All,
+            Some(false) => Restriction::None,
+            None => Restriction::Remote,
+        }
+    }
+
+    /// Whether a caller at `peer` is restricted.
+    pub fn applies_to(self, peer: std::net::IpAddr) -> bool {
+        match self {
+            Restriction::All => true,
+            Restriction::None => false,
+            Restriction::Remote => !peer.is_loopback(),
+        }
+    }
+}
+
+/// Most open RPC connections.
+const MAX_CONNECTIONS: usize = 256;
+/// The request head must arrive within this.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+const METHOD_NOT_FOUND: i32 = -32601;
 const INVALID_PARAMS: i32 = -32602;
 const NOT_FOUND: i32 = -5;
 const INTERNAL: i32 = -32603;
@@ -195,7 +247,7 @@ fn get_info(node: &Node) -> RpcResult {
     Ok(json!({
         "status": "OK",
         "height": st.chain.block_count(),
-        "target_height": st.chain.block_count().max(net.best_peer_height + 1),
+        "target_height": st.chain.block_count().max(net.best_peer_height.saturating_add(1)),
         "top_block_hash": tip_hash.to_hex(),
         "difficulty": st.chain.next_difficulty().map_err(internal)?.to_string().parse::<u64>().unwrap_or(u64::MAX),
         "cumulative_difficulty": st.chain.tip_meta().cumulative_difficulty.to_string().parse::<u64>().unwrap_or(u64::MAX),
@@ -264,15 +316,29 @@ fn get_transactions(node: &Node, p: GetTransactions) -> RpcResult {
             "at most {MAX_LIST_ITEMS} hashes per request"
         )));
     }
+    let mut hashes = Vec::with_capacity(p.txs_hashes.len());
+    let mut seen = std::collections::HashSet::new();
+    for h in &p.txs_hashes {
+        let hash = TxHash(parse_hash(h, "txs_hashes entry")?);
+        if seen.insert(hash.0) {
+            hashes.push(hash);
+        }
+    }
     let st = node.lock();
     let mut txs = Vec::new();
     let mut missed = Vec::new();
-    for h in &p.txs_hashes {
-        let hash = TxHash(parse_hash(h, "txs_hashes entry")?);
+    let mut bytes = 0usize;
+    for hash in hashes {
+        if bytes > MAX_TX_BYTES {
+            return Err(invalid(format!(
+                "the transactions asked for exceed {MAX_TX_BYTES} bytes; ask for fewer"
+            )));
+        }
         if let Some((height, first_out, blob)) = st.chain.store().tx(&hash).map_err(internal)? {
             let n = Transaction::from_bytes(&blob)
                 .map(|t| t.outputs.len())
                 .unwrap_or(0) as u64;
+            bytes += blob.len();
             txs.push(json!({
                 "tx_hash": hash.to_hex(),
                 "as_hex": hex::encode(&blob),
@@ -281,6 +347,7 @@ fn get_transactions(node: &Node, p: GetTransactions) -> RpcResult {
                 "output_indices": (first_out..first_out + n).collect::<Vec<_>>(),
             }));
         } else if let Some(e) = st.pool.get(&hash) {
+            bytes += e.blob.len();
             txs.push(json!({"tx_hash": hash.to_hex(), "as_hex": hex::encode(&e.blob), "in_pool": true, "received_timestamp": e.received}));
         } else {
             missed.push(hash.to_hex());
@@ -320,9 +387,15 @@ fn get_outs(node: &Node, p: GetOuts) -> RpcResult {
     Ok(json!({"status": "OK", "outs": outs}))
 }
 
+/// Heights read per hold of the node lock while building an output distribution.
+const DISTRIBUTION_CHUNK: u64 = 10_000;
+
 fn get_output_distribution(node: &Node, p: OutputDistribution) -> RpcResult {
-    let st = node.lock();
-    let tip = st.chain.tip().0 .0;
+    // Only amount 0 is indexed: one distribution however often it is asked for.
+    if p.amounts.iter().any(|a| *a != 0) {
+        return Err(invalid("only RingCT outputs (amount 0) are indexed"));
+    }
+    let tip = node.lock().chain.tip().0 .0;
     let to = if p.to_height == 0 {
         tip
     } else {
@@ -334,24 +407,24 @@ fn get_output_distribution(node: &Node, p: OutputDistribution) -> RpcResult {
     if to - p.from_height > 1_000_000 {
         return Err(invalid("range too large"));
     }
-    let mut distributions = Vec::new();
-    for amount in if p.amounts.is_empty() {
-        vec![0]
-    } else {
-        p.amounts.clone()
-    } {
-        if amount != 0 {
-            return Err(invalid("only RingCT outputs (amount 0) are indexed"));
-        }
-        let mut dist = Vec::with_capacity((to - p.from_height + 1) as usize);
-        let mut base = 0;
-        for h in p.from_height..=to {
-            let (_, meta, _) = st
-                .chain
-                .block_at(Height(h))
+    let mut dist = Vec::with_capacity((to - p.from_height + 1) as usize);
+    let mut base = 0;
+    let mut h = p.from_height;
+    // Block metadata only (no blobs), a chunk of heights per hold of the lock.
+    while h <= to {
+        let st = node.lock();
+        let store = st.chain.store();
+        let last = to.min(h.saturating_add(DISTRIBUTION_CHUNK - 1));
+        for height in h..=last {
+            let meta = store
+                .hash_at(Height(height))
                 .map_err(internal)?
-                .ok_or_else(|| internal("missing block"))?;
-            if h == p.from_height {
+                .map(|hash| store.block_meta(&hash))
+                .transpose()
+                .map_err(internal)?
+                .flatten()
+                .ok_or_else(|| invalid("the chain changed while reading; try again"))?;
+            if height == p.from_height {
                 base = meta.first_output_index;
             }
             dist.push(if p.cumulative {
@@ -360,9 +433,10 @@ fn get_output_distribution(node: &Node, p: OutputDistribution) -> RpcResult {
                 meta.output_count
             });
         }
-        distributions.push(json!({"amount": 0, "start_height": p.from_height, "base": if p.cumulative { 0 } else { base }, "distribution": dist}));
+        h = last + 1;
     }
-    Ok(json!({"status": "OK", "distributions": distributions}))
+    let d = json!({"amount": 0, "start_height": p.from_height, "base": if p.cumulative { 0 } else { base }, "distribution": dist});
+    Ok(json!({"status": "OK", "distributions": [d]}))
 }
 
 /// Builds the RPC module.
@@ -577,7 +651,15 @@ fn respond(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-async fn call_one(module: &RpcModule<Node>, req: &Value) -> Value {
+async fn call_one(module: &RpcModule<Node>, req: &Value, restricted: bool) -> Value {
+    if restricted
+        && req["method"]
+            .as_str()
+            .is_some_and(|m| RESTRICTED.contains(&m))
+    {
+        return json!({"jsonrpc": "2.0", "id": req.get("id").cloned().unwrap_or(Value::Null),
+                      "error": {"code": METHOD_NOT_FOUND, "message": "Method not found"}});
+    }
     let text = req.to_string();
     match module.raw_json_request(&text, 1).await {
         Ok((resp, _)) => serde_json::from_str(resp.get()).unwrap_or(Value::Null),
@@ -589,6 +671,7 @@ async fn call_one(module: &RpcModule<Node>, req: &Value) -> Value {
 
 async fn handle(
     module: RpcModule<Node>,
+    restricted: bool,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::POST {
@@ -621,7 +704,7 @@ async fn handle(
     };
     if let Some(method) = plain_method(&path) {
         let req = json!({"jsonrpc": "2.0", "id": 0, "method": method, "params": doc});
-        let resp = call_one(&module, &req).await;
+        let resp = call_one(&module, &req, restricted).await;
         return Ok(match (resp.get("result"), resp.get("error")) {
             (Some(r), _) => respond(StatusCode::OK, r.to_string()),
             (None, Some(e)) => respond(
@@ -644,28 +727,30 @@ async fn handle(
             } else {
                 let mut v = Vec::with_capacity(batch.len());
                 for r in &batch {
-                    v.push(call_one(&module, r).await);
+                    v.push(call_one(&module, r, restricted).await);
                 }
                 Value::Array(v)
             }
         }
-        single => call_one(&module, &single).await,
+        single => call_one(&module, &single, restricted).await,
     };
     Ok(respond(StatusCode::OK, out.to_string()))
 }
 
-/// Serves RPC on `addr` until shutdown.
-pub async fn serve(node: Node, listener: TcpListener) {
+/// Serves RPC on `listener` until shutdown; `restriction` says which callers see only the
+/// public methods.
+pub async fn serve(node: Node, listener: TcpListener, restriction: Restriction) {
     let module = module(node.clone());
     let mut stop = node.shutdown.subscribe();
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    info!(?addr, "JSON-RPC listening at /json_rpc");
+    info!(?addr, ?restriction, "JSON-RPC listening at /json_rpc");
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => break,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(s) => s,
             Err(e) => {
                 warn!(error = %e, "accept failed");
@@ -673,10 +758,19 @@ pub async fn serve(node: Node, listener: TcpListener) {
                 continue;
             }
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            debug!(%peer, "RPC connection refused: too many open");
+            continue;
+        };
         let module = module.clone();
+        let restricted = restriction.applies_to(peer.ip());
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(module.clone(), req));
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            let _permit = permit;
+            let svc = service_fn(move |req| handle(module.clone(), restricted, req));
+            let conn = http1::Builder::new()
+                .header_read_timeout(HEADER_TIMEOUT)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), svc);
             let _ = tokio::time::timeout(std::time::Duration::from_secs(300), conn).await;
         });
     }

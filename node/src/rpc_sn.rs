@@ -170,7 +170,7 @@ fn get_service_nodes(node: &Node, p: GetServiceNodes) -> RpcResult {
     }
     let state = st.chain.ext().state();
     let acct = node.acct();
-    let wanted: Vec<PublicKey> = p
+    let wanted: std::collections::HashSet<PublicKey> = p
         .service_node_pubkeys
         .iter()
         .map(|s| {

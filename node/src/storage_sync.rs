@@ -29,6 +29,7 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use serde_json::{json, Value};
 use sispop_chain::PublicKey;
+use sispop_storage::rpc::TTL_MAXIMUM_PRIVATE;
 use sispop_storage::store::{message_from_json, message_to_json, Message};
 use tracing::{debug, info, warn};
 
@@ -40,6 +41,8 @@ use crate::storage_server::{owner_swarm, serving, storage_rpc, Storage};
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages per pull page or push.
 const PAGE: usize = 500;
+/// Most pages one pull takes from a member (5 million messages).
+const MAX_PULL_PAGES: usize = 10_000;
 /// How often the swarm is checked for changes.
 const CHECK_EVERY: Duration = Duration::from_secs(3);
 
@@ -280,6 +283,11 @@ fn owned_messages(node: &Node, swarm: u64, list: &Value) -> Vec<Message> {
             }
         })
         .filter(|m| m.expiry > now && owner_swarm(node, &m.pubkey) == Some(swarm))
+        .map(|mut m| {
+            // No peer makes a message outlive what a client could have asked for.
+            m.expiry = m.expiry.min(now.saturating_add(TTL_MAXIMUM_PRIVATE));
+            m
+        })
         .collect()
 }
 
@@ -293,6 +301,7 @@ async fn pull_from(
 ) -> Result<usize, String> {
     let mut after: Option<String> = None;
     let mut new = 0;
+    let mut pages = 0usize;
     loop {
         let mut data = vec![PULL];
         data.extend_from_slice(json!({"after": after, "max": PAGE}).to_string().as_bytes());
@@ -310,8 +319,15 @@ async fn pull_from(
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+        pages += 1;
+        // The cursor must move forward, and a pull ends: a member cannot keep us paging.
+        let forward = |n: &str| match (&after, hex::decode(n)) {
+            (_, Err(_)) => false,
+            (None, Ok(_)) => true,
+            (Some(a), Ok(n)) => hex::decode(a).is_ok_and(|a| n > a),
+        };
         match v["next"].as_str() {
-            Some(n) if Some(n) != after.as_deref() => after = Some(n.to_owned()),
+            Some(n) if forward(n) && pages < MAX_PULL_PAGES => after = Some(n.to_owned()),
             _ => return Ok(new),
         }
     }

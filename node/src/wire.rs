@@ -95,6 +95,9 @@ fn get_count(
     Ok(n)
 }
 
+/// Most transactions a block may carry on any network (`NetworkParams::max_block_txs`).
+pub const MAX_BLOCK_TXS: usize = 10_000;
+
 impl WireBlock {
     /// Encodes.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -105,6 +108,14 @@ impl WireBlock {
     fn read(r: &mut Reader<'_>) -> Result<WireBlock, DecodeError> {
         let blob = get_blob(r, "block")?;
         let n = get_count(r, "tx count", 4)?;
+        // No network allows more in a block; a peer's count is not an allocation size.
+        if n > MAX_BLOCK_TXS {
+            return Err(DecodeError::Count {
+                field: "tx count",
+                count: n as u64,
+                remaining: r.remaining(),
+            });
+        }
         let txs = (0..n)
             .map(|_| get_blob(r, "tx"))
             .collect::<Result<_, _>>()?;
@@ -280,5 +291,16 @@ mod tests {
             Response::decode(&many).is_err(),
             "over the per-response block cap"
         );
+        // More transactions than any block may hold: refused before they are allocated.
+        let big = WireBlock {
+            blob: vec![1],
+            txs: vec![Vec::new(); MAX_BLOCK_TXS + 1],
+        };
+        assert!(WireBlock::decode(&big.to_bytes()).is_err());
+        let most = WireBlock {
+            blob: vec![1],
+            txs: vec![Vec::new(); MAX_BLOCK_TXS],
+        };
+        assert_eq!(WireBlock::decode(&most.to_bytes()), Ok(most));
     }
 }

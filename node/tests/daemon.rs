@@ -245,3 +245,66 @@ fn sigkill_while_mining_then_restart_resumes() {
     assert_chain_links(port2, later);
     drop(d2);
 }
+
+/// An oxend-style `sispop.conf` (switches written `key=1`, keys sispopd does not have) starts
+/// the daemon; with `restricted-rpc=1` the operator's methods are hidden and the rest answer.
+#[test]
+fn restricted_rpc_from_an_oxend_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, p2p) = (free_port(), free_port());
+    let conf = dir.path().join("sispop.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "devnet=1\nrestricted-rpc=1\nrpc-bind-port={port}\np2p-bind-port={p2p}\n\
+             p2p-bind-ip=127.0.0.1\ndata-dir={}\nlog-file=/nonexistent/sispop.log\n\
+             max-concurrency=4\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("conf");
+    let log = std::fs::File::create(dir.path().join("log")).expect("log");
+    let child = Command::new(SISPOPD)
+        .arg("--config-file")
+        .arg(&conf)
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn sispopd");
+    let _d = Daemon { child };
+    wait_for_height(port, 1, 30);
+    for method in [
+        "stop_daemon",
+        "generateblocks",
+        "submit_block",
+        "get_service_keys",
+    ] {
+        let r = call(port, method, json!({})).expect("answer");
+        assert_eq!(r["error"]["code"], -32601, "{method} hidden: {r}");
+        assert_eq!(r["id"], 1);
+    }
+    let plain = post(port, "/stop_daemon", "{}").expect("answer");
+    assert_eq!(plain["status"], "Failed", "{plain}");
+    // A batch is checked call by call.
+    let batch = post(
+        port,
+        "/json_rpc",
+        &json!([
+            {"jsonrpc": "2.0", "id": 1, "method": "get_height"},
+            {"jsonrpc": "2.0", "id": 2, "method": "stop_daemon"},
+        ])
+        .to_string(),
+    )
+    .expect("answer");
+    assert!(batch[0]["result"]["height"].as_u64().is_some(), "{batch}");
+    assert_eq!(batch[1]["error"]["code"], -32601, "{batch}");
+    // Still running, still answering.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(height(port).is_some(), "the daemon still runs");
+    let text = std::fs::read_to_string(dir.path().join("log")).expect("log");
+    assert!(
+        text.contains("`log-file` is not a sispopd option; skipped"),
+        "{text}"
+    );
+}

@@ -35,6 +35,11 @@ impl DecoyPicker {
     ) -> Option<DecoyPicker> {
         let usable = cumulative.len().saturating_sub(spendable_age as usize);
         cumulative.truncate(usable);
+        // The daemon's distribution is cumulative: one that ever decreases is refused, not
+        // trusted with the arithmetic below.
+        if cumulative.windows(2).any(|w| w[1] < w[0]) {
+            return None;
+        }
         let total = *cumulative.last()?;
         if total == 0 {
             return None;
@@ -126,6 +131,8 @@ mod tests {
             assert!(p.pick(&mut rng) < p.total());
         }
         assert!(DecoyPicker::new(vec![0, 0, 0], 2, 2).is_none());
+        // A daemon's distribution that goes down is refused (it would underflow).
+        assert!(DecoyPicker::new(vec![5, 9, 3, 10, 10, 10], 2, 2).is_none());
         assert!(
             DecoyPicker::new(vec![5], 2, 2).is_none(),
             "nothing spendable yet"
