@@ -701,3 +701,140 @@ fn list_persists_across_reopen() {
         Chain::open_with(params(), dir.path(), ServiceNodeList::new(params())).expect("reopen");
     assert_eq!(reopened.ext().state(), &state);
 }
+
+/// A stake transaction built by hand: `proofs` says which outputs (0: the stake, 1: the change)
+/// carry a key image proof.
+fn stake_with_proofs(
+    w: &Wallet,
+    inputs: &[SpendInput],
+    sn: PublicKey,
+    amount: u64,
+    proofs: &[u64],
+) -> Transaction {
+    use sispop_chain::crypto::derivation_to_scalar;
+    use sispop_staking::proofs::sign_key_image;
+    let r = random_scalar(&mut OsRng);
+    let d = key_derivation(&r, &w.addr.view).expect("derivation");
+    let mut fields = vec![
+        ExtraField::Contributor {
+            spend: w.addr.spend,
+            view: w.addr.view,
+        },
+        ExtraField::ServiceNodePubkey(sn),
+        ExtraField::TxSecretKey(r.to_bytes()),
+    ];
+    let signed: Vec<_> = proofs
+        .iter()
+        .map(|i| sign_key_image(&mut OsRng, &(derivation_to_scalar(&d, *i) + w.spend)))
+        .collect();
+    if !signed.is_empty() {
+        fields.push(ExtraField::KeyImageProofs(signed));
+    }
+    let total: u64 = inputs.iter().map(|i| i.amount).sum();
+    let dests = [(w.addr, amount), (w.addr, total - amount - FEE)];
+    sispop_chain::builder::build_transfer_with_key(
+        &mut OsRng,
+        r,
+        inputs,
+        &dests,
+        FEE,
+        TxType::Stake,
+        &fields,
+    )
+    .expect("build")
+    .tx
+}
+
+/// A stake transaction must lock exactly one provable output: none (no key image proof) and
+/// two (the change proven as well) are refused with their own errors, and a correct one of the
+/// same shape is accepted.
+#[test]
+fn stakes_lock_exactly_one_output() {
+    let (mut net, mut miner, mut op, _, _) = setup();
+    let (sn_secret, sn) = sn_key();
+    let hf = params().hard_fork_at(Height(net.height() + 1));
+    let reg = sign_registration(&mut OsRng, &sn_secret, 0, &[(op.addr, 50 * COIN)], hf);
+    let inputs = net.take(&mut op, 50 * COIN + FEE);
+    net.submit(&stake_tx(&op, &inputs, sn, 50 * COIN, Some(reg)))
+        .expect("registration");
+    net.mine_to(&mut miner);
+    for _ in 0..12 {
+        net.mine_to(&mut miner);
+    }
+    let before = net.chain.ext().state().clone();
+    let inputs = net.take(&mut op, 30 * COIN + FEE);
+    let none = stake_with_proofs(&op, &inputs, sn, 25 * COIN, &[]);
+    assert!(
+        rejected(net.submit(&none)).contains("no staked output"),
+        "no key image proof: no stake"
+    );
+    let two = stake_with_proofs(&op, &inputs, sn, 25 * COIN, &[0, 1]);
+    assert!(
+        rejected(net.submit(&two)).contains("exactly one output, found 2"),
+        "stake and change both proven"
+    );
+    assert_eq!(net.chain.ext().state(), &before, "nothing changed");
+    let one = stake_with_proofs(&op, &inputs, sn, 25 * COIN, &[0]);
+    net.submit(&one).expect("one proven output is a stake");
+    net.mine_to(&mut miner);
+    assert_eq!(
+        net.chain.ext().state().nodes[&sn].total_contributed,
+        Atomic(75 * COIN)
+    );
+}
+
+/// Open reservations count toward the four contributors. Spots of 40, 30 and 15 (a split that
+/// is not four quarters) leave 15 unreserved: one outsider takes it, and a second is refused
+/// with `TooManyContributors` while c1 and c2 have not paid, whatever the amount; the reserved
+/// contributors then complete the node.
+#[test]
+fn reservations_count_toward_the_contributor_limit() {
+    let (mut net, mut miner, mut op, mut c1, mut c2) = setup();
+    let mut a = wallet();
+    let mut b = wallet();
+    for _ in 0..3 {
+        net.mine_to(&mut a);
+        net.mine_to(&mut b);
+    }
+    for _ in 0..12 {
+        net.mine_to(&mut miner);
+    }
+    let (sn_secret, sn) = sn_key();
+    let hf = params().hard_fork_at(Height(net.height() + 1));
+    let spots = [
+        (op.addr, 40 * COIN),
+        (c1.addr, 30 * COIN),
+        (c2.addr, 15 * COIN),
+    ];
+    let reg = sign_registration(&mut OsRng, &sn_secret, 0, &spots, hf);
+    let inputs = net.take(&mut op, 40 * COIN + FEE);
+    net.submit(&stake_tx(&op, &inputs, sn, 40 * COIN, Some(reg)))
+        .expect("registration");
+    net.mine_to(&mut miner);
+    assert_eq!(
+        net.chain.ext().state().nodes[&sn].total_reserved,
+        Atomic(85 * COIN),
+        "15 left unreserved"
+    );
+    let inputs = net.take(&mut a, 15 * COIN + FEE);
+    net.submit(&stake_tx(&a, &inputs, sn, 15 * COIN, None))
+        .expect("the fourth contributor takes the unreserved part");
+    net.mine_to(&mut miner);
+    let before = net.chain.ext().state().clone();
+    let inputs = net.take(&mut b, 15 * COIN + FEE);
+    for amount in [15 * COIN, 5 * COIN] {
+        let tx = stake_tx(&b, &inputs, sn, amount, None);
+        let msg = rejected(net.submit(&tx));
+        assert!(msg.contains("maximum of 4 contributors"), "{msg}");
+    }
+    assert_eq!(net.chain.ext().state(), &before, "nothing changed");
+    for (w, amount) in [(&mut c1, 30 * COIN), (&mut c2, 15 * COIN)] {
+        let inputs = net.take(w, amount + FEE);
+        net.submit(&stake_tx(w, &inputs, sn, amount, None))
+            .expect("reserved contributor");
+        net.mine_to(&mut miner);
+    }
+    let node = &net.chain.ext().state().nodes[&sn];
+    assert_eq!(node.contributors.len(), 4);
+    assert!(node.is_active());
+}
