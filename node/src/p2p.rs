@@ -56,6 +56,7 @@ mod gossip_net;
 mod sn_net;
 mod storage_net;
 mod sync_net;
+pub mod sync_policy;
 use storage_net::StorageWaiters;
 
 /// Messages from the node to the network task.
@@ -117,6 +118,8 @@ pub enum NetCommand {
     Synced {
         /// From whom.
         peer: PeerId,
+        /// The first height asked for.
+        from: u64,
         /// Blocks that changed our chain.
         progressed: usize,
         /// Blocks the peer sent.
@@ -312,55 +315,26 @@ struct Loop {
     bans: HashMap<PeerId, Instant>,
     flood: HashMap<PeerId, (Instant, u32)>,
     tips: HashMap<PeerId, (u64, u128)>,
-    in_flight: Option<(PeerId, OutboundRequestId, Instant)>,
-    backoff: u64,
+    in_flight: Option<InFlight>,
+    /// The peer we sync from and the next height to ask it for (after its fork point).
+    cursor: Option<(PeerId, u64)>,
     connected: HashSet<PeerId>,
     sn_waiters: HashMap<OutboundRequestId, tokio::sync::oneshot::Sender<Response>>,
     storage_waiters: StorageWaiters,
     strikes: HashMap<PeerId, u32>,
-    last_from: u64,
 }
 
-/// Batches without progress a peer may serve while claiming more work, before it is banned.
-pub const MAX_SYNC_STRIKES: u32 = 3;
-
-/// What to do after a batch of blocks from a peer that claimed more work than we have.
-#[derive(Debug, PartialEq, Eq)]
-pub enum SyncVerdict {
-    /// It helped: keep syncing from it.
-    Continue,
-    /// Its first block's parent is unknown: look further back for the fork point.
-    Backoff,
-    /// Nothing useful: count a strike and drop its claim.
-    Strike,
-    /// Ban it, for this reason.
-    Ban(&'static str),
+/// The sync request we wait for.
+#[derive(Clone, Copy)]
+struct InFlight {
+    peer: PeerId,
+    id: OutboundRequestId,
+    at: Instant,
+    /// `None`: a locator; `Some(h)`: blocks from height `h`.
+    from: Option<u64>,
 }
 
-/// Decides how a sync batch reflects on the peer that served it (`from`: the first height
-/// asked for). Blocks we already had (from gossip meanwhile) are no fault; an empty answer from
-/// a peer claiming more work is; a block 1 that does not build on our genesis is a foreign chain.
-pub fn judge_batch(
-    progressed: usize,
-    served: usize,
-    unknown_parent: bool,
-    from: u64,
-    strikes: u32,
-) -> SyncVerdict {
-    if progressed > 0 || (served > 0 && !unknown_parent) {
-        SyncVerdict::Continue
-    } else if unknown_parent {
-        if from <= 1 {
-            SyncVerdict::Ban("its chain does not build on our genesis")
-        } else {
-            SyncVerdict::Backoff
-        }
-    } else if strikes + 1 >= MAX_SYNC_STRIKES {
-        SyncVerdict::Ban("claimed more work than it served")
-    } else {
-        SyncVerdict::Strike
-    }
-}
+pub use sync_policy::{judge_batch, SyncVerdict, MAX_SYNC_STRIKES};
 
 /// Starts the network task.
 pub fn start(
@@ -455,12 +429,11 @@ pub fn start(
         flood: HashMap::new(),
         tips: HashMap::new(),
         in_flight: None,
-        backoff: 0,
+        cursor: None,
         connected: HashSet::new(),
         sn_waiters: HashMap::new(),
         storage_waiters: HashMap::new(),
         strikes: HashMap::new(),
-        last_from: 1,
     };
     let interval = cfg.sync_interval;
     let task = tokio::spawn(async move { lp.run(interval).await });
@@ -477,8 +450,11 @@ impl Loop {
         self.bans.insert(peer, Instant::now() + BAN_TIME);
         self.swarm.behaviour_mut().blocked.block_peer(peer);
         self.tips.remove(&peer);
-        if self.in_flight.is_some_and(|(p, _, _)| p == peer) {
+        if self.in_flight.is_some_and(|f| f.peer == peer) {
             self.in_flight = None;
+        }
+        if self.cursor.is_some_and(|(p, _)| p == peer) {
+            self.cursor = None;
         }
         self.stats().banned = self.bans.len();
     }
@@ -612,6 +588,7 @@ impl Loop {
             }
             NetCommand::Synced {
                 peer,
+                from,
                 progressed,
                 served,
                 unknown_parent,
@@ -623,17 +600,20 @@ impl Loop {
                     return;
                 }
                 let strikes = self.strikes.get(&peer).copied().unwrap_or(0);
-                match judge_batch(progressed, served, unknown_parent, self.last_from, strikes) {
+                match judge_batch(served, unknown_parent, strikes) {
                     SyncVerdict::Continue => {
-                        self.backoff = 0;
-                        self.strikes.remove(&peer);
+                        if progressed > 0 {
+                            self.strikes.remove(&peer);
+                        }
+                        self.cursor = Some((peer, from.saturating_add(served as u64)));
                     }
-                    SyncVerdict::Backoff => self.backoff = self.backoff.saturating_mul(2).max(8),
                     SyncVerdict::Strike => {
-                        // It claimed more work than it served: forget the claim until it
-                        // answers a tip request again.
+                        // It claimed more work than it served, or served blocks off its own
+                        // fork point: forget the claim and the cursor until it answers a tip
+                        // request again.
                         self.strikes.insert(peer, strikes + 1);
                         self.tips.remove(&peer);
+                        self.cursor = None;
                         return;
                     }
                     SyncVerdict::Ban(reason) => {
@@ -657,36 +637,53 @@ impl Loop {
                         "syncing"
                     );
                 }
-                // Keep going with the same peer while it has more.
-                if self.tips.get(&peer).is_some_and(|t| t.1 > cum)
-                    && (progressed > 0 || unknown_parent)
-                {
-                    self.request_blocks(peer);
+                // Keep going with the same peer while it claims more.
+                if self.tips.get(&peer).is_some_and(|t| t.1 > cum) {
+                    self.sync_from(peer);
                 }
             }
         }
     }
 
-    fn request_blocks(&mut self, peer: PeerId) {
-        let ours = self.node.lock().chain.tip().0 .0;
-        let from = (ours + 1).saturating_sub(self.backoff).max(1);
-        self.last_from = from;
-        let req = Request::Blocks {
-            from,
-            count: MAX_BLOCKS_PER_RESPONSE,
+    /// Asks `peer` for the next batch after the cursor, or, without a cursor for it, for the
+    /// fork point of our chains.
+    fn sync_from(&mut self, peer: PeerId) {
+        let (req, from) = match self.cursor {
+            Some((p, next)) if p == peer => (
+                Request::Blocks {
+                    from: next,
+                    count: MAX_BLOCKS_PER_RESPONSE,
+                },
+                Some(next),
+            ),
+            _ => {
+                let st = self.node.lock();
+                let tip = st.chain.tip().0 .0;
+                let hashes: Vec<[u8; 32]> = sync_policy::locator_heights(tip)
+                    .into_iter()
+                    .filter_map(|h| st.chain.store().hash_at(Height(h)).ok().flatten())
+                    .map(|h| h.0)
+                    .collect();
+                (Request::Locator(hashes), None)
+            }
         };
         let id = self
             .swarm
             .behaviour_mut()
             .sync
             .send_request(&peer, req.to_bytes());
-        self.in_flight = Some((peer, id, Instant::now()));
+        self.in_flight = Some(InFlight {
+            peer,
+            id,
+            at: Instant::now(),
+            from,
+        });
     }
 
     fn sync_round(&mut self) {
         if self
             .in_flight
-            .is_some_and(|(_, _, t)| t.elapsed() > Duration::from_secs(30))
+            .is_some_and(|f| f.at.elapsed() > Duration::from_secs(30))
         {
             self.in_flight = None;
         }
@@ -702,7 +699,7 @@ impl Loop {
                 .filter(|p| self.tips.get(*p).is_some_and(|t| t.1 > cum))
                 .max_by_key(|p| self.tips.get(*p).map(|t| t.1));
             if let Some(p) = ahead.copied() {
-                self.request_blocks(p);
+                self.sync_from(p);
             }
         }
         // Ask one random peer for its tip each round.
@@ -806,7 +803,7 @@ impl Loop {
                     ..
                 },
             )) => {
-                if self.in_flight.is_some_and(|(_, id, _)| id == request_id) {
+                if self.in_flight.is_some_and(|f| f.id == request_id) {
                     self.in_flight = None;
                 }
                 match error {
@@ -833,27 +830,6 @@ pub fn now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sync_verdicts() {
-        assert_eq!(judge_batch(3, 20, false, 90, 2), SyncVerdict::Continue);
-        assert_eq!(
-            judge_batch(0, 5, false, 90, 2),
-            SyncVerdict::Continue,
-            "blocks we already had are no fault"
-        );
-        assert_eq!(judge_batch(0, 20, true, 90, 0), SyncVerdict::Backoff);
-        assert!(
-            matches!(judge_batch(0, 20, true, 1, 0), SyncVerdict::Ban(_)),
-            "block 1 not on our genesis"
-        );
-        assert_eq!(judge_batch(0, 0, false, 90, 0), SyncVerdict::Strike);
-        assert_eq!(judge_batch(0, 0, false, 90, 1), SyncVerdict::Strike);
-        assert!(
-            matches!(judge_batch(0, 0, false, 90, 2), SyncVerdict::Ban(_)),
-            "third empty batch from a peer claiming more work"
-        );
-    }
 
     #[test]
     fn peer_addresses() {

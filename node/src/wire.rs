@@ -42,6 +42,9 @@ pub enum Request {
         /// Sender's height.
         height: u64,
     },
+    /// Where our chains meet: our main-chain hashes, highest first (a block locator, at most
+    /// [`crate::p2p::sync_policy::MAX_LOCATOR`]).
+    Locator(Vec<[u8; 32]>),
 }
 
 /// Responses.
@@ -67,6 +70,13 @@ pub enum Response {
     },
     /// Refused, with the reason.
     Refused(String),
+    /// The highest locator entry on the responder's main chain.
+    ForkPoint {
+        /// Its height.
+        height: u64,
+        /// Its hash.
+        hash: [u8; 32],
+    },
 }
 
 fn put_blob(out: &mut Vec<u8>, b: &[u8]) {
@@ -153,6 +163,11 @@ impl Request {
                 v.push(2);
                 v.extend_from_slice(&height.to_le_bytes());
             }
+            Request::Locator(hashes) => {
+                v.push(3);
+                v.push(u8::try_from(hashes.len()).unwrap_or(u8::MAX));
+                hashes.iter().take(255).for_each(|h| v.extend_from_slice(h));
+            }
         }
         v
     }
@@ -168,6 +183,17 @@ impl Request {
             2 => Request::SnPing {
                 height: r.u64_le("height")?,
             },
+            3 => {
+                let n = usize::from(r.byte("locator length")?);
+                if n == 0 || n > crate::p2p::sync_policy::MAX_LOCATOR {
+                    return Err(DecodeError::Invalid(format!("a locator of {n} hashes")));
+                }
+                Request::Locator(
+                    (0..n)
+                        .map(|_| r.array::<32>("locator hash"))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
             t => return Err(DecodeError::Invalid(format!("request type {t}"))),
         };
         r.finish()?;
@@ -203,6 +229,11 @@ impl Response {
             Response::Refused(reason) => {
                 v.push(3);
                 put_blob(&mut v, reason.as_bytes());
+            }
+            Response::ForkPoint { height, hash } => {
+                v.push(4);
+                v.extend_from_slice(&height.to_le_bytes());
+                v.extend_from_slice(hash);
             }
         }
         v
@@ -240,6 +271,10 @@ impl Response {
             3 => Response::Refused(
                 String::from_utf8_lossy(&get_blob(&mut r, "reason")?).into_owned(),
             ),
+            4 => Response::ForkPoint {
+                height: r.u64_le("height")?,
+                hash: r.array::<32>("hash")?,
+            },
             t => return Err(DecodeError::Invalid(format!("response type {t}"))),
         };
         r.finish()?;
@@ -262,6 +297,7 @@ mod tests {
             Request::Tip,
             Request::Blocks { from: 5, count: 20 },
             Request::SnPing { height: 9 },
+            Request::Locator(vec![[1; 32], [2; 32]]),
         ] {
             assert_eq!(Request::decode(&req.to_bytes()), Ok(req));
         }
@@ -274,12 +310,20 @@ mod tests {
             Response::Blocks(vec![b.clone(), b]),
             Response::SnPong { height: 1, now: 2 },
             Response::Refused("no".into()),
+            Response::ForkPoint {
+                height: 4,
+                hash: [3; 32],
+            },
         ] {
             assert_eq!(Response::decode(&resp.to_bytes()), Ok(resp));
         }
         assert!(WireBlock::decode(&[0xff, 0xff, 0xff, 0xff]).is_err());
         assert!(Request::decode(&[9]).is_err());
         assert!(Request::decode(&[0, 0]).is_err(), "trailing bytes");
+        assert!(Request::decode(&[3, 0]).is_err(), "empty locator");
+        let mut long = vec![3, 31];
+        long.extend(std::iter::repeat_n(0u8, 31 * 32));
+        assert!(Request::decode(&long).is_err(), "locator too long");
         assert!(
             Response::decode(&[1, 0xff, 0xff, 0xff, 0x7f]).is_err(),
             "huge count"

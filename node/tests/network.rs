@@ -498,3 +498,37 @@ async fn adversary(dir: &Path, target_p2p: u16) -> sispopd::p2p::NetHandle {
     tokio::time::sleep(Duration::from_secs(2)).await;
     handle
 }
+
+/// Forks 40 and 90 blocks deep (depths at which a doubling back-off from the tip skips past
+/// the fork point forever) resolve: the node on the lighter branch finds the fork point with
+/// one block locator, walks the heavier branch from it and reorganises onto it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_forks_resolve_through_a_block_locator() {
+    for depth in [40u64, 90] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (pa, pb) = (port(), port());
+        let a = spawn(dir.path(), "a", port(), pa, &[]).await;
+        generate(&a.d, 10, &Account::generate()).await;
+        let b = spawn(dir.path(), "b", port(), pb, &[pa]).await;
+        let (shared, _) = wait_same_tip(&[&a, &b], 30).await;
+        assert_eq!(shared, 11);
+        drop(b);
+        // Apart: A mines `depth` blocks, B (alone) `depth + 5`, so B's branch is heavier.
+        generate(&a.d, depth, &Account::generate()).await;
+        let b = spawn(dir.path(), "b", port(), pb, &[]).await;
+        generate(&b.d, depth + 5, &Account::generate()).await;
+        let heavier = tip(&b.d).await;
+        drop(b);
+        let started = Instant::now();
+        let b = spawn(dir.path(), "b", port(), pb, &[pa]).await;
+        let joined = wait_same_tip(&[&a, &b], 60).await;
+        assert_eq!(
+            joined, heavier,
+            "A reorganised {depth} blocks onto B's branch"
+        );
+        println!(
+            "fork {depth} deep resolved in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}

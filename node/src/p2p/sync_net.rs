@@ -58,6 +58,19 @@ impl Loop {
                 Response::Blocks(blocks)
             }
             Ok(Request::SnPing { .. }) => Response::Refused("SN pings go over /sispop/sn/1".into()),
+            Ok(Request::Locator(hashes)) => {
+                let st = self.node.lock();
+                let store = st.chain.store();
+                let main_height = |h: &[u8; 32]| {
+                    let meta = store.block_meta(&sispop_chain::BlockHash(*h)).ok()??;
+                    (store.hash_at(meta.height).ok()?? == sispop_chain::BlockHash(*h))
+                        .then_some(meta.height.0)
+                };
+                match sync_policy::fork_point(&hashes, main_height) {
+                    Some((height, hash)) => Response::ForkPoint { height, hash },
+                    None => Response::Refused("no block of the locator is on our chain".into()),
+                }
+            }
         };
         let _ = self
             .swarm
@@ -83,20 +96,58 @@ impl Loop {
                 let best = self.tips.values().map(|t| t.0).max().unwrap_or(0);
                 self.stats().best_peer_height = best;
             }
-            Ok(Response::Blocks(blocks)) => {
-                if !self
+            Ok(Response::ForkPoint { height, hash }) => {
+                let Some(f) = self
                     .in_flight
-                    .is_some_and(|(p, id, _)| p == peer && id == request_id)
-                {
+                    .filter(|f| f.peer == peer && f.id == request_id && f.from.is_none())
+                else {
+                    return;
+                };
+                self.in_flight = None;
+                // It must be one of ours: a block we have on our main chain.
+                let ours = self
+                    .node
+                    .lock()
+                    .chain
+                    .store()
+                    .hash_at(Height(height))
+                    .ok()
+                    .flatten();
+                if ours != Some(sispop_chain::BlockHash(hash)) {
+                    // Not one of ours (or our chain moved meanwhile): a strike, not a cursor.
+                    let strikes = self.strikes.get(&peer).copied().unwrap_or(0) + 1;
+                    if strikes >= MAX_SYNC_STRIKES {
+                        self.ban(peer, "answered fork points that are not in our locator");
+                    } else {
+                        self.strikes.insert(peer, strikes);
+                        self.tips.remove(&peer);
+                    }
                     return;
                 }
+                debug!(%peer, height, since = ?f.at.elapsed(), "fork point found");
+                self.cursor = Some((peer, height.saturating_add(1)));
+                self.sync_from(peer);
+            }
+            Ok(Response::Blocks(blocks)) => {
+                let Some(from) = self
+                    .in_flight
+                    .filter(|f| f.peer == peer && f.id == request_id)
+                    .and_then(|f| f.from)
+                else {
+                    return;
+                };
                 let node = self.node.clone();
                 let tx = self.tx.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut progressed = 0;
+                    let mut handled = 0;
                     let mut unknown_parent = false;
                     let mut ban = None;
-                    for (i, b) in blocks.iter().enumerate() {
+                    let blobs: Vec<&[u8]> = blocks.iter().map(|b| b.blob.as_slice()).collect();
+                    if let Err(e) = sync_policy::check_batch(from, &blobs) {
+                        ban = Some(format!("served a batch other than asked for: {e}"));
+                    }
+                    for (i, b) in blocks.iter().enumerate().take_while(|_| ban.is_none()) {
                         match node.submit_block(&b.blob, &b.txs, false) {
                             Ok(AddOutcome::Changed { .. }) | Ok(AddOutcome::SideChain) => {
                                 progressed += 1
@@ -115,10 +166,18 @@ impl Loop {
                                 break;
                             }
                         }
+                        handled += 1;
                     }
-                    let served = blocks.len();
+                    // The cursor moves past what was handled (a block that failed for our own
+                    // reasons is asked for again).
+                    let served = if unknown_parent {
+                        blocks.len()
+                    } else {
+                        handled
+                    };
                     let _ = tx.send(NetCommand::Synced {
                         peer,
+                        from,
                         progressed,
                         served,
                         unknown_parent,
@@ -126,7 +185,18 @@ impl Loop {
                     });
                 });
             }
-            Ok(Response::Refused(reason)) => debug!(%peer, reason, "sync request refused"),
+            Ok(Response::Refused(reason)) => {
+                // Genesis is in every locator: a peer with none of it is on another chain.
+                if self
+                    .in_flight
+                    .is_some_and(|f| f.peer == peer && f.id == request_id && f.from.is_none())
+                {
+                    self.in_flight = None;
+                    self.ban(peer, "its chain does not build on our genesis");
+                    return;
+                }
+                debug!(%peer, reason, "sync request refused");
+            }
             Ok(Response::SnPong { .. }) => {}
         }
     }
