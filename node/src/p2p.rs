@@ -45,6 +45,11 @@ pub const VOTES_TOPIC: &str = "sispop/votes/1";
 pub const BAN_TIME: Duration = Duration::from_secs(600);
 /// Gossip messages one peer may send per window before it counts as flooding.
 pub const FLOOD_LIMIT: u32 = 400;
+/// Sync requests (tips, locators, batches) a peer may make per [`FLOOD_WINDOW`]; beyond, it
+/// is refused (not banned: an honest node syncing from scratch asks often).
+pub const SYNC_REQUEST_LIMIT: u32 = 1_000;
+/// Sync answers built at once (each reads up to 20 blocks from disk).
+const SYNC_SERVERS: usize = 4;
 const FLOOD_WINDOW: Duration = Duration::from_secs(10);
 /// Most connections kept. Validators dial the workers they test directly, and over a vote
 /// window a service node is tested by validators from across the network, so the cap leaves
@@ -92,6 +97,13 @@ pub enum NetCommand {
     },
     /// The answer to a peer's storage request (internal).
     StorageRespond {
+        /// Its channel.
+        channel: request_response::ResponseChannel<Vec<u8>>,
+        /// The answer.
+        data: Vec<u8>,
+    },
+    /// The answer to a peer's sync request, built off the event loop (internal).
+    SyncRespond {
         /// Its channel.
         channel: request_response::ResponseChannel<Vec<u8>>,
         /// The answer.
@@ -322,6 +334,10 @@ struct Loop {
     sn_waiters: HashMap<OutboundRequestId, tokio::sync::oneshot::Sender<Response>>,
     storage_waiters: StorageWaiters,
     strikes: HashMap<PeerId, u32>,
+    /// Sync requests each peer made in the current window.
+    sync_asked: HashMap<PeerId, (Instant, u32)>,
+    /// Sync answers being built on blocking threads.
+    serving: Arc<tokio::sync::Semaphore>,
 }
 
 /// The sync request we wait for.
@@ -430,6 +446,8 @@ pub fn start(
         tips: HashMap::new(),
         in_flight: None,
         cursor: None,
+        sync_asked: HashMap::new(),
+        serving: Arc::new(tokio::sync::Semaphore::new(SYNC_SERVERS)),
         connected: HashSet::new(),
         sn_waiters: HashMap::new(),
         storage_waiters: HashMap::new(),
@@ -513,6 +531,9 @@ impl Loop {
                 data,
                 reply,
             } => self.storage_request(peer, addr, data, reply),
+            NetCommand::SyncRespond { channel, data } => {
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, data);
+            }
             NetCommand::StorageRespond { channel, data } => {
                 let _ = self
                     .swarm
@@ -756,6 +777,12 @@ impl Loop {
             } => {
                 self.connected.remove(&peer_id);
                 self.tips.remove(&peer_id);
+                self.flood.remove(&peer_id);
+                self.strikes.remove(&peer_id);
+                self.sync_asked.remove(&peer_id);
+                if self.cursor.is_some_and(|(p, _)| p == peer_id) {
+                    self.cursor = None;
+                }
                 let mut s = self.stats();
                 if endpoint.is_dialer() {
                     s.outgoing = s.outgoing.saturating_sub(1);

@@ -3,7 +3,72 @@
 
 use super::*;
 
+/// The answer to a peer's sync request (on a blocking thread).
+fn answer_sync(node: &Node, req: Request) -> Response {
+    match req {
+        Request::Tip => {
+            let st = node.lock();
+            let (h, hash) = st.chain.tip();
+            Response::Tip {
+                height: h.0,
+                hash: hash.0,
+                cumulative_difficulty: st.chain.tip_meta().cumulative_difficulty,
+            }
+        }
+        Request::Blocks { from, count } => {
+            let mut blocks = Vec::new();
+            let mut bytes = 0usize;
+            for h in from..from.saturating_add(u64::from(count.min(MAX_BLOCKS_PER_RESPONSE))) {
+                // The lock is taken per block, not for the whole batch.
+                let st = node.lock();
+                let Ok(Some((_, _, blob))) = st.chain.block_at(Height(h)) else {
+                    break;
+                };
+                let Ok(block) = sispop_chain::Block::from_bytes(&blob) else {
+                    break;
+                };
+                let txs: Vec<Vec<u8>> = block
+                    .tx_hashes
+                    .iter()
+                    .filter_map(|t| st.chain.store().tx(t).ok().flatten().map(|x| x.2))
+                    .collect();
+                bytes += blob.len() + txs.iter().map(Vec::len).sum::<usize>();
+                blocks.push(WireBlock { blob, txs });
+                if bytes > (MAX_RESPONSE_BYTES as usize) / 2 {
+                    break;
+                }
+            }
+            Response::Blocks(blocks)
+        }
+        Request::SnPing { .. } => Response::Refused("SN pings go over /sispop/sn/1".into()),
+        Request::Locator(hashes) => {
+            let st = node.lock();
+            let store = st.chain.store();
+            let main_height = |h: &[u8; 32]| {
+                let meta = store.block_meta(&sispop_chain::BlockHash(*h)).ok()??;
+                (store.hash_at(meta.height).ok()?? == sispop_chain::BlockHash(*h))
+                    .then_some(meta.height.0)
+            };
+            match sync_policy::fork_point(&hashes, main_height) {
+                Some((height, hash)) => Response::ForkPoint { height, hash },
+                None => Response::Refused(sync_policy::NO_COMMON_BLOCK.into()),
+            }
+        }
+    }
+}
+
 impl Loop {
+    /// Whether `peer` has made more sync requests than its budget in this window.
+    fn sync_over_budget(&mut self, peer: PeerId) -> bool {
+        let now = Instant::now();
+        let e = self.sync_asked.entry(peer).or_insert((now, 0));
+        if now.duration_since(e.0) > FLOOD_WINDOW {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+        e.1 > SYNC_REQUEST_LIMIT
+    }
+
     pub(super) fn serve_sync(
         &mut self,
         peer: PeerId,
@@ -14,69 +79,40 @@ impl Loop {
             self.ban(peer, "oversized sync request");
             return;
         }
-        let resp = match Request::decode(request) {
+        let refuse = |this: &mut Self, channel, why: &str| {
+            let _ = this
+                .swarm
+                .behaviour_mut()
+                .sync
+                .send_response(channel, Response::Refused(why.into()).to_bytes());
+        };
+        let req = match Request::decode(request) {
             Err(e) => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_response(channel, Response::Refused(e.to_string()).to_bytes());
+                refuse(self, channel, &e.to_string());
                 self.ban(peer, "malformed sync request");
                 return;
             }
-            Ok(Request::Tip) => {
-                let st = self.node.lock();
-                let (h, hash) = st.chain.tip();
-                Response::Tip {
-                    height: h.0,
-                    hash: hash.0,
-                    cumulative_difficulty: st.chain.tip_meta().cumulative_difficulty,
-                }
-            }
-            Ok(Request::Blocks { from, count }) => {
-                let st = self.node.lock();
-                let mut blocks = Vec::new();
-                let mut bytes = 0usize;
-                for h in from..from.saturating_add(u64::from(count.min(MAX_BLOCKS_PER_RESPONSE))) {
-                    let Ok(Some((_, _, blob))) = st.chain.block_at(Height(h)) else {
-                        break;
-                    };
-                    let Ok(block) = sispop_chain::Block::from_bytes(&blob) else {
-                        break;
-                    };
-                    let txs: Vec<Vec<u8>> = block
-                        .tx_hashes
-                        .iter()
-                        .filter_map(|t| st.chain.store().tx(t).ok().flatten().map(|x| x.2))
-                        .collect();
-                    bytes += blob.len() + txs.iter().map(Vec::len).sum::<usize>();
-                    blocks.push(WireBlock { blob, txs });
-                    if bytes > (MAX_RESPONSE_BYTES as usize) / 2 {
-                        break;
-                    }
-                }
-                Response::Blocks(blocks)
-            }
-            Ok(Request::SnPing { .. }) => Response::Refused("SN pings go over /sispop/sn/1".into()),
-            Ok(Request::Locator(hashes)) => {
-                let st = self.node.lock();
-                let store = st.chain.store();
-                let main_height = |h: &[u8; 32]| {
-                    let meta = store.block_meta(&sispop_chain::BlockHash(*h)).ok()??;
-                    (store.hash_at(meta.height).ok()?? == sispop_chain::BlockHash(*h))
-                        .then_some(meta.height.0)
-                };
-                match sync_policy::fork_point(&hashes, main_height) {
-                    Some((height, hash)) => Response::ForkPoint { height, hash },
-                    None => Response::Refused("no block of the locator is on our chain".into()),
-                }
-            }
+            Ok(r) => r,
         };
-        let _ = self
-            .swarm
-            .behaviour_mut()
-            .sync
-            .send_response(channel, resp.to_bytes());
+        if self.sync_over_budget(peer) {
+            refuse(self, channel, "too many sync requests; slow down");
+            return;
+        }
+        // Reading blocks is disk work: off the event loop, a few at a time.
+        let Ok(permit) = self.serving.clone().try_acquire_owned() else {
+            refuse(self, channel, "busy; try again");
+            return;
+        };
+        let node = self.node.clone();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let resp = answer_sync(&node, req);
+            let _ = tx.send(NetCommand::SyncRespond {
+                channel,
+                data: resp.to_bytes(),
+            });
+        });
     }
 
     pub(super) fn sync_response(
@@ -189,11 +225,13 @@ impl Loop {
                 // Genesis is in every locator: a peer with none of it is on another chain.
                 if self
                     .in_flight
-                    .is_some_and(|f| f.peer == peer && f.id == request_id && f.from.is_none())
+                    .is_some_and(|f| f.peer == peer && f.id == request_id)
                 {
                     self.in_flight = None;
-                    self.ban(peer, "its chain does not build on our genesis");
-                    return;
+                    if reason == sync_policy::NO_COMMON_BLOCK {
+                        self.ban(peer, "its chain does not build on our genesis");
+                        return;
+                    }
                 }
                 debug!(%peer, reason, "sync request refused");
             }

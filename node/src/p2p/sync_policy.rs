@@ -17,6 +17,9 @@
 
 use sispop_chain::{Block, BlockHash, Height};
 
+/// A peer's refusal of a locator none of whose blocks it has (genesis is always in it, so the
+/// peer is on another chain).
+pub const NO_COMMON_BLOCK: &str = "no block of the locator is on our chain";
 /// Most hashes in a locator (keeps a locator request under the 1 KiB request limit).
 pub const MAX_LOCATOR: usize = 30;
 /// Heights right below the tip that a locator names one by one.
