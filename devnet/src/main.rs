@@ -156,6 +156,20 @@ struct NodeEntry {
     /// `--dev-fault` values the node runs with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     dev_faults: Vec<String>,
+    /// Where the node serves Prometheus metrics (`http://127.0.0.1:PORT/metrics`; absent in
+    /// files written before metrics existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metrics_url: Option<String>,
+}
+
+impl NodeEntry {
+    /// The `IP:PORT` of `metrics_url`.
+    fn metrics_bind(&self) -> Option<&str> {
+        self.metrics_url
+            .as_deref()?
+            .strip_prefix("http://")?
+            .strip_suffix("/metrics")
+    }
 }
 
 /// devnet.json.
@@ -173,17 +187,20 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// `n` (rpc, p2p, storage) port triples, all distinct: every listener is held until all are
-/// chosen, so the system cannot hand out the same port twice.
-fn distinct_ports(n: usize) -> anyhow::Result<Vec<(u16, u16, u16)>> {
-    let held: Vec<TcpListener> = (0..3 * n)
+/// `n` (rpc, p2p, storage, metrics) port quadruples, all distinct: every listener is held
+/// until all are chosen, so the system cannot hand out the same port twice.
+fn distinct_ports(n: usize) -> anyhow::Result<Vec<(u16, u16, u16, u16)>> {
+    let held: Vec<TcpListener> = (0..4 * n)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()?;
     let ports: Vec<u16> = held
         .iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect::<Result<_, _>>()?;
-    Ok(ports.chunks_exact(3).map(|p| (p[0], p[1], p[2])).collect())
+    Ok(ports
+        .chunks_exact(4)
+        .map(|p| (p[0], p[1], p[2], p[3]))
+        .collect())
 }
 
 fn alive(pid: u32) -> bool {
@@ -263,6 +280,9 @@ fn spawn(sispopd: &Path, node: &NodeEntry, miner: &str) -> anyhow::Result<u32> {
     }
     for f in &node.dev_faults {
         cmd.arg("--dev-fault").arg(f);
+    }
+    if let Some(bind) = node.metrics_bind() {
+        cmd.arg("--metrics-bind").arg(bind);
     }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -532,6 +552,7 @@ async fn up(
                     service_node,
                     peers,
                     dev_faults: Vec::new(),
+                    metrics_url: Some(format!("http://127.0.0.1:{}/metrics", ports[i].3)),
                 });
             }
             println!(

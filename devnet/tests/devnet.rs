@@ -42,6 +42,26 @@ fn rpc(url: &str, method: &str, params: Value) -> Value {
     })
 }
 
+/// A plain HTTP GET (no client library): the body.
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
 struct Down(std::path::PathBuf);
 impl Drop for Down {
     fn drop(&mut self) {
@@ -74,6 +94,37 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         for k in ["name", "data_dir", "rpc_url", "p2p_port", "pid"] {
             assert!(!n[k].is_null(), "devnet.json records {k}");
         }
+    }
+
+    // Metrics (issue 12): every node serves /metrics on the port devnet.json records, and the
+    // chain height there moves as blocks arrive.
+    for n in &nodes {
+        assert!(n["metrics_url"].as_str().is_some(), "{n}");
+    }
+    let metrics_url = nodes[3]["metrics_url"].as_str().expect("url").to_owned();
+    let height_now = || {
+        let text = http_get(&metrics_url);
+        for name in [
+            "sispop_chain_height",
+            "sispop_peers{direction=\"out\"}",
+            "sispop_service_nodes{state=\"active\"} 20",
+            "sispop_service_node_state{state=\"active\"} 1",
+            "sispop_uptime_proofs_received_total",
+            "sispop_block_validation_seconds_count",
+            "sispop_storage_messages",
+        ] {
+            assert!(text.contains(name), "{name} in\n{text}");
+        }
+        text.lines()
+            .find_map(|l| l.strip_prefix("sispop_chain_height "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("chain height")
+    };
+    let first = height_now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while height_now() <= first {
+        assert!(Instant::now() < deadline, "the metrics' chain height moves");
+        std::thread::sleep(Duration::from_millis(500));
     }
 
     // Any node lists 20 active service nodes with swarm ids, in 2 swarms of at least 5.

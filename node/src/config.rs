@@ -32,6 +32,9 @@ pub struct Args {
     /// and loopback callers (the operator's console) are not.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub restricted_rpc: Option<bool>,
+    /// Serve Prometheus metrics at `http://<this>/metrics` (`IP:PORT`; off when omitted).
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics_bind: Option<String>,
     /// P2P port (network default when omitted).
     #[arg(long)]
     pub p2p_bind_port: Option<u16>,

@@ -4,6 +4,7 @@ pub mod accountability;
 pub mod config;
 pub mod console;
 pub mod console_reg;
+pub mod metrics;
 pub mod node;
 pub mod onion;
 pub mod p2p;
@@ -88,6 +89,12 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&rpc_addr)
         .await
         .with_context(|| format!("binding RPC to {rpc_addr}"))?;
+    if let Some(addr) = &args.metrics_bind {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding metrics to {addr}"))?;
+        tokio::spawn(metrics::serve(node.clone(), listener));
+    }
     let restriction = rpc::Restriction::from_flag(args.restricted_rpc);
     let rpc = tokio::spawn(rpc::serve(node.clone(), listener, restriction));
     let p2p_port = args.p2p_bind_port.unwrap_or(params.p2p_port);

@@ -61,6 +61,8 @@ pub struct Node {
     pub faults: DevFaults,
     /// The storage service, on service nodes (set at start).
     pub storage: Arc<std::sync::OnceLock<Arc<crate::storage_server::Storage>>>,
+    /// What the node counts for its metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The relay service, on service nodes (set at start).
     pub relay: Arc<std::sync::OnceLock<Arc<crate::onion::Relay>>>,
 }
@@ -87,6 +89,7 @@ impl Node {
             faults: DevFaults::default(),
             storage: Arc::new(std::sync::OnceLock::new()),
             relay: Arc::new(std::sync::OnceLock::new()),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         }
     }
 
@@ -154,7 +157,10 @@ impl Node {
     ) -> Result<AddOutcome, BlockError> {
         let now = unix_now();
         let mut st = self.lock();
-        let outcome = st.chain.add_block(blob, txs, now)?;
+        let started = std::time::Instant::now();
+        let outcome = st.chain.add_block(blob, txs, now);
+        self.metrics.block_validated(started.elapsed());
+        let outcome = outcome?;
         if let AddOutcome::Changed { returned_txs, .. } = &outcome {
             let NodeState { chain, pool, .. } = &mut *st;
             pool.prune(chain);

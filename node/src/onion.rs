@@ -115,16 +115,19 @@ pub async fn entry(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Reply {
     if let Err(why) = serving(node) {
         return Reply::plain(503, &format!("Service node is not ready: {why}\n"));
     }
-    match hop::parse_entry(&body) {
+    let r = match hop::parse_entry(&body) {
         Ok(layer) => process(node, relay, storage, layer, None).await,
         Err(e) => e.reply(&mut rng()),
-    }
+    };
+    node.metrics.onion("entry", r.status);
+    r
 }
 
 /// A layer from another service node (`data` is the request after the tag); the answer is
 /// `status u16 BE ‖ body`.
 pub async fn on_hop(node: &Node, peer: &PeerId, data: &[u8]) -> Vec<u8> {
     let r = hop_reply(node, peer, data).await;
+    node.metrics.onion("hop", r.status);
     let mut out = r.status.to_be_bytes().to_vec();
     out.extend_from_slice(&r.body);
     out

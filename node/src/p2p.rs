@@ -465,6 +465,7 @@ impl Loop {
 
     fn ban(&mut self, peer: PeerId, reason: &str) {
         warn!(%peer, reason, ban_secs = BAN_TIME.as_secs(), "banning peer");
+        self.node.metrics.banned();
         self.bans.insert(peer, Instant::now() + BAN_TIME);
         self.swarm.behaviour_mut().blocked.block_peer(peer);
         self.tips.remove(&peer);

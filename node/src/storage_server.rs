@@ -393,6 +393,7 @@ async fn handle(
 /// Serves a client's storage request as `/storage_rpc/v1` does (on a worker thread), writes
 /// replicated to the rest of the swarm.
 pub async fn serve_rpc(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Reply {
+    let started = std::time::Instant::now();
     let n = node.clone();
     let b = body.clone();
     let s = storage.clone();
@@ -453,6 +454,8 @@ pub async fn serve_rpc(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Repl
             }
         }
     }
+    node.metrics
+        .storage_request(method.as_deref(), reply.status, started.elapsed());
     reply
 }
 

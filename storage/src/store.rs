@@ -139,6 +139,15 @@ pub enum StoreError {
     Corrupt(&'static str),
 }
 
+/// Estimated size of the store (RocksDB's estimates: cheap, not exact).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreStats {
+    /// Messages held.
+    pub messages: u64,
+    /// Bytes of message records (on disk and in memory tables).
+    pub bytes: u64,
+}
+
 /// The message store.
 pub struct MessageStore {
     db: DB,
@@ -328,6 +337,21 @@ impl MessageStore {
 
     fn discarding(&self) -> bool {
         self.discard.load(Ordering::Relaxed)
+    }
+
+    /// How many messages and bytes the store holds, estimated.
+    pub fn stats(&self) -> StoreStats {
+        let prop = |name: &str| {
+            self.db
+                .cf_handle(CF_MSG)
+                .and_then(|cf| self.db.property_int_value_cf(&cf, name).ok().flatten())
+                .unwrap_or(0)
+        };
+        StoreStats {
+            messages: prop("rocksdb.estimate-num-keys"),
+            bytes: prop("rocksdb.estimate-live-data-size")
+                .saturating_add(prop("rocksdb.cur-size-all-mem-tables")),
+        }
     }
 
     /// The sequence number of the latest insert (0: none yet).

@@ -1,0 +1,335 @@
+//! Prometheus metrics (`prometheus-client`), served in the text format at `/metrics` on
+//! `--metrics-bind` (off by default).
+//!
+//! Values that the node already keeps (heights, peers, the pool, the proof and vote counters,
+//! the service node list, the message store) are read when scraped; what only passes by (block
+//! validation time, bans, storage requests and their latency, onion requests) is counted as it
+//! happens, in [`Metrics`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::node::Node;
+
+type Labels = Vec<(String, String)>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Storage RPC methods named in labels (anything else is `other`, so a caller cannot grow the
+/// label set).
+const METHODS: &[&str] = &[
+    "store",
+    "retrieve",
+    "delete",
+    "delete_all",
+    "delete_before",
+    "expire",
+    "expire_msgs",
+    "expire_all",
+    "get_expiries",
+    "get_swarm",
+    "get_snodes_for_pubkey",
+    "info",
+    "batch",
+    "sequence",
+];
+
+fn latency() -> Histogram {
+    // 100 µs to ~3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// What the node counts as it happens.
+#[derive(Debug)]
+pub struct Metrics {
+    block_validation: Histogram,
+    bans: Counter,
+    storage_requests: Family<Labels, Counter>,
+    storage_latency: HistogramFamily,
+    onion: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            block_validation: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            bans: Counter::default(),
+            storage_requests: Family::default(),
+            storage_latency: Family::new_with_constructor(latency),
+            onion: Family::default(),
+        }
+    }
+}
+
+fn label(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+impl Metrics {
+    /// A block was checked (and applied, or refused) in `took`.
+    pub fn block_validated(&self, took: Duration) {
+        self.block_validation.observe(took.as_secs_f64());
+    }
+
+    /// A peer was banned.
+    pub fn banned(&self) {
+        self.bans.inc();
+    }
+
+    /// A storage request was answered.
+    pub fn storage_request(&self, method: Option<&str>, status: u16, took: Duration) {
+        let method = method.filter(|m| METHODS.contains(m)).unwrap_or("other");
+        self.storage_requests
+            .get_or_create(&label(&[
+                ("method", method),
+                ("status", &status.to_string()),
+            ]))
+            .inc();
+        self.storage_latency
+            .get_or_create(&label(&[("method", method)]))
+            .observe(took.as_secs_f64());
+    }
+
+    /// An onion request this node handled as `role` (`entry` or `hop`) ended with `status`.
+    pub fn onion(&self, role: &str, status: u16) {
+        let outcome = if status == 200 { "relayed" } else { "failed" };
+        self.onion
+            .get_or_create(&label(&[("role", role), ("outcome", outcome)]))
+            .inc();
+    }
+}
+
+/// The metrics text for `node`, as of now.
+pub fn render(node: &Node) -> String {
+    let mut r = Registry::with_prefix("sispop");
+    let m = &node.metrics;
+    r.register(
+        "block_validation_seconds",
+        "Time to check and apply (or refuse) a block",
+        m.block_validation.clone(),
+    );
+    r.register("peer_bans", "Peers banned", m.bans.clone());
+    r.register(
+        "storage_requests",
+        "Storage RPC requests answered, by method and status",
+        m.storage_requests.clone(),
+    );
+    r.register(
+        "storage_request_seconds",
+        "Storage RPC latency, by method",
+        m.storage_latency.clone(),
+    );
+    r.register(
+        "onion_requests",
+        "Onion requests handled, by role and outcome",
+        m.onion.clone(),
+    );
+
+    let gauge = |r: &mut Registry, name: &str, help: &str, v: u64| {
+        r.register(name, help, ConstGauge::new(v));
+    };
+    let counter = |r: &mut Registry, name: &str, help: &str, v: u64| {
+        r.register(name, help, ConstCounter::new(v));
+    };
+    {
+        let st = node.lock();
+        let (h, _) = st.chain.tip();
+        gauge(&mut r, "chain_height", "Blocks in the main chain", h.0 + 1);
+        gauge(
+            &mut r,
+            "mempool_transactions",
+            "Transactions in the pool",
+            st.pool.len() as u64,
+        );
+        gauge(
+            &mut r,
+            "mempool_bytes",
+            "Bytes of transactions in the pool",
+            st.pool.bytes() as u64,
+        );
+        let state = st.chain.ext().state();
+        let by_state: Family<Labels, Gauge> = Family::default();
+        for (_, n) in state.nodes.iter() {
+            let s = if n.is_active() {
+                "active"
+            } else if n.is_decommissioned() {
+                "decommissioned"
+            } else {
+                "awaiting_contributions"
+            };
+            by_state.get_or_create(&label(&[("state", s)])).inc();
+        }
+        r.register(
+            "service_nodes",
+            "Registered service nodes, by state",
+            by_state,
+        );
+        if let Some(keys) = st.sn_keys.as_ref() {
+            let own = match state.nodes.get(&keys.primary) {
+                Some(n) if n.is_active() => "active",
+                Some(n) if n.is_decommissioned() => "decommissioned",
+                Some(_) => "awaiting_contributions",
+                None => "not_registered",
+            };
+            let f: Family<Labels, Gauge> = Family::default();
+            f.get_or_create(&label(&[("state", own)])).set(1);
+            r.register(
+                "service_node_state",
+                "This node's service node state (1 for the current one)",
+                f,
+            );
+        }
+    }
+    if let Some(net) = node.net.get() {
+        let s = net.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        gauge(
+            &mut r,
+            "sync_target_height",
+            "Highest chain height a peer claims",
+            s.best_peer_height.saturating_add(1),
+        );
+        let peers: Family<Labels, Gauge> = Family::default();
+        peers
+            .get_or_create(&label(&[("direction", "in")]))
+            .set(i64::try_from(s.incoming).unwrap_or(i64::MAX));
+        peers
+            .get_or_create(&label(&[("direction", "out")]))
+            .set(i64::try_from(s.outgoing).unwrap_or(i64::MAX));
+        r.register("peers", "Connected peers, by direction", peers);
+        gauge(&mut r, "peers_banned", "Peers banned now", s.banned as u64);
+    }
+    {
+        let c = node.acct().counters;
+        counter(
+            &mut r,
+            "uptime_proofs_sent",
+            "Own uptime proofs published",
+            c.proofs_sent,
+        );
+        counter(
+            &mut r,
+            "uptime_proofs_received",
+            "Uptime proofs accepted from the network",
+            c.proofs_received,
+        );
+        counter(
+            &mut r,
+            "uptime_proofs_rejected",
+            "Uptime proofs refused",
+            c.proofs_rejected,
+        );
+        counter(&mut r, "votes_cast", "Votes this node cast", c.votes_cast);
+        counter(
+            &mut r,
+            "votes_received",
+            "Valid votes received",
+            c.votes_received,
+        );
+        counter(&mut r, "votes_rejected", "Votes refused", c.votes_rejected);
+        counter(
+            &mut r,
+            "state_changes_submitted",
+            "State-change transactions this node put in the pool",
+            c.state_changes_submitted,
+        );
+    }
+    if let Some(storage) = node.storage.get() {
+        let s = storage.store.stats();
+        gauge(
+            &mut r,
+            "storage_messages",
+            "Messages held (estimate)",
+            s.messages,
+        );
+        gauge(
+            &mut r,
+            "storage_bytes",
+            "Bytes of messages held (estimate)",
+            s.bytes,
+        );
+    }
+    let mut out = String::new();
+    if let Err(e) = encode(&mut out, &r) {
+        warn!(error = %e, "encoding metrics failed");
+    }
+    out
+}
+
+/// Most open metrics connections.
+const MAX_CONNECTIONS: usize = 32;
+
+async fn handle(node: Node, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (status, body, ctype) = if req.uri().path() != "/metrics" {
+        (
+            StatusCode::NOT_FOUND,
+            "see /metrics\n".to_owned(),
+            "text/plain",
+        )
+    } else {
+        let n = node.clone();
+        match tokio::task::spawn_blocking(move || render(&n)).await {
+            Ok(text) => (
+                StatusCode::OK,
+                text,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
+            Err(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "metrics failed\n".to_owned(),
+                "text/plain",
+            ),
+        }
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(ctype),
+    );
+    Ok(r)
+}
+
+/// Serves `/metrics` on `listener` until shutdown.
+pub async fn serve(node: Node, listener: TcpListener) {
+    let mut stop = node.shutdown.subscribe();
+    info!(addr = ?listener.local_addr().ok(), "metrics at /metrics");
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => break,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let svc = hyper::service::service_fn(move |req| handle(node.clone(), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .header_read_timeout(Duration::from_secs(10))
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+        });
+    }
+}
