@@ -243,12 +243,16 @@ pub fn on_vote(node: &Node, data: &[u8]) -> (MessageAcceptance, Option<String>) 
     match result {
         Ok(()) => {
             node.acct().counters.votes_received += 1;
-            debug!(
+            let key = |list: Option<&Vec<PublicKey>>, i: u16| {
+                list.and_then(|l| l.get(usize::from(i)))
+                    .map_or_else(String::new, PublicKey::to_hex)
+            };
+            info!(
                 height = vote.height,
-                worker = vote.worker_index,
+                node = key(quorum.as_ref().map(|q| &q.workers), vote.worker_index),
+                voter = key(quorum.as_ref().map(|q| &q.validators), vote.validator_index),
                 state = vote.state.name(),
-                validator = vote.validator_index,
-                "vote accepted"
+                "vote received"
             );
             submit_ready(node);
             (MessageAcceptance::Accept, None)
@@ -296,13 +300,14 @@ pub fn submit_ready(node: &Node) {
             .collect()
     };
     for (height, worker, state, votes) in ready {
-        let member = node
-            .lock()
-            .chain
-            .ext()
-            .state()
-            .quorum(Height(height))
-            .is_some_and(|q| q.validators.contains(&me));
+        let (member, worker_key) = {
+            let st = node.lock();
+            let q = st.chain.ext().state().quorum(Height(height));
+            (
+                q.is_some_and(|q| q.validators.contains(&me)),
+                q.and_then(|q| q.workers.get(usize::from(worker)).copied()),
+            )
+        };
         if !member {
             continue;
         }
@@ -311,7 +316,7 @@ pub fn submit_ready(node: &Node) {
         match node.add_tx(tx.serialize(), true) {
             Ok(hash) => {
                 node.acct().counters.state_changes_submitted += 1;
-                info!(%hash, quorum_height = height, worker, state = state.name(), votes = votes.len(), "state change submitted");
+                info!(%hash, node = ?worker_key.map(|k| k.to_hex()), quorum_height = height, worker, state = state.name(), votes = votes.len(), "state change submitted");
             }
             Err(e) => {
                 debug!(quorum_height = height, worker, state = state.name(), error = %e, "state change not submitted")

@@ -70,6 +70,9 @@ pub struct Args {
     /// Read `key=value` options from this file.
     #[arg(long)]
     pub config_file: Option<PathBuf>,
+    /// Log format: `text` for people, `json` (one object a line) for machines.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `sispopd=debug`.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -79,6 +82,15 @@ pub struct Args {
     /// A console command to run against the running daemon (`status`, `print_height`, ...).
     #[arg(trailing_var_arg = true)]
     pub command: Vec<String>,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 /// A config file that could not be used.

@@ -157,10 +157,28 @@ impl Node {
     ) -> Result<AddOutcome, BlockError> {
         let now = unix_now();
         let mut st = self.lock();
+        let before = sn_states(st.chain.ext().state());
         let started = std::time::Instant::now();
         let outcome = st.chain.add_block(blob, txs, now);
         self.metrics.block_validated(started.elapsed());
         let outcome = outcome?;
+        if let AddOutcome::Changed { .. } = &outcome {
+            // One line per service node whose state the block changed (registered, activated,
+            // decommissioned, recommissioned, deregistered or expired).
+            let after = sn_states(st.chain.ext().state());
+            let height = st.chain.tip().0 .0;
+            for (pk, to) in &after {
+                let from = before.get(pk).copied().unwrap_or("unregistered");
+                if from != *to {
+                    tracing::info!(node = %pk, from, to, height, "service node state changed");
+                }
+            }
+            for (pk, from) in &before {
+                if !after.contains_key(pk) {
+                    tracing::info!(node = %pk, from, to = "unregistered", height, "service node state changed");
+                }
+            }
+        }
         if let AddOutcome::Changed { returned_txs, .. } = &outcome {
             let NodeState { chain, pool, .. } = &mut *st;
             pool.prune(chain);
@@ -266,4 +284,24 @@ pub async fn run_miner(node: Node, address: Address) {
         }
     }
     info!("miner stopped");
+}
+
+/// Each registered service node's state, named.
+fn sn_states(
+    state: &sispop_staking::State,
+) -> std::collections::BTreeMap<sispop_chain::PublicKey, &'static str> {
+    state
+        .nodes
+        .iter()
+        .map(|(pk, n)| {
+            let s = if n.is_active() {
+                "active"
+            } else if n.is_decommissioned() {
+                "decommissioned"
+            } else {
+                "awaiting_contributions"
+            };
+            (*pk, s)
+        })
+        .collect()
 }

@@ -308,3 +308,37 @@ fn restricted_rpc_from_an_oxend_config() {
         "{text}"
     );
 }
+
+/// `--log-format json`: every log line is one JSON object with a level and its fields.
+#[test]
+fn json_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("log")).expect("log");
+    let child = Command::new(SISPOPD)
+        .args(["--devnet", "--log-format", "json", "--rpc-bind-port"])
+        .arg(port.to_string())
+        .args(["--p2p-bind-ip", "127.0.0.1", "--p2p-bind-port"])
+        .arg(free_port().to_string())
+        .arg("--mine-to")
+        .arg(devnet_address())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn sispopd");
+    let d = Daemon { child };
+    wait_for_height(port, 3, 30);
+    drop(d);
+    let text = std::fs::read_to_string(dir.path().join("log")).expect("log");
+    let mut lines = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string(), "{line}");
+        assert!(v["fields"].is_object(), "{line}");
+        lines += usize::from(v["fields"]["message"].is_string());
+    }
+    assert!(lines >= 2, "{text}");
+}
