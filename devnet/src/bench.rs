@@ -125,10 +125,20 @@ pub async fn sync(dir: &Path, blocks: u64, sispopd: Option<PathBuf>) -> anyhow::
     let start = Instant::now();
     let pid = spawn(&sispopd, &fresh, &state.miner_address)?;
     let result = async {
+        let mut last_note = Instant::now();
         loop {
             if let Ok(i) = info(&url).await {
-                if i["height"].as_u64().unwrap_or(0) >= target {
+                let h = i["height"].as_u64().unwrap_or(0);
+                if h >= target {
                     break Ok::<_, anyhow::Error>(());
+                }
+                if last_note.elapsed() >= Duration::from_secs(2) {
+                    last_note = Instant::now();
+                    eprintln!(
+                        "  synced {h}/{target} blocks ({:.0} %, {:.0} blocks/s)",
+                        h as f64 * 100.0 / target.max(1) as f64,
+                        h as f64 / start.elapsed().as_secs_f64().max(1e-3)
+                    );
                 }
             }
             if start.elapsed() > Duration::from_secs(600) {

@@ -311,21 +311,6 @@ async fn generate(d: &Daemon, mut n: u64, to: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until `pred` holds, polling every 300 ms.
-async fn wait_for<F, Fut>(what: &str, deadline: Instant, mut pred: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    while !pred().await {
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    Ok(())
-}
-
 /// Whether every node has the same block at the lowest height any of them has reached (the
 /// miner keeps extending the chain while we ask). Returns that height and block id.
 async fn all_agree(state: &DevnetFile) -> Option<(u64, String)> {
@@ -584,37 +569,51 @@ async fn up(
     register_all(&dir, &state, deadline).await?;
     let want = state.nodes.iter().filter(|n| n.service_node).count();
     println!("waiting until every node agrees on the chain and sees {want} active service nodes");
-    let urls: Vec<String> = state.nodes.iter().map(|n| n.rpc_url.clone()).collect();
-    wait_for(
-        "every node to agree on the chain and the service node list",
-        deadline,
-        || {
-            let urls = urls.clone();
-            let st = &state;
-            async move {
-                if all_agree(st).await.is_none() {
-                    return false;
-                }
-                for u in &urls {
-                    let Ok(d) = Daemon::new(u) else { return false };
-                    let Ok(v) = d
-                        .call(
-                            "get_service_nodes",
-                            json!({"active_only": true, "fields": {"service_node_pubkey": true}}),
-                        )
-                        .await
-                    else {
-                        return false;
-                    };
-                    if v["service_node_states"].as_array().map_or(0, Vec::len) != want {
-                        return false;
-                    }
-                }
-                true
+    // Progress every few seconds: how many nodes see the whole list, and their heights.
+    let mut last_note = Instant::now();
+    let began = Instant::now();
+    loop {
+        let mut seeing = 0;
+        let mut heights = Vec::new();
+        for n in &state.nodes {
+            let Ok(d) = Daemon::new(&n.rpc_url) else {
+                continue;
+            };
+            if let Ok(i) = d.call("get_info", json!({})).await {
+                heights.extend(i["height"].as_u64());
             }
-        },
-    )
-    .await?;
+            let active = d
+                .call(
+                    "get_service_nodes",
+                    json!({"active_only": true, "fields": {"service_node_pubkey": true}}),
+                )
+                .await
+                .ok()
+                .and_then(|v| v["service_node_states"].as_array().map(Vec::len));
+            seeing += usize::from(active == Some(want));
+        }
+        if seeing == state.nodes.len() && all_agree(&state).await.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "timed out waiting for every node to agree on the chain and the service node list \
+                 ({seeing}/{} see {want} active)",
+                state.nodes.len()
+            );
+        }
+        if last_note.elapsed() >= Duration::from_secs(3) {
+            last_note = Instant::now();
+            println!(
+                "  {seeing}/{} nodes see {want} active service nodes; heights {}..{} ({:.0} s)",
+                state.nodes.len(),
+                heights.iter().min().copied().unwrap_or(0),
+                heights.iter().max().copied().unwrap_or(0),
+                began.elapsed().as_secs_f64()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let (h, hash) = all_agree(&state).await.context("agreement")?;
     let sns = Daemon::new(&state.nodes[0].rpc_url)?
         .call("get_service_nodes", json!({}))

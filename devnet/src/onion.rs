@@ -694,10 +694,12 @@ pub async fn bench(
     let cpu_before = nodes_cpu(&pids);
     let self_before = own_cpu();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ticker = sispopd::storage_client::progress("onion requests", done.clone(), requests);
     let start = Instant::now();
     let tasks: Vec<_> = (0..concurrency.max(1))
         .map(|c| {
-            let (all, body, next) = (all.clone(), body.clone(), next.clone());
+            let (all, body, next, done) = (all.clone(), body.clone(), next.clone(), done.clone());
             tokio::spawn(async move {
                 // Each task enters at one node, over one keep-alive connection.
                 let (entry, addr) = all[c % all.len()];
@@ -743,6 +745,7 @@ pub async fn bench(
                         }
                     }
                     .await;
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     match outcome {
                         Ok(()) => lat.push(t0.elapsed().as_secs_f64() * 1000.0),
                         Err(e) => {
@@ -765,6 +768,7 @@ pub async fn bench(
         failed += f;
         sample = sample.or(s);
     }
+    ticker.abort();
     let secs = start.elapsed().as_secs_f64();
     let client_cpu = own_cpu() - self_before;
     let node_cpu = (nodes_cpu(&pids) - cpu_before - idle_rate * secs).max(0.0);

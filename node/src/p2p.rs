@@ -334,6 +334,8 @@ struct Loop {
     sn_waiters: HashMap<OutboundRequestId, tokio::sync::oneshot::Sender<Response>>,
     storage_waiters: StorageWaiters,
     strikes: HashMap<PeerId, u32>,
+    /// When sync progress was last logged, and the height then.
+    sync_note: (Instant, u64),
     /// Sync requests each peer made in the current window.
     sync_asked: HashMap<PeerId, (Instant, u32)>,
     /// Sync answers being built on blocking threads.
@@ -432,6 +434,7 @@ pub fn start(
         ..NetStats::default()
     }));
     info!(peer_id = %swarm.local_peer_id(), listen = %cfg.listen, "p2p started");
+    let start_height = node.lock().chain.tip().0 .0;
     let mut lp = Loop {
         node,
         swarm,
@@ -447,6 +450,7 @@ pub fn start(
         in_flight: None,
         cursor: None,
         sync_asked: HashMap::new(),
+        sync_note: (Instant::now(), start_height),
         serving: Arc::new(tokio::sync::Semaphore::new(SYNC_SERVERS)),
         connected: HashSet::new(),
         sn_waiters: HashMap::new(),
@@ -652,13 +656,19 @@ impl Loop {
                     )
                 };
                 let target = self.stats().best_peer_height;
-                if target > ours {
+                // Progress, every few seconds while behind: where, how far, how fast.
+                let (since, from_height) = self.sync_note;
+                if target > ours && since.elapsed() >= Duration::from_secs(5) {
+                    let rate = ours.saturating_sub(from_height) as f64
+                        / since.elapsed().as_secs_f64().max(1e-3);
                     info!(
                         height = ours,
                         target,
                         pct = format!("{:.1}", ours as f64 * 100.0 / target as f64),
+                        blocks_per_sec = format!("{rate:.1}"),
                         "syncing"
                     );
+                    self.sync_note = (Instant::now(), ours);
                 }
                 // Keep going with the same peer while it claims more.
                 if self.tips.get(&peer).is_some_and(|t| t.1 > cum) {

@@ -281,6 +281,28 @@ pub fn read_accounts(text: &str) -> anyhow::Result<Vec<LoadAccount>> {
     Ok(out)
 }
 
+/// Prints `label: done/total (pct, rate/s)` to standard error every 2 s until aborted.
+pub fn progress(
+    label: &'static str,
+    done: Arc<std::sync::atomic::AtomicU64>,
+    total: u64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let start = std::time::Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let d = done.load(std::sync::atomic::Ordering::Relaxed);
+            eprintln!(
+                "  {label}: {d}/{total} ({:.0} %, {:.0}/s)",
+                d as f64 * 100.0 / total.max(1) as f64,
+                d as f64 / start.elapsed().as_secs_f64().max(1e-3)
+            );
+        }
+    })
+}
+
 /// What a load run measured.
 #[derive(Clone, Debug, Default)]
 pub struct LoadResult {
@@ -343,10 +365,12 @@ pub async fn load(
     make: Arc<dyn Fn(u64) -> Value + Send + Sync>,
 ) -> LoadResult {
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ticker = progress("requests", done.clone(), total);
     let start = std::time::Instant::now();
     let tasks: Vec<_> = (0..connections.max(1))
         .map(|c| {
-            let (next, make) = (next.clone(), make.clone());
+            let (next, make, done) = (next.clone(), make.clone(), done.clone());
             let source =
                 (target.ip().is_loopback() && target.is_ipv4() && sources > 0).then(|| {
                     let k = u32::try_from(c % sources).unwrap_or(0);
@@ -394,6 +418,7 @@ pub async fn load(
                         },
                         Err(e) => Err(e.to_string()),
                     };
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     match outcome {
                         Ok(()) => {
                             r.ok += 1;
@@ -420,6 +445,7 @@ pub async fn load(
             }
         }
     }
+    ticker.abort();
     all.secs = start.elapsed().as_secs_f64();
     all.latencies.sort_by(f64::total_cmp);
     all

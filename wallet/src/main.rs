@@ -106,7 +106,23 @@ async fn open(cli: &Cli) -> anyhow::Result<(Wallet, Daemon)> {
         .unwrap_or_else(|| format!("http://127.0.0.1:{}", params.rpc_port));
     let daemon = Daemon::new(&url)?;
     let mut w = Wallet::new(account, params).with_cache_file(&cli.wallet_file)?;
-    w.refresh(&daemon).await?;
+    // Progress on standard error, once a second, when there is much to scan.
+    let started = std::time::Instant::now();
+    let from = w.cache.next_height;
+    let mut last = started;
+    w.refresh_with_progress(&daemon, |done, total| {
+        if last.elapsed() >= std::time::Duration::from_secs(1)
+            || (done == total && done > from + 500)
+        {
+            last = std::time::Instant::now();
+            let rate = (done - from) as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            eprintln!(
+                "scanned {done}/{total} blocks ({:.0} %, {rate:.0} blocks/s)",
+                done as f64 * 100.0 / total.max(1) as f64
+            );
+        }
+    })
+    .await?;
     w.save()?;
     Ok((w, daemon))
 }

@@ -189,6 +189,15 @@ impl Wallet {
 
     /// Scans new blocks (handling reorgs) up to the daemon's tip. Returns the height scanned to.
     pub async fn refresh(&mut self, daemon: &Daemon) -> Result<u64, WalletError> {
+        self.refresh_with_progress(daemon, |_, _| {}).await
+    }
+
+    /// [`Wallet::refresh`], calling `progress(next height, chain height)` after each block.
+    pub async fn refresh_with_progress(
+        &mut self,
+        daemon: &Daemon,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<u64, WalletError> {
         let info = daemon.call("get_info", json!({})).await?;
         let count = field(&info, "height")?
             .as_u64()
@@ -215,6 +224,7 @@ impl Wallet {
         for h in self.cache.next_height..count {
             self.scan_block(daemon, h).await?;
             self.cache.next_height = h + 1;
+            progress(h + 1, count);
         }
         let cut = self.cache.next_height.saturating_sub(KEEP_HASHES);
         self.cache.hashes.retain(|h, _| *h >= cut);
