@@ -1,9 +1,11 @@
 # Sourced by the other scripts: installs what a fresh Debian machine lacks for building
-# (Debian's RocksDB, libclang for its bindgen) and picks a target dir outside the clone.
+# (Debian's RocksDB, libclang for its bindgen) and testing (Chromium, headless) and picks a
+# target dir outside the clone.
 # shellcheck shell=bash
 
 need=()
-for pkg in librocksdb-dev libclang-dev clang pkg-config cmake; do
+# chromium: the devnet page's test loads it headless.
+for pkg in librocksdb-dev libclang-dev clang pkg-config cmake chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

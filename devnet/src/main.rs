@@ -19,6 +19,7 @@ mod bench;
 mod dissolve;
 mod onion;
 mod scenario;
+mod web;
 
 #[derive(Parser)]
 #[command(name = "devnet", about = "Run a local Sispop development network")]
@@ -46,6 +47,13 @@ enum Cmd {
     },
     /// Print a table of the nodes.
     Status,
+    /// Serve a live page of the devnet on 127.0.0.1 (nodes, swarms, a timeline of state
+    /// changes and votes, request rates) and print its URL.
+    Web {
+        /// Port (a free one when omitted).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Stop every node.
     Down,
     /// Throughput runs against the running devnet.
@@ -851,6 +859,7 @@ fn main() -> ExitCode {
             timeout,
         } => rt.block_on(up(&cli.dir, nodes, sispopd, timeout)),
         Cmd::Status => rt.block_on(status(&cli.dir)),
+        Cmd::Web { port } => rt.block_on(web::web(&cli.dir, port)),
         Cmd::Down => down(&cli.dir),
         Cmd::Bench {
             which: Bench::Sync { blocks, sispopd },

@@ -127,6 +127,45 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
+    // The devnet page (issue 12): loaded in headless Chromium, it shows the 20 service nodes
+    // (and the plain node) and the 2 swarms.
+    let web_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut web = Command::new(DEVNET)
+        .arg("--dir")
+        .arg(&dir)
+        .args(["web", "--port", &web_port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("devnet web");
+    let page = format!("http://127.0.0.1:{web_port}/");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", web_port)).is_err() {
+        assert!(Instant::now() < deadline, "devnet web did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let dom = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=8000",
+            "--dump-dom",
+            &page,
+        ])
+        .output()
+        .expect("chromium (scripts/setup.sh installs it)");
+    let _ = web.kill();
+    let _ = web.wait();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert_eq!(dom.matches("class=\"node sn\"").count(), 20, "{dom}");
+    assert_eq!(dom.matches("data-node=").count(), 21, "{dom}");
+    assert_eq!(dom.matches("data-swarm=").count(), 2, "{dom}");
+    assert!(dom.contains("20 service nodes · 2 swarms"), "{dom}");
+
     // Any node lists 20 active service nodes with swarm ids, in 2 swarms of at least 5.
     let url = |i: usize| nodes[i]["rpc_url"].as_str().expect("url").to_owned();
     let sns = rpc(&url(20), "get_service_nodes", json!({}))["service_node_states"]
