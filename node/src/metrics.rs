@@ -55,7 +55,9 @@ fn latency() -> Histogram {
 #[derive(Debug)]
 pub struct Metrics {
     block_validation: Histogram,
-    bans: Counter,
+    bans: Family<Labels, Counter>,
+    state_changes: Family<Labels, Counter>,
+    replication: Histogram,
     storage_requests: Family<Labels, Counter>,
     storage_latency: HistogramFamily,
     onion: Family<Labels, Counter>,
@@ -65,7 +67,9 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             block_validation: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
-            bans: Counter::default(),
+            bans: Family::default(),
+            state_changes: Family::default(),
+            replication: latency(),
             storage_requests: Family::default(),
             storage_latency: Family::new_with_constructor(latency),
             onion: Family::default(),
@@ -86,9 +90,31 @@ impl Metrics {
         self.block_validation.observe(took.as_secs_f64());
     }
 
-    /// A peer was banned.
-    pub fn banned(&self) {
-        self.bans.inc();
+    /// A peer was banned; the label is the reason's fixed part (before any `:` detail), so the
+    /// label set is the set of ban sites in the code.
+    pub fn banned(&self, reason: &str) {
+        let kind: String = reason
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(60)
+            .collect();
+        self.bans
+            .get_or_create(&label(&[("reason", kind.trim())]))
+            .inc();
+    }
+
+    /// A block changed a service node's state to `to`.
+    pub fn state_changed(&self, to: &str) {
+        self.state_changes
+            .get_or_create(&label(&[("to", to)]))
+            .inc();
+    }
+
+    /// A write reached the rest of its swarm (or timed out trying) in `took`.
+    pub fn replicated(&self, took: Duration) {
+        self.replication.observe(took.as_secs_f64());
     }
 
     /// A storage request was answered.
@@ -123,7 +149,17 @@ pub fn render(node: &Node) -> String {
         "Time to check and apply (or refuse) a block",
         m.block_validation.clone(),
     );
-    r.register("peer_bans", "Peers banned", m.bans.clone());
+    r.register("peer_bans", "Peers banned, by reason", m.bans.clone());
+    r.register(
+        "service_node_state_changes",
+        "Service node state changes applied by blocks, by new state",
+        m.state_changes.clone(),
+    );
+    r.register(
+        "storage_replication_seconds",
+        "Time for a client's write to reach the rest of its swarm",
+        m.replication.clone(),
+    );
     r.register(
         "storage_requests",
         "Storage RPC requests answered, by method and status",
@@ -331,5 +367,44 @@ pub async fn serve(node: Node, listener: TcpListener) {
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
             let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sispop_chain::{Network, NetworkParams};
+
+    #[test]
+    fn renders_with_bounded_labels() {
+        let params = NetworkParams::get(Network::Devnet);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain = crate::node::Chain::open_with(
+            params,
+            &dir.path().join("chain"),
+            sispop_staking::ServiceNodeList::new(params),
+        )
+        .expect("chain");
+        let node = Node::new(chain, None, None);
+        node.metrics.banned("sent an invalid block during sync: bad proof of work");
+        node.metrics.banned("sent an invalid block during sync: another detail");
+        node.metrics.state_changed("decommissioned");
+        node.metrics
+            .storage_request(Some("evil\"} 1\nsispop_x"), 200, Duration::from_millis(3));
+        node.metrics.onion("entry", 502);
+        node.metrics.block_validated(Duration::from_millis(2));
+        let text = render(&node);
+        for line in [
+            "sispop_chain_height 1",
+            "sispop_peer_bans_total{reason=\"sent an invalid block during sync\"} 2",
+            "sispop_service_node_state_changes_total{to=\"decommissioned\"} 1",
+            "sispop_storage_requests_total{method=\"other\",status=\"200\"} 1",
+            "sispop_onion_requests_total{role=\"entry\",outcome=\"failed\"} 1",
+            "sispop_block_validation_seconds_count 1",
+            "# TYPE sispop_uptime_proofs_received counter",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        assert!(!text.contains("sispop_x"), "a caller's method name is not a label");
     }
 }

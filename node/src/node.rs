@@ -171,11 +171,13 @@ impl Node {
                 let from = before.get(pk).copied().unwrap_or("unregistered");
                 if from != *to {
                     tracing::info!(node = %pk, from, to, height, "service node state changed");
+                    self.metrics.state_changed(to);
                 }
             }
             for (pk, from) in &before {
                 if !after.contains_key(pk) {
                     tracing::info!(node = %pk, from, to = "unregistered", height, "service node state changed");
+                    self.metrics.state_changed("unregistered");
                 }
             }
         }

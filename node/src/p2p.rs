@@ -470,7 +470,7 @@ impl Loop {
     fn ban(&mut self, peer: PeerId, reason: &str) {
         let sn = self.node.service_node_for_peer(&peer);
         warn!(%peer, node = ?sn.map(|k| k.to_hex()), reason, ban_secs = BAN_TIME.as_secs(), "banning peer");
-        self.node.metrics.banned();
+        self.node.metrics.banned(reason);
         self.bans.insert(peer, Instant::now() + BAN_TIME);
         self.swarm.behaviour_mut().blocked.block_peer(peer);
         self.tips.remove(&peer);

@@ -438,7 +438,10 @@ pub async fn serve_rpc(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Repl
     let delete_required = method.as_deref() == Some("delete") && reply.status == 404;
     if recursive && (reply.status == 200 || delete_required) {
         if let Ok(swarm) = serving(node) {
-            for (pk, entry) in crate::storage_sync::forward(node, swarm, &body).await {
+            let sent = std::time::Instant::now();
+            let entries = crate::storage_sync::forward(node, swarm, &body).await;
+            node.metrics.replicated(sent.elapsed());
+            for (pk, entry) in entries {
                 if let Some(Value::Object(m)) = reply.body.get_mut("swarm") {
                     m.insert(pk, entry);
                 }
