@@ -75,8 +75,8 @@ struct Memory {
     states: BTreeMap<String, String>,
     /// Node keys by node name (asked once).
     keys: BTreeMap<String, String>,
-    /// Votes cast on the whole network, as last summed.
-    votes: f64,
+    /// Votes cast on the whole network, as last summed (none before the first poll).
+    votes: Option<f64>,
     /// Storage and onion request totals and when they were read.
     totals: Option<(Instant, f64, f64)>,
     timeline: VecDeque<Value>,
@@ -186,13 +186,13 @@ async fn poll(state: &DevnetFile, mem: &mut Memory) -> Value {
             _ => {}
         }
     }
-    if votes > mem.votes && mem.votes > 0.0 {
+    if let Some(before) = mem.votes.filter(|b| votes > *b) {
         events.push(json!({
             "time": now, "kind": "votes",
-            "text": format!("{} votes cast", votes - mem.votes),
+            "text": format!("{} votes cast", votes - before),
         }));
     }
-    mem.votes = votes;
+    mem.votes = Some(votes);
     for e in events {
         mem.timeline.push_front(e);
     }

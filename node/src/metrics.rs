@@ -386,8 +386,10 @@ mod tests {
         )
         .expect("chain");
         let node = Node::new(chain, None, None);
-        node.metrics.banned("sent an invalid block during sync: bad proof of work");
-        node.metrics.banned("sent an invalid block during sync: another detail");
+        node.metrics
+            .banned("sent an invalid block during sync: bad proof of work");
+        node.metrics
+            .banned("sent an invalid block during sync: another detail");
         node.metrics.state_changed("decommissioned");
         node.metrics
             .storage_request(Some("evil\"} 1\nsispop_x"), 200, Duration::from_millis(3));
@@ -405,6 +407,9 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} in\n{text}");
         }
-        assert!(!text.contains("sispop_x"), "a caller's method name is not a label");
+        assert!(
+            !text.contains("sispop_x"),
+            "a caller's method name is not a label"
+        );
     }
 }
