@@ -201,14 +201,9 @@ pub fn render(node: &Node) -> String {
         let state = st.chain.ext().state();
         let by_state: Family<Labels, Gauge> = Family::default();
         for (_, n) in state.nodes.iter() {
-            let s = if n.is_active() {
-                "active"
-            } else if n.is_decommissioned() {
-                "decommissioned"
-            } else {
-                "awaiting_contributions"
-            };
-            by_state.get_or_create(&label(&[("state", s)])).inc();
+            by_state
+                .get_or_create(&label(&[("state", crate::node::sn_state_name(n))]))
+                .inc();
         }
         r.register(
             "service_nodes",
@@ -216,12 +211,10 @@ pub fn render(node: &Node) -> String {
             by_state,
         );
         if let Some(keys) = st.sn_keys.as_ref() {
-            let own = match state.nodes.get(&keys.primary) {
-                Some(n) if n.is_active() => "active",
-                Some(n) if n.is_decommissioned() => "decommissioned",
-                Some(_) => "awaiting_contributions",
-                None => "not_registered",
-            };
+            let own = state
+                .nodes
+                .get(&keys.primary)
+                .map_or("not_registered", |n| crate::node::sn_state_name(n));
             let f: Family<Labels, Gauge> = Family::default();
             f.get_or_create(&label(&[("state", own)])).set(1);
             r.register(

@@ -288,6 +288,17 @@ pub async fn run_miner(node: Node, address: Address) {
     info!("miner stopped");
 }
 
+/// A registered service node's state, named (logs and metrics).
+pub fn sn_state_name(n: &sispop_staking::ServiceNodeInfo) -> &'static str {
+    if n.is_active() {
+        "active"
+    } else if n.is_decommissioned() {
+        "decommissioned"
+    } else {
+        "awaiting_contributions"
+    }
+}
+
 /// Each registered service node's state, named.
 fn sn_states(
     state: &sispop_staking::State,
@@ -295,15 +306,6 @@ fn sn_states(
     state
         .nodes
         .iter()
-        .map(|(pk, n)| {
-            let s = if n.is_active() {
-                "active"
-            } else if n.is_decommissioned() {
-                "decommissioned"
-            } else {
-                "awaiting_contributions"
-            };
-            (*pk, s)
-        })
+        .map(|(pk, n)| (*pk, sn_state_name(n)))
         .collect()
 }

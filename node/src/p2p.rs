@@ -745,13 +745,7 @@ impl Loop {
     }
 
     fn flooding(&mut self, peer: PeerId) -> bool {
-        let now = Instant::now();
-        let e = self.flood.entry(peer).or_insert((now, 0));
-        if now.duration_since(e.0) > FLOOD_WINDOW {
-            *e = (now, 0);
-        }
-        e.1 += 1;
-        e.1 > FLOOD_LIMIT
+        over_budget(&mut self.flood, peer, FLOOD_LIMIT)
     }
 
     fn event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
@@ -859,6 +853,18 @@ impl Loop {
             _ => {}
         }
     }
+}
+
+/// Counts one more message from `peer` in the current [`FLOOD_WINDOW`]; whether it is over
+/// `limit`.
+fn over_budget(map: &mut HashMap<PeerId, (Instant, u32)>, peer: PeerId, limit: u32) -> bool {
+    let now = Instant::now();
+    let e = map.entry(peer).or_insert((now, 0));
+    if now.duration_since(e.0) > FLOOD_WINDOW {
+        *e = (now, 0);
+    }
+    e.1 += 1;
+    e.1 > limit
 }
 
 /// Unix time (re-exported for callers that log it).

@@ -60,13 +60,7 @@ fn answer_sync(node: &Node, req: Request) -> Response {
 impl Loop {
     /// Whether `peer` has made more sync requests than its budget in this window.
     fn sync_over_budget(&mut self, peer: PeerId) -> bool {
-        let now = Instant::now();
-        let e = self.sync_asked.entry(peer).or_insert((now, 0));
-        if now.duration_since(e.0) > FLOOD_WINDOW {
-            *e = (now, 0);
-        }
-        e.1 += 1;
-        e.1 > SYNC_REQUEST_LIMIT
+        over_budget(&mut self.sync_asked, peer, SYNC_REQUEST_LIMIT)
     }
 
     pub(super) fn serve_sync(
