@@ -26,7 +26,17 @@ pub async fn gossip(dir: &Path, blocks: u64) -> anyhow::Result<()> {
         .map(|n| Daemon::new(&n.rpc_url))
         .collect::<Result<_, _>>()?;
     let mut delays = Vec::new();
-    for _ in 0..blocks {
+    let began = Instant::now();
+    let mut last_note = began;
+    for done in 0..blocks {
+        if last_note.elapsed() >= Duration::from_secs(2) {
+            last_note = Instant::now();
+            eprintln!(
+                "  {done}/{blocks} blocks timed ({:.0} %, {:.1} blocks/s)",
+                done as f64 * 100.0 / blocks.max(1) as f64,
+                done as f64 / began.elapsed().as_secs_f64().max(1e-3)
+            );
+        }
         let r = d0
             .call(
                 "generateblocks",
