@@ -381,7 +381,7 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         "aes-gcm: stored through 3 hops",
         "HTTP destination on 127.0.0.1 reached",
         "malformed onions: each got its error reply",
-        "504 Request time out",
+        "stalled HTTP server: 504 Request time out",
         "502 Next node not found as a hop",
     ] {
         assert!(out.contains(step), "{step}: {out}");

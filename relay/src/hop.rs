@@ -398,6 +398,10 @@ pub fn decode_layer(bytes: &[u8]) -> Result<Layer, HopError> {
 
 /// Decrypts a layer with the node's key: its plaintext and the key to answer with. What an
 /// HTTP destination (an open group server, a file server) does with the layer it is sent.
+///
+/// An `aes-gcm` layer that does not open under `gcm_salt` is tried under the Oxen lineage's
+/// `"LOKI"` as well, so clients of both lineages are served; the answer goes back under the
+/// key that opened the layer. (AES-GCM authenticates: a layer opens under one salt only.)
 pub fn open(
     node: &NodeKey,
     layer: &Layer,
@@ -405,12 +409,26 @@ pub fn open(
 ) -> Result<(Vec<u8>, ReplyKey), HopError> {
     let s = crypto::shared_secret(&node.secret, &layer.ephemeral_key)
         .map_err(|_| HopError::Ciphertext)?;
-    let key = ReplyKey::new(
-        layer.enc,
-        crypto::layer_key(layer.enc, &s, &layer.ephemeral_key, &node.public, gcm_salt),
-    );
-    let plain = key.decrypt(&layer.data).map_err(|_| HopError::Ciphertext)?;
-    Ok((plain, key))
+    let key_for = |salt: &[u8]| {
+        ReplyKey::new(
+            layer.enc,
+            crypto::layer_key(layer.enc, &s, &layer.ephemeral_key, &node.public, salt),
+        )
+    };
+    let key = key_for(gcm_salt);
+    match key.decrypt(&layer.data) {
+        Ok(plain) => Ok((plain, key)),
+        Err(crypto::CryptoError::Auth)
+            if layer.enc == EncType::AesGcm && gcm_salt != crypto::OXEN_GCM_SALT =>
+        {
+            let other = key_for(crypto::OXEN_GCM_SALT);
+            let plain = other
+                .decrypt(&layer.data)
+                .map_err(|_| HopError::Ciphertext)?;
+            Ok((plain, other))
+        }
+        Err(_) => Err(HopError::Ciphertext),
+    }
 }
 
 /// Opens a layer with the node's key and classifies what is inside: `headers` → this node is
@@ -755,16 +773,52 @@ mod tests {
             peel(&node(5).key, &good, SISPOP_GCM_SALT),
             Err(HopError::Ciphertext)
         ));
-        // The other salt.
+        // A layer under our salt does not open under a stranger's; one under the Oxen
+        // lineage's salt opens at a Sispop node, and its answer opens with the client's key.
         let gcm = layer_for(
             &n,
             &encode_payload(b"{}", &obj(json!({"headers": {}}))),
             EncType::AesGcm,
         );
         assert!(matches!(
-            peel(&n.key, &gcm, crypto::OXEN_GCM_SALT),
+            peel(&n.key, &gcm, b"OTHER"),
             Err(HopError::Ciphertext)
         ));
+        let (secret, public) = crypto::ephemeral(&mut rng());
+        let shared = crypto::shared_secret(&secret, &n.pub_.x25519).expect("s");
+        let oxen_key = crypto::layer_key(
+            EncType::AesGcm,
+            &shared,
+            &public,
+            &n.pub_.x25519,
+            crypto::OXEN_GCM_SALT,
+        );
+        let oxen = Layer {
+            data: crypto::encrypt(
+                EncType::AesGcm,
+                &oxen_key,
+                &encode_payload(b"{}", &obj(json!({"headers": {}}))),
+                &mut rng(),
+            ),
+            ephemeral_key: public,
+            enc: EncType::AesGcm,
+            hop_no: 1,
+        };
+        let Ok(Hop::Final { key, .. }) = peel(&n.key, &oxen, SISPOP_GCM_SALT) else {
+            panic!("an Oxen-lineage aes-gcm layer opens");
+        };
+        let answer = key.wrap(200, &json!("ok"), FinalOptions::default(), &mut rng());
+        assert_eq!(
+            open_answer(
+                &ReplyKey::new(EncType::AesGcm, oxen_key),
+                answer.status,
+                &answer.body
+            ),
+            Ok(Answer::Destination {
+                status: 200,
+                body: json!("ok")
+            })
+        );
         // Truncated.
         let mut short = good.clone();
         short.data.truncate(10);
