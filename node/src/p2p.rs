@@ -48,6 +48,8 @@ pub const FLOOD_LIMIT: u32 = 400;
 /// Sync requests (tips, locators, batches) a peer may make per [`FLOOD_WINDOW`]; beyond, it
 /// is refused (not banned: an honest node syncing from scratch asks often).
 pub const SYNC_REQUEST_LIMIT: u32 = 1_000;
+/// Gossip messages validated at once (signatures, proofs, the chain).
+pub const VALIDATORS: usize = 4;
 /// Sync answers built at once (each reads up to 20 blocks from disk).
 const SYNC_SERVERS: usize = 4;
 const FLOOD_WINDOW: Duration = Duration::from_secs(10);
@@ -340,6 +342,8 @@ struct Loop {
     sync_asked: HashMap<PeerId, (Instant, u32)>,
     /// Sync answers being built on blocking threads.
     serving: Arc<tokio::sync::Semaphore>,
+    /// Gossip messages being validated on blocking threads.
+    validating: Arc<tokio::sync::Semaphore>,
 }
 
 /// The sync request we wait for.
@@ -452,6 +456,7 @@ pub fn start(
         sync_asked: HashMap::new(),
         sync_note: (Instant::now(), start_height),
         serving: Arc::new(tokio::sync::Semaphore::new(SYNC_SERVERS)),
+        validating: Arc::new(tokio::sync::Semaphore::new(VALIDATORS)),
         connected: HashSet::new(),
         sn_waiters: HashMap::new(),
         storage_waiters: HashMap::new(),

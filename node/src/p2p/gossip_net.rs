@@ -1,6 +1,7 @@
 //! Gossip validation: blocks and transactions checked against the chain, uptime proofs and
-//! votes by the accountability service, all on blocking threads; the verdict comes back to the
-//! event loop as `NetCommand::Validated`.
+//! votes by the accountability service, all on blocking threads, at most
+//! [`VALIDATORS`](super::VALIDATORS) at once (the rest wait their turn; per-peer flood limits
+//! bound how many wait); the verdict comes back to the event loop as `NetCommand::Validated`.
 
 use super::*;
 
@@ -22,7 +23,8 @@ impl Loop {
                     .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
                 return;
             }
-            tokio::task::spawn_blocking(move || {
+            let permit = self.validating.clone();
+            spawn_validation(permit, move || {
                 let (acceptance, ban) = if proofs {
                     crate::accountability::on_proof(&node, &data)
                 } else {
@@ -38,7 +40,8 @@ impl Loop {
             });
             return;
         }
-        tokio::task::spawn_blocking(move || {
+        let permit = self.validating.clone();
+        spawn_validation(permit, move || {
             let (acceptance, ban, ahead) = if topic == blocks {
                 match WireBlock::decode(&data) {
                     Err(e) => (
@@ -81,4 +84,14 @@ impl Loop {
             });
         });
     }
+}
+
+/// Runs `check` on a blocking thread once one of the validation permits is free.
+fn spawn_validation(permits: Arc<tokio::sync::Semaphore>, check: impl FnOnce() + Send + 'static) {
+    tokio::spawn(async move {
+        let Ok(_permit) = permits.acquire_owned().await else {
+            return;
+        };
+        let _ = tokio::task::spawn_blocking(check).await;
+    });
 }
