@@ -94,6 +94,53 @@ pub fn build_transfer_with_key<R: RngCore + CryptoRng>(
     tx_type: TxType,
     extra_fields: &[ExtraField],
 ) -> Result<BuiltTransfer, BuildError> {
+    build(
+        rng,
+        r,
+        inputs,
+        destinations,
+        fee,
+        tx_type,
+        extra_fields,
+        Scalar::ZERO,
+    )
+}
+
+/// Test support (feature `test-support`): a transfer whose every proof and signature is valid
+/// but whose pseudo-outputs do not balance its outputs (their masks are off by `offset`), so
+/// that only the balance check can refuse it.
+#[cfg(feature = "test-support")]
+pub fn build_unbalanced_transfer<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    inputs: &[SpendInput],
+    destinations: &[(Address, u64)],
+    fee: u64,
+    offset: Scalar,
+) -> Result<BuiltTransfer, BuildError> {
+    let r = random_scalar(rng);
+    build(
+        rng,
+        r,
+        inputs,
+        destinations,
+        fee,
+        TxType::Standard,
+        &[],
+        offset,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    r: Scalar,
+    inputs: &[SpendInput],
+    destinations: &[(Address, u64)],
+    fee: u64,
+    tx_type: TxType,
+    extra_fields: &[ExtraField],
+    mask_offset: Scalar,
+) -> Result<BuiltTransfer, BuildError> {
     let in_sum: u128 = inputs.iter().map(|i| u128::from(i.amount)).sum();
     let out_sum: u128 = destinations.iter().map(|d| u128::from(d.1)).sum();
     if in_sum != out_sum + u128::from(fee) {
@@ -210,7 +257,7 @@ pub fn build_transfer_with_key<R: RngCore + CryptoRng>(
     let signed = Clsag::sign(
         rng,
         signing,
-        monero_oxide::ed25519::Scalar::from(mask_sum),
+        monero_oxide::ed25519::Scalar::from(mask_sum + mask_offset),
         msg,
     )
     .map_err(|e| BuildError::Sign(format!("{e:?}")))?;

@@ -526,3 +526,58 @@ fn reopening_resumes_at_the_stored_height() {
     // A database of another network is refused.
     assert!(Blockchain::open(NetworkParams::get(Network::Mainnet), dir.path()).is_err());
 }
+
+/// A transfer whose range proof and ring signatures are all valid but whose pseudo-outputs do
+/// not add up to its outputs and fee is refused as unbalanced, in the pool and in a block: only
+/// the balance check stands between it and minted coins (delete the check and this goes red).
+#[test]
+fn an_unbalanced_transfer_is_refused() {
+    let (_dir, mut chain) = open();
+    let miner = wallet();
+    for _ in 0..25 {
+        mine_block(&mut chain, &miner.addr, vec![]);
+    }
+    let input = coinbase_input(&chain, &miner, 3);
+    let amount = input.amount;
+    let fee = 10_000_000;
+    let bad = sispop_chain::builder::build_unbalanced_transfer(
+        &mut OsRng,
+        &[input.clone()],
+        &[(miner.addr, amount - fee)],
+        fee,
+        Scalar::from(7u64),
+    )
+    .expect("build")
+    .tx;
+    let mut pool = Mempool::new(params().mempool_max_bytes);
+    assert!(matches!(
+        pool.add(&chain, bad.serialize(), 0),
+        Err(PoolError::Invalid(TxError::Unbalanced))
+    ));
+    assert!(pool.is_empty());
+    // In a block, the block is refused and the chain stays where it was.
+    let tip = chain.tip();
+    let now = now_after(&chain);
+    let mut t = chain
+        .block_template(&mut OsRng, &miner.addr, vec![], now)
+        .expect("template");
+    t.block.tx_hashes.push(bad.hash());
+    t.txs.push(bad.serialize());
+    assert!(t.mine(1_000_000));
+    assert!(matches!(
+        chain.add_block(&t.block.serialize(), &t.txs, now),
+        Err(BlockError::Tx(_, TxError::Unbalanced))
+    ));
+    assert_eq!(chain.tip(), tip);
+    // The same spend, balanced, is accepted: the offset alone made the difference.
+    let good = sispop_chain::builder::build_unbalanced_transfer(
+        &mut OsRng,
+        &[input],
+        &[(miner.addr, amount - fee)],
+        fee,
+        Scalar::ZERO,
+    )
+    .expect("build")
+    .tx;
+    pool.add(&chain, good.serialize(), 0).expect("balanced");
+}
