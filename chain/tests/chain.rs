@@ -542,7 +542,7 @@ fn an_unbalanced_transfer_is_refused() {
     let fee = 10_000_000;
     let bad = sispop_chain::builder::build_unbalanced_transfer(
         &mut OsRng,
-        &[input.clone()],
+        std::slice::from_ref(&input),
         &[(miner.addr, amount - fee)],
         fee,
         Scalar::from(7u64),
