@@ -711,14 +711,26 @@ fn stake_with_proofs(
     amount: u64,
     proofs: &[u64],
 ) -> Transaction {
+    stake_naming(w, &w.addr, inputs, sn, amount, proofs)
+}
+
+/// [`stake_with_proofs`] whose extra names `contributor` (the outputs still pay `w`).
+fn stake_naming(
+    w: &Wallet,
+    contributor: &Address,
+    inputs: &[SpendInput],
+    sn: PublicKey,
+    amount: u64,
+    proofs: &[u64],
+) -> Transaction {
     use sispop_chain::crypto::derivation_to_scalar;
     use sispop_staking::proofs::sign_key_image;
     let r = random_scalar(&mut OsRng);
     let d = key_derivation(&r, &w.addr.view).expect("derivation");
     let mut fields = vec![
         ExtraField::Contributor {
-            spend: w.addr.spend,
-            view: w.addr.view,
+            spend: contributor.spend,
+            view: contributor.view,
         },
         ExtraField::ServiceNodePubkey(sn),
         ExtraField::TxSecretKey(r.to_bytes()),
@@ -767,6 +779,13 @@ fn stakes_lock_exactly_one_output() {
     assert!(
         rejected(net.submit(&none)).contains("no staked output"),
         "no key image proof: no stake"
+    );
+    // Outputs whose keys are not the named contributor's (paid to op, naming another
+    // address): no output is a stake.
+    let elsewhere = stake_naming(&op, &wallet().addr, &inputs, sn, 25 * COIN, &[0]);
+    assert!(
+        rejected(net.submit(&elsewhere)).contains("no staked output"),
+        "output keys that are not the contributor's"
     );
     let two = stake_with_proofs(&op, &inputs, sn, 25 * COIN, &[0, 1]);
     assert!(
