@@ -130,13 +130,7 @@ impl WalletFile {
         let text = serde_json::to_string_pretty(&f)
             .map_err(|e| WalletFileError::Damaged(p.clone(), e.to_string()))?;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).map_err(|e| WalletFileError::Io(p.clone(), e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| WalletFileError::Io(p.clone(), e))?;
-        }
+        write_private(&tmp, text.as_bytes()).map_err(|e| WalletFileError::Io(p.clone(), e))?;
         std::fs::rename(&tmp, path).map_err(|e| WalletFileError::Io(p, e))
     }
 
@@ -178,6 +172,26 @@ impl WalletFile {
     }
 }
 
+/// Writes a new file readable by its owner only (mode 0600 from creation, never wider), for
+/// keys and the scan cache. A leftover file at `path` is replaced.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +211,24 @@ mod tests {
         let params = NetworkParams::get(Network::Devnet);
         let a = Account::generate();
         WalletFile::create(&path, &a, params).expect("create");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the keys file is the owner's only");
+            // A leftover file is replaced, and the new one is private too.
+            let other = dir.path().join("x");
+            std::fs::write(&other, "old").expect("write");
+            write_private(&other, b"new").expect("write_private");
+            let mode = std::fs::metadata(&other)
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(
+                (mode & 0o777, std::fs::read(&other).expect("read")),
+                (0o600, b"new".to_vec())
+            );
+        }
         assert!(matches!(
             WalletFile::create(&path, &a, params),
             Err(WalletFileError::Exists(_))

@@ -33,8 +33,9 @@ enum Cmd {
     New,
     /// Create a wallet file from a 25-word recovery phrase.
     Restore {
-        /// The phrase (quote it).
-        phrase: String,
+        /// The phrase (quote it); omitted or `-`: read from standard input, which keeps it out
+        /// of the shell history and the process list.
+        phrase: Option<String>,
         /// Start scanning at this height (the wallet received nothing before it).
         #[arg(long, default_value_t = 0)]
         height: u64,
@@ -141,7 +142,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Restore { phrase, height } => {
             let params = network(&cli);
-            let account = Account::from_mnemonic(phrase)?;
+            let phrase = match phrase.as_deref() {
+                Some(p) if p != "-" => p.to_owned(),
+                _ => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the phrase from standard input")?;
+                    line
+                }
+            };
+            let account = Account::from_mnemonic(phrase.trim())?;
             WalletFile::create_from(&cli.wallet_file, &account, params, *height)?;
             println!("Restored: {}", account.address().to_string(params));
         }

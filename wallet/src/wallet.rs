@@ -1,7 +1,7 @@
 //! The wallet engine: scanning the chain for owned outputs and their spends, balances, and
 //! building transfers and staking transactions with decoys drawn from the chain.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use curve25519_dalek::edwards::EdwardsPoint;
@@ -93,6 +93,35 @@ pub struct OwnedOutput {
     pub spent_height: Option<u64>,
 }
 
+/// Gives back the outputs whose pending spend is in `gone` (no longer in the pool or chain).
+pub fn release_missing(cache: &mut WalletCache, gone: &HashSet<TxHash>) -> usize {
+    let mut n = 0;
+    for o in &mut cache.outputs {
+        if o.spent_height.is_none() && o.spent_in.is_some_and(|h| gone.contains(&h)) {
+            o.spent_in = None;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The most a daemon's fee estimate may exceed the network's default before the wallet refuses
+/// it (a hostile daemon could otherwise spend the balance on fees).
+pub const MAX_FEE_FACTOR: u64 = 10;
+
+/// The fee per byte to use: the daemon's estimate, refused above [`MAX_FEE_FACTOR`] times the
+/// network's default.
+pub fn checked_fee_per_byte(estimate: Option<u64>, default: u64) -> Result<u64, WalletError> {
+    let per_byte = estimate.unwrap_or(default);
+    if per_byte > default.saturating_mul(MAX_FEE_FACTOR) {
+        return Err(WalletError::Answer(format!(
+            "the daemon asks {per_byte} per byte, more than {MAX_FEE_FACTOR} times the \
+             network's {default}; refusing"
+        )));
+    }
+    Ok(per_byte)
+}
+
 /// What the wallet remembers between runs (beside the keys file).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct WalletCache {
@@ -176,7 +205,7 @@ impl Wallet {
         let text = serde_json::to_string(&self.cache)
             .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))?;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text)
+        crate::keys::write_private(&tmp, text.as_bytes())
             .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))?;
         std::fs::rename(&tmp, path)
             .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))
@@ -228,7 +257,36 @@ impl Wallet {
         }
         let cut = self.cache.next_height.saturating_sub(KEEP_HASHES);
         self.cache.hashes.retain(|h, _| *h >= cut);
+        self.release_dropped(daemon).await?;
         Ok(self.cache.next_height)
+    }
+
+    /// Spends this wallet sent that are neither in the pool nor in the chain any more (the pool
+    /// dropped them unmined) give their outputs back.
+    async fn release_dropped(&mut self, daemon: &Daemon) -> Result<usize, WalletError> {
+        let pending: Vec<String> = self
+            .cache
+            .outputs
+            .iter()
+            .filter(|o| o.spent_height.is_none())
+            .filter_map(|o| o.spent_in.map(|h| h.to_hex()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut gone = HashSet::new();
+        for chunk in pending.chunks(100) {
+            let r = daemon
+                .call("get_transactions", json!({"txs_hashes": chunk}))
+                .await?;
+            gone.extend(
+                r["missed_tx"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| h.as_str().and_then(TxHash::from_hex)),
+            );
+        }
+        Ok(release_missing(&mut self.cache, &gone))
     }
 
     /// Forgets everything from `height` on.
@@ -478,7 +536,7 @@ impl Wallet {
             if sum >= need {
                 break;
             }
-            sum += o.amount;
+            sum = sum.saturating_add(o.amount);
             picked.push(o.clone());
         }
         if sum < need {
@@ -586,11 +644,8 @@ impl Wallet {
     }
 
     async fn fee_per_byte(&self, daemon: &Daemon) -> Result<u64, WalletError> {
-        Ok(
-            daemon.call("get_fee_estimate", json!({})).await?["fee_per_byte"]
-                .as_u64()
-                .unwrap_or(self.params.fee_per_byte),
-        )
+        let estimate = daemon.call("get_fee_estimate", json!({})).await?["fee_per_byte"].as_u64();
+        checked_fee_per_byte(estimate, self.params.fee_per_byte)
     }
 
     /// Estimated blob size of a CLSAG/BP+ transaction.
@@ -635,10 +690,15 @@ impl Wallet {
     ) -> Result<(Vec<OwnedOutput>, u64), WalletError> {
         let locked = self.locked_key_images(daemon).await?;
         let per_byte = self.fee_per_byte(daemon).await?;
-        let mut fee = per_byte * Self::estimate_size(1, 2, extra_bytes);
+        let too_much = || WalletError::Build("the amount and fee overflow".into());
+        let mut fee = per_byte
+            .checked_mul(Self::estimate_size(1, 2, extra_bytes))
+            .ok_or_else(too_much)?;
         for _ in 0..5 {
-            let chosen = self.select(amount + fee, &locked)?;
-            let needed = per_byte * Self::estimate_size(chosen.len(), 2, extra_bytes);
+            let chosen = self.select(amount.checked_add(fee).ok_or_else(too_much)?, &locked)?;
+            let needed = per_byte
+                .checked_mul(Self::estimate_size(chosen.len(), 2, extra_bytes))
+                .ok_or_else(too_much)?;
             if needed <= fee {
                 return Ok((chosen, fee));
             }
@@ -764,4 +824,57 @@ impl Wallet {
 /// Bytes a CLSAG ring of 10 adds per input beyond its members.
 const fn self_ring_overhead() -> usize {
     32 * 12
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(i: u8, spent_in: Option<TxHash>, spent_height: Option<u64>) -> OwnedOutput {
+        OwnedOutput {
+            global_index: u64::from(i),
+            tx_hash: TxHash([i; 32]),
+            height: 1,
+            index_in_tx: 0,
+            amount: 5,
+            mask: String::new(),
+            shared: String::new(),
+            key: PublicKey([i; 32]),
+            key_image: KeyImage([i; 32]),
+            unlock_time: 0,
+            spent_in,
+            spent_height,
+        }
+    }
+
+    #[test]
+    fn dropped_spends_give_their_outputs_back() {
+        let (dropped, pooled, mined) = (TxHash([1; 32]), TxHash([2; 32]), TxHash([3; 32]));
+        let mut cache = WalletCache {
+            outputs: vec![
+                output(1, Some(dropped), None),
+                output(2, Some(pooled), None),
+                output(3, Some(dropped), Some(9)),
+                output(4, Some(mined), Some(9)),
+                output(5, None, None),
+            ],
+            ..WalletCache::default()
+        };
+        let gone: HashSet<TxHash> = [dropped].into();
+        assert_eq!(release_missing(&mut cache, &gone), 1);
+        assert_eq!(
+            cache.outputs[0].spent_in, None,
+            "the dropped spend is released"
+        );
+        assert_eq!(cache.outputs[1].spent_in, Some(pooled), "still pooled");
+        assert_eq!(cache.outputs[2].spent_in, Some(dropped), "mined: kept");
+    }
+
+    #[test]
+    fn a_daemon_fee_far_above_the_network_default_is_refused() {
+        assert_eq!(checked_fee_per_byte(None, 300).ok(), Some(300));
+        assert_eq!(checked_fee_per_byte(Some(3_000), 300).ok(), Some(3_000));
+        assert!(checked_fee_per_byte(Some(3_001), 300).is_err());
+        assert!(checked_fee_per_byte(Some(u64::MAX), 300).is_err());
+    }
 }
