@@ -92,20 +92,30 @@ impl Loop {
             refuse(self, channel, "too many sync requests; slow down");
             return;
         }
-        // Reading blocks is disk work: off the event loop, a few at a time.
-        let Ok(permit) = self.serving.clone().try_acquire_owned() else {
-            refuse(self, channel, "busy; try again");
+        // A tip is one lookup: answered here, at once.
+        if let Request::Tip = req {
+            let data = answer_sync(&self.node, req).to_bytes();
+            let _ = self.swarm.behaviour_mut().sync.send_response(channel, data);
             return;
-        };
+        }
+        // Reading blocks is disk work: off the event loop, a few at a time (the rest wait their
+        // turn; the per-peer budget bounds how many wait).
+        let permits = self.serving.clone();
         let node = self.node.clone();
         let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let resp = answer_sync(&node, req);
-            let _ = tx.send(NetCommand::SyncRespond {
-                channel,
-                data: resp.to_bytes(),
-            });
+        tokio::spawn(async move {
+            let Ok(permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let _ = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let resp = answer_sync(&node, req);
+                let _ = tx.send(NetCommand::SyncRespond {
+                    channel,
+                    data: resp.to_bytes(),
+                });
+            })
+            .await;
         });
     }
 
