@@ -18,6 +18,19 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Prints `done/total what (pct, rate/s)` to standard error when 2 s have passed since the last.
+fn note_progress(last: &mut Instant, began: Instant, what: &str, done: u64, total: u64) {
+    if last.elapsed() < Duration::from_secs(2) {
+        return;
+    }
+    *last = Instant::now();
+    eprintln!(
+        "  {done}/{total} {what} ({:.0} %, {:.1}/s)",
+        done as f64 * 100.0 / total.max(1) as f64,
+        done as f64 / began.elapsed().as_secs_f64().max(1e-3)
+    );
+}
+
 pub async fn gossip(dir: &Path, blocks: u64) -> anyhow::Result<()> {
     let state = load(dir)?.context("no devnet; run `devnet up` first")?;
     let d0 = Daemon::new(&state.nodes[0].rpc_url)?;
@@ -29,14 +42,7 @@ pub async fn gossip(dir: &Path, blocks: u64) -> anyhow::Result<()> {
     let began = Instant::now();
     let mut last_note = began;
     for done in 0..blocks {
-        if last_note.elapsed() >= Duration::from_secs(2) {
-            last_note = Instant::now();
-            eprintln!(
-                "  {done}/{blocks} blocks timed ({:.0} %, {:.1} blocks/s)",
-                done as f64 * 100.0 / blocks.max(1) as f64,
-                done as f64 / began.elapsed().as_secs_f64().max(1e-3)
-            );
-        }
+        note_progress(&mut last_note, began, "blocks timed", done, blocks);
         let r = d0
             .call(
                 "generateblocks",
@@ -142,14 +148,7 @@ pub async fn sync(dir: &Path, blocks: u64, sispopd: Option<PathBuf>) -> anyhow::
                 if h >= target {
                     break Ok::<_, anyhow::Error>(());
                 }
-                if last_note.elapsed() >= Duration::from_secs(2) {
-                    last_note = Instant::now();
-                    eprintln!(
-                        "  synced {h}/{target} blocks ({:.0} %, {:.0} blocks/s)",
-                        h as f64 * 100.0 / target.max(1) as f64,
-                        h as f64 / start.elapsed().as_secs_f64().max(1e-3)
-                    );
-                }
+                note_progress(&mut last_note, start, "blocks synced", h, target);
             }
             if start.elapsed() > Duration::from_secs(600) {
                 bail!("sync did not finish in 600 s");
