@@ -3,6 +3,7 @@
 pub mod client;
 pub mod crypto;
 pub mod hop;
+mod hop_wire;
 
 use serde_json::{Map, Value};
 

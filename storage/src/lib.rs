@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+mod peer;
 pub mod ratelimit;
 pub mod rpc;
 pub mod storage_test;

@@ -863,46 +863,4 @@ impl MessageStore {
     }
 }
 
-/// A message as swarm members send it to each other (replication, catch-up, migration):
-/// `{"p": account hex, "n": namespace, "h": hash, "t": timestamp, "e": expiry, "d": base64}`.
-pub fn message_to_json(m: &Message) -> serde_json::Value {
-    use base64::Engine;
-    serde_json::json!({
-        "p": crate::pubkey_hex(&m.pubkey),
-        "n": m.namespace,
-        "h": m.hash,
-        "t": m.timestamp,
-        "e": m.expiry,
-        "d": base64::engine::general_purpose::STANDARD.encode(&m.data),
-    })
-}
-
-/// Reads a message a peer sent, checking that its hash is the hash of its content and its body
-/// within the size limit.
-pub fn message_from_json(v: &serde_json::Value) -> Result<Message, String> {
-    use base64::Engine;
-    let pubkey = crate::UserPubkey::from_hex(v["p"].as_str().unwrap_or_default())
-        .map_err(|e| e.to_string())?;
-    let namespace = v["n"]
-        .as_i64()
-        .and_then(|n| i16::try_from(n).ok())
-        .ok_or("bad namespace")?;
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(v["d"].as_str().ok_or("missing data")?)
-        .map_err(|_| "data is not base64")?;
-    if data.len() > MAX_MESSAGE_BODY {
-        return Err("message body over the size limit".into());
-    }
-    let hash = crate::message_hash(&pubkey, namespace, &data);
-    if v["h"].as_str() != Some(hash.as_str()) {
-        return Err("hash does not match the message".into());
-    }
-    Ok(Message {
-        pubkey,
-        namespace,
-        hash,
-        timestamp: v["t"].as_u64().ok_or("bad timestamp")?,
-        expiry: v["e"].as_u64().ok_or("bad expiry")?,
-        data,
-    })
-}
+pub use crate::peer::{message_from_json, message_to_json};
