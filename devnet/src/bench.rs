@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::json;
 use sispop_chain::{Network, NetworkParams, COIN};
-use sispop_wallet::{Account, Daemon, Wallet, WalletFile};
+use sispop_wallet::{Account, Daemon, Wallet};
 
 use crate::{find_sispopd, free_port, info, kill, load, spawn, NodeEntry};
 
@@ -94,9 +94,8 @@ pub async fn sync(dir: &Path, blocks: u64, sispopd: Option<PathBuf>) -> anyhow::
     let sispopd = find_sispopd(sispopd)?;
     let d0 = Daemon::new(&state.nodes[0].rpc_url)?;
     // Blocks with transfers, so sync validates real RingCT transactions.
-    let params = NetworkParams::get(Network::Devnet);
-    let (acct, _) = WalletFile::load(&state.miner_wallet)?;
-    let mut w = Wallet::new(acct, params).with_cache_file(&state.miner_wallet)?;
+    let pw = crate::wallet_password(dir)?;
+    let mut w = Wallet::open(&state.miner_wallet, pw.as_bytes())?;
     let to = Account::generate().address();
     let mut left = blocks;
     let mut transfers = 0u64;

@@ -249,6 +249,20 @@ fn load(dir: &Path) -> anyhow::Result<Option<DevnetFile>> {
     })?))
 }
 
+/// The password of the devnet's wallets, kept in `<dir>/wallet-password` (mode 0600) so an
+/// operator can open them: `sispop-wallet --password-file <dir>/wallet-password ...`.
+pub(crate) fn wallet_password(dir: &Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let p = dir.join("wallet-password");
+    if !p.exists() {
+        let mut raw = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+        sispop_wallet::keys::write_private(&p, hex::encode(raw).as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    Ok(zeroize::Zeroizing::new(text.trim_end().to_owned()))
+}
+
 fn save(dir: &Path, f: &DevnetFile) -> anyhow::Result<()> {
     let tmp = dir.join("devnet.json.tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(f)?)?;
@@ -376,16 +390,16 @@ async fn register_all(dir: &Path, state: &DevnetFile, deadline: Instant) -> anyh
     if todo.is_empty() {
         return Ok(());
     }
-    let (miner_acct, _) = WalletFile::load(&state.miner_wallet)?;
-    let mut miner = Wallet::new(miner_acct, params).with_cache_file(&state.miner_wallet)?;
+    let pw = wallet_password(dir)?;
+    let mut miner = Wallet::open(&state.miner_wallet, pw.as_bytes())?;
     let contributors: Vec<Account> = (0..2)
         .map(|i| {
             let f = dir.join(format!("contributor-{i}.json"));
             if f.exists() {
-                WalletFile::load(&f).map(|(a, _)| a)
+                WalletFile::load(&f, pw.as_bytes()).map(|u| u.account)
             } else {
                 let a = Account::generate();
-                WalletFile::create(&f, &a, params).map(|_| a)
+                WalletFile::create(&f, &a, params, pw.as_bytes()).map(|_| a)
             }
         })
         .collect::<Result<_, _>>()?;
@@ -509,10 +523,16 @@ async fn up(
                 "miner-wallet.json.cache",
                 "contributor-0.json",
                 "contributor-1.json",
+                "wallet-password",
             ] {
                 let _ = std::fs::remove_file(dir.join(stale));
             }
-            WalletFile::create(&miner_wallet, &miner, params)?;
+            WalletFile::create(
+                &miner_wallet,
+                &miner,
+                params,
+                wallet_password(&dir)?.as_bytes(),
+            )?;
             // Service nodes 0..n, then one plain node; a sparse ring with chords.
             let total = nodes + 1;
             let ports = distinct_ports(total)?;

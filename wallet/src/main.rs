@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use sispop_chain::{Address, Atomic, Network, NetworkParams, PublicKey};
 use sispop_wallet::{Account, Daemon, Wallet, WalletFile};
+use zeroize::Zeroizing;
 
 #[derive(Parser)]
 #[command(name = "sispop-wallet", about = "Sispop command-line wallet")]
@@ -20,6 +21,10 @@ struct Cli {
     /// New or restored wallets are for a local devnet.
     #[arg(long, global = true)]
     devnet: bool,
+    /// File whose first line is the wallet's password (for scripts). Without it the password
+    /// comes from the SISPOP_WALLET_PASSWORD environment variable, else a terminal prompt.
+    #[arg(long, global = true)]
+    password_file: Option<PathBuf>,
     /// Daemon RPC URL (default: the network's local RPC port).
     #[arg(long, global = true)]
     daemon_address: Option<String>,
@@ -42,6 +47,13 @@ enum Cmd {
     },
     /// Print the recovery phrase.
     Seed,
+    /// Seal the wallet file and its cache under a new password.
+    #[command(name = "change_password")]
+    ChangePassword {
+        /// File whose first line is the new password (default: asked on the terminal).
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+    },
     /// Print the primary address.
     Address,
     /// Scan the chain up to the daemon's tip.
@@ -99,14 +111,68 @@ fn network(cli: &Cli) -> &'static NetworkParams {
     })
 }
 
+/// Environment variable holding the password for scripts.
+const PASSWORD_ENV: &str = "SISPOP_WALLET_PASSWORD";
+
+/// The first line of a password file.
+fn password_from_file(path: &std::path::Path) -> anyhow::Result<Zeroizing<String>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading the password file {}", path.display()))?,
+    );
+    let line = text.lines().next().unwrap_or("");
+    Ok(Zeroizing::new(line.to_owned()))
+}
+
+/// Asks on the terminal (twice when `confirm`).
+fn prompt(what: &str, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
+    let no_tty = |e: std::io::Error| {
+        anyhow::anyhow!(
+            "no password given and no terminal to ask on ({e}); use --password-file or {PASSWORD_ENV}"
+        )
+    };
+    let pw = Zeroizing::new(rpassword::prompt_password(format!("{what}: ")).map_err(no_tty)?);
+    if confirm {
+        let again =
+            Zeroizing::new(rpassword::prompt_password(format!("{what} again: ")).map_err(no_tty)?);
+        if *again != *pw {
+            bail!("the two passwords differ");
+        }
+    }
+    Ok(pw)
+}
+
+/// The wallet's password: `--password-file`, else the environment, else a prompt (asked twice
+/// for a new wallet).
+fn password(cli: &Cli, new: bool) -> anyhow::Result<Zeroizing<String>> {
+    if let Some(f) = &cli.password_file {
+        return password_from_file(f);
+    }
+    if let Some(v) = std::env::var_os(PASSWORD_ENV) {
+        return v
+            .into_string()
+            .map(Zeroizing::new)
+            .map_err(|_| anyhow::anyhow!("{PASSWORD_ENV} is not valid UTF-8"));
+    }
+    prompt("Wallet password", new)
+}
+
+fn unlock(cli: &Cli) -> anyhow::Result<sispop_wallet::Unlocked> {
+    Ok(WalletFile::load(
+        &cli.wallet_file,
+        password(cli, false)?.as_bytes(),
+    )?)
+}
+
 async fn open(cli: &Cli) -> anyhow::Result<(Wallet, Daemon)> {
-    let (account, params) = WalletFile::load(&cli.wallet_file)?;
+    let u = unlock(cli)?;
+    let params = u.params;
     let url = cli
         .daemon_address
         .clone()
         .unwrap_or_else(|| format!("http://127.0.0.1:{}", params.rpc_port));
     let daemon = Daemon::new(&url)?;
-    let mut w = Wallet::new(account, params).with_cache_file(&cli.wallet_file)?;
+    let mut w = Wallet::new(u.account, params).with_cache_file(&cli.wallet_file, u.keys)?;
     // Progress on standard error, once a second, when there is much to scan.
     let started = std::time::Instant::now();
     let from = w.cache.next_height;
@@ -132,8 +198,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.cmd {
         Cmd::New => {
             let params = network(&cli);
+            if cli.wallet_file.exists() {
+                bail!(
+                    "{} already exists; refusing to overwrite it",
+                    cli.wallet_file.display()
+                );
+            }
+            let pw = password(&cli, true)?;
             let account = Account::generate();
-            WalletFile::create(&cli.wallet_file, &account, params)?;
+            WalletFile::create(&cli.wallet_file, &account, params, pw.as_bytes())?;
             println!("Address: {}", account.address().to_string(params));
             println!(
                 "Recovery phrase (write it down; it restores this wallet):\n{}",
@@ -153,13 +226,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             let account = Account::from_mnemonic(phrase.trim())?;
-            WalletFile::create_from(&cli.wallet_file, &account, params, *height)?;
+            if cli.wallet_file.exists() {
+                bail!(
+                    "{} already exists; refusing to overwrite it",
+                    cli.wallet_file.display()
+                );
+            }
+            let pw = password(&cli, true)?;
+            WalletFile::create_from(&cli.wallet_file, &account, params, *height, pw.as_bytes())?;
             println!("Restored: {}", account.address().to_string(params));
         }
-        Cmd::Seed => println!("{}", WalletFile::load(&cli.wallet_file)?.0.mnemonic()),
+        Cmd::Seed => println!("{}", unlock(&cli)?.account.mnemonic()),
         Cmd::Address => {
-            let (account, params) = WalletFile::load(&cli.wallet_file)?;
-            println!("{}", account.address().to_string(params));
+            let u = unlock(&cli)?;
+            println!("{}", u.account.address().to_string(u.params));
+        }
+        Cmd::ChangePassword { new_password_file } => {
+            let old = password(&cli, false)?;
+            let new = match new_password_file {
+                Some(f) => password_from_file(f)?,
+                None => prompt("New wallet password", true)?,
+            };
+            Wallet::change_password(&cli.wallet_file, old.as_bytes(), new.as_bytes())?;
+            println!("Password changed");
         }
         Cmd::Refresh => {
             let (w, _) = open(&cli).await?;

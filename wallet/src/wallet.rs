@@ -4,21 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::Scalar;
-use monero_oxide::ringct::EncryptedAmount;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sispop_chain::builder::{build_transfer, SpendInput};
-use sispop_chain::crypto::{
-    commit, commitment_mask, derivation_to_scalar, hash_to_point, key_derivation,
-    scalar_from_canonical, xor_amount,
-};
-use sispop_chain::extra::{parse_extra, ExtraField};
+use sispop_chain::crypto::scalar_from_canonical;
 use sispop_chain::{
-    Address, Atomic, Block, BlockHash, KeyImage, NetworkParams, PublicKey, Transaction, TxHash,
-    TxType,
+    Address, Atomic, BlockHash, KeyImage, NetworkParams, PublicKey, Transaction, TxHash, TxType,
 };
 use sispop_staking::build::{build_stake_tx, build_unlock_tx};
 use sispop_staking::command::parse_command;
@@ -26,6 +19,9 @@ use sispop_staking::command::parse_command;
 use crate::daemon::{Daemon, DaemonError};
 use crate::decoys::DecoyPicker;
 use crate::keys::Account;
+use crate::seal::Keys;
+
+mod scan;
 
 /// How many recent block hashes are kept to notice reorgs.
 const KEEP_HASHES: u64 = 200;
@@ -62,6 +58,9 @@ pub enum WalletError {
     /// The cache file.
     #[error("wallet cache {0}: {1}")]
     Cache(String, String),
+    /// The keys file.
+    #[error(transparent)]
+    File(#[from] crate::keys::WalletFileError),
 }
 
 /// An output the wallet owns.
@@ -91,6 +90,24 @@ pub struct OwnedOutput {
     pub spent_in: Option<TxHash>,
     /// Height the spend was mined at (None while pending).
     pub spent_height: Option<u64>,
+}
+
+/// The sorted output indices of one `get_outs` request while building a ring: fresh decoy
+/// candidates, plus the real output when `with_real` (the first request), so the real one is
+/// only ever asked for among many.
+pub fn ring_request(
+    picks: impl Iterator<Item = u64>,
+    real: u64,
+    with_real: bool,
+    have: &BTreeMap<u64, ([u8; 32], [u8; 32])>,
+) -> Vec<u64> {
+    let mut want: BTreeSet<u64> = picks
+        .filter(|i| *i != real && !have.contains_key(i))
+        .collect();
+    if with_real {
+        want.insert(real);
+    }
+    want.into_iter().collect()
 }
 
 /// Gives back the outputs whose pending spend is in `gone` (no longer in the pool or chain).
@@ -153,6 +170,8 @@ pub struct Wallet {
     /// Cached chain state.
     pub cache: WalletCache,
     cache_path: Option<PathBuf>,
+    /// Seals the cache file (derived from the password).
+    seal: Option<Keys>,
 }
 
 fn hex_scalar(s: &Scalar) -> String {
@@ -180,32 +199,56 @@ impl Wallet {
             params,
             cache: WalletCache::default(),
             cache_path: None,
+            seal: None,
         }
     }
 
-    /// Opens the cache stored next to the keys file (`<file>.cache`), if present.
-    pub fn with_cache_file(mut self, keys_file: &Path) -> Result<Wallet, WalletError> {
+    /// Opens the wallet file `keys_file` with its password, and its scan cache.
+    pub fn open(keys_file: &Path, password: &[u8]) -> Result<Wallet, WalletError> {
+        let u = crate::keys::WalletFile::load(keys_file, password)?;
+        Wallet::new(u.account, u.params).with_cache_file(keys_file, u.keys)
+    }
+
+    /// Changes the password of a wallet file and re-seals its cache under it.
+    pub fn change_password(keys_file: &Path, old: &[u8], new: &[u8]) -> Result<(), WalletError> {
+        let mut w = Wallet::open(keys_file, old)?;
+        w.seal = Some(crate::keys::WalletFile::change_password(
+            keys_file, old, new,
+        )?);
+        w.save()
+    }
+
+    /// Opens the cache stored next to the keys file (`<file>.cache`), if present; `keys` (from
+    /// the keys file's password) seal it. A cache from before encryption is read in clear and
+    /// sealed at the next save.
+    pub fn with_cache_file(mut self, keys_file: &Path, keys: Keys) -> Result<Wallet, WalletError> {
         let path = PathBuf::from(format!("{}.cache", keys_file.display()));
+        let bad = |e: String| WalletError::Cache(path.display().to_string(), e);
         self.cache.next_height = crate::keys::WalletFile::restore_height(keys_file).unwrap_or(0);
         if path.exists() {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))?;
-            self.cache = serde_json::from_str(&text)
-                .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))?;
+            let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+            let plain = if bytes.starts_with(b"{") {
+                bytes
+            } else {
+                keys.open_cache(&bytes).map_err(|e| bad(e.to_string()))?
+            };
+            self.cache = serde_json::from_slice(&plain).map_err(|e| bad(e.to_string()))?;
         }
         self.cache_path = Some(path);
+        self.seal = Some(keys);
         Ok(self)
     }
 
-    /// Saves the cache (atomically).
+    /// Saves the cache (atomically, sealed).
     pub fn save(&self) -> Result<(), WalletError> {
-        let Some(path) = &self.cache_path else {
+        let (Some(path), Some(seal)) = (&self.cache_path, &self.seal) else {
             return Ok(());
         };
-        let text = serde_json::to_string(&self.cache)
+        let text = serde_json::to_vec(&self.cache)
             .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))?;
+        let sealed = seal.seal_cache(&text);
         let tmp = path.with_extension("tmp");
-        crate::keys::write_private(&tmp, text.as_bytes())
+        crate::keys::write_private(&tmp, &sealed)
             .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))?;
         std::fs::rename(&tmp, path)
             .map_err(|e| WalletError::Cache(path.display().to_string(), e.to_string()))
@@ -214,248 +257,6 @@ impl Wallet {
     /// The primary address.
     pub fn address(&self) -> Address {
         self.account.address()
-    }
-
-    /// Scans new blocks (handling reorgs) up to the daemon's tip. Returns the height scanned to.
-    pub async fn refresh(&mut self, daemon: &Daemon) -> Result<u64, WalletError> {
-        self.refresh_with_progress(daemon, |_, _| {}).await
-    }
-
-    /// [`Wallet::refresh`], calling `progress(next height, chain height)` after each block.
-    pub async fn refresh_with_progress(
-        &mut self,
-        daemon: &Daemon,
-        mut progress: impl FnMut(u64, u64),
-    ) -> Result<u64, WalletError> {
-        let info = daemon.call("get_info", json!({})).await?;
-        let count = field(&info, "height")?
-            .as_u64()
-            .ok_or_else(|| WalletError::Answer("height".into()))?;
-        // Reorg: walk back while our recorded hash differs from the chain's.
-        while self.cache.next_height > 0 {
-            let h = self.cache.next_height - 1;
-            let Some(ours) = self.cache.hashes.get(&h).copied() else {
-                break;
-            };
-            if h < count {
-                let hdr = daemon
-                    .call("get_block_header_by_height", json!({"height": h}))
-                    .await?;
-                let theirs = hdr["block_header"]["hash"]
-                    .as_str()
-                    .and_then(BlockHash::from_hex);
-                if theirs == Some(ours) {
-                    break;
-                }
-            }
-            self.rollback(h);
-        }
-        for h in self.cache.next_height..count {
-            self.scan_block(daemon, h).await?;
-            self.cache.next_height = h + 1;
-            progress(h + 1, count);
-        }
-        let cut = self.cache.next_height.saturating_sub(KEEP_HASHES);
-        self.cache.hashes.retain(|h, _| *h >= cut);
-        self.release_dropped(daemon).await?;
-        Ok(self.cache.next_height)
-    }
-
-    /// Spends this wallet sent that are neither in the pool nor in the chain any more (the pool
-    /// dropped them unmined) give their outputs back.
-    async fn release_dropped(&mut self, daemon: &Daemon) -> Result<usize, WalletError> {
-        let pending: Vec<String> = self
-            .cache
-            .outputs
-            .iter()
-            .filter(|o| o.spent_height.is_none())
-            .filter_map(|o| o.spent_in.map(|h| h.to_hex()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut gone = HashSet::new();
-        for chunk in pending.chunks(100) {
-            let r = daemon
-                .call("get_transactions", json!({"txs_hashes": chunk}))
-                .await?;
-            gone.extend(
-                r["missed_tx"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|h| h.as_str().and_then(TxHash::from_hex)),
-            );
-        }
-        Ok(release_missing(&mut self.cache, &gone))
-    }
-
-    /// Forgets everything from `height` on.
-    fn rollback(&mut self, height: u64) {
-        self.cache.outputs.retain(|o| o.height < height);
-        for o in &mut self.cache.outputs {
-            if o.spent_height.is_some_and(|h| h >= height) {
-                o.spent_in = None;
-                o.spent_height = None;
-            }
-        }
-        self.cache.hashes.retain(|h, _| *h < height);
-        self.cache.next_height = height;
-    }
-
-    async fn scan_block(&mut self, daemon: &Daemon, height: u64) -> Result<(), WalletError> {
-        let b = daemon.call("get_block", json!({"height": height})).await?;
-        let blob = hex::decode(field(&b, "blob")?.as_str().unwrap_or(""))
-            .map_err(|_| WalletError::Answer("block blob".into()))?;
-        let block = Block::from_bytes(&blob).map_err(|e| WalletError::Answer(e.to_string()))?;
-        let mut hashes = vec![block.miner_tx.hash()];
-        hashes.extend(block.tx_hashes.iter().copied());
-        let t = daemon
-            .call(
-                "get_transactions",
-                json!({"txs_hashes": hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>()}),
-            )
-            .await?;
-        // Match answers to the block's transactions by id (a daemon may answer some as
-        // missed), and check each blob really is the transaction asked for.
-        let txs = field(&t, "txs")?.as_array().cloned().unwrap_or_default();
-        let by_hash: std::collections::HashMap<&str, &Value> = txs
-            .iter()
-            .filter_map(|e| e["tx_hash"].as_str().map(|h| (h, e)))
-            .collect();
-        for (i, hash) in hashes.iter().enumerate() {
-            let hex_hash = hash.to_hex();
-            let entry = by_hash.get(hex_hash.as_str()).ok_or_else(|| {
-                WalletError::Answer(format!(
-                    "daemon did not return transaction {hash} of block {height}"
-                ))
-            })?;
-            let tx = if i == 0 {
-                block.miner_tx.clone()
-            } else {
-                let blob = hex::decode(entry["as_hex"].as_str().unwrap_or(""))
-                    .map_err(|_| WalletError::Answer(format!("transaction {hash} is not hex")))?;
-                let tx = Transaction::from_bytes(&blob)
-                    .map_err(|e| WalletError::Answer(format!("transaction {hash}: {e}")))?;
-                if tx.hash() != *hash {
-                    return Err(WalletError::Answer(format!(
-                        "daemon returned another transaction for {hash}"
-                    )));
-                }
-                tx
-            };
-            let indices: Vec<u64> = entry["output_indices"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
-                .unwrap_or_default();
-            if indices.len() != tx.outputs.len() {
-                return Err(WalletError::Answer(format!(
-                    "daemon gave {} output indices for {} outputs of {hash}",
-                    indices.len(),
-                    tx.outputs.len()
-                )));
-            }
-            self.scan_tx(&tx, *hash, height, &indices);
-        }
-        self.cache.hashes.insert(height, block.hash());
-        Ok(())
-    }
-
-    /// Finds owned outputs and spends of owned outputs in one transaction.
-    pub fn scan_tx(
-        &mut self,
-        tx: &Transaction,
-        tx_hash: TxHash,
-        height: u64,
-        global_indices: &[u64],
-    ) {
-        let spent: HashSet<KeyImage> = tx.key_images().into_iter().collect();
-        for o in &mut self.cache.outputs {
-            if spent.contains(&o.key_image) {
-                o.spent_in = Some(tx_hash);
-                o.spent_height = Some(height);
-            }
-        }
-        let Ok(fields) = parse_extra(&tx.extra) else {
-            return;
-        };
-        let mut pubkeys = Vec::new();
-        let mut additional = Vec::new();
-        for f in &fields {
-            match f {
-                ExtraField::PubKey(k) => pubkeys.push(*k),
-                ExtraField::AdditionalPubKeys(ks) => additional.extend(ks.iter().copied()),
-                _ => {}
-            }
-        }
-        let derivations: Vec<[u8; 32]> = pubkeys
-            .iter()
-            .filter_map(|r| key_derivation(&self.account.view, r))
-            .collect();
-        let spend_pub = self.account.address().spend;
-        let Some(b) = sispop_chain::crypto::decompress(&spend_pub) else {
-            return;
-        };
-        for (i, out) in tx.outputs.iter().enumerate() {
-            let mut candidates = derivations.clone();
-            if let Some(d) = additional
-                .get(i)
-                .and_then(|r| key_derivation(&self.account.view, r))
-            {
-                candidates.push(d);
-            }
-            for d in candidates {
-                let s = derivation_to_scalar(&d, i as u64);
-                let p = EdwardsPoint::mul_base(&s) + b;
-                if p.compress().to_bytes() != out.key.to_bytes() {
-                    continue;
-                }
-                let (amount, mask) = match out.amount {
-                    Some(a) => (a, Scalar::ONE),
-                    None => {
-                        let Some(rct) = &tx.rct else { break };
-                        let (Some(EncryptedAmount::Compact { amount }), Some(c)) = (
-                            rct.base.encrypted_amounts.get(i),
-                            rct.base.commitments.get(i),
-                        ) else {
-                            break;
-                        };
-                        let a = u64::from_le_bytes(xor_amount(*amount, &s));
-                        let mask = commitment_mask(&s);
-                        if commit(&mask, a) != c.to_bytes() {
-                            break;
-                        }
-                        (a, mask)
-                    }
-                };
-                let x = s + self.account.spend;
-                let key = PublicKey(out.key.to_bytes());
-                let key_image = KeyImage((x * hash_to_point(key.0)).compress().to_bytes());
-                if self.cache.outputs.iter().any(|o| o.key_image == key_image) {
-                    break;
-                }
-                let unlock = tx
-                    .output_unlock_times
-                    .get(i)
-                    .copied()
-                    .unwrap_or(0)
-                    .max(tx.unlock_time);
-                self.cache.outputs.push(OwnedOutput {
-                    global_index: global_indices.get(i).copied().unwrap_or(u64::MAX),
-                    tx_hash,
-                    height,
-                    index_in_tx: i as u64,
-                    amount,
-                    mask: hex_scalar(&mask),
-                    shared: hex_scalar(&s),
-                    key,
-                    key_image,
-                    unlock_time: unlock,
-                    spent_in: None,
-                    spent_height: None,
-                });
-                break;
-            }
-        }
     }
 
     /// Key images locked as stakes or blacklisted, from the daemon.
@@ -578,54 +379,51 @@ impl Wallet {
         let mut inputs = Vec::with_capacity(outputs.len());
         for o in outputs {
             let mut members: BTreeMap<u64, ([u8; 32], [u8; 32])> = BTreeMap::new();
+            let mut real = None;
             let mut tries = 0;
-            while members.len() < n - 1 {
+            while members.len() < n - 1 || real.is_none() {
                 tries += 1;
                 if tries > 50 {
                     return Err(WalletError::Decoys(n));
                 }
-                let want: Vec<u64> = (0..2 * n)
-                    .map(|_| picker.pick(&mut rand::rngs::OsRng))
-                    .filter(|i| *i != o.global_index && !members.contains_key(i))
-                    .collect::<HashSet<_>>()
-                    .into_iter()
-                    .collect();
+                let picks = (0..2 * n).map(|_| picker.pick(&mut rand::rngs::OsRng));
+                // The real output is fetched once, hidden among the first batch of candidates,
+                // so the daemon cannot tell it from the decoys.
+                let want = ring_request(picks, o.global_index, real.is_none(), &members);
                 let outs = daemon.call("get_outs", json!({"outputs": want.iter().map(|i| json!({"amount": 0, "index": i})).collect::<Vec<_>>()})).await?;
                 for (i, e) in want
                     .iter()
                     .zip(outs["outs"].as_array().cloned().unwrap_or_default())
                 {
-                    if members.len() >= n - 1 || !e["unlocked"].as_bool().unwrap_or(false) {
-                        continue;
-                    }
                     let (Some(k), Some(m)) = (
                         e["key"].as_str().and_then(PublicKey::from_hex),
                         e["mask"].as_str().and_then(PublicKey::from_hex),
                     ) else {
                         continue;
                     };
+                    if *i == o.global_index {
+                        if k != o.key {
+                            return Err(WalletError::Answer(
+                                "own output key differs on chain; refresh the wallet".into(),
+                            ));
+                        }
+                        real = Some((k.0, m.0));
+                        continue;
+                    }
+                    if members.len() >= n - 1 || !e["unlocked"].as_bool().unwrap_or(false) {
+                        continue;
+                    }
                     members.insert(*i, (k.0, m.0));
                 }
+                if real.is_none() {
+                    // It was in this (first) request and the daemon did not give it.
+                    return Err(WalletError::Answer("own output missing on chain".into()));
+                }
             }
-            let mine = daemon
-                .call(
-                    "get_outs",
-                    json!({"outputs": [{"amount": 0, "index": o.global_index}]}),
-                )
-                .await?;
-            let e = &mine["outs"][0];
-            let (Some(k), Some(m)) = (
-                e["key"].as_str().and_then(PublicKey::from_hex),
-                e["mask"].as_str().and_then(PublicKey::from_hex),
-            ) else {
+            let Some(real) = real else {
                 return Err(WalletError::Answer("own output missing on chain".into()));
             };
-            if k != o.key {
-                return Err(WalletError::Answer(
-                    "own output key differs on chain; refresh the wallet".into(),
-                ));
-            }
-            members.insert(o.global_index, (k.0, m.0));
+            members.insert(o.global_index, real);
             let ring: Vec<(u64, [u8; 32], [u8; 32])> =
                 members.iter().map(|(i, (k, m))| (*i, *k, *m)).collect();
             let real_index = ring
@@ -845,6 +643,19 @@ mod tests {
             spent_in,
             spent_height,
         }
+    }
+
+    #[test]
+    fn the_real_output_is_asked_for_once_and_only_among_decoys() {
+        let have = BTreeMap::from([(7u64, ([0u8; 32], [0u8; 32]))]);
+        let first = ring_request([9, 3, 7, 42, 3, 100].into_iter(), 42, true, &have);
+        assert_eq!(
+            first,
+            vec![3, 9, 42, 100],
+            "sorted, deduplicated, known ones dropped"
+        );
+        let later = ring_request([42, 5, 1].into_iter(), 42, false, &have);
+        assert_eq!(later, vec![1, 5], "never asked for again, even if picked");
     }
 
     #[test]
