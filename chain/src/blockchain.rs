@@ -19,7 +19,7 @@ use crate::crypto::{key_image_is_valid, zero_commit};
 use crate::extension::{BlockTx, ChainExtension, NoExtension};
 use crate::extra::{build_extra, parse_extra, ExtraError, ExtraField};
 use crate::params::NetworkParams;
-use crate::pow::{check_pow, next_difficulty, pow_hash};
+use crate::pow::{check_pow, next_difficulty, pow_hash, pow_hash_in, RxSlot};
 use crate::reader::DecodeError;
 use crate::reward::{build_miner_tx, max_miner_payout};
 use crate::store::{BlockMeta, BlockWrite, ChainStore, OutputRecord, StoreError};
@@ -27,6 +27,7 @@ use crate::tx::{Transaction, TxType};
 use crate::types::{Atomic, BlockHash, Difficulty, Height, KeyImage, TxHash};
 
 mod errors;
+mod reorg;
 mod validate;
 
 /// The extension's state is saved with every block whose height is a multiple of this.
@@ -122,14 +123,6 @@ pub fn genesis_block(params: &NetworkParams) -> Block {
         miner_tx,
         tx_hashes: vec![],
     }
-}
-
-/// A block removed from the top of the main chain.
-struct Popped {
-    hash: BlockHash,
-    blob: Vec<u8>,
-    /// Its non-coinbase transaction blobs.
-    txs: Vec<Vec<u8>>,
 }
 
 /// A decoded, hashed transaction.
@@ -536,73 +529,6 @@ impl<E: ChainExtension> Blockchain<E> {
         Ok(hash)
     }
 
-    /// Pops the top block; returns its id, blob and its non-coinbase transaction blobs.
-    fn pop(&mut self) -> Result<Popped, BlockError> {
-        let (height, hash) = self.tip;
-        if height.0 == 0 {
-            return Err(BlockError::Genesis);
-        }
-        let (meta, blob) = self
-            .store
-            .block(&hash)?
-            .ok_or_else(|| StoreError::Corrupt {
-                cf: "blocks",
-                what: "tip block missing".into(),
-            })?;
-        let block = Block::from_bytes(&blob).map_err(|e| StoreError::Corrupt {
-            cf: "blocks",
-            what: e.to_string(),
-        })?;
-        let mut txs = vec![(block.miner_tx.hash(), Vec::new())];
-        let mut key_images = Vec::new();
-        let mut returned = Vec::new();
-        for h in &block.tx_hashes {
-            let (_, _, tx_blob) = self.store.tx(h)?.ok_or_else(|| StoreError::Corrupt {
-                cf: "txs",
-                what: format!("{h} missing"),
-            })?;
-            let tx = Transaction::from_bytes(&tx_blob).map_err(|e| StoreError::Corrupt {
-                cf: "txs",
-                what: e.to_string(),
-            })?;
-            key_images.extend(tx.key_images());
-            txs.push((*h, tx_blob.clone()));
-            returned.push(tx_blob);
-        }
-        let prev_hash = block.header.prev_id;
-        let prev_meta = self
-            .store
-            .block_meta(&prev_hash)?
-            .ok_or_else(|| StoreError::Corrupt {
-                cf: "blocks",
-                what: "parent missing".into(),
-            })?;
-        // The alt record keeps the block's own transactions (not the miner tx, which is in the blob).
-        let alt_txs: Vec<(TxHash, Vec<u8>)> =
-            txs.into_iter().filter(|(_, b)| !b.is_empty()).collect();
-        let mut all = vec![(block.miner_tx.hash(), Vec::new())];
-        all.extend(alt_txs.iter().cloned());
-        self.store.pop_block(
-            &hash,
-            &meta,
-            &blob,
-            &all,
-            &key_images,
-            (Height(height.0 - 1), prev_hash),
-        )?;
-        self.tip = (Height(height.0 - 1), prev_hash);
-        self.tip_meta = prev_meta;
-        if !self.ext.detach(height, hash, self.tip) {
-            self.ext.reset();
-            self.sync_extension()?;
-        }
-        Ok(Popped {
-            hash,
-            blob,
-            txs: returned,
-        })
-    }
-
     /// Adds a block (blob plus its transactions' blobs). `now` is the local unix time.
     pub fn add_block(
         &mut self,
@@ -620,6 +546,7 @@ impl<E: ChainExtension> Blockchain<E> {
         }
         if block.header.prev_id == self.tip.1 {
             let h = self.apply(&block, blob, tx_blobs, now, true)?;
+            self.prune_side_chains()?;
             return Ok(AddOutcome::Changed {
                 events: vec![ChainEvent::Attached(self.tip.0, h)],
                 returned_txs: vec![],
@@ -634,6 +561,20 @@ impl<E: ChainExtension> Blockchain<E> {
             return Err(BlockError::UnknownParent(block.header.prev_id));
         };
         let height = Height(parent.0 .0 + 1);
+        // Too deep to ever be reorganised onto: refused before any proof-of-work is hashed.
+        if height.0.saturating_add(self.params.max_side_depth) < self.tip.0 .0 {
+            return Err(BlockError::TooDeep {
+                height,
+                tip: self.tip.0,
+                limit: self.params.max_side_depth,
+            });
+        }
+        // Full: refused (without blame) until the tip moves on and old ones are pruned.
+        // Forgetting some instead would cut a kept branch off from its base; and filling the
+        // set takes `max_side_blocks` blocks of real proof of work within `max_side_depth`.
+        if self.store.alt_count() >= self.params.max_side_blocks {
+            return Err(BlockError::SideChainsFull(self.params.max_side_blocks));
+        }
         let difficulty = self.check_header(&block, height, now)?;
         if block.claimed_height() != Some(height) {
             return Err(BlockError::MinerTx(
@@ -654,71 +595,12 @@ impl<E: ChainExtension> Blockchain<E> {
         self.store
             .put_alt_block(&hash, height, cumulative, blob, &ordered)?;
         if cumulative <= self.tip_meta.cumulative_difficulty {
+            self.prune_side_chains()?;
             return Ok(AddOutcome::SideChain);
         }
-        self.reorganize(hash, now)
-    }
-
-    /// Switches the main chain to the side chain ending at `new_tip`. On any invalid block the
-    /// original chain is restored and the invalid side blocks are forgotten.
-    fn reorganize(&mut self, new_tip: BlockHash, now: u64) -> Result<AddOutcome, BlockError> {
-        let mut branch = Vec::new();
-        let mut cur = new_tip;
-        let fork_height = loop {
-            if let Some(m) = self.store.block_meta(&cur)? {
-                break m.height;
-            }
-            let alt = self
-                .store
-                .alt_block(&cur)?
-                .ok_or(BlockError::UnknownParent(cur))?;
-            let prev = Block::from_bytes(&alt.blob)?.header.prev_id;
-            branch.push((cur, alt));
-            cur = prev;
-        };
-        branch.reverse();
-        let mut events = Vec::new();
-        let mut detached = Vec::new();
-        while self.tip.0 > fork_height {
-            let p = self.pop()?;
-            events.push(ChainEvent::Detached(Height(self.tip.0 .0 + 1), p.hash));
-            detached.push((p.blob, p.txs));
-        }
-        for (i, (hash, alt)) in branch.iter().enumerate() {
-            let block = Block::from_bytes(&alt.blob)?;
-            match self.apply(&block, &alt.blob, &alt.txs, now, false) {
-                Ok(h) => events.push(ChainEvent::Attached(self.tip.0, h)),
-                Err(e) => {
-                    tracing::warn!(block = %hash, error = %e, "reorg aborted: side-chain block invalid; restoring");
-                    for _ in 0..i {
-                        self.pop()?;
-                    }
-                    for (bad, _) in &branch[i..] {
-                        self.store.delete_alt_block(bad)?;
-                    }
-                    for (blob, txs) in detached.iter().rev() {
-                        let b = Block::from_bytes(blob)?;
-                        self.apply(&b, blob, txs, now, false)?;
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        // Transactions of detached blocks that the new chain did not include go back to the pool.
-        let returned_txs = detached
-            .into_iter()
-            .flat_map(|(_, txs)| txs)
-            .filter(|b| {
-                Transaction::from_bytes(b)
-                    .ok()
-                    .is_some_and(|t| self.store.tx(&t.hash()).ok().flatten().is_none())
-            })
-            .collect();
-        tracing::info!(height = %self.tip.0, tip = %self.tip.1, "reorganised onto a heavier chain");
-        Ok(AddOutcome::Changed {
-            events,
-            returned_txs,
-        })
+        let out = self.reorganize(hash, now);
+        self.prune_side_chains()?;
+        out
     }
 
     /// A block template on top of the tip paying `miner`, with the given transactions (already
@@ -799,23 +681,6 @@ impl<E: ChainExtension> Blockchain<E> {
             return Ok(None);
         };
         Ok(self.store.block(&hash)?.map(|(m, b)| (hash, m, b)))
-    }
-
-    /// Removes the top `n` blocks (never genesis), oldest-last, keeping them as side-chain
-    /// blocks. Returns the detach events and the popped blocks' transactions for the pool.
-    pub fn pop_blocks(&mut self, n: u64) -> Result<(Vec<ChainEvent>, Vec<Vec<u8>>), BlockError> {
-        let mut events = Vec::new();
-        let mut txs = Vec::new();
-        for _ in 0..n {
-            if self.tip.0 .0 == 0 {
-                break;
-            }
-            let height = self.tip.0;
-            let p = self.pop()?;
-            events.push(ChainEvent::Detached(height, p.hash));
-            txs.extend(p.txs);
-        }
-        Ok((events, txs))
     }
 
     /// Saves the extension's state and flushes the chain to disk.

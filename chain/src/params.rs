@@ -152,6 +152,12 @@ pub struct NetworkParams {
     pub max_tx_size: usize,
     /// Largest number of transactions in a block.
     pub max_block_txs: usize,
+    /// Side-chain blocks more than this far below the tip are refused and pruned: a reorg that
+    /// deep is never taken.
+    pub max_side_depth: u64,
+    /// At most this many side-chain blocks are kept; past it new ones are refused until old
+    /// ones fall below `max_side_depth`.
+    pub max_side_blocks: usize,
     /// How far in the future a block timestamp may be, in seconds.
     pub future_time_limit: u64,
     /// A block's timestamp must exceed the median of this many previous timestamps.
@@ -254,6 +260,8 @@ static MAINNET: NetworkParams = NetworkParams {
     max_block_size: 2 * 1024 * 1024,
     max_tx_size: 1_000_000,
     max_block_txs: 10_000,
+    max_side_depth: 720,
+    max_side_blocks: 2_000,
     future_time_limit: 60 * 60 * 2,
     timestamp_check_window: 60,
     fee_per_byte: 215,
@@ -293,6 +301,8 @@ static TESTNET: NetworkParams = NetworkParams {
     max_block_size: 2 * 1024 * 1024,
     max_tx_size: 1_000_000,
     max_block_txs: 10_000,
+    max_side_depth: 720,
+    max_side_blocks: 2_000,
     future_time_limit: 60 * 60 * 2,
     timestamp_check_window: 60,
     fee_per_byte: 215,
@@ -333,6 +343,8 @@ static DEVNET: NetworkParams = NetworkParams {
     max_block_size: 2 * 1024 * 1024,
     max_tx_size: 1_000_000,
     max_block_txs: 10_000,
+    max_side_depth: 720,
+    max_side_blocks: 2_000,
     future_time_limit: 120,
     timestamp_check_window: 11,
     fee_per_byte: 1,

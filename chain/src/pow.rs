@@ -34,10 +34,29 @@ pub fn rx_seed_height(height: u64) -> u64 {
 #[error("proof of work unavailable: {0}")]
 pub struct PowError(pub String);
 
-type RxRequest = ([u8; 32], Vec<u8>, mpsc::Sender<Result<[u8; 32], String>>);
+type RxRequest = (
+    [u8; 32],
+    RxSlot,
+    Vec<u8>,
+    mpsc::Sender<Result<[u8; 32], String>>,
+);
 
-/// The RandomX worker: one thread owns the light-mode cache (256 MiB) and VM, rebuilt only
-/// when the seed changes. RandomX objects are not `Send`, so every hash goes through it.
+/// Which of the worker's two RandomX caches a hash uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxSlot {
+    /// The seed the main chain's next block needs (and mining).
+    Main,
+    /// Any other seed (side chains, blocks from other epochs): a block keyed to a foreign seed
+    /// rebuilds only this cache, never the main one.
+    Side,
+}
+
+/// RandomX caches built since start (each takes a second or more and 256 MiB).
+pub static RX_CACHE_BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The RandomX worker: one thread owns two light-mode caches (256 MiB each, the second built
+/// only when needed) and their VMs, each rebuilt only when its seed changes. RandomX objects
+/// are not `Send`, so every hash goes through it.
 fn rx_worker() -> &'static Mutex<mpsc::Sender<RxRequest>> {
     static WORKER: OnceLock<Mutex<mpsc::Sender<RxRequest>>> = OnceLock::new();
     WORKER.get_or_init(|| {
@@ -47,10 +66,13 @@ fn rx_worker() -> &'static Mutex<mpsc::Sender<RxRequest>> {
             .spawn(move || {
                 use randomx_rs::{RandomXCache, RandomXFlag, RandomXVM};
                 let flags = RandomXFlag::get_recommended_flags();
-                let mut current: Option<([u8; 32], RandomXVM)> = None;
-                for (seed, input, reply) in rx {
+                let mut slots: [Option<([u8; 32], RandomXVM)>; 2] = [None, None];
+                for (seed, slot, input, reply) in rx {
+                    let current = &mut slots[slot as usize];
                     if current.as_ref().map(|c| c.0) != Some(seed) {
-                        current = RandomXCache::new(flags, &seed)
+                        *current = None; // free the old cache before building the new one
+                        RX_CACHE_BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        *current = RandomXCache::new(flags, &seed)
                             .and_then(|cache| RandomXVM::new(flags, Some(cache), None))
                             .map(|vm| (seed, vm))
                             .map_err(
@@ -58,7 +80,7 @@ fn rx_worker() -> &'static Mutex<mpsc::Sender<RxRequest>> {
                             )
                             .ok();
                     }
-                    let result = match &current {
+                    let result = match &*current {
                         Some((_, vm)) => vm
                             .calculate_hash(&input)
                             .map_err(|e| e.to_string())
@@ -77,13 +99,13 @@ fn rx_worker() -> &'static Mutex<mpsc::Sender<RxRequest>> {
     })
 }
 
-/// RandomX of `input` keyed by `seed`.
-pub fn randomx_hash(seed: &[u8; 32], input: &[u8]) -> Result<[u8; 32], PowError> {
+/// RandomX of `input` keyed by `seed`, in the cache `slot`.
+pub fn randomx_hash(seed: &[u8; 32], input: &[u8], slot: RxSlot) -> Result<[u8; 32], PowError> {
     let (reply, answer) = mpsc::channel();
     rx_worker()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .send((*seed, input.to_vec(), reply))
+        .send((*seed, slot, input.to_vec(), reply))
         .map_err(|_| PowError("the RandomX worker is gone".into()))?;
     answer
         .recv()
@@ -91,15 +113,26 @@ pub fn randomx_hash(seed: &[u8; 32], input: &[u8]) -> Result<[u8; 32], PowError>
         .map_err(PowError)
 }
 
-/// The PoW hash of a block on `params`' network, with `seed` the id of its RandomX seed block.
+/// The PoW hash of a block on `params`' network, with `seed` the id of its RandomX seed block
+/// (hashed in the main cache; see [`pow_hash_in`]).
 pub fn pow_hash(
     params: &NetworkParams,
     block: &Block,
     seed: &BlockHash,
 ) -> Result<[u8; 32], PowError> {
+    pow_hash_in(params, block, seed, RxSlot::Main)
+}
+
+/// [`pow_hash`] in the RandomX cache `slot`.
+pub fn pow_hash_in(
+    params: &NetworkParams,
+    block: &Block,
+    seed: &BlockHash,
+    slot: RxSlot,
+) -> Result<[u8; 32], PowError> {
     match params.pow {
         PowAlgorithm::Keccak => Ok(keccak256(block.hashing_blob())),
-        PowAlgorithm::RandomX => randomx_hash(&seed.0, &block.hashing_blob()),
+        PowAlgorithm::RandomX => randomx_hash(&seed.0, &block.hashing_blob(), slot),
     }
 }
 

@@ -173,6 +173,8 @@ fn be128(v: &[u8]) -> u128 {
 /// The chain database.
 pub struct ChainStore {
     db: DB,
+    /// (height, hash) of every side-chain block, so pruning does not scan the blobs.
+    alt: std::sync::Mutex<std::collections::BTreeSet<(u64, [u8; 32])>>,
 }
 
 impl std::fmt::Debug for ChainStore {
@@ -194,7 +196,54 @@ impl ChainStore {
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(ChainStore { db })
+        let mut alt = std::collections::BTreeSet::new();
+        {
+            let cf = db
+                .cf_handle(CF_ALT)
+                .ok_or_else(|| corrupt(CF_ALT, "column family missing"))?;
+            for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+                let (k, v) = item?;
+                if k.len() != 32 || v.len() < 8 {
+                    return Err(corrupt(CF_ALT, "bad key or short record"));
+                }
+                alt.insert((be64(&v[..8]), arr(&k)));
+            }
+        }
+        Ok(ChainStore {
+            db,
+            alt: std::sync::Mutex::new(alt),
+        })
+    }
+
+    fn alt_index(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<(u64, [u8; 32])>> {
+        self.alt.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many side-chain blocks are stored.
+    pub fn alt_count(&self) -> usize {
+        self.alt_index().len()
+    }
+
+    /// Forgets side-chain blocks below `min_height`. Returns how many were forgotten.
+    pub fn prune_alt(&self, min_height: u64) -> Result<usize, StoreError> {
+        let doomed: Vec<(u64, [u8; 32])> = self
+            .alt_index()
+            .range(..(min_height, [0u8; 32]))
+            .copied()
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let mut b = WriteBatch::default();
+        for (_, h) in &doomed {
+            b.delete_cf(self.cf(CF_ALT)?, h);
+        }
+        self.write(b)?;
+        let mut idx = self.alt_index();
+        for d in &doomed {
+            idx.remove(d);
+        }
+        Ok(doomed.len())
     }
 
     fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -335,12 +384,14 @@ impl ChainStore {
             hash.0,
             Self::encode_alt(height, cumulative, blob, txs),
         )?;
+        self.alt_index().insert((height.0, hash.0));
         Ok(())
     }
 
     /// Forgets a side-chain block.
     pub fn delete_alt_block(&self, hash: &BlockHash) -> Result<(), StoreError> {
         self.db.delete_cf(self.cf(CF_ALT)?, hash.0)?;
+        self.alt_index().retain(|(_, h)| *h != hash.0);
         Ok(())
     }
 
@@ -383,7 +434,9 @@ impl ChainStore {
             b.put_cf(self.cf(CF_META)?, b"ext_state", state);
         }
         b.delete_cf(self.cf(CF_ALT)?, w.hash.0);
-        self.write(b)
+        self.write(b)?;
+        self.alt_index().remove(&(w.meta.height.0, w.hash.0));
+        Ok(())
     }
 
     /// Removes the tip block atomically, keeping it as a side-chain block so a later reorg can
@@ -426,7 +479,9 @@ impl ChainStore {
         tip.extend_from_slice(&prev.0 .0.to_be_bytes());
         tip.extend_from_slice(&prev.1 .0);
         b.put_cf(self.cf(CF_META)?, b"tip", tip);
-        self.write(b)
+        self.write(b)?;
+        self.alt_index().insert((meta.height.0, hash.0));
+        Ok(())
     }
 
     fn write(&self, b: WriteBatch) -> Result<(), StoreError> {

@@ -581,3 +581,69 @@ fn an_unbalanced_transfer_is_refused() {
     .tx;
     pool.add(&chain, good.serialize(), 0).expect("balanced");
 }
+
+#[test]
+fn side_chains_are_bounded_in_depth_and_number() {
+    let mut p = params().clone();
+    p.difficulty = sispop_chain::params::DifficultyMode::Fixed(1);
+    p.max_side_depth = 8;
+    p.max_side_blocks = 4;
+    let p: &'static NetworkParams = Box::leak(Box::new(p));
+    let (d1, d2) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let mut a = Blockchain::open(p, d1.path()).expect("open");
+    let mut b = Blockchain::open(p, d2.path()).expect("open");
+    let (miner, other) = (wallet(), wallet());
+    let mine = |c: &mut Blockchain, to: &Address| {
+        let now = c.tip_meta().timestamp + p.target_block_time;
+        let mut t = c
+            .block_template(&mut OsRng, to, vec![], now)
+            .expect("template");
+        assert!(t.mine(1_000));
+        let blob = t.block.serialize();
+        assert!(matches!(
+            c.add_block(&blob, &t.txs, now),
+            Ok(AddOutcome::Changed { .. })
+        ));
+        (blob, t.txs, now)
+    };
+    let shared = mine(&mut a, &miner.addr);
+    b.add_block(&shared.0, &shared.1, shared.2).expect("shared");
+    // A: heights 2..9; B's fork: heights 2..7 (less work, so it stays a side chain).
+    for _ in 0..8 {
+        mine(&mut a, &miner.addr);
+    }
+    let fork: Vec<_> = (0..6).map(|_| mine(&mut b, &other.addr)).collect();
+    for (i, (blob, txs, now)) in fork.iter().enumerate() {
+        let r = a.add_block(blob, txs, *now + 100);
+        if i < 4 {
+            assert!(matches!(r, Ok(AddOutcome::SideChain)), "{r:?}");
+        } else if i == 4 {
+            // Full: refused, without blame, nothing kept.
+            let err = r.expect_err("full");
+            assert!(matches!(err, BlockError::SideChainsFull(4)), "{err}");
+            assert!(!err.is_peer_fault());
+        } else {
+            assert!(matches!(r, Err(BlockError::UnknownParent(_))), "{r:?}");
+        }
+    }
+    assert_eq!(a.store().alt_count(), 4, "at most max_side_blocks are kept");
+    // The main chain moves on: side blocks more than 8 below the tip are pruned…
+    for _ in 0..4 {
+        mine(&mut a, &miner.addr);
+    }
+    assert_eq!(a.tip().0 .0, 13);
+    assert_eq!(a.store().alt_count(), 1, "only height 5 is within 8 of 13");
+    // …and refused outright, before any proof of work, without blame (an honest peer may be
+    // on an old fork).
+    let (blob, txs, now) = &fork[0];
+    let err = a.add_block(blob, txs, *now + 100).expect_err("too deep");
+    assert!(matches!(err, BlockError::TooDeep { .. }), "{err}");
+    assert!(!err.is_peer_fault());
+    // The index survives a restart.
+    drop(a);
+    let a = Blockchain::open(p, d1.path()).expect("reopen");
+    assert_eq!(a.store().alt_count(), 1);
+}

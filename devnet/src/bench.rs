@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::json;
-use sispop_chain::{Network, NetworkParams, COIN};
+use sispop_chain::COIN;
 use sispop_wallet::{Account, Daemon, Wallet};
 
 use crate::{find_sispopd, free_port, info, kill, load, spawn, NodeEntry};

@@ -44,6 +44,9 @@ pub struct DevFaults {
     pub unreachable: bool,
     /// Acknowledge storage writes and keep nothing (the store is emptied at start).
     pub drop_storage: bool,
+    /// Answer sync tip requests with a far higher chain and far more work than this node has
+    /// (and serve only the blocks it really has): a lying peer for sync tests.
+    pub lie_tip: bool,
 }
 
 impl DevFaults {
@@ -55,9 +58,10 @@ impl DevFaults {
                 "no-proofs" => f.no_proofs = true,
                 "unreachable" => f.unreachable = true,
                 "drop-storage" => f.drop_storage = true,
+                "lie-tip" => f.lie_tip = true,
                 other => {
                     return Err(format!(
-                    "unknown --dev-fault {other:?} (known: no-proofs, unreachable, drop-storage)"
+                    "unknown --dev-fault {other:?} (known: no-proofs, unreachable, drop-storage, lie-tip)"
                 ))
                 }
             }

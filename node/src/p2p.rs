@@ -67,7 +67,7 @@ pub mod sync_policy;
 pub use codec::{BytesCodec, MAX_STORAGE_REQUEST_BYTES, OVERSIZED_REQUEST};
 use storage_net::StorageWaiters;
 
-/// Messages from the node to the network task.
+/// What the node (RPC, services, tests) asks of the network task.
 #[derive(Debug)]
 pub enum NetCommand {
     /// Announce a block we accepted (mined or submitted over RPC).
@@ -98,25 +98,30 @@ pub enum NetCommand {
         /// Where the answer (or why there is none) goes.
         reply: tokio::sync::oneshot::Sender<Result<Vec<u8>, String>>,
     },
-    /// The answer to a peer's storage request (internal).
+    /// Dial an address.
+    Dial(Multiaddr),
+    /// Send raw bytes as a sync request (diagnostics and tests).
+    RawSyncRequest(PeerId, Vec<u8>),
+}
+
+/// Events the network task sends itself from blocking threads (never from outside).
+#[derive(Debug)]
+enum Internal {
+    /// The answer to a peer's storage request.
     StorageRespond {
         /// Its channel.
         channel: request_response::ResponseChannel<Vec<u8>>,
         /// The answer.
         data: Vec<u8>,
     },
-    /// The answer to a peer's sync request, built off the event loop (internal).
+    /// The answer to a peer's sync request, built off the event loop.
     SyncRespond {
         /// Its channel.
         channel: request_response::ResponseChannel<Vec<u8>>,
         /// The answer.
         data: Vec<u8>,
     },
-    /// Dial an address.
-    Dial(Multiaddr),
-    /// Send raw bytes as a sync request (diagnostics and tests).
-    RawSyncRequest(PeerId, Vec<u8>),
-    /// Result of validating a gossip message (internal).
+    /// Result of validating a gossip message.
     Validated {
         /// The message.
         id: MessageId,
@@ -129,7 +134,7 @@ pub enum NetCommand {
         /// The peer seems ahead of us (a block with an unknown parent).
         ahead: bool,
     },
-    /// Result of applying a batch of synced blocks (internal).
+    /// Result of applying a batch of synced blocks.
     Synced {
         /// From whom.
         peer: PeerId,
@@ -245,7 +250,9 @@ struct Loop {
     node: Node,
     swarm: libp2p::Swarm<Behaviour>,
     rx: mpsc::UnboundedReceiver<NetCommand>,
-    tx: mpsc::UnboundedSender<NetCommand>,
+    /// For blocking threads to hand results back to the loop.
+    tx: mpsc::UnboundedSender<Internal>,
+    internal: mpsc::UnboundedReceiver<Internal>,
     stats: Arc<Mutex<NetStats>>,
     peers: Vec<Multiaddr>,
     blocks_topic: IdentTopic,
@@ -256,6 +263,8 @@ struct Loop {
     in_flight: Option<InFlight>,
     /// The peer we sync from and the next height to ask it for (after its fork point).
     cursor: Option<(PeerId, u64)>,
+    /// Batches taken in a row from the cursor's peer.
+    run: u32,
     connected: HashSet<PeerId>,
     sn_waiters: HashMap<OutboundRequestId, tokio::sync::oneshot::Sender<Response>>,
     storage_waiters: StorageWaiters,
@@ -357,6 +366,7 @@ pub fn start(
     }
     swarm.listen_on(cfg.listen.clone())?;
     let (tx, rx) = mpsc::unbounded_channel();
+    let (internal_tx, internal) = mpsc::unbounded_channel();
     let stats = Arc::new(Mutex::new(NetStats {
         peer_id: swarm.local_peer_id().to_string(),
         ..NetStats::default()
@@ -367,7 +377,8 @@ pub fn start(
         node,
         swarm,
         rx,
-        tx: tx.clone(),
+        tx: internal_tx,
+        internal,
         stats: stats.clone(),
         peers: cfg.peers,
         blocks_topic,
@@ -385,6 +396,7 @@ pub fn start(
         sn_waiters: HashMap::new(),
         storage_waiters: HashMap::new(),
         strikes: HashMap::new(),
+        run: 0,
     };
     let interval = cfg.sync_interval;
     let task = tokio::spawn(async move { lp.run(interval).await });
@@ -429,6 +441,7 @@ impl Loop {
             tokio::select! {
                 _ = stop.changed() => break,
                 Some(cmd) = self.rx.recv() => self.command(cmd),
+                Some(ev) = self.internal.recv() => self.internal(ev),
                 ev = self.swarm.select_next_some() => self.event(ev),
                 _ = tick.tick() => self.sync_round(),
                 _ = redial.tick() => {
@@ -466,16 +479,6 @@ impl Loop {
                 data,
                 reply,
             } => self.storage_request(peer, addr, data, reply),
-            NetCommand::SyncRespond { channel, data } => {
-                let _ = self.swarm.behaviour_mut().sync.send_response(channel, data);
-            }
-            NetCommand::StorageRespond { channel, data } => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .storage
-                    .send_response(channel, data);
-            }
             NetCommand::SnRequest {
                 peer,
                 addr,
@@ -520,7 +523,23 @@ impl Loop {
                     debug!(error = %e, "tx not gossiped");
                 }
             }
-            NetCommand::Validated {
+        }
+    }
+
+    /// Results blocking threads hand back to the loop.
+    fn internal(&mut self, ev: Internal) {
+        match ev {
+            Internal::SyncRespond { channel, data } => {
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, data);
+            }
+            Internal::StorageRespond { channel, data } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .storage
+                    .send_response(channel, data);
+            }
+            Internal::Validated {
                 id,
                 source,
                 acceptance,
@@ -542,7 +561,7 @@ impl Loop {
                         .send_request(&source, Request::Tip.to_bytes());
                 }
             }
-            NetCommand::Synced {
+            Internal::Synced {
                 peer,
                 from,
                 progressed,
@@ -562,6 +581,7 @@ impl Loop {
                             self.strikes.remove(&peer);
                         }
                         self.cursor = Some((peer, from.saturating_add(served as u64)));
+                        self.run = self.run.saturating_add(1);
                     }
                     SyncVerdict::Strike => {
                         // It claimed more work than it served, or served blocks off its own
@@ -599,9 +619,19 @@ impl Loop {
                     );
                     self.sync_note = (Instant::now(), ours);
                 }
-                // Keep going with the same peer while it claims more.
-                if self.tips.get(&peer).is_some_and(|t| t.1 > cum) {
-                    self.sync_from(peer);
+                // Keep going with the same peer while it claims more, for a few batches; then
+                // choose again among the good peers ahead (a new peer starts with a locator).
+                let next = if self.run >= sync_policy::BATCHES_PER_PEER {
+                    self.run = 0;
+                    self.choose_sync_peer(cum, Some(peer))
+                } else {
+                    self.tips
+                        .get(&peer)
+                        .is_some_and(|t| t.1 > cum)
+                        .then_some(peer)
+                };
+                if let Some(p) = next {
+                    self.sync_from(p);
                 }
             }
         }
@@ -642,12 +672,35 @@ impl Loop {
         });
     }
 
+    /// A peer ahead of us to sync from (see [`sync_policy::choose_sync_peer`]).
+    fn choose_sync_peer(&self, cum: u128, avoid: Option<PeerId>) -> Option<PeerId> {
+        let ahead: Vec<(PeerId, u32)> = self
+            .connected
+            .iter()
+            .filter(|p| self.tips.get(*p).is_some_and(|t| t.1 > cum))
+            .map(|p| (*p, self.strikes.get(p).copied().unwrap_or(0)))
+            .collect();
+        sync_policy::choose_sync_peer(&ahead, avoid, &mut rand::rngs::OsRng)
+    }
+
     fn sync_round(&mut self) {
-        if self
+        if let Some(f) = self
             .in_flight
-            .is_some_and(|f| f.at.elapsed() > Duration::from_secs(30))
+            .filter(|f| f.at.elapsed() > Duration::from_secs(30))
         {
+            // A peer that leaves a sync request unanswered is struck like one that serves
+            // nothing, and its claim is forgotten until it answers a tip request again.
             self.in_flight = None;
+            let strikes = self.strikes.get(&f.peer).copied().unwrap_or(0) + 1;
+            if strikes >= MAX_SYNC_STRIKES {
+                self.ban(f.peer, "left sync requests unanswered");
+            } else {
+                self.strikes.insert(f.peer, strikes);
+                self.tips.remove(&f.peer);
+                if self.cursor.is_some_and(|(p, _)| p == f.peer) {
+                    self.cursor = None;
+                }
+            }
         }
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         {
@@ -656,11 +709,15 @@ impl Loop {
         }
         if self.in_flight.is_none() {
             let cum = self.node.lock().chain.tip_meta().cumulative_difficulty;
-            let ahead = peers
-                .iter()
-                .filter(|p| self.tips.get(*p).is_some_and(|t| t.1 > cum))
-                .max_by_key(|p| self.tips.get(*p).map(|t| t.1));
-            if let Some(p) = ahead.copied() {
+            // Resume the cursor's peer if it is still ahead, else choose one.
+            let resume = self
+                .cursor
+                .map(|(p, _)| p)
+                .filter(|p| self.tips.get(p).is_some_and(|t| t.1 > cum));
+            if let Some(p) = resume.or_else(|| self.choose_sync_peer(cum, None)) {
+                if resume.is_none() {
+                    self.run = 0;
+                }
                 self.sync_from(p);
             }
         }

@@ -51,6 +51,18 @@ async fn spawn_mining(
     peers: &[u16],
     mine_to: Option<&Account>,
 ) -> Proc {
+    spawn_args(dir, name, rpc, p2p, peers, mine_to, &[]).await
+}
+
+async fn spawn_args(
+    dir: &Path,
+    name: &str,
+    rpc: u16,
+    p2p: u16,
+    peers: &[u16],
+    mine_to: Option<&Account>,
+    extra: &[&str],
+) -> Proc {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -74,6 +86,7 @@ async fn spawn_mining(
     if let Some(a) = mine_to {
         cmd.arg("--mine-to").arg(a.address().to_string(params()));
     }
+    cmd.args(extra);
     let child = cmd
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
@@ -531,4 +544,53 @@ async fn deep_forks_resolve_through_a_block_locator() {
             started.elapsed().as_secs_f64()
         );
     }
+}
+
+/// A peer that claims a million more blocks and 1000× the work (`--dev-fault lie-tip`) but
+/// has a short chain of its own is struck for serving nothing past it, then banned, and the
+/// joining node completes sync from the honest peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_lying_about_its_work_is_banned_and_sync_completes_from_the_honest_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pa, pl) = (port(), port());
+    let a = spawn(dir.path(), "a", port(), pa, &[]).await;
+    generate(&a.d, 60, &Account::generate()).await;
+    let liar = spawn_args(
+        dir.path(),
+        "liar",
+        port(),
+        pl,
+        &[],
+        None,
+        &["--dev-fault", "lie-tip"],
+    )
+    .await;
+    generate(&liar.d, 3, &Account::generate()).await;
+    let honest = tip(&a.d).await;
+    let started = Instant::now();
+    let n = spawn(dir.path(), "n", port(), port(), &[pl, pa]).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut synced_at, mut banned_at) = (None, None);
+    while synced_at.is_none() || banned_at.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "in 90 s: synced {synced_at:?}, liar banned {banned_at:?}"
+        );
+        if synced_at.is_none() && tip(&n.d).await == honest {
+            synced_at = Some(started.elapsed());
+        }
+        let info = n.d.call("get_info", json!({})).await.expect("info");
+        if banned_at.is_none() && info["banned_peers"].as_u64().unwrap_or(0) >= 1 {
+            banned_at = Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("synced in {synced_at:?}, liar banned after {banned_at:?}");
+    let log = std::fs::read_to_string(dir.path().join("n.log")).expect("log");
+    assert!(
+        log.contains("claimed more work than it served"),
+        "the ban names the lie"
+    );
+    assert_eq!(tip(&n.d).await, honest, "still on the honest chain");
+    drop(liar);
 }

@@ -134,6 +134,19 @@ pub enum BlockError {
     /// A transaction is invalid.
     #[error("transaction {0}: {1}")]
     Tx(TxHash, TxError),
+    /// A side-chain block too far below the tip to be kept.
+    #[error("side-chain block at height {height} is more than {limit} blocks below the tip {tip}")]
+    TooDeep {
+        /// Its height.
+        height: Height,
+        /// Our tip.
+        tip: Height,
+        /// How deep a side chain may reach.
+        limit: u64,
+    },
+    /// The side-chain set is full.
+    #[error("{0} side-chain blocks are kept already; try again once the chain moves on")]
+    SideChainsFull(usize),
     /// Genesis cannot be popped or replaced.
     #[error("the genesis block cannot be replaced")]
     Genesis,
@@ -149,6 +162,8 @@ impl BlockError {
             BlockError::Store(_)
             | BlockError::UnknownParent(_)
             | BlockError::MissingTx(_)
+            | BlockError::TooDeep { .. }
+            | BlockError::SideChainsFull(_)
             | BlockError::TimestampTooNew(..) => false,
             BlockError::Tx(_, e) => e.is_peer_fault(),
             _ => true,

@@ -34,7 +34,15 @@ impl<E: ChainExtension> Blockchain<E> {
         }
         let difficulty = self.difficulty_after(block.header.prev_id)?;
         let seed = self.seed_for(block.header.prev_id, height)?;
-        let hash = pow_hash(self.params, block, &seed).map_err(|e| {
+        // Only the seed the main chain needs next uses the main RandomX cache; any other (a
+        // side chain's, another epoch's) uses the second, so it cannot evict the main one.
+        let main_seed = self.seed_for(self.tip.1, Height(self.tip.0 .0.saturating_add(1)))?;
+        let slot = if seed == main_seed {
+            RxSlot::Main
+        } else {
+            RxSlot::Side
+        };
+        let hash = pow_hash_in(self.params, block, &seed, slot).map_err(|e| {
             BlockError::Store(StoreError::Corrupt {
                 cf: "pow",
                 what: e.to_string(),

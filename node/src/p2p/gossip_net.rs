@@ -1,7 +1,7 @@
 //! Gossip validation: blocks and transactions checked against the chain, uptime proofs and
 //! votes by the accountability service, all on blocking threads, at most
 //! [`VALIDATORS`](super::VALIDATORS) at once (the rest wait their turn; per-peer flood limits
-//! bound how many wait); the verdict comes back to the event loop as `NetCommand::Validated`.
+//! bound how many wait); the verdict comes back to the event loop as `Internal::Validated`.
 
 use super::*;
 
@@ -30,7 +30,7 @@ impl Loop {
                 } else {
                     crate::accountability::on_vote(&node, &data)
                 };
-                let _ = tx.send(NetCommand::Validated {
+                let _ = tx.send(Internal::Validated {
                     id,
                     source,
                     acceptance,
@@ -75,7 +75,7 @@ impl Loop {
                     Err(_) => (MessageAcceptance::Ignore, None, false),
                 }
             };
-            let _ = tx.send(NetCommand::Validated {
+            let _ = tx.send(Internal::Validated {
                 id,
                 source,
                 acceptance,

@@ -9,7 +9,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use super::{Loop, NetCommand, OVERSIZED_REQUEST};
+use super::{Internal, Loop, OVERSIZED_REQUEST};
 
 /// Where the answers to our storage requests go.
 pub type StorageWaiters = HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>>;
@@ -49,7 +49,7 @@ impl Loop {
                 if request.first() == Some(&crate::onion::ONION) {
                     tokio::spawn(async move {
                         let data = crate::onion::on_hop(&node, &peer, &request[1..]).await;
-                        let _ = tx.send(NetCommand::StorageRespond { channel, data });
+                        let _ = tx.send(Internal::StorageRespond { channel, data });
                     });
                     return;
                 }
@@ -64,7 +64,7 @@ impl Loop {
                             v
                         }
                     };
-                    let _ = tx.send(NetCommand::StorageRespond { channel, data });
+                    let _ = tx.send(Internal::StorageRespond { channel, data });
                 });
             }
             request_response::Event::Message {

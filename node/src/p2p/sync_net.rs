@@ -9,10 +9,18 @@ fn answer_sync(node: &Node, req: Request) -> Response {
         Request::Tip => {
             let st = node.lock();
             let (h, hash) = st.chain.tip();
+            let cumulative_difficulty = st.chain.tip_meta().cumulative_difficulty;
+            if node.faults.lie_tip {
+                return Response::Tip {
+                    height: h.0.saturating_add(1_000_000),
+                    hash: hash.0,
+                    cumulative_difficulty: cumulative_difficulty.saturating_mul(1000),
+                };
+            }
             Response::Tip {
                 height: h.0,
                 hash: hash.0,
-                cumulative_difficulty: st.chain.tip_meta().cumulative_difficulty,
+                cumulative_difficulty,
             }
         }
         Request::Blocks { from, count } => {
@@ -110,7 +118,7 @@ impl Loop {
             let _ = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 let resp = answer_sync(&node, req);
-                let _ = tx.send(NetCommand::SyncRespond {
+                let _ = tx.send(Internal::SyncRespond {
                     channel,
                     data: resp.to_bytes(),
                 });
@@ -215,7 +223,7 @@ impl Loop {
                     } else {
                         handled
                     };
-                    let _ = tx.send(NetCommand::Synced {
+                    let _ = tx.send(Internal::Synced {
                         peer,
                         from,
                         progressed,

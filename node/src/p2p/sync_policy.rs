@@ -26,6 +26,33 @@ pub const MAX_LOCATOR: usize = 30;
 const DENSE: usize = 10;
 /// Batches without progress a peer may serve while claiming more work, before it is banned.
 pub const MAX_SYNC_STRIKES: u32 = 3;
+/// Batches taken from one peer in a row before the next peer is chosen afresh, so sync is
+/// spread over the good peers instead of resting on the one that claims the most.
+pub const BATCHES_PER_PEER: u32 = 8;
+
+/// The peer to sync from among `ahead` (peers claiming more work than ours, with their
+/// strikes): one chosen at random among those with the fewest strikes, `avoid` only when it is
+/// the sole such peer. The claimed amount of work does not weigh in: claiming more than the
+/// rest buys a liar nothing.
+pub fn choose_sync_peer<P: Copy + PartialEq>(
+    ahead: &[(P, u32)],
+    avoid: Option<P>,
+    rng: &mut impl rand::Rng,
+) -> Option<P> {
+    use rand::seq::SliceRandom;
+    let least = ahead.iter().map(|(_, s)| *s).min()?;
+    let best: Vec<P> = ahead
+        .iter()
+        .filter(|(_, s)| *s == least)
+        .map(|(p, _)| *p)
+        .collect();
+    let others: Vec<P> = best.iter().copied().filter(|p| Some(*p) != avoid).collect();
+    if others.is_empty() {
+        best.choose(rng).copied()
+    } else {
+        others.choose(rng).copied()
+    }
+}
 
 /// The heights a locator names for a chain whose tip is at `tip`, highest first, genesis last.
 pub fn locator_heights(tip: u64) -> Vec<u64> {
@@ -132,6 +159,22 @@ pub fn judge_batch(served: usize, unknown_parent: bool, strikes: u32) -> SyncVer
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_peers_are_chosen_among_the_least_struck_regardless_of_claims() {
+        let mut rng = rand::rngs::OsRng;
+        assert_eq!(choose_sync_peer::<u8>(&[], None, &mut rng), None);
+        let ahead = [(1u8, 0u32), (2, 0), (3, 1), (4, 2)];
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let p = choose_sync_peer(&ahead, None, &mut rng).expect("one");
+            assert!(p == 1 || p == 2, "struck peers wait while clean ones exist");
+            seen.insert(p);
+            assert_eq!(choose_sync_peer(&ahead, Some(1), &mut rng), Some(2));
+        }
+        assert_eq!(seen.len(), 2, "the choice is spread over the clean peers");
+        assert_eq!(choose_sync_peer(&[(9u8, 1)], Some(9), &mut rng), Some(9));
+    }
 
     #[test]
     fn locators_are_short_dense_at_the_top_and_end_at_genesis() {
