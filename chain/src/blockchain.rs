@@ -427,12 +427,18 @@ impl<E: ChainExtension> Blockchain<E> {
             if self.store.tx(&p.hash)?.is_some() {
                 return Err(BlockError::Tx(p.hash, TxError::AlreadyInChain(p.hash)));
             }
-            self.validate_tx(&p.tx, p.blob.len(), height, &taken)
+            self.validate_tx_alone(&p.tx, p.blob.len(), height, &taken)
                 .map_err(|e| BlockError::Tx(p.hash, e))?;
             taken.extend(self.claims(&p.tx));
             fees = fees
                 .checked_add(Atomic(p.tx.fee()))
                 .ok_or_else(|| BlockError::MinerTx("fees overflow".into()))?;
+        }
+        // The extension's rules, each transaction against the state the ones before it leave.
+        let refs: Vec<&Transaction> = txs.iter().map(|p| &p.tx).collect();
+        if let Err((i, r)) = self.ext.check_block_txs(&refs, height) {
+            let hash = txs.get(i).map(|p| p.hash).unwrap_or_default();
+            return Err(BlockError::Tx(hash, validate::rejection_error(r)));
         }
         self.check_miner_tx(block, height, fees)?;
 
@@ -619,6 +625,7 @@ impl<E: ChainExtension> Blockchain<E> {
         let timestamp = now.max(med + 1).max(self.tip_meta.timestamp);
         let mut taken = HashSet::new();
         let mut txs = Vec::new();
+        let mut chosen: Vec<Transaction> = Vec::new();
         let mut hashes = Vec::new();
         let mut fees = Atomic::ZERO;
         let mut size = 0usize;
@@ -631,7 +638,23 @@ impl<E: ChainExtension> Blockchain<E> {
             {
                 break;
             }
-            if self.validate_tx(&tx, blob.len(), height, &taken).is_err() {
+            if self
+                .validate_tx_alone(&tx, blob.len(), height, &taken)
+                .is_err()
+            {
+                continue;
+            }
+            // The extension's rules: a plain transfer against the tip's state; anything else
+            // against the state the transactions before it leave (so a registration and its
+            // contribution can share the block).
+            let applies = if tx.tx_type == TxType::Standard {
+                self.ext.check_tx(&tx, height).is_ok()
+            } else {
+                let mut refs: Vec<&Transaction> = chosen.iter().collect();
+                refs.push(&tx);
+                self.ext.check_block_txs(&refs, height).is_ok()
+            };
+            if !applies {
                 continue;
             }
             taken.extend(self.claims(&tx));
@@ -642,6 +665,22 @@ impl<E: ChainExtension> Blockchain<E> {
             size += blob.len();
             hashes.push(tx.hash());
             txs.push(blob);
+            chosen.push(tx);
+        }
+        // A safety net: should the whole list not pass in order, drop the first that fails
+        // and check again.
+        for _ in 0..100 {
+            let refs: Vec<&Transaction> = chosen.iter().collect();
+            let Err((i, _)) = self.ext.check_block_txs(&refs, height) else {
+                break;
+            };
+            if i >= chosen.len() {
+                break;
+            }
+            let tx = chosen.remove(i);
+            fees = fees.checked_sub(Atomic(tx.fee())).unwrap_or(Atomic::ZERO);
+            hashes.remove(i);
+            txs.remove(i);
         }
         let amount = max_miner_payout(self.params, height, fees)
             .ok_or_else(|| BlockError::MinerTx("reward overflows".into()))?;

@@ -60,6 +60,19 @@ pub trait ChainExtension: Send {
     fn reset(&mut self);
     /// Extra validity checks on a non-coinbase transaction for a block at `height`.
     fn check_tx(&self, tx: &Transaction, height: Height) -> Result<(), Rejection>;
+    /// Checks a block's non-coinbase transactions in order, each against the state the ones
+    /// before it leave; the index of the first that fails. By default each is checked against
+    /// the current state alone.
+    fn check_block_txs(
+        &self,
+        txs: &[&Transaction],
+        height: Height,
+    ) -> Result<(), (usize, Rejection)> {
+        for (i, t) in txs.iter().enumerate() {
+            self.check_tx(t, height).map_err(|r| (i, r))?;
+        }
+        Ok(())
+    }
     /// What the block at `height` (the next block) must pay service nodes, given the
     /// service-node share of the block reward.
     fn payouts(&self, height: Height, share: Atomic) -> ServiceNodePayout;

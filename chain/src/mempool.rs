@@ -140,8 +140,9 @@ impl Mempool {
         Some(e)
     }
 
-    /// After the chain changed: drop transactions now in the chain or conflicting with it, and
-    /// input-less ones (state changes, unlocks) that no longer apply to the new state.
+    /// After the chain changed: drop transactions now in the chain or conflicting with it,
+    /// input-less ones (state changes, unlocks) and stakes that no longer apply to the new
+    /// state.
     pub fn prune<E: ChainExtension>(&mut self, chain: &Blockchain<E>) {
         let next = Height(chain.tip().0 .0 + 1);
         let stale: Vec<TxHash> = self
@@ -157,6 +158,10 @@ impl Mempool {
                         && chain
                             .validate_tx(&e.tx, e.blob.len(), next, &HashSet::new())
                             .is_err())
+                    // A stake that no longer applies (its node filled up, registered, or
+                    // left): only the extension's check, the ring signatures stand.
+                    || (e.tx.tx_type == crate::tx::TxType::Stake
+                        && chain.ext().check_tx(&e.tx, next).is_err())
             })
             .map(|(h, _)| *h)
             .collect();

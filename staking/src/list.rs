@@ -19,6 +19,8 @@ use sispop_testing::{obligations_quorum, verify_state_change, NewState, Obligati
 use crate::rules::{self, StakingError};
 use crate::staking_requirement;
 
+mod ext;
+
 /// How many past states are kept for rollbacks.
 pub const STATE_HISTORY: usize = 60;
 
@@ -497,43 +499,11 @@ impl ServiceNodeList {
             }
         }
         for (index, btx) in txs.iter().enumerate() {
-            let Ok(fields) = parse_extra(&btx.tx.extra) else {
-                continue;
-            };
-            let result = match btx.tx.tx_type {
-                TxType::Stake => rules::process_stake(
-                    self.params,
-                    state,
-                    btx.tx,
-                    &fields,
-                    height,
-                    hf,
-                    index as u32,
-                )
-                .map(|eff| {
-                    swarm_update |= eff.activated;
-                    rules::commit_stake(state, eff);
-                }),
-                TxType::KeyImageUnlock => {
-                    rules::process_unlock(self.params, state, &fields, height).map(|(pk, n)| {
-                        state.nodes.insert(pk, Arc::new(n));
-                    })
+            match self.apply_tx(state, btx.tx, index, height, hf) {
+                Ok(changed) => swarm_update |= changed,
+                Err(e) => {
+                    tracing::debug!(tx = %btx.hash, error = %e, "staking part of the transaction ignored")
                 }
-                TxType::StateChange => match state_change_field(&fields) {
-                    None => Err(StakingError::Invalid("no state change field".into())),
-                    Some(sc) => match state.check_state_change(sc, height, &self.params.sn) {
-                        Ok((pk, new)) => {
-                            swarm_update |=
-                                state.apply_state_change(&pk, new, sc, height, self.params);
-                            Ok(())
-                        }
-                        Err(r) => Err(StakingError::Invalid(r.reason)),
-                    },
-                },
-                _ => Ok(()),
-            };
-            if let Err(e) = result {
-                tracing::debug!(tx = %btx.hash, error = %e, "staking part of the transaction ignored");
             }
         }
         if swarm_update {
@@ -566,14 +536,116 @@ impl ServiceNodeList {
         state.quorums = state.quorums.split_off(&cutoff);
     }
 
+    /// Applies the staking part of one transaction (at `index` in its block) to `state`.
+    /// Returns whether the active set changed (swarms must be recomputed).
+    fn apply_tx(
+        &self,
+        state: &mut State,
+        tx: &Transaction,
+        index: usize,
+        height: Height,
+        hf: u8,
+    ) -> Result<bool, StakingError> {
+        let fields = parse_extra(&tx.extra).map_err(|e| StakingError::Invalid(e.to_string()))?;
+        match tx.tx_type {
+            TxType::Stake => {
+                let eff = rules::process_stake(
+                    self.params,
+                    state,
+                    tx,
+                    &fields,
+                    height,
+                    hf,
+                    u32::try_from(index).unwrap_or(u32::MAX),
+                )?;
+                let activated = eff.activated;
+                rules::commit_stake(state, eff);
+                Ok(activated)
+            }
+            TxType::KeyImageUnlock => {
+                let (pk, n) = rules::process_unlock(self.params, state, &fields, height)?;
+                state.nodes.insert(pk, Arc::new(n));
+                Ok(false)
+            }
+            TxType::StateChange => match state_change_field(&fields) {
+                None => Err(StakingError::Invalid("no state change field".into())),
+                Some(sc) => match state.check_state_change(sc, height, &self.params.sn) {
+                    Ok((pk, new)) => {
+                        Ok(state.apply_state_change(&pk, new, sc, height, self.params))
+                    }
+                    Err(r) => Err(StakingError::Invalid(r.reason)),
+                },
+            },
+            _ => Ok(false),
+        }
+    }
+
+    /// Checks a block's transactions in order, each against the state the ones before it
+    /// leave (a registration and a contribution to it may share a block; two contributions
+    /// that only fit one at a time may not). Returns the index of the first that fails.
+    pub fn check_in_order(
+        &self,
+        txs: &[&Transaction],
+        height: Height,
+    ) -> Result<(), (usize, Rejection)> {
+        if txs.iter().all(|t| t.tx_type == TxType::Standard) {
+            // Nothing changes the list: each is checked against the tip's state.
+            for (i, t) in txs.iter().enumerate() {
+                self.check_tx_in(&self.state, t, height)
+                    .map_err(|r| (i, r))?;
+            }
+            return Ok(());
+        }
+        let hf = self.params.hard_fork_at(height);
+        let mut work = self.state.clone();
+        for (i, t) in txs.iter().enumerate() {
+            self.check_tx_in(&work, t, height).map_err(|r| (i, r))?;
+            let _ = self.apply_tx(&mut work, t, i, height, hf);
+        }
+        Ok(())
+    }
+
+    /// [`ChainExtension::check_tx`] against `state`.
+    fn check_tx_in(
+        &self,
+        state: &State,
+        tx: &Transaction,
+        height: Height,
+    ) -> Result<(), Rejection> {
+        if tx.tx_type == TxType::StateChange {
+            let fields = parse_extra(&tx.extra).map_err(|e| Rejection::invalid(e.to_string()))?;
+            let sc = state_change_field(&fields)
+                .ok_or_else(|| Rejection::invalid("state change without its 0x78 field"))?;
+            return state
+                .check_state_change(sc, height, &self.params.sn)
+                .map(|_| ());
+        }
+        self.check_in(state, tx, height).map_err(|e| {
+            if e.is_state_dependent() {
+                Rejection::stale(e.to_string())
+            } else {
+                Rejection::invalid(e.to_string())
+            }
+        })
+    }
+
     /// Checks a transaction against the list (locked and blacklisted key images, and the
     /// staking rules of stake and unlock transactions).
     pub fn check(&self, tx: &Transaction, height: Height) -> Result<(), StakingError> {
+        self.check_in(&self.state, tx, height)
+    }
+
+    fn check_in(
+        &self,
+        state: &State,
+        tx: &Transaction,
+        height: Height,
+    ) -> Result<(), StakingError> {
         for ki in tx.key_images() {
-            if let Some(pk) = self.state.locked.get(&ki) {
+            if let Some(pk) = state.locked.get(&ki) {
                 return Err(StakingError::LockedKeyImage(ki, *pk));
             }
-            if let Some(b) = self.state.blacklist.iter().find(|b| b.key_image == ki) {
+            if let Some(b) = state.blacklist.iter().find(|b| b.key_image == ki) {
                 return Err(StakingError::Blacklisted(ki, b.unlock_height));
             }
         }
@@ -582,16 +654,15 @@ impl ServiceNodeList {
         match tx.tx_type {
             TxType::Standard => Ok(()),
             TxType::Stake => {
-                rules::process_stake(self.params, &self.state, tx, &fields, height, hf, 0)
-                    .map(|_| ())
+                rules::process_stake(self.params, state, tx, &fields, height, hf, 0).map(|_| ())
             }
             TxType::KeyImageUnlock => {
-                rules::process_unlock(self.params, &self.state, &fields, height).map(|_| ())
+                rules::process_unlock(self.params, state, &fields, height).map(|_| ())
             }
             TxType::StateChange => {
                 let sc = state_change_field(&fields)
                     .ok_or_else(|| StakingError::Invalid("no state change field".into()))?;
-                self.state
+                state
                     .check_state_change(sc, height, &self.params.sn)
                     .map(|_| ())
                     .map_err(|r| StakingError::Invalid(r.reason))
@@ -605,92 +676,6 @@ impl ServiceNodeList {
     /// The staking requirement at `height`.
     pub fn requirement(&self, height: Height) -> Atomic {
         staking_requirement(self.params, height)
-    }
-}
-
-impl ChainExtension for ServiceNodeList {
-    fn tip(&self) -> Option<(Height, BlockHash)> {
-        self.state.tip
-    }
-
-    fn reset(&mut self) {
-        self.state = State::default();
-        self.history.clear();
-    }
-
-    fn check_tx(&self, tx: &Transaction, height: Height) -> Result<(), Rejection> {
-        if tx.tx_type == TxType::StateChange {
-            let fields = parse_extra(&tx.extra).map_err(|e| Rejection::invalid(e.to_string()))?;
-            let sc = state_change_field(&fields)
-                .ok_or_else(|| Rejection::invalid("state change without its 0x78 field"))?;
-            return self
-                .state
-                .check_state_change(sc, height, &self.params.sn)
-                .map(|_| ());
-        }
-        self.check(tx, height).map_err(|e| {
-            if e.is_state_dependent() {
-                Rejection::stale(e.to_string())
-            } else {
-                Rejection::invalid(e.to_string())
-            }
-        })
-    }
-
-    fn conflict_key(&self, tx: &Transaction) -> Option<[u8; 32]> {
-        if tx.tx_type != TxType::StateChange {
-            return None;
-        }
-        let fields = parse_extra(&tx.extra).ok()?;
-        let sc = state_change_field(&fields)?;
-        let q = self.state.quorum(Height(sc.block_height))?;
-        let worker = q
-            .workers
-            .get(usize::try_from(sc.service_node_index).ok()?)?;
-        Some(sispop_chain::crypto::keccak_concat(&[
-            b"sispop state change",
-            &worker.0,
-            &sc.state.to_le_bytes(),
-        ]))
-    }
-
-    fn payouts(&self, _height: Height, share: Atomic) -> ServiceNodePayout {
-        self.state.payouts(share)
-    }
-
-    fn attach(&mut self, block: &Block, hash: BlockHash, height: Height, txs: &[BlockTx<'_>]) {
-        let mut next = self.state.clone();
-        self.apply_block(&mut next, block, hash, height, txs);
-        let prev = std::mem::replace(&mut self.state, next);
-        self.history.push_back(prev);
-        while self.history.len() > STATE_HISTORY {
-            self.history.pop_front();
-        }
-    }
-
-    fn detach(&mut self, height: Height, hash: BlockHash, parent: (Height, BlockHash)) -> bool {
-        if self.state.tip != Some((height, hash)) {
-            return false;
-        }
-        match self.history.pop_back() {
-            Some(prev) if prev.tip == Some(parent) => {
-                self.state = prev;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.state).unwrap_or_default()
-    }
-
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let mut state: State = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        state.rebuild_locked();
-        self.state = state;
-        self.history.clear();
-        Ok(())
     }
 }
 

@@ -857,3 +857,70 @@ fn reservations_count_toward_the_contributor_limit() {
     assert_eq!(node.contributors.len(), 4);
     assert!(node.is_active());
 }
+
+/// Stakes are checked against the state they are applied to: in a block, each against what the
+/// ones before it leave (a registration and a contribution to it share a block; two
+/// contributions that fit only one at a time do not), and a pooled stake that no longer fits
+/// after a block leaves the pool.
+#[test]
+fn stakes_are_checked_in_block_order_and_stale_ones_leave_the_pool() {
+    let (mut net, mut miner, mut op, mut c1, mut c2) = setup();
+    let (sn_secret, sn) = sn_key();
+    let hf = params().hard_fork_at(Height(net.height() + 1));
+    let reg = sign_registration(&mut OsRng, &sn_secret, 0, &[(op.addr, 25 * COIN)], hf);
+    let inputs = net.take(&mut op, 25 * COIN + FEE);
+    let reg_tx = stake_tx(&op, &inputs, sn, 25 * COIN, Some(reg));
+    let inputs = net.take(&mut c1, 25 * COIN + FEE);
+    let contrib = stake_tx(&c1, &inputs, sn, 25 * COIN, None);
+    // Against the tip alone the contribution names a node that does not exist yet.
+    assert!(rejected(net.submit(&contrib)).contains("not registered"));
+    let next = Height(net.height() + 1);
+    let (first, r) = net
+        .chain
+        .ext()
+        .check_in_order(&[&contrib, &reg_tx], next)
+        .expect_err("contribution before its registration");
+    assert!(first == 0 && !r.peer_fault, "{}", r.reason);
+    // Registration first, then the contribution: one block holds both.
+    let now = net.now();
+    let mut t = net
+        .chain
+        .block_template(
+            &mut OsRng,
+            &miner.addr,
+            vec![reg_tx.serialize(), contrib.serialize()],
+            now,
+        )
+        .expect("template");
+    assert_eq!(t.txs.len(), 2, "the template takes both");
+    assert!(t.mine(1000));
+    assert!(matches!(
+        net.chain.add_block(&t.block.serialize(), &t.txs, now),
+        Ok(AddOutcome::Changed { .. })
+    ));
+    miner.coins.push((t.height.0, 0));
+    let node = &net.chain.ext().state().nodes[&sn];
+    assert_eq!(node.total_contributed, Atomic(50 * COIN));
+
+    // 50 of 100 left: two contributions of 50 each fit alone, not together.
+    let inputs = net.take(&mut c2, 50 * COIN + FEE);
+    let a = stake_tx(&c2, &inputs, sn, 50 * COIN, None);
+    let inputs = net.take(&mut c1, 50 * COIN + FEE);
+    let b = stake_tx(&c1, &inputs, sn, 50 * COIN, None);
+    let next = Height(net.height() + 1);
+    let (second, r) = net
+        .chain
+        .ext()
+        .check_in_order(&[&a, &b], next)
+        .expect_err("the second no longer fits");
+    assert!(second == 1 && !r.peer_fault, "{}", r.reason);
+    net.submit(&a).expect("fits alone");
+    net.submit(&b).expect("fits alone");
+    assert_eq!(net.pool.len(), 2);
+    // The block takes one; the other no longer applies and leaves the pool.
+    net.mine_to(&mut miner);
+    let node = &net.chain.ext().state().nodes[&sn];
+    assert_eq!(node.total_contributed, Atomic(100 * COIN));
+    assert!(node.is_funded());
+    assert!(net.pool.is_empty(), "the stale stake left the pool");
+}

@@ -160,6 +160,19 @@ impl<E: ChainExtension> Blockchain<E> {
         height: Height,
         taken: &HashSet<KeyImage>,
     ) -> Result<(), TxError> {
+        self.validate_tx_alone(tx, blob_len, height, taken)?;
+        self.ext.check_tx(tx, height).map_err(rejection_error)
+    }
+
+    /// [`Blockchain::validate_tx`] without the extension's state checks, which a block runs
+    /// over all its transactions in order ([`ChainExtension::check_block_txs`]).
+    pub(super) fn validate_tx_alone(
+        &self,
+        tx: &Transaction,
+        blob_len: usize,
+        height: Height,
+        taken: &HashSet<KeyImage>,
+    ) -> Result<(), TxError> {
         if blob_len > self.params.max_tx_size {
             return Err(TxError::TooLarge(blob_len, self.params.max_tx_size));
         }
@@ -194,13 +207,7 @@ impl<E: ChainExtension> Blockchain<E> {
             }
             TxType::NameSystem => return Err(TxError::TypeNotAccepted(tx.tx_type)),
         }
-        self.ext.check_tx(tx, height).map_err(|r| {
-            if r.peer_fault {
-                TxError::Rejected(r.reason)
-            } else {
-                TxError::NotApplicable(r.reason)
-            }
-        })
+        Ok(())
     }
 
     /// RingCT checks of a transfer (standard or stake).
@@ -384,5 +391,14 @@ impl<E: ChainExtension> Blockchain<E> {
             ordered.push(prepared.swap_remove(pos));
         }
         Ok(ordered)
+    }
+}
+
+/// The transaction error of an extension's refusal.
+pub(super) fn rejection_error(r: crate::extension::Rejection) -> TxError {
+    if r.peer_fault {
+        TxError::Rejected(r.reason)
+    } else {
+        TxError::NotApplicable(r.reason)
     }
 }
