@@ -555,13 +555,36 @@ impl Lcg {
     }
 }
 
+/// Submits `tx` and checks the pool's answer is the list's own verdict on it: accepted when
+/// the rules let it apply, refused with the rules' reason otherwise.
+fn submit_as_the_list_says(net: &mut Net, tx: &Transaction) -> bool {
+    let verdict = net.chain.ext().check(tx, Height(net.height() + 1));
+    match (verdict, net.submit(tx)) {
+        (Ok(()), Ok(())) => true,
+        (Err(e), Err(PoolError::Invalid(TxError::NotApplicable(m) | TxError::Rejected(m)))) => {
+            assert_eq!(m, e.to_string());
+            false
+        }
+        (v, r) => panic!("the list says {v:?}, the pool answered {r:?}"),
+    }
+}
+
 /// Random staking traffic on one branch, a heavier competing branch, a reorg: the list equals a
 /// fresh replay of the winning chain, and reopening from disk gives the same list again.
 #[test]
 fn reorg_gives_the_same_list_as_a_fresh_replay() {
-    for seed in [1u64, 7, 42] {
+    // Unlocks and contributions refused and accepted, over all seeds.
+    let mut outcomes = [0u32; 2];
+    for seed in [1u64, 7, 42, 99, 2024] {
         let mut rng = Lcg(seed);
         let (mut net, mut miner, mut op, mut c1, mut c2) = setup();
+        // Coins for many contributions, unlocked.
+        for _ in 0..12 {
+            net.mine_to(&mut c2);
+        }
+        for _ in 0..15 {
+            net.mine_to(&mut miner);
+        }
         // Branch point: a second chain copies every block so far.
         let dir_b = tempfile::tempdir().expect("tempdir");
         let mut b =
@@ -585,12 +608,14 @@ fn reorg_gives_the_same_list_as_a_fresh_replay() {
         // Branch A: random registrations, contributions and unlocks.
         let mut registered: Vec<(Scalar, PublicKey)> = Vec::new();
         let mut stakes: Vec<(Scalar, sispop_chain::KeyImage, PublicKey)> = Vec::new();
-        for _ in 0..6 {
+        for _ in 0..14 {
             let hf = params().hard_fork_at(Height(net.height() + 1));
             match rng.next(4) {
                 3 if !stakes.is_empty() => {
                     let (x, ki, sn) = stakes[rng.next(stakes.len() as u64) as usize];
-                    let _ = net.submit(&build_unlock_tx(&mut OsRng, &x, ki, sn));
+                    let ok =
+                        submit_as_the_list_says(&mut net, &build_unlock_tx(&mut OsRng, &x, ki, sn));
+                    outcomes[usize::from(ok)] += 1;
                 }
                 0 if registered.len() < 2 => {
                     let (s, k) = sn_key();
@@ -620,17 +645,22 @@ fn reorg_gives_the_same_list_as_a_fresh_replay() {
                     let (_, k) = registered[rng.next(registered.len() as u64) as usize];
                     let inputs = net.take(&mut c2, 25 * COIN + FEE);
                     let tx = stake_tx(&c2, &inputs, k, 25 * COIN, None);
-                    let _ = net.submit(&tx);
+                    let ok = submit_as_the_list_says(&mut net, &tx);
+                    outcomes[usize::from(ok)] += 1;
                 }
                 _ => {}
             }
             net.mine_to(&mut miner);
+            assert!(
+                net.pool.is_empty(),
+                "seed {seed}: every accepted stake was mined"
+            );
         }
         assert!(!net.chain.ext().state().nodes.is_empty() || registered.is_empty());
 
         // Branch B: more blocks (heavier), no staking.
         let mut other = wallet();
-        for _ in 0..9 {
+        for _ in 0..17 {
             let now = b.tip_meta().timestamp + 2;
             let mut t = b
                 .block_template(&mut OsRng, &other.addr, vec![], now)
@@ -663,6 +693,11 @@ fn reorg_gives_the_same_list_as_a_fresh_replay() {
             "seed {seed}: fresh replay"
         );
     }
+    println!("unlocks and contributions refused/accepted: {outcomes:?}");
+    assert!(
+        outcomes[0] > 0 && outcomes[1] > 0,
+        "both refusals and acceptances were exercised"
+    );
 }
 
 /// The list survives a restart: reopening a chain restores the saved list and replays the
