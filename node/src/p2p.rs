@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{
     self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId, ValidationMode,
 };
@@ -56,10 +57,11 @@ const FLOOD_WINDOW: Duration = Duration::from_secs(10);
 /// window a service node is tested by validators from across the network, so the cap leaves
 /// room for a few dozen of them beside the gossip peers (inbound and outbound limits of their
 /// own are hardening work, issue 11).
-pub const MAX_PEERS: u32 = 128;
+pub const MAX_PEERS: u32 = peers::MAX_INBOUND + peers::MAX_OUTBOUND;
 
 mod codec;
 mod gossip_net;
+mod peers;
 mod sn_net;
 mod storage_net;
 mod sync_net;
@@ -265,6 +267,8 @@ struct Loop {
     cursor: Option<(PeerId, u64)>,
     /// Batches taken in a row from the cursor's peer.
     run: u32,
+    /// Addresses heard of, address bans, discovered peers.
+    book: peers::PeerBook,
     connected: HashSet<PeerId>,
     sn_waiters: HashMap<OutboundRequestId, tokio::sync::oneshot::Sender<Response>>,
     storage_waiters: StorageWaiters,
@@ -297,6 +301,7 @@ pub fn start(
     keypair: Keypair,
     cfg: NetConfig,
 ) -> anyhow::Result<(NetHandle, tokio::task::JoinHandle<()>)> {
+    let local = node.params.sn.allow_dev_faults;
     let gossip_cfg = gossipsub::ConfigBuilder::default()
         .max_transmit_size(MAX_GOSSIP_BYTES)
         .validation_mode(ValidationMode::Strict)
@@ -321,6 +326,8 @@ pub fn start(
                 limits: connection_limits::Behaviour::new(
                     connection_limits::ConnectionLimits::default()
                         .with_max_established(Some(MAX_PEERS))
+                        .with_max_established_incoming(Some(peers::MAX_INBOUND))
+                        .with_max_established_outgoing(Some(peers::MAX_OUTBOUND))
                         .with_max_established_per_peer(Some(2)),
                 ),
                 blocked: allow_block_list::Behaviour::default(),
@@ -328,10 +335,15 @@ pub fn start(
                     "/sispop/1.0.0".into(),
                     key.public(),
                 )),
-                gossip: gossipsub::Behaviour::new(
-                    MessageAuthenticity::Signed(key.clone()),
-                    gossip_cfg,
-                )?,
+                gossip: {
+                    let mut g = gossipsub::Behaviour::new(
+                        MessageAuthenticity::Signed(key.clone()),
+                        gossip_cfg,
+                    )?;
+                    let (params, thresholds) = peers::score_params(local);
+                    g.with_peer_score(params, thresholds)?;
+                    g
+                },
                 sync: request_response::Behaviour::with_codec(
                     BytesCodec::default(),
                     [(StreamProtocol::new("/sispop/sync/1"), ProtocolSupport::Full)],
@@ -397,6 +409,7 @@ pub fn start(
         storage_waiters: HashMap::new(),
         strikes: HashMap::new(),
         run: 0,
+        book: peers::PeerBook::default(),
     };
     let interval = cfg.sync_interval;
     let task = tokio::spawn(async move { lp.run(interval).await });
@@ -414,6 +427,7 @@ impl Loop {
         self.node.metrics.banned(reason);
         self.bans.insert(peer, Instant::now() + BAN_TIME);
         self.swarm.behaviour_mut().blocked.block_peer(peer);
+        self.ban_address(peer, Instant::now() + BAN_TIME);
         self.tips.remove(&peer);
         if self.in_flight.is_some_and(|f| f.peer == peer) {
             self.in_flight = None;
@@ -452,6 +466,7 @@ impl Loop {
                         self.swarm.behaviour_mut().blocked.unblock_peer(p);
                     }
                     self.stats().banned = self.bans.len();
+                    self.discover();
                     if self.connected.len() < self.peers.len() {
                         self.dial_missing();
                     }
@@ -637,99 +652,6 @@ impl Loop {
         }
     }
 
-    /// Asks `peer` for the next batch after the cursor, or, without a cursor for it, for the
-    /// fork point of our chains.
-    fn sync_from(&mut self, peer: PeerId) {
-        let (req, from) = match self.cursor {
-            Some((p, next)) if p == peer => (
-                Request::Blocks {
-                    from: next,
-                    count: MAX_BLOCKS_PER_RESPONSE,
-                },
-                Some(next),
-            ),
-            _ => {
-                let st = self.node.lock();
-                let tip = st.chain.tip().0 .0;
-                let hashes: Vec<[u8; 32]> = sync_policy::locator_heights(tip)
-                    .into_iter()
-                    .filter_map(|h| st.chain.store().hash_at(Height(h)).ok().flatten())
-                    .map(|h| h.0)
-                    .collect();
-                (Request::Locator(hashes), None)
-            }
-        };
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .sync
-            .send_request(&peer, req.to_bytes());
-        self.in_flight = Some(InFlight {
-            peer,
-            id,
-            at: Instant::now(),
-            from,
-        });
-    }
-
-    /// A peer ahead of us to sync from (see [`sync_policy::choose_sync_peer`]).
-    fn choose_sync_peer(&self, cum: u128, avoid: Option<PeerId>) -> Option<PeerId> {
-        let ahead: Vec<(PeerId, u32)> = self
-            .connected
-            .iter()
-            .filter(|p| self.tips.get(*p).is_some_and(|t| t.1 > cum))
-            .map(|p| (*p, self.strikes.get(p).copied().unwrap_or(0)))
-            .collect();
-        sync_policy::choose_sync_peer(&ahead, avoid, &mut rand::rngs::OsRng)
-    }
-
-    fn sync_round(&mut self) {
-        if let Some(f) = self
-            .in_flight
-            .filter(|f| f.at.elapsed() > Duration::from_secs(30))
-        {
-            // A peer that leaves a sync request unanswered is struck like one that serves
-            // nothing, and its claim is forgotten until it answers a tip request again.
-            self.in_flight = None;
-            let strikes = self.strikes.get(&f.peer).copied().unwrap_or(0) + 1;
-            if strikes >= MAX_SYNC_STRIKES {
-                self.ban(f.peer, "left sync requests unanswered");
-            } else {
-                self.strikes.insert(f.peer, strikes);
-                self.tips.remove(&f.peer);
-                if self.cursor.is_some_and(|(p, _)| p == f.peer) {
-                    self.cursor = None;
-                }
-            }
-        }
-        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        {
-            let best = self.tips.values().map(|t| t.0).max().unwrap_or(0);
-            self.stats().best_peer_height = best;
-        }
-        if self.in_flight.is_none() {
-            let cum = self.node.lock().chain.tip_meta().cumulative_difficulty;
-            // Resume the cursor's peer if it is still ahead, else choose one.
-            let resume = self
-                .cursor
-                .map(|(p, _)| p)
-                .filter(|p| self.tips.get(p).is_some_and(|t| t.1 > cum));
-            if let Some(p) = resume.or_else(|| self.choose_sync_peer(cum, None)) {
-                if resume.is_none() {
-                    self.run = 0;
-                }
-                self.sync_from(p);
-            }
-        }
-        // Ask one random peer for its tip each round.
-        if let Some(p) = peers.iter().choose(&mut rand::rngs::OsRng) {
-            self.swarm
-                .behaviour_mut()
-                .sync
-                .send_request(p, Request::Tip.to_bytes());
-        }
-    }
-
     fn flooding(&mut self, peer: PeerId) -> bool {
         over_budget(&mut self.flood, peer, FLOOD_LIMIT)
     }
@@ -746,6 +668,9 @@ impl Loop {
                 num_established,
                 ..
             } => {
+                if !self.peer_connected(peer_id, &endpoint) {
+                    return;
+                }
                 if num_established.get() == 1 {
                     self.connected.insert(peer_id);
                     let mut s = self.stats();
@@ -768,6 +693,7 @@ impl Loop {
                 ..
             } => {
                 self.connected.remove(&peer_id);
+                self.peer_gone(peer_id);
                 self.tips.remove(&peer_id);
                 self.flood.remove(&peer_id);
                 self.strikes.remove(&peer_id);
@@ -834,6 +760,11 @@ impl Loop {
                     other => debug!(%peer, error = %other, "sync request failed"),
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.identified(peer_id, info.listen_addrs),
             SwarmEvent::Behaviour(BehaviourEvent::Sn(e)) => self.sn_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Storage(e)) => self.storage_event(e),
             _ => {}

@@ -45,7 +45,14 @@ pub enum Request {
     /// Where our chains meet: our main-chain hashes, highest first (a block locator, at most
     /// [`crate::p2p::sync_policy::MAX_LOCATOR`]).
     Locator(Vec<[u8; 32]>),
+    /// Addresses of other peers the responder knows (peer exchange).
+    Peers,
 }
+
+/// Most addresses in one peer-exchange answer.
+pub const MAX_PEER_ADDRS: usize = 32;
+/// Longest address (a multiaddr's bytes) in a peer-exchange answer.
+pub const MAX_PEER_ADDR_BYTES: usize = 64;
 
 /// Responses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +84,8 @@ pub enum Response {
         /// Its hash.
         hash: [u8; 32],
     },
+    /// Peer addresses (multiaddr bytes), at most [`MAX_PEER_ADDRS`].
+    Peers(Vec<Vec<u8>>),
 }
 
 fn put_blob(out: &mut Vec<u8>, b: &[u8]) {
@@ -168,6 +177,7 @@ impl Request {
                 v.push(u8::try_from(hashes.len()).unwrap_or(u8::MAX));
                 hashes.iter().take(255).for_each(|h| v.extend_from_slice(h));
             }
+            Request::Peers => v.push(4),
         }
         v
     }
@@ -194,6 +204,7 @@ impl Request {
                         .collect::<Result<_, _>>()?,
                 )
             }
+            4 => Request::Peers,
             t => return Err(DecodeError::Invalid(format!("request type {t}"))),
         };
         r.finish()?;
@@ -235,6 +246,19 @@ impl Response {
                 v.extend_from_slice(&height.to_le_bytes());
                 v.extend_from_slice(hash);
             }
+            Response::Peers(addrs) => {
+                v.push(5);
+                let addrs: Vec<&Vec<u8>> = addrs
+                    .iter()
+                    .filter(|a| a.len() <= MAX_PEER_ADDR_BYTES)
+                    .take(MAX_PEER_ADDRS)
+                    .collect();
+                v.push(addrs.len() as u8);
+                for a in addrs {
+                    v.push(a.len() as u8);
+                    v.extend_from_slice(a);
+                }
+            }
         }
         v
     }
@@ -275,6 +299,21 @@ impl Response {
                 height: r.u64_le("height")?,
                 hash: r.array::<32>("hash")?,
             },
+            5 => {
+                let n = usize::from(r.byte("address count")?);
+                if n > MAX_PEER_ADDRS {
+                    return Err(DecodeError::Invalid(format!("{n} peer addresses")));
+                }
+                let mut addrs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let len = usize::from(r.byte("address length")?);
+                    if len > MAX_PEER_ADDR_BYTES {
+                        return Err(DecodeError::Invalid(format!("a {len}-byte address")));
+                    }
+                    addrs.push(r.slice(len, "address")?.to_vec());
+                }
+                Response::Peers(addrs)
+            }
             t => return Err(DecodeError::Invalid(format!("response type {t}"))),
         };
         r.finish()?;
@@ -298,6 +337,7 @@ mod tests {
             Request::Blocks { from: 5, count: 20 },
             Request::SnPing { height: 9 },
             Request::Locator(vec![[1; 32], [2; 32]]),
+            Request::Peers,
         ] {
             assert_eq!(Request::decode(&req.to_bytes()), Ok(req));
         }
@@ -314,6 +354,8 @@ mod tests {
                 height: 4,
                 hash: [3; 32],
             },
+            Response::Peers(vec![vec![4, 127, 0, 0, 1], vec![]]),
+            Response::Peers(vec![]),
         ] {
             assert_eq!(Response::decode(&resp.to_bytes()), Ok(resp));
         }
@@ -346,5 +388,14 @@ mod tests {
             txs: vec![Vec::new(); MAX_BLOCK_TXS],
         };
         assert_eq!(WireBlock::decode(&most.to_bytes()), Ok(most));
+        // Peer exchange: at most 32 addresses of at most 64 bytes.
+        assert!(Response::decode(&[5, 33]).is_err(), "too many addresses");
+        let mut long = vec![5, 1, 65];
+        long.extend([0u8; 65]);
+        assert!(Response::decode(&long).is_err(), "address too long");
+        assert!(
+            Response::decode(&[5, 1, 4, 1]).is_err(),
+            "truncated address"
+        );
     }
 }

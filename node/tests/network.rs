@@ -594,3 +594,35 @@ async fn a_peer_lying_about_its_work_is_banned_and_sync_completes_from_the_hones
     assert_eq!(tip(&n.d).await, honest, "still on the honest chain");
     drop(liar);
 }
+
+/// Peer exchange: B and C know only the seed A; each learns the other's address from A and
+/// connects to it, so a node knows more of the network than its seeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_discover_peers_beyond_their_seeds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pa = port();
+    let a = spawn(dir.path(), "a", port(), pa, &[]).await;
+    let b = spawn(dir.path(), "b", port(), port(), &[pa]).await;
+    let c = spawn(dir.path(), "c", port(), port(), &[pa]).await;
+    let connections = |info: &Value| {
+        info["incoming_connections_count"].as_u64().unwrap_or(0)
+            + info["outgoing_connections_count"].as_u64().unwrap_or(0)
+    };
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(60);
+    loop {
+        let ib = b.d.call("get_info", json!({})).await.expect("info");
+        let ic = c.d.call("get_info", json!({})).await.expect("info");
+        // Each is connected to A and to the other.
+        if connections(&ib) >= 2 && connections(&ic) >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B and C did not find each other in 60 s: {ib} {ic}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("discovered in {:.1} s", started.elapsed().as_secs_f64());
+    drop(a);
+}

@@ -49,6 +49,8 @@ fn answer_sync(node: &Node, req: Request) -> Response {
             Response::Blocks(blocks)
         }
         Request::SnPing { .. } => Response::Refused("SN pings go over /sispop/sn/1".into()),
+        // Answered on the event loop, which holds the address book.
+        Request::Peers => Response::Peers(Vec::new()),
         Request::Locator(hashes) => {
             let st = node.lock();
             let store = st.chain.store();
@@ -98,6 +100,12 @@ impl Loop {
         };
         if self.sync_over_budget(peer) {
             refuse(self, channel, "too many sync requests; slow down");
+            return;
+        }
+        // Known peers come from the address book, here.
+        if let Request::Peers = req {
+            let data = self.peers_to_share().to_bytes();
+            let _ = self.swarm.behaviour_mut().sync.send_response(channel, data);
             return;
         }
         // A tip is one lookup: answered here, at once.
@@ -248,6 +256,100 @@ impl Loop {
                 debug!(%peer, reason, "sync request refused");
             }
             Ok(Response::SnPong { .. }) => {}
+            Ok(Response::Peers(addrs)) => self.peers_answered(addrs),
+        }
+    }
+
+    /// Asks `peer` for the next batch after the cursor, or, without a cursor for it, for the
+    /// fork point of our chains.
+    pub(super) fn sync_from(&mut self, peer: PeerId) {
+        let (req, from) = match self.cursor {
+            Some((p, next)) if p == peer => (
+                Request::Blocks {
+                    from: next,
+                    count: MAX_BLOCKS_PER_RESPONSE,
+                },
+                Some(next),
+            ),
+            _ => {
+                let st = self.node.lock();
+                let tip = st.chain.tip().0 .0;
+                let hashes: Vec<[u8; 32]> = sync_policy::locator_heights(tip)
+                    .into_iter()
+                    .filter_map(|h| st.chain.store().hash_at(Height(h)).ok().flatten())
+                    .map(|h| h.0)
+                    .collect();
+                (Request::Locator(hashes), None)
+            }
+        };
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, req.to_bytes());
+        self.in_flight = Some(InFlight {
+            peer,
+            id,
+            at: Instant::now(),
+            from,
+        });
+    }
+
+    /// A peer ahead of us to sync from (see [`sync_policy::choose_sync_peer`]).
+    pub(super) fn choose_sync_peer(&self, cum: u128, avoid: Option<PeerId>) -> Option<PeerId> {
+        let ahead: Vec<(PeerId, u32)> = self
+            .connected
+            .iter()
+            .filter(|p| self.tips.get(*p).is_some_and(|t| t.1 > cum))
+            .map(|p| (*p, self.strikes.get(p).copied().unwrap_or(0)))
+            .collect();
+        sync_policy::choose_sync_peer(&ahead, avoid, &mut rand::rngs::OsRng)
+    }
+
+    pub(super) fn sync_round(&mut self) {
+        if let Some(f) = self
+            .in_flight
+            .filter(|f| f.at.elapsed() > Duration::from_secs(30))
+        {
+            // A peer that leaves a sync request unanswered is struck like one that serves
+            // nothing, and its claim is forgotten until it answers a tip request again.
+            self.in_flight = None;
+            let strikes = self.strikes.get(&f.peer).copied().unwrap_or(0) + 1;
+            if strikes >= MAX_SYNC_STRIKES {
+                self.ban(f.peer, "left sync requests unanswered");
+            } else {
+                self.strikes.insert(f.peer, strikes);
+                self.tips.remove(&f.peer);
+                if self.cursor.is_some_and(|(p, _)| p == f.peer) {
+                    self.cursor = None;
+                }
+            }
+        }
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        {
+            let best = self.tips.values().map(|t| t.0).max().unwrap_or(0);
+            self.stats().best_peer_height = best;
+        }
+        if self.in_flight.is_none() {
+            let cum = self.node.lock().chain.tip_meta().cumulative_difficulty;
+            // Resume the cursor's peer if it is still ahead, else choose one.
+            let resume = self
+                .cursor
+                .map(|(p, _)| p)
+                .filter(|p| self.tips.get(p).is_some_and(|t| t.1 > cum));
+            if let Some(p) = resume.or_else(|| self.choose_sync_peer(cum, None)) {
+                if resume.is_none() {
+                    self.run = 0;
+                }
+                self.sync_from(p);
+            }
+        }
+        // Ask one random peer for its tip each round.
+        if let Some(p) = peers.iter().choose(&mut rand::rngs::OsRng) {
+            self.swarm
+                .behaviour_mut()
+                .sync
+                .send_request(p, Request::Tip.to_bytes());
         }
     }
 }
