@@ -27,8 +27,11 @@ use crate::tx::{Transaction, TxType};
 use crate::types::{Atomic, BlockHash, Difficulty, Height, KeyImage, TxHash};
 
 mod errors;
+mod presig;
 mod reorg;
 mod validate;
+
+pub use presig::{PowCheck, SigCheck, Verified};
 
 /// The extension's state is saved with every block whose height is a multiple of this.
 pub const EXT_SNAPSHOT_INTERVAL: u64 = 10;
@@ -87,6 +90,8 @@ pub struct Blockchain<E: ChainExtension = NoExtension> {
     tip: (Height, BlockHash),
     tip_meta: BlockMeta,
     ext: E,
+    /// Verdicts reached without the lock (signatures, proof of work).
+    caches: presig::Caches,
 }
 
 impl<E: ChainExtension> std::fmt::Debug for Blockchain<E> {
@@ -216,6 +221,7 @@ impl<E: ChainExtension> Blockchain<E> {
             store,
             tip,
             tip_meta,
+            caches: presig::Caches::default(),
             ext,
         };
         chain.sync_extension()?;

@@ -19,7 +19,8 @@ pub mod types;
 pub use address::Address;
 pub use block::{Block, BlockHeader};
 pub use blockchain::{
-    genesis_block, mine, AddOutcome, BlockError, BlockTemplate, Blockchain, ChainEvent, TxError,
+    genesis_block, mine, AddOutcome, BlockError, BlockTemplate, Blockchain, ChainEvent, PowCheck,
+    SigCheck, TxError, Verified,
 };
 pub use extension::{BlockTx, ChainExtension, NoExtension, Rejection, ServiceNodePayout};
 pub use mempool::{Mempool, PoolError};

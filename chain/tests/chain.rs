@@ -399,7 +399,24 @@ fn randomx_networks_verify_randomx() {
             chain.add_block(&t.block.serialize(), &[], now),
             Err(BlockError::Pow(64))
         ));
+        // The wrong nonce's hash computed without the chain changes nothing: still refused.
+        let v = chain
+            .pow_check(&t.block)
+            .expect("randomx")
+            .run()
+            .expect("hash");
+        chain.note_verified(v);
+        assert!(matches!(
+            chain.add_block(&t.block.serialize(), &[], now),
+            Err(BlockError::Pow(64))
+        ));
         assert!(t.mine(100_000));
+        let v = chain
+            .pow_check(&t.block)
+            .expect("randomx")
+            .run()
+            .expect("hash");
+        chain.note_verified(v);
         assert!(matches!(
             chain.add_block(&t.block.serialize(), &[], now),
             Ok(AddOutcome::Changed { .. })
@@ -646,4 +663,40 @@ fn side_chains_are_bounded_in_depth_and_number() {
     drop(a);
     let a = Blockchain::open(p, d1.path()).expect("reopen");
     assert_eq!(a.store().alt_count(), 1);
+}
+
+/// Signatures and proofs checked without the chain (`sig_check`, then `run` with the lock
+/// released, then `note_verified`): a valid transfer's verdict is kept and found; an invalid
+/// one gives no verdict, so validation still refuses it; and proof of work can be checked the
+/// same way.
+#[test]
+fn verdicts_reached_without_the_chain_are_only_for_what_verifies() {
+    let (_dir, mut chain) = open();
+    let miner = wallet();
+    for _ in 0..25 {
+        mine_block(&mut chain, &miner.addr, vec![]);
+    }
+    let good = transfer(&chain, &miner, 4, &miner.addr, 10_000_000);
+    let verdict = chain
+        .sig_check(&good)
+        .expect("a transfer's rings are on chain")
+        .run()
+        .expect("a valid transfer verifies");
+    chain.note_verified(verdict);
+    let mut pool = Mempool::new(params().mempool_max_bytes);
+    pool.add(&chain, good.serialize(), 0).expect("valid");
+    // Tampered extra: the ring signature fails, so there is no verdict to note, and the pool
+    // still refuses it.
+    let mut bad = good.clone();
+    bad.extra.extend([0x79, 1, 0, 0, 0, 0, 0, 0, 0]);
+    assert!(chain.sig_check(&bad).expect("rings").run().is_none());
+    assert!(matches!(
+        Mempool::new(params().mempool_max_bytes).add(&chain, bad.serialize(), 0),
+        Err(PoolError::Invalid(TxError::RingSignature(0)))
+    ));
+    // Nothing to check without the chain for a coinbase, and Keccak networks hash inline.
+    let (blob, _) = mine_block(&mut chain, &miner.addr, vec![]);
+    let block = sispop_chain::Block::from_bytes(&blob).expect("block");
+    assert!(chain.sig_check(&block.miner_tx).is_none());
+    assert!(chain.pow_check(&block).is_none());
 }

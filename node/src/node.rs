@@ -128,6 +128,12 @@ impl Node {
         blob: Vec<u8>,
         broadcast: bool,
     ) -> Result<sispop_chain::TxHash, sispop_chain::PoolError> {
+        if let Ok(tx) = sispop_chain::Transaction::from_bytes(&blob) {
+            let known = self.lock().pool.get(&tx.hash()).is_some();
+            if !known {
+                self.preverify(None, std::slice::from_ref(&tx));
+            }
+        }
         let hash = {
             let mut st = self.lock();
             let NodeState { chain, pool, .. } = &mut *st;
@@ -147,14 +153,53 @@ impl Node {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Checks the signatures and proofs of `txs`, and `block`'s proof of work, with the node's
+    /// lock released: the lock is held only to read their rings and seed, and again to leave
+    /// the verdicts where validation under the lock finds them (see the chain's `presig`).
+    fn preverify(&self, block: Option<&sispop_chain::Block>, txs: &[sispop_chain::Transaction]) {
+        let (sigs, pow) = {
+            let st = self.lock();
+            if block.is_some_and(|b| {
+                let h = b.hash();
+                st.chain.store().block_meta(&h).ok().flatten().is_some()
+                    || st.chain.store().alt_block(&h).ok().flatten().is_some()
+            }) {
+                return;
+            }
+            let sigs: Vec<_> = txs.iter().filter_map(|t| st.chain.sig_check(t)).collect();
+            (sigs, block.and_then(|b| st.chain.pow_check(b)))
+        };
+        let verdicts: Vec<sispop_chain::Verified> = sigs
+            .into_iter()
+            .filter_map(sispop_chain::SigCheck::run)
+            .chain(pow.and_then(sispop_chain::PowCheck::run))
+            .collect();
+        if !verdicts.is_empty() {
+            let st = self.lock();
+            for v in verdicts {
+                st.chain.note_verified(v);
+            }
+        }
+    }
+
     /// Adds a block with its transactions, then updates the pool; with `broadcast`, announces
-    /// it to peers when it changed our chain.
+    /// it to peers when it changed our chain. Signatures, proofs and proof of work are checked
+    /// before the lock is taken for the block itself.
     pub fn submit_block(
         &self,
         blob: &[u8],
         txs: &[Vec<u8>],
         broadcast: bool,
     ) -> Result<AddOutcome, BlockError> {
+        if let Ok(block) = sispop_chain::Block::from_bytes(blob) {
+            if blob.len() <= self.params.max_block_size && txs.len() <= self.params.max_block_txs {
+                let decoded: Vec<sispop_chain::Transaction> = txs
+                    .iter()
+                    .filter_map(|t| sispop_chain::Transaction::from_bytes(t).ok())
+                    .collect();
+                self.preverify(Some(&block), &decoded);
+            }
+        }
         let now = unix_now();
         let mut st = self.lock();
         let before = sn_states(st.chain.ext().state());
@@ -275,7 +320,15 @@ pub async fn run_miner(node: Node, address: Address) {
             continue;
         };
         let blob = template.block.serialize();
-        match node.submit_block(&blob, &template.txs, true) {
+        let submitter = node.clone();
+        let txs = template.txs.clone();
+        // Validation is heavy: on a blocking thread, not the executor.
+        let submitted =
+            tokio::task::spawn_blocking(move || submitter.submit_block(&blob, &txs, true)).await;
+        let Ok(submitted) = submitted else {
+            continue;
+        };
+        match submitted {
             Ok(AddOutcome::Changed { .. }) => {
                 let mut st = node.lock();
                 st.blocks_mined += 1;

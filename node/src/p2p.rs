@@ -135,6 +135,8 @@ enum Internal {
         ban: Option<String>,
         /// The peer seems ahead of us (a block with an unknown parent).
         ahead: bool,
+        /// It came through the anonymous transaction gossip.
+        anonymous: bool,
     },
     /// Result of applying a batch of synced blocks.
     Synced {
@@ -188,6 +190,9 @@ pub struct Behaviour {
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     identify: identify::Behaviour,
     gossip: gossipsub::Behaviour,
+    /// Transactions gossip anonymously (their origin's key is not on them), apart from the
+    /// signed blocks, proofs and votes.
+    txgossip: gossipsub::Behaviour,
     sync: request_response::Behaviour<BytesCodec>,
     sn: request_response::Behaviour<BytesCodec>,
     storage: request_response::Behaviour<BytesCodec>,
@@ -302,16 +307,25 @@ pub fn start(
     cfg: NetConfig,
 ) -> anyhow::Result<(NetHandle, tokio::task::JoinHandle<()>)> {
     let local = node.params.sn.allow_dev_faults;
-    let gossip_cfg = gossipsub::ConfigBuilder::default()
-        .max_transmit_size(MAX_GOSSIP_BYTES)
-        .validation_mode(ValidationMode::Strict)
-        .validate_messages()
-        .heartbeat_interval(Duration::from_millis(700))
-        .message_id_fn(|m: &gossipsub::Message| {
-            MessageId::from(sispop_chain::crypto::keccak256(&m.data).to_vec())
-        })
-        .build()
-        .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
+    let gossip_cfg = |anonymous: bool| {
+        let mut b = gossipsub::ConfigBuilder::default();
+        b.max_transmit_size(MAX_GOSSIP_BYTES)
+            .validate_messages()
+            .heartbeat_interval(Duration::from_millis(700))
+            .message_id_fn(|m: &gossipsub::Message| {
+                MessageId::from(sispop_chain::crypto::keccak256(&m.data).to_vec())
+            });
+        if anonymous {
+            // Transactions: no origin key, sequence number or signature on the wire.
+            b.validation_mode(ValidationMode::Anonymous)
+                .protocol_id_prefix("/sispop/txsub");
+        } else {
+            b.validation_mode(ValidationMode::Strict);
+        }
+        b.build()
+            .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))
+    };
+    let (signed_cfg, anonymous_cfg) = (gossip_cfg(false)?, gossip_cfg(true)?);
     let mut swarm = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -338,8 +352,15 @@ pub fn start(
                 gossip: {
                     let mut g = gossipsub::Behaviour::new(
                         MessageAuthenticity::Signed(key.clone()),
-                        gossip_cfg,
+                        signed_cfg,
                     )?;
+                    let (params, thresholds) = peers::score_params(local);
+                    g.with_peer_score(params, thresholds)?;
+                    g
+                },
+                txgossip: {
+                    let mut g =
+                        gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, anonymous_cfg)?;
                     let (params, thresholds) = peers::score_params(local);
                     g.with_peer_score(params, thresholds)?;
                     g
@@ -370,12 +391,16 @@ pub fn start(
         .build();
     let blocks_topic = IdentTopic::new(BLOCKS_TOPIC);
     let txs_topic = IdentTopic::new(TXS_TOPIC);
-    for t in [BLOCKS_TOPIC, TXS_TOPIC, PROOFS_TOPIC, VOTES_TOPIC] {
+    for t in [BLOCKS_TOPIC, PROOFS_TOPIC, VOTES_TOPIC] {
         swarm
             .behaviour_mut()
             .gossip
             .subscribe(&IdentTopic::new(t))?;
     }
+    swarm
+        .behaviour_mut()
+        .txgossip
+        .subscribe(&IdentTopic::new(TXS_TOPIC))?;
     swarm.listen_on(cfg.listen.clone())?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (internal_tx, internal) = mpsc::unbounded_channel();
@@ -511,12 +536,13 @@ impl Loop {
                 self.sn_waiters.insert(id, reply);
             }
             NetCommand::Publish(topic, data) => {
-                if let Err(e) = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossip
-                    .publish(IdentTopic::new(topic), data)
-                {
+                let b = self.swarm.behaviour_mut();
+                let g = if topic == TXS_TOPIC {
+                    &mut b.txgossip
+                } else {
+                    &mut b.gossip
+                };
+                if let Err(e) = g.publish(IdentTopic::new(topic), data) {
                     debug!(error = %e, "not published");
                 }
             }
@@ -532,7 +558,7 @@ impl Loop {
                 if let Err(e) = self
                     .swarm
                     .behaviour_mut()
-                    .gossip
+                    .txgossip
                     .publish(self.txs_topic.clone(), t)
                 {
                     debug!(error = %e, "tx not gossiped");
@@ -560,11 +586,9 @@ impl Loop {
                 acceptance,
                 ban,
                 ahead,
+                anonymous,
             } => {
-                self.swarm
-                    .behaviour_mut()
-                    .gossip
-                    .report_message_validation_result(&id, &source, acceptance);
+                self.report_validation(anonymous, &id, &source, acceptance);
                 if let Some(reason) = ban {
                     self.ban(source, &reason);
                 } else if ahead {
@@ -712,21 +736,12 @@ impl Loop {
                 propagation_source,
                 message_id,
                 message,
-            })) => {
-                if self.flooding(propagation_source) {
-                    self.swarm
-                        .behaviour_mut()
-                        .gossip
-                        .report_message_validation_result(
-                            &message_id,
-                            &propagation_source,
-                            MessageAcceptance::Ignore,
-                        );
-                    self.ban(propagation_source, "gossip flood");
-                    return;
-                }
-                self.gossip(propagation_source, message_id, message);
-            }
+            })) => self.gossip_message(false, propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Txgossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.gossip_message(true, propagation_source, message_id, message),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
                 peer,
                 message,

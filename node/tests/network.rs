@@ -454,6 +454,15 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
             .expect("send");
     })
     .await;
+    // Transactions travel on the anonymous gossip: junk there bans its relay just the same.
+    let spammer = adversary(&dir.path().join("evil7"), target_p2p).await;
+    until_banned(&target, 7, "the junk transaction's relay", || {
+        spammer
+            .tx
+            .send(NetCommand::BroadcastTx(vec![4, 0, 1, 2, 3]))
+            .expect("send");
+    })
+    .await;
 
     assert_eq!(tip(&target.d).await, before, "the target kept its chain");
     let log = std::fs::read_to_string(dir.path().join("target.log")).expect("log");
@@ -464,6 +473,7 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
         "oversized sync request",
         "invalid uptime proof: uptime proof Ed25519 signature does not verify",
         "invalid vote: malformed vote",
+        "invalid transaction",
     ] {
         assert!(log.contains(reason), "the ban reason {reason:?} is logged");
     }

@@ -36,18 +36,19 @@ impl<E: ChainExtension> Blockchain<E> {
         let seed = self.seed_for(block.header.prev_id, height)?;
         // Only the seed the main chain needs next uses the main RandomX cache; any other (a
         // side chain's, another epoch's) uses the second, so it cannot evict the main one.
-        let main_seed = self.seed_for(self.tip.1, Height(self.tip.0 .0.saturating_add(1)))?;
-        let slot = if seed == main_seed {
-            RxSlot::Main
-        } else {
-            RxSlot::Side
+        let key = presig::pow_key(block, &seed);
+        let hash = match self.caches.pow(&key) {
+            Some(h) => h,
+            None => {
+                let slot = self.rx_slot(&seed)?;
+                pow_hash_in(self.params, block, &seed, slot).map_err(|e| {
+                    BlockError::Store(StoreError::Corrupt {
+                        cf: "pow",
+                        what: e.to_string(),
+                    })
+                })?
+            }
         };
-        let hash = pow_hash_in(self.params, block, &seed, slot).map_err(|e| {
-            BlockError::Store(StoreError::Corrupt {
-                cf: "pow",
-                what: e.to_string(),
-            })
-        })?;
         if !check_pow(&hash, difficulty) {
             return Err(BlockError::Pow(difficulty));
         }
@@ -255,7 +256,7 @@ impl<E: ChainExtension> Blockchain<E> {
         let RctPrunable::Clsag {
             clsags,
             pseudo_outs,
-            bulletproof,
+            ..
         } = &rct.prunable
         else {
             return Err(TxError::Malformed(
@@ -296,62 +297,17 @@ impl<E: ChainExtension> Blockchain<E> {
             if key_offsets.len() != self.params.ring_size {
                 return Err(TxError::RingSize(key_offsets.len(), self.params.ring_size));
             }
-            let mut ring = Vec::with_capacity(key_offsets.len());
-            let mut index = 0u64;
-            for (i, off) in key_offsets.iter().enumerate() {
-                if i > 0 && *off == 0 {
-                    return Err(TxError::Malformed("ring members must be distinct"));
-                }
-                index = index
-                    .checked_add(*off)
-                    .ok_or(TxError::Malformed("ring offset overflows"))?;
-                let out = self
-                    .store
-                    .output(index)?
-                    .ok_or(TxError::UnknownOutput(index))?;
-                if !self.output_spendable(&out, height) {
-                    return Err(TxError::LockedOutput(index));
-                }
-                ring.push([
-                    CompressedPoint::from(out.key),
-                    CompressedPoint::from(out.commitment),
-                ]);
-            }
-            rings.push((ki, ring));
+            rings.push(self.ring_members(key_offsets, Some(height))?);
         }
 
-        // Range proof, then ring signatures over the signature hash, then the balance.
-        let mut rng = rand_core::OsRng;
-        if !bulletproof.verify(&mut rng, &rct.base.commitments) {
-            return Err(TxError::RangeProof);
+        // Range proof, ring signatures and balance: unless already verified against these
+        // very rings without the chain's lock (see `presig`).
+        let key = presig::sig_key(&tx.hash(), &rings);
+        if self.caches.sig_verified(&key) {
+            return Ok(());
         }
-        let msg = tx
-            .signature_hash()
-            .ok_or(TxError::Malformed("no signature hash"))?;
-        for (i, ((clsag, (ki, ring)), pseudo)) in
-            clsags.iter().zip(rings).zip(pseudo_outs).enumerate()
-        {
-            clsag
-                .verify(ring, &CompressedPoint::from(ki.0), pseudo, &msg)
-                .map_err(|_| TxError::RingSignature(i))?;
-        }
-        let decompress = |p: &CompressedPoint| CompressedEdwardsY(p.to_bytes()).decompress();
-        let mut sum_in = EdwardsPoint::identity();
-        for p in pseudo_outs {
-            sum_in += decompress(p).ok_or(TxError::Unbalanced)?;
-        }
-        let mut sum_out = CompressedEdwardsY(crate::crypto::commit(
-            &curve25519_dalek::Scalar::ZERO,
-            rct.base.fee,
-        ))
-        .decompress()
-        .ok_or(TxError::Unbalanced)?;
-        for c in &rct.base.commitments {
-            sum_out += decompress(c).ok_or(TxError::Unbalanced)?;
-        }
-        if sum_in != sum_out {
-            return Err(TxError::Unbalanced);
-        }
+        presig::verify_rct(tx, rings)?;
+        self.caches.note_sig(key);
         Ok(())
     }
 

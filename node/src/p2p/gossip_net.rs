@@ -6,7 +6,52 @@
 use super::*;
 
 impl Loop {
-    pub(super) fn gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
+    /// Reports a validation verdict to the gossip behaviour the message came through.
+    pub(super) fn report_validation(
+        &mut self,
+        anonymous: bool,
+        id: &MessageId,
+        source: &PeerId,
+        acceptance: MessageAcceptance,
+    ) {
+        let b = self.swarm.behaviour_mut();
+        let g = if anonymous {
+            &mut b.txgossip
+        } else {
+            &mut b.gossip
+        };
+        g.report_message_validation_result(id, source, acceptance);
+    }
+
+    /// A gossip message (`anonymous`: from the transaction gossip): a flood bans its relay,
+    /// anything else is validated.
+    pub(super) fn gossip_message(
+        &mut self,
+        anonymous: bool,
+        source: PeerId,
+        id: MessageId,
+        message: gossipsub::Message,
+    ) {
+        if self.flooding(source) {
+            self.report_validation(anonymous, &id, &source, MessageAcceptance::Ignore);
+            self.ban(source, "gossip flood");
+            return;
+        }
+        // Each topic travels on one of the two: anything else is not ours to judge.
+        if anonymous != (message.topic == self.txs_topic.hash()) {
+            self.report_validation(anonymous, &id, &source, MessageAcceptance::Ignore);
+            return;
+        }
+        self.gossip(anonymous, source, id, message);
+    }
+
+    fn gossip(
+        &mut self,
+        anonymous: bool,
+        source: PeerId,
+        id: MessageId,
+        message: gossipsub::Message,
+    ) {
         let node = self.node.clone();
         let tx = self.tx.clone();
         let topic = message.topic.clone();
@@ -17,10 +62,7 @@ impl Loop {
             let proofs = topic == IdentTopic::new(PROOFS_TOPIC).hash();
             let votes = topic == IdentTopic::new(VOTES_TOPIC).hash();
             if !proofs && !votes {
-                self.swarm
-                    .behaviour_mut()
-                    .gossip
-                    .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+                self.report_validation(anonymous, &id, &source, MessageAcceptance::Ignore);
                 return;
             }
             let permit = self.validating.clone();
@@ -36,6 +78,7 @@ impl Loop {
                     acceptance,
                     ban,
                     ahead: false,
+                    anonymous,
                 });
             });
             return;
@@ -81,6 +124,7 @@ impl Loop {
                 acceptance,
                 ban,
                 ahead,
+                anonymous,
             });
         });
     }
