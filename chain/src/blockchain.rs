@@ -36,6 +36,9 @@ pub use presig::{PowCheck, SigCheck, Verified};
 /// The extension's state is saved with every block whose height is a multiple of this.
 pub const EXT_SNAPSHOT_INTERVAL: u64 = 10;
 
+/// Most stake, unlock and state-change transactions a block template takes.
+pub const MAX_TEMPLATE_STATE_TXS: usize = 200;
+
 /// Unlock times at or above this are unix timestamps, below it block heights.
 pub const UNLOCK_TIME_IS_TIMESTAMP: u64 = 500_000_000;
 
@@ -558,7 +561,7 @@ impl<E: ChainExtension> Blockchain<E> {
         }
         if block.header.prev_id == self.tip.1 {
             let h = self.apply(&block, blob, tx_blobs, now, true)?;
-            self.prune_side_chains()?;
+            self.prune_side_chains();
             return Ok(AddOutcome::Changed {
                 events: vec![ChainEvent::Attached(self.tip.0, h)],
                 returned_txs: vec![],
@@ -607,11 +610,11 @@ impl<E: ChainExtension> Blockchain<E> {
         self.store
             .put_alt_block(&hash, height, cumulative, blob, &ordered)?;
         if cumulative <= self.tip_meta.cumulative_difficulty {
-            self.prune_side_chains()?;
+            self.prune_side_chains();
             return Ok(AddOutcome::SideChain);
         }
         let out = self.reorganize(hash, now);
-        self.prune_side_chains()?;
+        self.prune_side_chains();
         out
     }
 
@@ -632,6 +635,7 @@ impl<E: ChainExtension> Blockchain<E> {
         let mut taken = HashSet::new();
         let mut txs = Vec::new();
         let mut chosen: Vec<Transaction> = Vec::new();
+        let mut non_standard = 0usize;
         let mut hashes = Vec::new();
         let mut fees = Atomic::ZERO;
         let mut size = 0usize;
@@ -655,7 +659,12 @@ impl<E: ChainExtension> Blockchain<E> {
             // contribution can share the block).
             let applies = if tx.tx_type == TxType::Standard {
                 self.ext.check_tx(&tx, height).is_ok()
+            } else if non_standard >= MAX_TEMPLATE_STATE_TXS {
+                // Each is checked after all chosen before it: bounded, or a pool of stakes
+                // would make this quadratic under the lock.
+                false
             } else {
+                non_standard += 1;
                 let mut refs: Vec<&Transaction> = chosen.iter().collect();
                 refs.push(&tx);
                 self.ext.check_block_txs(&refs, height).is_ok()

@@ -204,7 +204,11 @@ impl ChainStore {
             for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
                 let (k, v) = item?;
                 if k.len() != 32 || v.len() < 8 {
-                    return Err(corrupt(CF_ALT, "bad key or short record"));
+                    // A side-chain block is only kept in case of a reorg: one that cannot be
+                    // read is skipped (reading it later reports it), not a reason to refuse
+                    // to start.
+                    tracing::warn!(key = %hex::encode(&k), "unreadable side-chain record skipped");
+                    continue;
                 }
                 alt.insert((be64(&v[..8]), arr(&k)));
             }

@@ -399,28 +399,21 @@ fn randomx_networks_verify_randomx() {
             chain.add_block(&t.block.serialize(), &[], now),
             Err(BlockError::Pow(64))
         ));
-        // The wrong nonce's hash computed without the chain changes nothing: still refused.
-        let v = chain
-            .pow_check(&t.block)
-            .expect("randomx")
-            .run()
-            .expect("hash");
-        chain.note_verified(v);
+        // The wrong nonce's hash computed without the chain gives no verdict.
+        assert!(chain.pow_check(&t.block).expect("randomx").run().is_none());
         assert!(matches!(
             chain.add_block(&t.block.serialize(), &[], now),
             Err(BlockError::Pow(64))
         ));
         assert!(t.mine(100_000));
-        let v = chain
-            .pow_check(&t.block)
-            .expect("randomx")
-            .run()
-            .expect("hash");
-        chain.note_verified(v);
+        let hits = chain.verdict_hits().1;
+        let v = chain.pow_check(&t.block).expect("randomx").run();
+        chain.note_verified(v.expect("meets the difficulty"));
         assert!(matches!(
             chain.add_block(&t.block.serialize(), &[], now),
             Ok(AddOutcome::Changed { .. })
         ));
+        assert_eq!(chain.verdict_hits().1, hits + 1, "RandomX not run again");
     }
 }
 
@@ -677,26 +670,53 @@ fn verdicts_reached_without_the_chain_are_only_for_what_verifies() {
         mine_block(&mut chain, &miner.addr, vec![]);
     }
     let good = transfer(&chain, &miner, 4, &miner.addr, 10_000_000);
+    let len = good.serialize().len();
     let verdict = chain
-        .sig_check(&good)
+        .sig_check(&good, len)
         .expect("a transfer's rings are on chain")
         .run()
         .expect("a valid transfer verifies");
     chain.note_verified(verdict);
+    assert_eq!(chain.verdict_hits().0, 0);
     let mut pool = Mempool::new(params().mempool_max_bytes);
     pool.add(&chain, good.serialize(), 0).expect("valid");
+    assert_eq!(chain.verdict_hits().0, 1, "validation used the verdict");
+    // Cheap checks come first: an oversized blob or a short ring is not verified at all.
+    assert!(chain.sig_check(&good, params().max_tx_size + 1).is_none());
+    let mut short = good.clone();
+    if let Some(monero_oxide::transaction::Input::ToKey { key_offsets, .. }) =
+        short.inputs.first_mut()
+    {
+        key_offsets.pop();
+    }
+    assert!(chain.sig_check(&short, len).is_none());
     // Tampered extra: the ring signature fails, so there is no verdict to note, and the pool
     // still refuses it.
     let mut bad = good.clone();
     bad.extra.extend([0x79, 1, 0, 0, 0, 0, 0, 0, 0]);
-    assert!(chain.sig_check(&bad).expect("rings").run().is_none());
+    assert!(chain.sig_check(&bad, len).expect("rings").run().is_none());
     assert!(matches!(
         Mempool::new(params().mempool_max_bytes).add(&chain, bad.serialize(), 0),
         Err(PoolError::Invalid(TxError::RingSignature(0)))
     ));
-    // Nothing to check without the chain for a coinbase, and Keccak networks hash inline.
-    let (blob, _) = mine_block(&mut chain, &miner.addr, vec![]);
-    let block = sispop_chain::Block::from_bytes(&blob).expect("block");
-    assert!(chain.sig_check(&block.miner_tx).is_none());
-    assert!(chain.pow_check(&block).is_none());
+    // Nothing to check without the chain for a coinbase.
+    let now = now_after(&chain);
+    let mut t = chain
+        .block_template(&mut OsRng, &miner.addr, vec![], now)
+        .expect("template");
+    assert!(chain.sig_check(&t.block.miner_tx, 100).is_none());
+    // Proof of work: a verdict only for a hash that meets the difficulty, and validation
+    // uses it.
+    assert!(t.mine(1_000_000));
+    let v = chain.pow_check(&t.block).expect("parent known").run();
+    chain.note_verified(v.expect("meets the difficulty"));
+    let hits = chain.verdict_hits().1;
+    chain
+        .add_block(&t.block.serialize(), &t.txs, now)
+        .expect("block");
+    assert_eq!(chain.verdict_hits().1, hits + 1, "validation used the hash");
+    // A block on an unknown parent is not worth any work.
+    let mut orphan = t.block.clone();
+    orphan.header.prev_id = sispop_chain::BlockHash([9; 32]);
+    assert!(chain.pow_check(&orphan).is_none());
 }

@@ -131,7 +131,7 @@ impl Node {
         if let Ok(tx) = sispop_chain::Transaction::from_bytes(&blob) {
             let known = self.lock().pool.get(&tx.hash()).is_some();
             if !known {
-                self.preverify(None, std::slice::from_ref(&tx));
+                self.preverify(None, &[(tx, blob.len())]);
             }
         }
         let hash = {
@@ -153,26 +153,41 @@ impl Node {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Checks the signatures and proofs of `txs`, and `block`'s proof of work, with the node's
-    /// lock released: the lock is held only to read their rings and seed, and again to leave
-    /// the verdicts where validation under the lock finds them (see the chain's `presig`).
-    fn preverify(&self, block: Option<&sispop_chain::Block>, txs: &[sispop_chain::Transaction]) {
-        let (sigs, pow) = {
-            let st = self.lock();
-            if block.is_some_and(|b| {
+    /// Checks the signatures and proofs of `txs` (with their blob sizes), and `block`'s proof
+    /// of work, with the node's lock released: the lock is held only to read what the checks
+    /// need, and again to leave the verdicts where validation under the lock finds them (see
+    /// the chain's `presig`). Only what passes the cheap checks is checked, and a block's
+    /// transactions only once its proof of work holds.
+    fn preverify(
+        &self,
+        block: Option<&sispop_chain::Block>,
+        txs: &[(sispop_chain::Transaction, usize)],
+    ) {
+        if let Some(b) = block {
+            let pow = {
+                let st = self.lock();
                 let h = b.hash();
-                st.chain.store().block_meta(&h).ok().flatten().is_some()
+                if st.chain.store().block_meta(&h).ok().flatten().is_some()
                     || st.chain.store().alt_block(&h).ok().flatten().is_some()
-            }) {
-                return;
+                {
+                    return;
+                }
+                st.chain.pow_check(b)
+            };
+            match pow.and_then(sispop_chain::PowCheck::run) {
+                Some(v) => self.lock().chain.note_verified(v),
+                None => return,
             }
-            let sigs: Vec<_> = txs.iter().filter_map(|t| st.chain.sig_check(t)).collect();
-            (sigs, block.and_then(|b| st.chain.pow_check(b)))
+        }
+        let sigs: Vec<_> = {
+            let st = self.lock();
+            txs.iter()
+                .filter_map(|(t, len)| st.chain.sig_check(t, *len))
+                .collect()
         };
         let verdicts: Vec<sispop_chain::Verified> = sigs
             .into_iter()
             .filter_map(sispop_chain::SigCheck::run)
-            .chain(pow.and_then(sispop_chain::PowCheck::run))
             .collect();
         if !verdicts.is_empty() {
             let st = self.lock();
@@ -193,9 +208,9 @@ impl Node {
     ) -> Result<AddOutcome, BlockError> {
         if let Ok(block) = sispop_chain::Block::from_bytes(blob) {
             if blob.len() <= self.params.max_block_size && txs.len() <= self.params.max_block_txs {
-                let decoded: Vec<sispop_chain::Transaction> = txs
+                let decoded: Vec<(sispop_chain::Transaction, usize)> = txs
                     .iter()
-                    .filter_map(|t| sispop_chain::Transaction::from_bytes(t).ok())
+                    .filter_map(|t| Some((sispop_chain::Transaction::from_bytes(t).ok()?, t.len())))
                     .collect();
                 self.preverify(Some(&block), &decoded);
             }

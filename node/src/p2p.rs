@@ -152,6 +152,8 @@ enum Internal {
         unknown_parent: bool,
         /// Ban reason when the peer sent invalid data.
         ban: Option<String>,
+        /// A block failed for our own reasons (not the peer's fault).
+        ours: bool,
     },
 }
 
@@ -296,6 +298,8 @@ struct InFlight {
     at: Instant,
     /// `None`: a locator; `Some(h)`: blocks from height `h`.
     from: Option<u64>,
+    /// The answer came and is being applied: our time, not the peer's (no timeout).
+    applying: bool,
 }
 
 pub use sync_policy::{judge_batch, SyncVerdict, MAX_SYNC_STRIKES};
@@ -607,10 +611,25 @@ impl Loop {
                 served,
                 unknown_parent,
                 ban,
+                ours,
             } => {
+                // Only the batch we wait for moves sync on (a late one is stale).
+                if !self
+                    .in_flight
+                    .is_some_and(|f| f.peer == peer && f.from == Some(from))
+                {
+                    return;
+                }
                 self.in_flight = None;
                 if let Some(reason) = ban {
                     self.ban(peer, &reason);
+                    return;
+                }
+                if ours && progressed == 0 {
+                    // Refused for our own reasons (too deep a fork, side chains full, our
+                    // store): not the peer's fault, but nothing to gain from it for now.
+                    self.tips.remove(&peer);
+                    self.cursor = None;
                     return;
                 }
                 let strikes = self.strikes.get(&peer).copied().unwrap_or(0);

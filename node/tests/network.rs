@@ -40,18 +40,7 @@ impl Drop for Proc {
 }
 
 async fn spawn(dir: &Path, name: &str, rpc: u16, p2p: u16, peers: &[u16]) -> Proc {
-    spawn_mining(dir, name, rpc, p2p, peers, None).await
-}
-
-async fn spawn_mining(
-    dir: &Path,
-    name: &str,
-    rpc: u16,
-    p2p: u16,
-    peers: &[u16],
-    mine_to: Option<&Account>,
-) -> Proc {
-    spawn_args(dir, name, rpc, p2p, peers, mine_to, &[]).await
+    spawn_args(dir, name, rpc, p2p, peers, None, &[]).await
 }
 
 async fn spawn_args(
@@ -209,22 +198,24 @@ async fn separate_chains_converge_on_the_heavier_and_the_sn_list_follows() {
 async fn two_racing_miners_fork_and_converge() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (pa, pb, pc) = (port(), port(), port());
-    let a = spawn_mining(
+    let a = spawn_args(
         dir.path(),
         "a",
         port(),
         pa,
         &[pc],
         Some(&Account::generate()),
+        &[],
     )
     .await;
-    let b = spawn_mining(
+    let b = spawn_args(
         dir.path(),
         "b",
         port(),
         pb,
         &[pc],
         Some(&Account::generate()),
+        &[],
     )
     .await;
     let c = spawn(dir.path(), "c", port(), pc, &[pa, pb]).await;

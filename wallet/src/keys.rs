@@ -223,6 +223,12 @@ impl WalletFile {
         serde_json::from_str(&text).map_err(|e| WalletFileError::Damaged(p, e.to_string()))
     }
 
+    /// Whether the file's secret is sealed under a password (false for a file from before
+    /// encryption, which the next open seals).
+    pub fn is_sealed(path: &Path) -> Result<bool, WalletFileError> {
+        Ok(Self::read(path)?.kdf.is_some())
+    }
+
     /// The height scanning starts from for a wallet with no cache yet.
     pub fn restore_height(path: &Path) -> Result<u64, WalletFileError> {
         Ok(Self::read(path)?.restore_height)

@@ -158,9 +158,17 @@ fn password(cli: &Cli, new: bool) -> anyhow::Result<Zeroizing<String>> {
 }
 
 fn unlock(cli: &Cli) -> anyhow::Result<sispop_wallet::Unlocked> {
+    // A file from before encryption is sealed under the password given now: asked twice.
+    let first_seal = !WalletFile::is_sealed(&cli.wallet_file)?;
+    if first_seal {
+        eprintln!(
+            "{} is not encrypted yet; the password given now will seal it",
+            cli.wallet_file.display()
+        );
+    }
     Ok(WalletFile::load(
         &cli.wallet_file,
-        password(cli, false)?.as_bytes(),
+        password(cli, first_seal)?.as_bytes(),
     )?)
 }
 

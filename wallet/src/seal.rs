@@ -17,9 +17,9 @@ pub const DEFAULT_KDF: Kdf = Kdf {
     salt: String::new(),
 };
 
-/// Upper bounds on a file's stored cost, so a doctored file cannot make opening it take
-/// gigabytes or hours.
-const MAX_M_KIB: u32 = 4 * 1024 * 1024;
+/// Upper bounds on a file's stored cost, so a doctored file cannot make opening it take more
+/// than 1 GiB or minutes.
+const MAX_M_KIB: u32 = 1024 * 1024;
 const MAX_T: u32 = 64;
 const MAX_P: u32 = 16;
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use curve25519_dalek::Scalar;
 
+use rand::seq::IteratorRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sispop_chain::builder::{build_transfer, SpendInput};
@@ -228,11 +229,20 @@ impl Wallet {
         if path.exists() {
             let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
             let plain = if bytes.starts_with(b"{") {
-                bytes
+                Ok(bytes)
             } else {
-                keys.open_cache(&bytes).map_err(|e| bad(e.to_string()))?
+                keys.open_cache(&bytes).map_err(|e| e.to_string())
             };
-            self.cache = serde_json::from_slice(&plain).map_err(|e| bad(e.to_string()))?;
+            match plain.and_then(|p| serde_json::from_slice(&p).map_err(|e| e.to_string())) {
+                Ok(cache) => self.cache = cache,
+                // The cache is only what the chain says: a damaged one (or one a crash left
+                // sealed under another password) is rebuilt by scanning again.
+                Err(e) => eprintln!(
+                    "wallet cache {} cannot be used ({e}); rescanning from height {}",
+                    path.display(),
+                    self.cache.next_height
+                ),
+            }
         }
         self.cache_path = Some(path);
         self.seal = Some(keys);
@@ -378,10 +388,11 @@ impl Wallet {
         }
         let mut inputs = Vec::with_capacity(outputs.len());
         for o in outputs {
-            let mut members: BTreeMap<u64, ([u8; 32], [u8; 32])> = BTreeMap::new();
+            // Unlocked candidates the daemon gave; the decoys are drawn from them at random.
+            let mut candidates: BTreeMap<u64, ([u8; 32], [u8; 32])> = BTreeMap::new();
             let mut real = None;
             let mut tries = 0;
-            while members.len() < n - 1 || real.is_none() {
+            while candidates.len() < n - 1 || real.is_none() {
                 tries += 1;
                 if tries > 50 {
                     return Err(WalletError::Decoys(n));
@@ -389,7 +400,7 @@ impl Wallet {
                 let picks = (0..2 * n).map(|_| picker.pick(&mut rand::rngs::OsRng));
                 // The real output is fetched once, hidden among the first batch of candidates,
                 // so the daemon cannot tell it from the decoys.
-                let want = ring_request(picks, o.global_index, real.is_none(), &members);
+                let want = ring_request(picks, o.global_index, real.is_none(), &candidates);
                 let outs = daemon.call("get_outs", json!({"outputs": want.iter().map(|i| json!({"amount": 0, "index": i})).collect::<Vec<_>>()})).await?;
                 for (i, e) in want
                     .iter()
@@ -410,10 +421,9 @@ impl Wallet {
                         real = Some((k.0, m.0));
                         continue;
                     }
-                    if members.len() >= n - 1 || !e["unlocked"].as_bool().unwrap_or(false) {
-                        continue;
+                    if e["unlocked"].as_bool().unwrap_or(false) {
+                        candidates.insert(*i, (k.0, m.0));
                     }
-                    members.insert(*i, (k.0, m.0));
                 }
                 if real.is_none() {
                     // It was in this (first) request and the daemon did not give it.
@@ -423,6 +433,11 @@ impl Wallet {
             let Some(real) = real else {
                 return Err(WalletError::Answer("own output missing on chain".into()));
             };
+            let mut members: BTreeMap<u64, ([u8; 32], [u8; 32])> = candidates
+                .into_iter()
+                .choose_multiple(&mut rand::rngs::OsRng, n - 1)
+                .into_iter()
+                .collect();
             members.insert(o.global_index, real);
             let ring: Vec<(u64, [u8; 32], [u8; 32])> =
                 members.iter().map(|(i, (k, m))| (*i, *k, *m)).collect();

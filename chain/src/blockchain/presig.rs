@@ -7,6 +7,7 @@
 //! seed simply misses the cache.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::*;
@@ -44,15 +45,22 @@ impl<V: Clone> Verdicts<V> {
 pub(super) struct Caches {
     sigs: Mutex<Verdicts<()>>,
     pow: Mutex<Verdicts<[u8; 32]>>,
+    /// Validations that found their verdict here: (signatures, proof of work).
+    hits: (AtomicU64, AtomicU64),
 }
 
 impl Caches {
     pub(super) fn sig_verified(&self, key: &[u8; 32]) -> bool {
-        self.sigs
+        let hit = self
+            .sigs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
-            .is_some()
+            .is_some();
+        if hit {
+            self.hits.0.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
     }
     pub(super) fn note_sig(&self, key: [u8; 32]) {
         self.sigs
@@ -61,7 +69,11 @@ impl Caches {
             .insert(key, (), SIG_CACHE);
     }
     pub(super) fn pow(&self, key: &[u8; 32]) -> Option<[u8; 32]> {
-        self.pow.lock().unwrap_or_else(|p| p.into_inner()).get(key)
+        let hit = self.pow.lock().unwrap_or_else(|p| p.into_inner()).get(key);
+        if hit.is_some() {
+            self.hits.1.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
     }
     pub(super) fn note_pow(&self, key: [u8; 32], hash: [u8; 32]) {
         self.pow
@@ -182,17 +194,17 @@ pub struct PowCheck {
     block: Block,
     seed: BlockHash,
     slot: RxSlot,
+    difficulty: Difficulty,
     params: &'static NetworkParams,
 }
 
 impl PowCheck {
-    /// Computes the hash (RandomX: milliseconds).
+    /// Computes the hash (RandomX: milliseconds); a verdict only when it meets the block's
+    /// difficulty (a block that does not is not worth checking further).
     pub fn run(self) -> Option<Verified> {
         let hash = pow_hash_in(self.params, &self.block, &self.seed, self.slot).ok()?;
-        Some(Verified(Verdict::Pow(
-            pow_key(&self.block, &self.seed),
-            hash,
-        )))
+        check_pow(&hash, self.difficulty)
+            .then(|| Verified(Verdict::Pow(pow_key(&self.block, &self.seed), hash)))
     }
 }
 
@@ -208,46 +220,63 @@ enum Verdict {
 }
 
 impl<E: ChainExtension> Blockchain<E> {
-    /// The rings of a RingCT transfer as the main chain has them now, for its signatures and
-    /// proofs to be checked without the chain. None for anything else, or when a ring member
-    /// is missing (validation then reports it).
-    pub fn sig_check(&self, tx: &Transaction) -> Option<SigCheck> {
-        if tx.inputs.is_empty() || tx.is_coinbase() || tx.rct.is_none() {
+    /// The rings of a RingCT transfer (of `blob_len` bytes) as the main chain has them now,
+    /// for its signatures and proofs to be checked without the chain; only once every cheap
+    /// check passes (size, version, extra, structure, fee, key images, ring size, members),
+    /// so junk costs no expensive work. None otherwise: validation reports why.
+    pub fn sig_check(&self, tx: &Transaction, blob_len: usize) -> Option<SigCheck> {
+        if !matches!(tx.tx_type, TxType::Standard | TxType::Stake)
+            || blob_len > self.params.max_tx_size
+            || tx.version != 4
+            || parse_extra(&tx.extra).is_err()
+        {
             return None;
         }
-        let rings = tx
-            .inputs
-            .iter()
-            .map(|i| match i {
-                Input::ToKey { key_offsets, .. } => self.ring_members(key_offsets, None).ok(),
-                Input::Gen(_) => None,
-            })
-            .collect::<Option<Vec<Ring>>>()?;
+        let next = Height(self.tip.0 .0.saturating_add(1));
+        let rings = self
+            .transfer_rings(tx, blob_len, next, &HashSet::new())
+            .ok()?;
         Some(SigCheck {
             tx: tx.clone(),
             rings,
         })
     }
 
-    /// What a block's proof of work needs (its seed), when its parent is known and the
-    /// network uses RandomX; None otherwise (validation then does it all).
+    /// What a block's proof of work needs (its seed and difficulty), when its parent is known
+    /// and it is within the side-chain limits; None otherwise (nothing about it is worth
+    /// checking before validation refuses it).
     pub fn pow_check(&self, block: &Block) -> Option<PowCheck> {
-        if !matches!(self.params.pow, crate::params::PowAlgorithm::RandomX) {
-            return None;
-        }
-        let parent_height = match self.store.block_meta(&block.header.prev_id).ok()? {
+        let prev = block.header.prev_id;
+        let parent_height = match self.store.block_meta(&prev).ok()? {
             Some(m) => m.height,
-            None => self.store.alt_block(&block.header.prev_id).ok()??.height,
+            None => self.store.alt_block(&prev).ok()??.height,
         };
         let height = Height(parent_height.0.checked_add(1)?);
-        let seed = self.seed_for(block.header.prev_id, height).ok()?;
+        if prev != self.tip.1
+            && (height.0.saturating_add(self.params.max_side_depth) < self.tip.0 .0
+                || self.store.alt_count() >= self.params.max_side_blocks)
+        {
+            return None;
+        }
+        let seed = self.seed_for(prev, height).ok()?;
         let slot = self.rx_slot(&seed).ok()?;
+        let difficulty = self.difficulty_after(prev).ok()?;
         Some(PowCheck {
             block: block.clone(),
             seed,
             slot,
+            difficulty,
             params: self.params,
         })
+    }
+
+    /// How many validations found their verdict already reached without the lock:
+    /// (transfers' signatures, blocks' proof of work).
+    pub fn verdict_hits(&self) -> (u64, u64) {
+        (
+            self.caches.hits.0.load(Ordering::Relaxed),
+            self.caches.hits.1.load(Ordering::Relaxed),
+        )
     }
 
     /// Keeps a verdict reached without the chain, for validation to find.

@@ -79,19 +79,20 @@ impl<E: ChainExtension> Blockchain<E> {
         })
     }
 
-    /// Forgets side-chain blocks more than `max_side_depth` below the tip.
-    pub(super) fn prune_side_chains(&mut self) -> Result<(), StoreError> {
-        let n = self
-            .store
-            .prune_alt(self.tip.0 .0.saturating_sub(self.params.max_side_depth))?;
-        if n > 0 {
-            tracing::debug!(
+    /// Forgets side-chain blocks more than `max_side_depth` below the tip. A failure is
+    /// logged, not returned: the block that led here is applied already, and the next prune
+    /// tries again.
+    pub(super) fn prune_side_chains(&mut self) {
+        let below = self.tip.0 .0.saturating_sub(self.params.max_side_depth);
+        match self.store.prune_alt(below) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(
                 pruned = n,
                 kept = self.store.alt_count(),
                 "side-chain blocks pruned"
-            );
+            ),
+            Err(e) => tracing::warn!(error = %e, "side-chain blocks not pruned"),
         }
-        Ok(())
     }
 
     /// Switches the main chain to the side chain ending at `new_tip`. On any invalid block the

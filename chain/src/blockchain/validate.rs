@@ -219,6 +219,27 @@ impl<E: ChainExtension> Blockchain<E> {
         height: Height,
         taken: &HashSet<KeyImage>,
     ) -> Result<(), TxError> {
+        let rings = self.transfer_rings(tx, blob_len, height, taken)?;
+        // Range proof, ring signatures and balance: unless already verified against these
+        // very rings without the chain's lock (see `presig`).
+        let key = presig::sig_key(&tx.hash(), &rings);
+        if self.caches.sig_verified(&key) {
+            return Ok(());
+        }
+        presig::verify_rct(tx, rings)?;
+        self.caches.note_sig(key);
+        Ok(())
+    }
+
+    /// The cheap checks of a transfer (structure, fee, key images, ring size and members),
+    /// returning its rings for the expensive ones.
+    pub(super) fn transfer_rings(
+        &self,
+        tx: &Transaction,
+        blob_len: usize,
+        height: Height,
+        taken: &HashSet<KeyImage>,
+    ) -> Result<Vec<presig::Ring>, TxError> {
         if tx.inputs.is_empty() || tx.is_coinbase() {
             return Err(TxError::Malformed("a transfer needs ring inputs"));
         }
@@ -299,16 +320,7 @@ impl<E: ChainExtension> Blockchain<E> {
             }
             rings.push(self.ring_members(key_offsets, Some(height))?);
         }
-
-        // Range proof, ring signatures and balance: unless already verified against these
-        // very rings without the chain's lock (see `presig`).
-        let key = presig::sig_key(&tx.hash(), &rings);
-        if self.caches.sig_verified(&key) {
-            return Ok(());
-        }
-        presig::verify_rct(tx, rings)?;
-        self.caches.note_sig(key);
-        Ok(())
+        Ok(rings)
     }
 
     pub(super) fn prepare_txs(

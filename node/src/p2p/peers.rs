@@ -22,12 +22,13 @@ pub const MAX_KNOWN: usize = 1_000;
 /// Where a peer can be dialled, as this node has heard.
 #[derive(Default)]
 pub(super) struct PeerBook {
-    /// Address (with `/p2p/<id>` when known) → when last heard of.
-    known: HashMap<Multiaddr, Instant>,
+    /// Address (with `/p2p/<id>` when known) → when last heard of, and whether the peer
+    /// itself told us (identify) rather than another peer (exchange).
+    known: HashMap<Multiaddr, (Instant, bool)>,
     /// Addresses banned with their peer (public addresses only), until.
     banned_ips: HashMap<IpAddr, Instant>,
-    /// Discovered addresses being dialled.
-    dialing: HashSet<Multiaddr>,
+    /// Discovered addresses being dialled, since when.
+    dialing: HashMap<Multiaddr, Instant>,
     /// Peers connected because we dialled them from the book.
     discovered: HashSet<PeerId>,
     /// The remote address of each connected peer.
@@ -77,17 +78,20 @@ pub fn dialable(addr: &Multiaddr, local: bool) -> bool {
 }
 
 impl PeerBook {
-    /// Remembers an address heard of now.
-    pub fn learn(&mut self, addr: Multiaddr, local: bool, now: Instant) {
+    /// Remembers an address heard of now; `first_hand` when the peer itself gave it. When
+    /// full, the oldest second-hand address goes first, so a peer that floods the exchange
+    /// with addresses cannot push out those of peers we have met.
+    pub fn learn(&mut self, addr: Multiaddr, local: bool, now: Instant, first_hand: bool) {
         if !dialable(&addr, local) || ip_of(&addr).is_some_and(|ip| self.banned(ip, now)) {
             return;
         }
-        self.known.insert(addr, now);
+        let first_hand = first_hand || self.known.get(&addr).is_some_and(|e| e.1);
+        self.known.insert(addr, (now, first_hand));
         if self.known.len() > MAX_KNOWN {
             if let Some(oldest) = self
                 .known
                 .iter()
-                .min_by_key(|(_, t)| **t)
+                .min_by_key(|(_, (t, first))| (*first, *t))
                 .map(|(a, _)| a.clone())
             {
                 self.known.remove(&oldest);
@@ -115,7 +119,7 @@ impl PeerBook {
         use rand::seq::IteratorRandom;
         self.known
             .keys()
-            .filter(|a| !self.dialing.contains(*a))
+            .filter(|a| !self.dialing.contains_key(*a))
             .filter(|a| !peer_of(a).is_some_and(|p| connected.contains(&p)))
             .filter(|a| !ip_of(a).is_some_and(|ip| self.banned(ip, now)))
             .cloned()
@@ -202,7 +206,7 @@ impl Loop {
             return false;
         }
         if let ConnectedPoint::Dialer { address, .. } = endpoint {
-            if self.book.dialing.remove(address) {
+            if self.book.dialing.remove(address).is_some() {
                 self.book.discovered.insert(peer);
             }
         }
@@ -232,7 +236,7 @@ impl Loop {
             } else {
                 a
             };
-            self.book.learn(a, local, now);
+            self.book.learn(a, local, now, true);
         }
     }
 
@@ -241,9 +245,11 @@ impl Loop {
         let (local, now) = (self.local(), Instant::now());
         let me = *self.swarm.local_peer_id();
         for bytes in addrs {
+            // Only addresses naming their peer: dialling one reaches that peer or fails, so a
+            // liar cannot aim our dials at arbitrary servers, and each entry is one peer.
             if let Ok(a) = Multiaddr::try_from(bytes) {
-                if peer_of(&a) != Some(me) {
-                    self.book.learn(a, local, now);
+                if peer_of(&a).is_some_and(|p| p != me) {
+                    self.book.learn(a, local, now, false);
                 }
             }
         }
@@ -260,7 +266,9 @@ impl Loop {
     pub(super) fn discover(&mut self) {
         let now = Instant::now();
         self.book.expire(now);
-        self.book.dialing.clear();
+        self.book
+            .dialing
+            .retain(|_, since| now.duration_since(*since) < Duration::from_secs(30));
         let want = DISCOVERED_OUTBOUND.saturating_sub(self.book.discovered.len());
         if want == 0 {
             return;
@@ -284,7 +292,7 @@ impl Loop {
         {
             debug!(address = %a, "dialling a discovered peer");
             if self.swarm.dial(a.clone()).is_ok() {
-                self.book.dialing.insert(a);
+                self.book.dialing.insert(a, now);
             }
         }
     }
@@ -322,14 +330,14 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_secs(600);
         let public = ma("/ip4/8.8.8.8/tcp/22022");
-        book.learn(public.clone(), false, now);
+        book.learn(public.clone(), false, now, false);
         book.ban(&ma("/ip4/8.8.8.8/tcp/40000"), later);
         assert!(
             book.banned("8.8.8.8".parse().expect("ip"), now),
             "any port, any key"
         );
         assert!(book.known.is_empty(), "its addresses are forgotten");
-        book.learn(public, false, now);
+        book.learn(public, false, now, true);
         assert!(book.known.is_empty(), "and not learnt again while banned");
         book.ban(&ma("/ip4/127.0.0.1/tcp/40000"), later);
         assert!(!book.banned("127.0.0.1".parse().expect("ip"), now));
@@ -351,19 +359,23 @@ mod tests {
                 (i >> 8) & 255,
                 i & 255
             ));
-            book.learn(a, false, t0 + Duration::from_millis(i as u64));
+            book.learn(a, false, t0 + Duration::from_millis(i as u64), i == 0);
         }
         assert_eq!(book.known.len(), MAX_KNOWN);
         assert!(
-            !book.known.contains_key(&ma("/ip4/9.0.0.0/tcp/22022")),
-            "the oldest went first"
+            book.known.contains_key(&ma("/ip4/9.0.0.0/tcp/22022")),
+            "a first-hand address outlives the second-hand flood"
+        );
+        assert!(
+            !book.known.contains_key(&ma("/ip4/9.0.0.1/tcp/22022")),
+            "the oldest second-hand address went first"
         );
         let mut rng = rand::rngs::OsRng;
         assert_eq!(book.sample(&mut rng).len(), MAX_PEER_ADDRS);
         let mut small = PeerBook::default();
         let (p, q) = (PeerId::random(), PeerId::random());
-        small.learn(ma(&format!("/ip4/8.8.8.8/tcp/1/p2p/{p}")), false, t0);
-        small.learn(ma(&format!("/ip4/8.8.4.4/tcp/1/p2p/{q}")), false, t0);
+        small.learn(ma(&format!("/ip4/8.8.8.8/tcp/1/p2p/{p}")), false, t0, true);
+        small.learn(ma(&format!("/ip4/8.8.4.4/tcp/1/p2p/{q}")), false, t0, false);
         let connected: HashSet<PeerId> = [p].into_iter().collect();
         let c = small.candidates(&connected, 5, t0, &mut rng);
         assert_eq!(c, vec![ma(&format!("/ip4/8.8.4.4/tcp/1/p2p/{q}"))]);

@@ -192,11 +192,15 @@ impl Loop {
                 else {
                     return;
                 };
+                if let Some(f) = self.in_flight.as_mut() {
+                    f.applying = true;
+                }
                 let node = self.node.clone();
                 let tx = self.tx.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut progressed = 0;
                     let mut handled = 0;
+                    let mut ours = false;
                     let mut unknown_parent = false;
                     let mut ban = None;
                     let blobs: Vec<&[u8]> = blocks.iter().map(|b| b.blob.as_slice()).collect();
@@ -219,6 +223,7 @@ impl Loop {
                             }
                             Err(e) => {
                                 debug!(error = %e, "synced block not applied");
+                                ours = true;
                                 break;
                             }
                         }
@@ -238,6 +243,7 @@ impl Loop {
                         served,
                         unknown_parent,
                         ban,
+                        ours,
                     });
                 });
             }
@@ -292,6 +298,7 @@ impl Loop {
             id,
             at: Instant::now(),
             from,
+            applying: false,
         });
     }
 
@@ -309,7 +316,7 @@ impl Loop {
     pub(super) fn sync_round(&mut self) {
         if let Some(f) = self
             .in_flight
-            .filter(|f| f.at.elapsed() > Duration::from_secs(30))
+            .filter(|f| !f.applying && f.at.elapsed() > Duration::from_secs(30))
         {
             // A peer that leaves a sync request unanswered is struck like one that serves
             // nothing, and its claim is forgotten until it answers a tip request again.
