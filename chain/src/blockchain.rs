@@ -257,27 +257,13 @@ impl<E: ChainExtension> Blockchain<E> {
             let (hash, _, blob) = self
                 .block_at(Height(h))?
                 .ok_or(BlockError::UnknownParent(BlockHash::default()))?;
-            let block = Block::from_bytes(&blob).map_err(|e| StoreError::Corrupt {
-                cf: "blocks",
-                what: e.to_string(),
-            })?;
-            let mut txs = Vec::with_capacity(block.tx_hashes.len());
-            for th in &block.tx_hashes {
-                let (_, _, b) = self.store.tx(th)?.ok_or_else(|| StoreError::Corrupt {
-                    cf: "txs",
-                    what: format!("{th} missing"),
-                })?;
-                txs.push((
-                    *th,
-                    Transaction::from_bytes(&b).map_err(|e| StoreError::Corrupt {
-                        cf: "txs",
-                        what: e.to_string(),
-                    })?,
-                ));
-            }
+            let (block, txs) = self.stored_block(&blob)?;
             let btxs: Vec<BlockTx<'_>> = txs
                 .iter()
-                .map(|(h, t)| BlockTx { hash: *h, tx: t })
+                .map(|t| BlockTx {
+                    hash: t.hash,
+                    tx: &t.tx,
+                })
                 .collect();
             self.ext.attach(&block, hash, Height(h), &btxs);
         }
@@ -420,10 +406,7 @@ impl<E: ChainExtension> Blockchain<E> {
         if block.header.prev_id != self.tip.1 {
             return Err(BlockError::UnknownParent(block.header.prev_id));
         }
-        let total_size = blob.len() + tx_blobs.iter().map(Vec::len).sum::<usize>();
-        if total_size > self.params.max_block_size {
-            return Err(BlockError::TooLarge(total_size, self.params.max_block_size));
-        }
+        self.check_total_size(blob, tx_blobs)?;
         let difficulty = if check_pow_and_time {
             self.check_header(block, height, now)?
         } else {
@@ -544,6 +527,40 @@ impl<E: ChainExtension> Blockchain<E> {
         Ok(hash)
     }
 
+    /// A block and its transactions as this store holds them (main chain): decoded, with
+    /// their hashes and blobs. A block or transaction that is missing or does not decode is
+    /// store corruption.
+    fn stored_block(&self, blob: &[u8]) -> Result<(Block, Vec<PreparedTx>), StoreError> {
+        let block = Block::from_bytes(blob).map_err(|e| StoreError::Corrupt {
+            cf: "blocks",
+            what: e.to_string(),
+        })?;
+        let mut txs = Vec::with_capacity(block.tx_hashes.len());
+        for h in &block.tx_hashes {
+            let (_, _, blob) = self.store.tx(h)?.ok_or_else(|| StoreError::Corrupt {
+                cf: "txs",
+                what: format!("{h} missing"),
+            })?;
+            let tx = Transaction::from_bytes(&blob).map_err(|e| StoreError::Corrupt {
+                cf: "txs",
+                what: e.to_string(),
+            })?;
+            txs.push(PreparedTx { hash: *h, tx, blob });
+        }
+        Ok((block, txs))
+    }
+
+    /// A block and its transactions together within the block size limit.
+    fn check_total_size(&self, blob: &[u8], tx_blobs: &[Vec<u8>]) -> Result<(), BlockError> {
+        let total = tx_blobs
+            .iter()
+            .fold(blob.len(), |n, t| n.saturating_add(t.len()));
+        if total > self.params.max_block_size {
+            return Err(BlockError::TooLarge(total, self.params.max_block_size));
+        }
+        Ok(())
+    }
+
     /// Adds a block (blob plus its transactions' blobs). `now` is the local unix time.
     pub fn add_block(
         &mut self,
@@ -596,10 +613,7 @@ impl<E: ChainExtension> Blockchain<E> {
                 "Gen input must carry the block height".into(),
             ));
         }
-        let total_size = blob.len() + tx_blobs.iter().map(Vec::len).sum::<usize>();
-        if total_size > self.params.max_block_size {
-            return Err(BlockError::TooLarge(total_size, self.params.max_block_size));
-        }
+        self.check_total_size(blob, tx_blobs)?;
         // Keep exactly the block's transactions, in order.
         let ordered: Vec<Vec<u8>> = self
             .prepare_txs(&block, tx_blobs)?

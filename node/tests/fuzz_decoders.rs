@@ -34,6 +34,17 @@ fn seeds() -> Vec<Vec<u8>> {
         tx,
         wb.to_bytes(),
         Request::Blocks { from: 7, count: 20 }.to_bytes(),
+        Request::Locator(vec![[3; 32], [4; 32]]).to_bytes(),
+        Response::ForkPoint {
+            height: 9,
+            hash: [5; 32],
+        }
+        .to_bytes(),
+        Response::Peers(vec![
+            b"\x04\x7f\x00\x00\x01\x06\x56\x06".to_vec(),
+            vec![0xa5; 64],
+        ])
+        .to_bytes(),
         Response::Blocks(vec![wb.clone(), wb]).to_bytes(),
         Response::Tip {
             height: 3,

@@ -25,25 +25,14 @@ impl<E: ChainExtension> Blockchain<E> {
                 cf: "blocks",
                 what: "tip block missing".into(),
             })?;
-        let block = Block::from_bytes(&blob).map_err(|e| StoreError::Corrupt {
-            cf: "blocks",
-            what: e.to_string(),
-        })?;
+        let (block, stored) = self.stored_block(&blob)?;
         let mut txs = vec![(block.miner_tx.hash(), Vec::new())];
         let mut key_images = Vec::new();
         let mut returned = Vec::new();
-        for h in &block.tx_hashes {
-            let (_, _, tx_blob) = self.store.tx(h)?.ok_or_else(|| StoreError::Corrupt {
-                cf: "txs",
-                what: format!("{h} missing"),
-            })?;
-            let tx = Transaction::from_bytes(&tx_blob).map_err(|e| StoreError::Corrupt {
-                cf: "txs",
-                what: e.to_string(),
-            })?;
-            key_images.extend(tx.key_images());
-            txs.push((*h, tx_blob.clone()));
-            returned.push(tx_blob);
+        for p in stored {
+            key_images.extend(p.tx.key_images());
+            txs.push((p.hash, p.blob.clone()));
+            returned.push(p.blob);
         }
         let prev_hash = block.header.prev_id;
         let prev_meta = self
