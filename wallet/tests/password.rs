@@ -52,16 +52,36 @@ fn the_cache_is_sealed_and_follows_a_password_change() {
 }
 
 fn wallet(dir: &std::path::Path) -> Command {
-    wallet_file(dir, "w.json")
+    wallet_file(dir, "w.json", false)
 }
 
-fn wallet_file(dir: &std::path::Path, file: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sispop-wallet"));
+/// The wallet CLI on `file` in `dir`, with no password in the environment and nothing on
+/// standard input; `detached`: run through `setsid`, without a controlling terminal.
+fn wallet_file(dir: &std::path::Path, file: &str, detached: bool) -> Command {
+    let bin = env!("CARGO_BIN_EXE_sispop-wallet");
+    let mut c = if detached {
+        let mut c = Command::new("setsid");
+        c.arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
     c.current_dir(dir)
         .env_remove("SISPOP_WALLET_PASSWORD")
         .args(["--devnet", "--wallet-file", file])
         .stdin(std::process::Stdio::null());
     c
+}
+
+/// Runs `c`, which must succeed; its standard output.
+fn succeeds(c: &mut Command) -> String {
+    let out = c.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -70,16 +90,7 @@ fn the_cli_opens_a_wallet_only_with_its_password() {
     let d = dir.path();
     std::fs::write(d.join("pw"), "correct horse\n").expect("pw");
     std::fs::write(d.join("bad"), "correct horse \n").expect("bad");
-    let out = wallet(d)
-        .args(["--password-file", "pw", "new"])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = succeeds(wallet(d).args(["--password-file", "pw", "new"]));
     let address = text
         .lines()
         .find_map(|l| l.strip_prefix("Address: "))
@@ -104,47 +115,24 @@ fn the_cli_opens_a_wallet_only_with_its_password() {
     assert!(!ok && err.contains("wrong password"), "{err}");
     // No password and no terminal: a clear refusal (setsid detaches the controlling terminal
     // where one exists).
-    let mut c = Command::new("setsid");
-    c.arg(env!("CARGO_BIN_EXE_sispop-wallet"))
-        .current_dir(d)
-        .env_remove("SISPOP_WALLET_PASSWORD")
-        .args(["--devnet", "--wallet-file", "w.json"])
-        .stdin(std::process::Stdio::null());
-    let (ok, _, err) = addr(&mut c);
+    let (ok, _, err) = addr(&mut wallet_file(d, "w.json", true));
     assert!(!ok && err.contains("--password-file"), "{err}");
     // The seed needs the password too, and restoring it elsewhere gives the same address.
-    let seed = wallet(d)
-        .args(["--password-file", "pw", "seed"])
-        .output()
-        .expect("run");
-    assert!(seed.status.success());
-    let out = wallet_file(d, "r.json")
-        .args(["--password-file", "bad", "restore"])
-        .arg(String::from_utf8_lossy(&seed.stdout).trim())
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let seed = succeeds(wallet(d).args(["--password-file", "pw", "seed"]));
+    let restored = succeeds(
+        wallet_file(d, "r.json", false)
+            .args(["--password-file", "bad", "restore"])
+            .arg(seed.trim()),
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&address));
+    assert!(restored.contains(&address));
     // change_password: the old one stops working.
-    let out = wallet(d)
-        .args([
-            "--password-file",
-            "pw",
-            "change_password",
-            "--new-password-file",
-            "bad",
-        ])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(wallet(d).args([
+        "--password-file",
+        "pw",
+        "change_password",
+        "--new-password-file",
+        "bad",
+    ]));
     assert!(!addr(wallet(d).args(["--password-file", "pw"])).0);
     assert_eq!(addr(wallet(d).args(["--password-file", "bad"])).1, address);
 }
