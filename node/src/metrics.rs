@@ -44,6 +44,10 @@ const METHODS: &[&str] = &[
     "info",
     "batch",
     "sequence",
+    "ifelse",
+    "revoke_subaccount",
+    "unrevoke_subaccount",
+    "oxend_request",
 ];
 
 fn latency() -> Histogram {

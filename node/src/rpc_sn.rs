@@ -150,6 +150,17 @@ struct GetServiceNodes {
     poll_block_hash: Option<String>,
 }
 
+/// `get_service_nodes` with JSON params (null for none), for the storage server's
+/// `oxend_request`: the result, or the error message.
+pub fn get_service_nodes_json(node: &Node, params: &Value) -> Result<Value, String> {
+    let p: GetServiceNodes = if params.is_null() {
+        GetServiceNodes::default()
+    } else {
+        serde_json::from_value(params.clone()).map_err(|e| format!("invalid params: {e}"))?
+    };
+    get_service_nodes(node, p).map_err(|e| e.message().to_owned())
+}
+
 fn get_service_nodes(node: &Node, p: GetServiceNodes) -> RpcResult {
     if p.service_node_pubkeys.len() > 10_000 {
         return Err(invalid("too many service_node_pubkeys"));

@@ -68,6 +68,7 @@ pub struct Storage {
 /// What serving a request needs from the chain: computed once per block, not per request.
 struct Route {
     tip: sispop_chain::BlockHash,
+    height: u64,
     hf: u64,
     /// Our swarm, or why we do not serve.
     serving: Result<u64, String>,
@@ -90,6 +91,7 @@ impl Storage {
             _ => {
                 let r = Arc::new(Route {
                     tip,
+                    height: height.0,
                     hf: u64::from(node.params.hard_fork_at(height)),
                     serving: serving_in(&st),
                     ids: swarm_ids(st.chain.ext().state()),
@@ -265,10 +267,15 @@ fn respond(status: u16, body: &Value) -> Response<Full<Bytes>> {
     r
 }
 
-/// The accounts a request names (one, or one per subrequest of a batch or sequence).
+/// The accounts a request names (one, or one per subrequest of a batch or sequence, or of
+/// both branches of an `ifelse`).
 fn accounts(req: &Value) -> Vec<UserPubkey> {
     let params = &req["params"];
     match req["method"].as_str() {
+        Some("ifelse") => ["then", "else"]
+            .iter()
+            .flat_map(|b| accounts(&params[*b]))
+            .collect(),
         Some("batch" | "sequence") => params["requests"]
             .as_array()
             .map(|rs| {
@@ -339,10 +346,17 @@ pub fn storage_rpc_value(node: &Node, storage: &Storage, req: &Value) -> Reply {
             };
         }
     }
+    let oxend = |endpoint: &str, params: &Value| match endpoint {
+        "get_service_nodes" => crate::rpc_sn::get_service_nodes_json(node, params),
+        // No name system on Sispop's networks.
+        _ => Err(format!("{endpoint} is not available on this network")),
+    };
     let ctx = Context {
         now_ms: now_ms(),
         hf: [hf, 0],
+        height: route.height,
         signer: &storage.signer,
+        oxend: &oxend,
     };
     rpc::handle_value(&storage.store, &ctx, req)
 }
@@ -431,6 +445,8 @@ pub async fn serve_rpc(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Repl
                 | "expire"
                 | "expire_msgs"
                 | "expire_all"
+                | "revoke_subaccount"
+                | "unrevoke_subaccount"
         )
     );
     // A `delete` with `required` that found nothing here answers 404 but goes on all the same:

@@ -154,7 +154,13 @@ proptest! {
     fn storage_rpc_bodies(b in input()) {
         let s = store();
         let signer = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
-        let ctx = sispop_storage::rpc::Context { now_ms: 1_700_000_000_000, hf: [19, 0], signer: &signer };
+        let ctx = sispop_storage::rpc::Context {
+            now_ms: 1_700_000_000_000,
+            hf: [19, 0],
+            height: 1,
+            signer: &signer,
+            oxend: &sispop_storage::rpc::no_daemon,
+        };
         let r = sispop_storage::rpc::handle(s, &ctx, &b);
         prop_assert!((200..600).contains(&r.status));
     }

@@ -22,6 +22,11 @@ pub const TTL_MAXIMUM: u64 = 14 * 86_400_000;
 pub const TTL_MAXIMUM_PRIVATE: u64 = 30 * 86_400_000;
 /// Clock tolerance of a store (ms).
 pub const STORE_TOLERANCE: u64 = 10_000;
+mod meta;
+mod subaccounts;
+
+pub use meta::OXEND_ENDPOINTS;
+
 /// Window of a signed request's timestamp (ms).
 pub const SIGNATURE_TOLERANCE: u64 = 60_000;
 /// Most subrequests in a batch or sequence.
@@ -37,8 +42,18 @@ pub struct Context<'a> {
     pub now_ms: u64,
     /// `[hardfork, snode_revision]`.
     pub hf: [u64; 2],
+    /// The chain height (for `ifelse`).
+    pub height: u64,
     /// This node's Ed25519 key (signs results).
     pub signer: &'a SigningKey,
+    /// Answers `oxend_request` for an allowed endpoint and its params: the daemon's JSON
+    /// result, or its error message.
+    pub oxend: &'a dyn Fn(&str, &Value) -> Result<Value, String>,
+}
+
+/// An [`Context::oxend`] for a store with no daemon behind it.
+pub fn no_daemon(_: &str, _: &Value) -> Result<Value, String> {
+    Err("no daemon behind this storage server".into())
 }
 
 /// A status and a body (JSON for success and 421, plain text otherwise).
@@ -197,12 +212,32 @@ fn never(_: &[u8; TOKEN_LEN]) -> bool {
     false
 }
 
+/// Whether a subaccount token is revoked for `acct` (the store's revocation list).
+fn revoked<'a>(
+    store: &'a MessageStore,
+    acct: &'a UserPubkey,
+) -> impl Fn(&[u8; TOKEN_LEN]) -> bool + 'a {
+    move |t| store.is_revoked(acct, t)
+}
+
+/// Namespaces a revoked subaccount may still retrieve from (`-11`, `-111`, `-211`, …).
+fn unrevocable(ns: Namespace) -> bool {
+    ns < 0 && (-i32::from(ns)) % 100 == 11
+}
+
 /// Requires and verifies a signature over `msg`.
 /// Requires and verifies a signature over `msg`; `what` names the method in error texts, as
 /// upstream's do.
-fn authorise(what: &str, acct: &UserPubkey, p: &Map<String, Value>, msg: &[u8], need: u8) -> R<()> {
+fn authorise(
+    what: &str,
+    acct: &UserPubkey,
+    p: &Map<String, Value>,
+    msg: &[u8],
+    need: u8,
+    revoked: &dyn Fn(&[u8; TOKEN_LEN]) -> bool,
+) -> R<()> {
     let s = signed(p)?.ok_or_else(|| Reply::bad("Required field 'signature' missing"))?;
-    auth::verify(acct, &s, msg, need, &never).map_err(|e| match e {
+    auth::verify(acct, &s, msg, need, revoked).map_err(|e| match e {
         auth::AuthError::BadSignature => {
             Reply::err(401, format!("{what} signature verification failed"))
         }
@@ -310,11 +345,17 @@ pub fn handle_method(
         "expire" | "expire_msgs" => expire(store, ctx, p),
         "expire_all" => expire_all(store, ctx, p),
         "get_expiries" => get_expiries(store, ctx, p).map(Reply::ok),
+        "revoke_subaccount" => subaccounts::revoke(store, ctx, p, false),
+        "oxend_request" => meta::oxend_request(ctx, p),
+        "ifelse" if top => return meta::ifelse(store, ctx, p),
+        "unrevoke_subaccount" => subaccounts::revoke(store, ctx, p, true),
         "info" => Ok(Reply::ok(
             json!({"version": VERSION, "timestamp": ctx.now_ms}),
         )),
         "batch" | "sequence" if top => return batch(store, ctx, p, method == "sequence"),
-        "batch" | "sequence" => Err(Reply::bad("batch and sequence cannot be nested")),
+        "batch" | "sequence" | "ifelse" => Err(Reply::bad(
+            "Invalid batch subrequest: subrequests may not contain meta-requests",
+        )),
         other => Err(Reply::err(400, format!("no method {other}"))),
     };
     match r {
@@ -375,7 +416,14 @@ fn store_msg(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) ->
             flags::WRITE
         };
         let msg = format!("store{}{sig_ts}", ns_string(NsFilter::One(ns)));
-        authorise("store", &acct, p, msg.as_bytes(), need)?;
+        authorise(
+            "store",
+            &acct,
+            p,
+            msg.as_bytes(),
+            need,
+            &revoked(store, &acct),
+        )?;
     }
     let m = Message {
         pubkey: acct,
@@ -422,7 +470,14 @@ fn retrieve(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> 
         };
         check_time("retrieve signature", ts, ctx)?;
         let msg = format!("retrieve{}{ts}", ns_string(NsFilter::One(ns)));
-        authorise("retrieve", &acct, p, msg.as_bytes(), flags::READ)?;
+        // A revoked subaccount may still read the unrevocable namespaces.
+        let revoked_here = revoked(store, &acct);
+        let check: &dyn Fn(&[u8; TOKEN_LEN]) -> bool = if unrevocable(ns) {
+            &never
+        } else {
+            &revoked_here
+        };
+        authorise("retrieve", &acct, p, msg.as_bytes(), flags::READ, check)?;
     }
     let last = match get(p, "last_hash").or_else(|| get(p, "lastHash")) {
         Some(Value::String(s)) if s.is_empty() => None,
@@ -479,7 +534,14 @@ fn delete(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<
         .into_iter()
         .chain(hs.iter().cloned())
         .collect::<String>();
-    authorise("delete_msgs", &acct, p, msg.as_bytes(), flags::DELETE)?;
+    authorise(
+        "delete_msgs",
+        &acct,
+        p,
+        msg.as_bytes(),
+        flags::DELETE,
+        &revoked(store, &acct),
+    )?;
     let deleted = store.delete(&acct, &hs).map_err(store_error)?;
     let sig = sign(
         ctx,
@@ -523,7 +585,14 @@ fn delete_all(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -
     let ts = required(p, "timestamp")?;
     check_time("delete_all", ts, ctx)?;
     let msg = format!("delete_all{}{ts}", ns_string(ns));
-    authorise("delete_all", &acct, p, msg.as_bytes(), flags::DELETE)?;
+    authorise(
+        "delete_all",
+        &acct,
+        p,
+        msg.as_bytes(),
+        flags::DELETE,
+        &revoked(store, &acct),
+    )?;
     let deleted = store.delete_all(&acct, ns).map_err(store_error)?;
     let sig = sign(
         ctx,
@@ -550,7 +619,14 @@ fn delete_before(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>
         ));
     }
     let msg = format!("delete_before{}{before}", ns_string(ns));
-    authorise("delete_before", &acct, p, msg.as_bytes(), flags::DELETE)?;
+    authorise(
+        "delete_before",
+        &acct,
+        p,
+        msg.as_bytes(),
+        flags::DELETE,
+        &revoked(store, &acct),
+    )?;
     let deleted = store
         .delete_before(&acct, ns, before)
         .map_err(store_error)?;
@@ -579,7 +655,14 @@ fn expire_all(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -
         ));
     }
     let msg = format!("expire_all{}{expiry}", ns_string(ns));
-    authorise("expire_all", &acct, p, msg.as_bytes(), flags::DELETE)?;
+    authorise(
+        "expire_all",
+        &acct,
+        p,
+        msg.as_bytes(),
+        flags::DELETE,
+        &revoked(store, &acct),
+    )?;
     let updated = store.expire_all(&acct, ns, expiry).map_err(store_error)?;
     let sig = sign(
         ctx,
@@ -639,7 +722,14 @@ fn expire(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<
         ));
     }
     let msg = format!("expire{word}{expiry}{}", hs.concat());
-    authorise("expire", &acct, p, msg.as_bytes(), flags::WRITE)?;
+    authorise(
+        "expire",
+        &acct,
+        p,
+        msg.as_bytes(),
+        flags::WRITE,
+        &revoked(store, &acct),
+    )?;
     let applied = expiry.min(ctx.now_ms.saturating_add(TTL_MAXIMUM_PRIVATE));
     let changes: Vec<(String, u64)> = hs.iter().map(|h| (h.clone(), applied)).collect();
     let (updated, unchanged) = store.expire(&acct, &changes, mode).map_err(store_error)?;
@@ -671,7 +761,14 @@ fn get_expiries(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>)
     let ts = required(p, "timestamp")?;
     check_time("get_expiries", ts, ctx)?;
     let msg = format!("get_expiries{ts}{}", hs.concat());
-    authorise("get_expiries", &acct, p, msg.as_bytes(), flags::READ)?;
+    authorise(
+        "get_expiries",
+        &acct,
+        p,
+        msg.as_bytes(),
+        flags::READ,
+        &revoked(store, &acct),
+    )?;
     let e = store.get_expiries(&acct, &hs).map_err(store_error)?;
     Ok(json!({"expiries": e}))
 }

@@ -34,6 +34,10 @@ const CF_MSG: &str = "msg";
 const CF_HASH: &str = "hash";
 const CF_EXPIRY: &str = "expiry";
 const CF_OWNER: &str = "owner";
+const CF_REVOKED: &str = "revoked";
+
+mod revoked;
+pub use revoked::MAX_REVOKED;
 const SEQ_KEY: &[u8] = b"seq";
 /// Sequence numbers are reserved this many at a time (one write of `seq` per block of inserts).
 const SEQ_BLOCK: u64 = 1024;
@@ -317,6 +321,7 @@ impl MessageStore {
             ColumnFamilyDescriptor::new(CF_HASH, point()),
             ColumnFamilyDescriptor::new(CF_EXPIRY, plain()),
             ColumnFamilyDescriptor::new(CF_OWNER, point()),
+            ColumnFamilyDescriptor::new(CF_REVOKED, point()),
         ];
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         // Every number up to the stored bound may have been handed out: carry on above it.

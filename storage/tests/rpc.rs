@@ -39,10 +39,16 @@ impl T {
     }
 
     fn call(&self, method: &str, params: Value) -> (u16, Value) {
+        let oxend = |endpoint: &str, params: &Value| match endpoint {
+            "get_service_nodes" => Ok(json!({"service_node_states": [], "asked": params})),
+            _ => Err("no such name".to_owned()),
+        };
         let ctx = Context {
             now_ms: NOW,
             hf: [19, 0],
+            height: 100,
             signer: &self.node,
+            oxend: &oxend,
         };
         let body = json!({"method": method, "params": params}).to_string();
         let r = handle(&self.store, &ctx, body.as_bytes());
@@ -50,10 +56,31 @@ impl T {
     }
 
     /// Params with the account, its Ed25519 key and a signature over `msg`.
-    fn signed(&self, msg: &str, mut p: Value) -> Value {
+    fn signed(&self, msg: &str, p: Value) -> Value {
+        self.signed_bytes(msg.as_bytes(), p)
+    }
+
+    fn signed_bytes(&self, msg: &[u8], mut p: Value) -> Value {
         p["pubkey"] = json!(pubkey_hex(&self.acct));
         p["pubkey_ed25519"] = json!(hex::encode(self.user.verifying_key().to_bytes()));
-        p["signature"] = json!(STANDARD.encode(self.user.sign(msg.as_bytes()).to_bytes()));
+        p["signature"] = json!(STANDARD.encode(self.user.sign(msg).to_bytes()));
+        p
+    }
+
+    /// A subaccount token for `sub` with `flags`, signed by the account.
+    fn token(&self, sub: &SigningKey, flags: u8) -> Vec<u8> {
+        let mut t = vec![self.acct.prefix, flags, 0, 0];
+        t.extend_from_slice(&sub.verifying_key().to_bytes());
+        t
+    }
+
+    /// Params signed over `msg` by the subaccount `sub` acting with `token`.
+    fn sub_signed(&self, sub: &SigningKey, token: &[u8], msg: &str, mut p: Value) -> Value {
+        p["pubkey"] = json!(pubkey_hex(&self.acct));
+        p["pubkey_ed25519"] = json!(hex::encode(self.user.verifying_key().to_bytes()));
+        p["subaccount"] = json!(STANDARD.encode(token));
+        p["subaccount_sig"] = json!(STANDARD.encode(self.user.sign(token).to_bytes()));
+        p["signature"] = json!(STANDARD.encode(sub.sign(msg.as_bytes()).to_bytes()));
         p
     }
 
@@ -181,7 +208,9 @@ fn bad_stores_get_upstream_codes() {
     let ctx = Context {
         now_ms: NOW,
         hf: [19, 0],
+        height: 100,
         signer: &t.node,
+        oxend: &sispop_storage::rpc::no_daemon,
     };
     for garbage in [
         &b"not json"[..],
@@ -336,4 +365,218 @@ fn batch_and_sequence() {
     let many: Vec<Value> = (0..21).map(|_| ok.clone()).collect();
     assert_eq!(t.call("batch", json!({"requests": many})).0, 400);
     assert_eq!(t.call("batch", json!({"requests": []})).0, 400);
+}
+
+#[test]
+fn revoked_subaccounts_lose_access_until_unrevoked() {
+    let t = T::new();
+    let sub = SigningKey::from_bytes(&[4; 32]);
+    let token = t.token(&sub, 0b0001); // read
+    let read = |ns: &str| {
+        let p = if ns.is_empty() {
+            json!({})
+        } else {
+            json!({"namespace": ns.parse::<i32>().expect("ns")})
+        };
+        t.call(
+            "retrieve",
+            t.sub_signed(
+                &sub,
+                &token,
+                &format!("retrieve{ns}{NOW}"),
+                json!({"timestamp": NOW, "namespace": p["namespace"].clone()}),
+            ),
+        )
+        .0
+    };
+    assert_eq!(read(""), 200);
+    let revoke_msg = |what: &str, toks: &[&[u8]]| {
+        let mut m = format!("{what}{NOW}").into_bytes();
+        toks.iter().for_each(|x| m.extend_from_slice(x));
+        m
+    };
+    // A subaccount cannot revoke (its signature is checked as the account's, and fails).
+    let (code, _) = t.call(
+        "revoke_subaccount",
+        t.sub_signed(
+            &sub,
+            &token,
+            "x",
+            json!({"revoke": STANDARD.encode(&token), "timestamp": NOW}),
+        ),
+    );
+    assert_eq!(code, 401);
+    let (code, body) = t.call(
+        "revoke_subaccount",
+        t.signed_bytes(
+            &revoke_msg("revoke_subaccount", &[&token]),
+            json!({"revoke": [STANDARD.encode(&token)], "timestamp": NOW}),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    let mine = &body["swarm"][t.node_hex()];
+    let mut signed = pubkey_hex(&t.acct).into_bytes();
+    signed.extend_from_slice(NOW.to_string().as_bytes());
+    signed.extend_from_slice(&token);
+    assert!(
+        t.node_signed(mine, &signed),
+        "node signs pubkey ‖ timestamp ‖ tokens"
+    );
+    assert_eq!(read(""), 401, "revoked");
+    assert_eq!(read("-11"), 200, "still reads an unrevocable namespace");
+    // Unrevoke (hex form of the token): counts what it lifted.
+    let (code, body) = t.call(
+        "unrevoke_subaccount",
+        t.signed_bytes(
+            &revoke_msg("unrevoke_subaccount", &[&token]),
+            json!({"unrevoke": hex::encode(&token), "timestamp": NOW}),
+        ),
+    );
+    assert_eq!(
+        (code, &body["swarm"][t.node_hex()]["count"]),
+        (200, &json!(1))
+    );
+    assert_eq!(read(""), 200);
+    let (_, body) = t.call(
+        "unrevoke_subaccount",
+        t.signed_bytes(
+            &revoke_msg("unrevoke_subaccount", &[&token]),
+            json!({"unrevoke": hex::encode(&token), "timestamp": NOW}),
+        ),
+    );
+    assert_eq!(body["swarm"][t.node_hex()]["count"], 0);
+    // Bad input: too many at once, a malformed token, a stale timestamp, a bad signature.
+    let many: Vec<Vec<u8>> = (0..51u8)
+        .map(|i| t.token(&SigningKey::from_bytes(&[i; 32]), 1))
+        .collect();
+    let refs: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
+    let list: Vec<String> = many.iter().map(|x| STANDARD.encode(x)).collect();
+    let (code, body) = t.call(
+        "revoke_subaccount",
+        t.signed_bytes(
+            &revoke_msg("revoke_subaccount", &refs),
+            json!({"revoke": list, "timestamp": NOW}),
+        ),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.as_str().expect("text").contains("more than 50"));
+    assert_eq!(
+        t.call(
+            "revoke_subaccount",
+            t.signed("x", json!({"revoke": "abc", "timestamp": NOW}))
+        )
+        .0,
+        400
+    );
+    let (code, _) = t.call(
+        "revoke_subaccount",
+        t.signed_bytes(
+            &revoke_msg("revoke_subaccount", &[&token]),
+            json!({"revoke": [STANDARD.encode(&token)], "timestamp": NOW - 120_000}),
+        ),
+    );
+    assert_eq!(code, 406);
+    let (code, body) = t.call(
+        "revoke_subaccount",
+        t.signed(
+            "wrong",
+            json!({"revoke": [STANDARD.encode(&token)], "timestamp": NOW}),
+        ),
+    );
+    assert_eq!(
+        (code, body),
+        (
+            401,
+            json!("revoke_subaccount signature verification failed")
+        )
+    );
+    // At most 50 kept per account: revoking 50 + 10 keeps 50.
+    for chunk in many[..50].chunks(25).chain(std::iter::once(&many[40..51])) {
+        let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        let list: Vec<String> = chunk.iter().map(|x| STANDARD.encode(x)).collect();
+        let (code, _) = t.call(
+            "revoke_subaccount",
+            t.signed_bytes(
+                &revoke_msg("revoke_subaccount", &refs),
+                json!({"revoke": list, "timestamp": NOW}),
+            ),
+        );
+        assert_eq!(code, 200);
+    }
+    assert_eq!(t.store.revocations(&t.acct).expect("db").len(), 50);
+}
+
+#[test]
+fn ifelse_runs_the_branch_its_conditions_pick() {
+    let t = T::new();
+    let info = json!({"method": "info", "params": {}});
+    let frob = json!({"method": "frobnicate", "params": {}});
+    // Context: hf [19, 0], height 100, version 2.6.0.
+    for (cond, expect) in [
+        (json!({"height_at_least": 100}), true),
+        (json!({"height_before": 100}), false),
+        (json!({"hf_at_least": [19]}), true),
+        (json!({"hf_at_least": [19, 1]}), false),
+        (json!({"hf_before": [19, 1], "height_at_least": 5}), true),
+        (json!({"v_at_least": [2, 6]}), true),
+        (json!({"v_before": [2, 6, 0]}), false),
+    ] {
+        let (code, body) = t.call("ifelse", json!({"if": cond, "then": info, "else": frob}));
+        assert_eq!(code, 200);
+        assert_eq!(body["condition"], expect, "{cond}");
+        assert_eq!(body["hf"], json!([19, 0]));
+        assert_eq!(body["v"], json!([2, 6, 0]));
+        assert_eq!(body["height"], 100);
+        assert_eq!(
+            body["result"]["code"],
+            if expect { 200 } else { 400 },
+            "{body}"
+        );
+    }
+    // No branch for the outcome: no result. Branches may nest meta-requests.
+    let (_, body) = t.call("ifelse", json!({"if": {"height_before": 1}, "then": info}));
+    assert!(body.get("result").is_none(), "{body}");
+    let inner = json!({"method": "ifelse", "params": {"if": {"height_at_least": 1}, "then": info}});
+    let (_, body) = t.call(
+        "ifelse",
+        json!({"if": {"height_at_least": 1}, "then": inner}),
+    );
+    assert_eq!(body["result"]["body"]["result"]["code"], 200);
+    // Bad requests.
+    for bad in [
+        json!({"then": info}),
+        json!({"if": {}, "then": info}),
+        json!({"if": {"height_at_least": 1}}),
+        json!({"if": {"hf_at_least": "19"}, "then": info}),
+        json!({"if": {"height_at_least": 1}, "then": {"method": "info"}}),
+    ] {
+        assert_eq!(t.call("ifelse", bad.clone()).0, 400, "{bad}");
+    }
+    // Not inside a batch.
+    let nested =
+        json!({"method": "ifelse", "params": {"if": {"height_at_least": 1}, "then": info}});
+    let (_, body) = t.call("batch", json!({"requests": [nested]}));
+    assert_eq!(body["results"][0]["code"], 400);
+}
+
+#[test]
+fn oxend_request_passes_allowed_endpoints_to_the_daemon() {
+    let t = T::new();
+    let (code, body) = t.call(
+        "oxend_request",
+        json!({"endpoint": "get_service_nodes", "params": {"active_only": true}}),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(body["result"]["asked"], json!({"active_only": true}));
+    assert_eq!(body["t"], NOW);
+    let (code, body) = t.call("oxend_request", json!({"endpoint": "ons_resolve"}));
+    assert_eq!((code, body), (400, json!("no such name")));
+    let (code, body) = t.call("oxend_request", json!({"endpoint": "get_info"}));
+    assert_eq!(
+        (code, body),
+        (
+            400,
+            json!("invalid request: Invalid oxend endpoint 'get_info'")
+        )
+    );
 }

@@ -1,0 +1,87 @@
+//! `revoke_subaccount` / `unrevoke_subaccount`: the account itself (never a subaccount)
+//! revokes subaccount tokens, or lifts revocations. Recursive like the other writes: every
+//! member of the swarm applies it and signs `pubkey_hex ‖ timestamp ‖ token bytes…`.
+
+use super::*;
+use crate::store::MAX_REVOKED;
+
+/// The tokens of `field`: one or a list, each 36 bytes as base64 (48 characters) or hex (72).
+fn tokens(p: &Map<String, Value>, field: &str) -> R<Vec<[u8; TOKEN_LEN]>> {
+    let bad = || {
+        Reply::bad(format!(
+            "invalid {field}: expected base64 or hex-encoded subaccount tag"
+        ))
+    };
+    let list: Vec<&str> = match get(p, field) {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?,
+        _ => return Err(Reply::bad(format!("Required field '{field}' missing"))),
+    };
+    if field == "revoke" && list.len() > MAX_REVOKED {
+        return Err(Reply::bad(format!(
+            "invalid revoke: cannot revoke more than {MAX_REVOKED} subaccounts at once"
+        )));
+    }
+    list.into_iter()
+        .map(|t| {
+            let raw = match t.len() {
+                48 => STANDARD.decode(t).ok(),
+                72 => ::hex::decode(t).ok(),
+                _ => None,
+            };
+            raw.and_then(|r| <[u8; TOKEN_LEN]>::try_from(r.as_slice()).ok())
+                .ok_or_else(bad)
+        })
+        .collect()
+}
+
+/// Handles `revoke_subaccount` (`unrevoke` false) or `unrevoke_subaccount`.
+pub(super) fn revoke(
+    store: &MessageStore,
+    ctx: &Context<'_>,
+    p: &Map<String, Value>,
+    unrevoke: bool,
+) -> R<Reply> {
+    let (what, field) = if unrevoke {
+        ("unrevoke_subaccount", "unrevoke")
+    } else {
+        ("revoke_subaccount", "revoke")
+    };
+    let acct = pubkey(p)?;
+    let toks = tokens(p, field)?;
+    let ts = required(p, "timestamp")?;
+    check_time(what, ts, ctx)?;
+    // Signed by the account's key: subaccount fields, if sent, play no part.
+    let mut s = signed(p)?.ok_or_else(|| Reply::bad("Required field 'signature' missing"))?;
+    s.subaccount = None;
+    let mut msg = format!("{what}{ts}").into_bytes();
+    toks.iter().for_each(|t| msg.extend_from_slice(t));
+    auth::verify(&acct, &s, &msg, 0, &never).map_err(|e| match e {
+        auth::AuthError::BadSignature => {
+            Reply::err(401, format!("{what} signature verification failed"))
+        }
+        other => Reply::err(other.status(), format!("{what}: {other}")),
+    })?;
+    let count = if unrevoke {
+        Some(store.unrevoke(&acct, &toks).map_err(store_error)?)
+    } else {
+        store
+            .revoke(&acct, &toks, ctx.now_ms)
+            .map_err(store_error)?;
+        None
+    };
+    let (hex_pk, ts_s) = (pubkey_hex(&acct), ts.to_string());
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(2 + toks.len());
+    parts.push(hex_pk.as_bytes());
+    parts.push(ts_s.as_bytes());
+    toks.iter().for_each(|t| parts.push(t));
+    let mut entry = json!({"signature": sign(ctx, &parts)});
+    if let Some(c) = count {
+        entry["count"] = json!(c);
+    }
+    Ok(swarm_entry(ctx, entry))
+}
