@@ -245,6 +245,29 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         .map(|(k, _)| k.clone())
         .collect();
     assert!(members.len() >= 5, "replicated to the swarm: {answer}");
+    // A store inside a `sequence` (as Session clients send them) is replicated too.
+    let in_sequence = run(&[
+        "--daemon",
+        &daemon,
+        "--seed",
+        &seed,
+        "store",
+        "--sequence",
+        "hello sequence",
+    ]);
+    let answer: Value =
+        serde_json::from_str(&in_sequence[in_sequence.find('{').expect("json")..]).expect("json");
+    let signed = answer["results"][0]["body"]["swarm"]
+        .as_object()
+        .map_or(0, |m| {
+            m.values()
+                .filter(|e| e.get("failed").is_none() && e["signature"].is_string())
+                .count()
+        });
+    assert!(
+        signed >= 5,
+        "the sequence's store reached the swarm: {answer}"
+    );
     // Read back from another member: the store reached it.
     let other = members
         .iter()
@@ -273,6 +296,7 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         std::thread::sleep(Duration::from_secs(2));
     };
     assert!(got.contains(": hello swarm"), "{got}");
+    assert!(got.contains(": hello sequence"), "{got}");
 
     // Kill two nodes, mine 20 blocks, resume: everyone agrees again.
     for i in [3, 7] {

@@ -12,6 +12,7 @@ pub mod rpc;
 pub mod rpc_sn;
 pub mod snkeys;
 pub mod storage_client;
+pub mod storage_replicate;
 pub mod storage_server;
 pub mod storage_sync;
 pub mod storage_test;

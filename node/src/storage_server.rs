@@ -411,13 +411,10 @@ pub async fn serve_rpc(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Repl
     let n = node.clone();
     let b = body.clone();
     let s = storage.clone();
-    let (mut reply, method) = storage
+    let (mut reply, req) = storage
         .workers
         .run(move || match serde_json::from_slice::<Value>(&b) {
-            Ok(req) => {
-                let method = req["method"].as_str().map(str::to_owned);
-                (storage_rpc_value(&n, &s, &req), method)
-            }
+            Ok(req) => (storage_rpc_value(&n, &s, &req), Some(req)),
             Err(_) => (storage_rpc(&n, &s, &b), None),
         })
         .await
@@ -435,46 +432,20 @@ pub async fn serve_rpc(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Repl
             )
         });
     // Writes go on to the rest of the swarm, whose signed results join ours.
-    let recursive = matches!(
-        method.as_deref(),
-        Some(
-            "store"
-                | "delete"
-                | "delete_all"
-                | "delete_before"
-                | "expire"
-                | "expire_msgs"
-                | "expire_all"
-                | "revoke_subaccount"
-                | "unrevoke_subaccount"
+    if let (Some(req), Ok(swarm)) = (&req, serving(node)) {
+        crate::storage_replicate::replicate(
+            node,
+            swarm,
+            req,
+            Some(&body),
+            &mut reply.status,
+            &mut reply.body,
         )
-    );
-    // A `delete` with `required` that found nothing here answers 404 but goes on all the same:
-    // the swarm as a whole decides.
-    let delete_required = method.as_deref() == Some("delete") && reply.status == 404;
-    if recursive && (reply.status == 200 || delete_required) {
-        if let Ok(swarm) = serving(node) {
-            let sent = std::time::Instant::now();
-            let entries = crate::storage_sync::forward(node, swarm, &body).await;
-            node.metrics.replicated(sent.elapsed());
-            for (pk, entry) in entries {
-                if let Some(Value::Object(m)) = reply.body.get_mut("swarm") {
-                    m.insert(pk, entry);
-                }
-            }
-        }
-        if delete_required {
-            let any = reply.body["swarm"].as_object().is_some_and(|m| {
-                m.values()
-                    .any(|e| e["deleted"].as_array().is_some_and(|d| !d.is_empty()))
-            });
-            if any {
-                reply.status = 200;
-            }
-        }
+        .await;
     }
+    let method = req.as_ref().and_then(|r| r["method"].as_str());
     node.metrics
-        .storage_request(method.as_deref(), reply.status, started.elapsed());
+        .storage_request(method, reply.status, started.elapsed());
     reply
 }
 

@@ -56,6 +56,10 @@ enum Cmd {
         /// Time to live in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
+        /// Send it inside a one-request `sequence`, as Session clients often do (the answer is
+        /// then `{"results": [{"code", "body"}]}`).
+        #[arg(long)]
+        sequence: bool,
     },
     /// Retrieve the account's messages from a member of the swarm.
     Retrieve {
@@ -197,14 +201,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let now = now_ms();
     let ns = cli.namespace;
     let (method, params) = match &cli.cmd {
-        Cmd::Store { message, ttl } => {
+        Cmd::Store {
+            message,
+            ttl,
+            sequence,
+        } => {
             let sig = sk.sign(format!("store{}{now}", ns_str(ns)).as_bytes());
-            (
-                "store",
-                json!({"pubkey": id, "pubkey_ed25519": ed, "namespace": ns, "timestamp": now,
-                       "ttl": ttl.saturating_mul(1000), "data": STANDARD.encode(message),
-                       "signature": STANDARD.encode(sig.to_bytes())}),
-            )
+            let p = json!({"pubkey": id, "pubkey_ed25519": ed, "namespace": ns, "timestamp": now,
+                           "ttl": ttl.saturating_mul(1000), "data": STANDARD.encode(message),
+                           "signature": STANDARD.encode(sig.to_bytes())});
+            if *sequence {
+                (
+                    "sequence",
+                    json!({"requests": [{"method": "store", "params": p}]}),
+                )
+            } else {
+                ("store", p)
+            }
         }
         Cmd::Retrieve { .. } => {
             let sig = sk.sign(format!("retrieve{}{now}", ns_str(ns)).as_bytes());

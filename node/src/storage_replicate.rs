@@ -1,0 +1,122 @@
+//! Which parts of a client's storage request go on to the rest of the swarm, as upstream's
+//! recursive requests do: a write itself, each write of a `batch` or `sequence` that
+//! succeeded here, and the branch an `ifelse` ran (which may be any of these). Each is
+//! forwarded as the client signed it; every member checks and applies it, and their signed
+//! results join ours under `"swarm"`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use crate::node::Node;
+use crate::storage_sync::forward;
+
+/// Methods each member of the swarm applies itself (upstream's recursive requests).
+pub const RECURSIVE: [&str; 9] = [
+    "store",
+    "delete",
+    "delete_all",
+    "delete_before",
+    "expire",
+    "expire_msgs",
+    "expire_all",
+    "revoke_subaccount",
+    "unrevoke_subaccount",
+];
+
+/// Whether `req` (with our `status` for it) is a write to forward: a recursive method that
+/// succeeded here, or a `delete` with `required` that found nothing here (404: the swarm as a
+/// whole decides).
+fn forwards(req: &Value, status: u16) -> bool {
+    let m = req["method"].as_str().unwrap_or("");
+    RECURSIVE.contains(&m) && (status == 200 || (m == "delete" && status == 404))
+}
+
+/// Merges peers' entries into our answer `body` (under `"swarm"`); a `delete` with `required`
+/// that found nothing here becomes 200 when some member deleted something.
+fn merge(req: &Value, status: &mut u16, body: &mut Value, entries: Vec<(String, Value)>) {
+    if let Some(Value::Object(m)) = body.get_mut("swarm") {
+        for (pk, entry) in entries {
+            m.insert(pk, entry);
+        }
+    }
+    if *status == 404 && req["method"] == "delete" {
+        let any = body["swarm"].as_object().is_some_and(|m| {
+            m.values()
+                .any(|e| e["deleted"].as_array().is_some_and(|d| !d.is_empty()))
+        });
+        if any {
+            *status = 200;
+        }
+    }
+}
+
+/// Forwards the writes of `req` (`raw`: its bytes as the client sent them, for a top-level
+/// write) to the other members of `swarm`, merging their results into our answer.
+pub fn replicate<'a>(
+    node: &'a Node,
+    swarm: u64,
+    req: &'a Value,
+    raw: Option<&'a [u8]>,
+    status: &'a mut u16,
+    body: &'a mut Value,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        match req["method"].as_str().unwrap_or("") {
+            "batch" | "sequence" => {
+                let (Some(subs), Some(results)) = (
+                    req["params"]["requests"].as_array(),
+                    body.get_mut("results").and_then(Value::as_array_mut),
+                ) else {
+                    return;
+                };
+                // The writes that succeeded here, all forwarded at once.
+                let todo: Vec<(usize, &Value)> = subs
+                    .iter()
+                    .zip(results.iter())
+                    .enumerate()
+                    .filter(|(_, (sub, r))| forwards(sub, r["code"].as_u64().unwrap_or(0) as u16))
+                    .map(|(i, (sub, _))| (i, sub))
+                    .collect();
+                let asks = todo.iter().map(|(i, sub)| async move {
+                    let bytes = serde_json::to_vec(sub).unwrap_or_default();
+                    (*i, forward(node, swarm, &bytes).await)
+                });
+                for (i, entries) in futures::future::join_all(asks).await {
+                    let (Some(sub), Some(r)) = (subs.get(i), results.get_mut(i)) else {
+                        continue;
+                    };
+                    let mut code = r["code"].as_u64().unwrap_or(0) as u16;
+                    merge(sub, &mut code, &mut r["body"], entries);
+                    r["code"] = code.into();
+                }
+            }
+            "ifelse" => {
+                let branch = if body["condition"] == Value::Bool(true) {
+                    "then"
+                } else {
+                    "else"
+                };
+                let sub = &req["params"][branch];
+                let Some(r) = body.get_mut("result") else {
+                    return;
+                };
+                let mut code = r["code"].as_u64().unwrap_or(0) as u16;
+                replicate(node, swarm, sub, None, &mut code, &mut r["body"]).await;
+                r["code"] = code.into();
+            }
+            _ if forwards(req, *status) => {
+                let bytes = match raw {
+                    Some(b) => b.to_vec(),
+                    None => serde_json::to_vec(req).unwrap_or_default(),
+                };
+                let sent = std::time::Instant::now();
+                let entries = forward(node, swarm, &bytes).await;
+                node.metrics.replicated(sent.elapsed());
+                merge(req, status, body, entries);
+            }
+            _ => {}
+        }
+    })
+}
