@@ -1,8 +1,10 @@
 //! Which parts of a client's storage request go on to the rest of the swarm, as upstream's
-//! recursive requests do: a write itself, each write of a `batch` or `sequence` that
-//! succeeded here, and the branch an `ifelse` ran (which may be any of these). Each is
-//! forwarded as the client signed it; every member checks and applies it, and their signed
-//! results join ours under `"swarm"`.
+//! recursive requests do: a write itself, each write of a `batch` that succeeded here (all at
+//! once: a batch has no order), and the branch an `ifelse` ran (which may be any of these).
+//! A top-level `sequence` is run one subrequest at a time by the daemon (`serve_sequence`),
+//! each replicated before the next runs; one inside an `ifelse` branch comes here and its
+//! writes go on one after another, in order. Each is forwarded as the client signed it; every
+//! member checks and applies it, and their signed results join ours under `"swarm"`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -65,13 +67,14 @@ pub fn replicate<'a>(
     Box::pin(async move {
         match req["method"].as_str().unwrap_or("") {
             "batch" | "sequence" => {
+                let in_order = req["method"] == "sequence";
                 let (Some(subs), Some(results)) = (
                     req["params"]["requests"].as_array(),
                     body.get_mut("results").and_then(Value::as_array_mut),
                 ) else {
                     return;
                 };
-                // The writes that succeeded here, all forwarded at once.
+                // The writes that succeeded here.
                 let todo: Vec<(usize, &Value)> = subs
                     .iter()
                     .zip(results.iter())
@@ -79,11 +82,20 @@ pub fn replicate<'a>(
                     .filter(|(_, (sub, r))| forwards(sub, r["code"].as_u64().unwrap_or(0) as u16))
                     .map(|(i, (sub, _))| (i, sub))
                     .collect();
-                let asks = todo.iter().map(|(i, sub)| async move {
+                let ask = |(i, sub): (usize, &'a Value)| async move {
                     let bytes = serde_json::to_vec(sub).unwrap_or_default();
-                    (*i, forward(node, swarm, &bytes).await)
-                });
-                for (i, entries) in futures::future::join_all(asks).await {
+                    (i, forward(node, swarm, &bytes).await)
+                };
+                let answers = if in_order {
+                    let mut out = Vec::with_capacity(todo.len());
+                    for t in todo {
+                        out.push(ask(t).await);
+                    }
+                    out
+                } else {
+                    futures::future::join_all(todo.into_iter().map(ask)).await
+                };
+                for (i, entries) in answers {
                     let (Some(sub), Some(r)) = (subs.get(i), results.get_mut(i)) else {
                         continue;
                     };

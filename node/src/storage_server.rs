@@ -411,42 +411,96 @@ pub async fn serve_rpc(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Repl
     let n = node.clone();
     let b = body.clone();
     let s = storage.clone();
-    let (mut reply, req) = storage
+    // A top-level `sequence` runs here, one subrequest at a time (below); anything else runs
+    // on a worker as a whole.
+    let (local, req) = storage
         .workers
         .run(move || match serde_json::from_slice::<Value>(&b) {
-            Ok(req) => (storage_rpc_value(&n, &s, &req), Some(req)),
-            Err(_) => (storage_rpc(&n, &s, &b), None),
+            Ok(req) if req["method"] == "sequence" => (None, Some(req)),
+            Ok(req) => (Some(storage_rpc_value(&n, &s, &req)), Some(req)),
+            Err(_) => (Some(storage_rpc(&n, &s, &b)), None),
         })
         .await
-        .unwrap_or_else(|why| {
-            let (status, text) = match why {
-                Refused::Busy => (503, "Server busy, try again later"),
-                Refused::Died => (500, "request failed"),
-            };
-            (
-                Reply {
-                    status,
-                    body: json!(text),
-                },
-                None,
-            )
-        });
+        .unwrap_or_else(|why| (Some(refused(why)), None));
+    let mut reply = match (local, &req) {
+        (Some(r), _) => r,
+        (None, Some(req)) => serve_sequence(node, storage, req).await,
+        (None, None) => refused(Refused::Died),
+    };
     // Writes go on to the rest of the swarm, whose signed results join ours.
     if let (Some(req), Ok(swarm)) = (&req, serving(node)) {
-        crate::storage_replicate::replicate(
-            node,
-            swarm,
-            req,
-            Some(&body),
-            &mut reply.status,
-            &mut reply.body,
-        )
-        .await;
+        if req["method"] != "sequence" {
+            crate::storage_replicate::replicate(
+                node,
+                swarm,
+                req,
+                Some(&body),
+                &mut reply.status,
+                &mut reply.body,
+            )
+            .await;
+        }
     }
     let method = req.as_ref().and_then(|r| r["method"].as_str());
     node.metrics
         .storage_request(method, reply.status, started.elapsed());
     reply
+}
+
+fn refused(why: Refused) -> Reply {
+    let (status, text) = match why {
+        Refused::Busy => (503, "Server busy, try again later"),
+        Refused::Died => (500, "request failed"),
+    };
+    Reply {
+        status,
+        body: json!(text),
+    }
+}
+
+/// A `sequence`, as upstream runs it: each subrequest runs here and goes on to the swarm
+/// before the next starts (so members apply them in order), and the result with the swarm's
+/// answers merged in decides whether the next runs. Every subrequest is checked first.
+async fn serve_sequence(node: &Node, storage: &Arc<Storage>, req: &Value) -> Reply {
+    if let Err(why) = &storage.route(node).serving {
+        return Reply {
+            status: 503,
+            body: Value::String(format!("Service node is not ready: {why}")),
+        };
+    }
+    let subs = match rpc::subrequests(&req["params"]) {
+        Ok(subs) => subs.clone(),
+        Err(r) => return r,
+    };
+    let mut results = Vec::with_capacity(subs.len());
+    for sub in subs {
+        let (n, s, one) = (node.clone(), storage.clone(), sub.clone());
+        let mut r = storage
+            .workers
+            .run(move || storage_rpc_value(&n, &s, &one))
+            .await
+            .unwrap_or_else(refused);
+        if let Ok(swarm) = serving(node) {
+            crate::storage_replicate::replicate(
+                node,
+                swarm,
+                &sub,
+                None,
+                &mut r.status,
+                &mut r.body,
+            )
+            .await;
+        }
+        let failed = !(200..300).contains(&r.status);
+        results.push(json!({"code": r.status, "body": r.body}));
+        if failed {
+            break;
+        }
+    }
+    Reply {
+        status: 200,
+        body: json!({"results": results}),
+    }
 }
 
 /// Opens the store and the TLS config (before the daemon starts serving anything).

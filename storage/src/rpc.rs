@@ -237,12 +237,16 @@ fn authorise(
     revoked: &dyn Fn(&[u8; TOKEN_LEN]) -> bool,
 ) -> R<()> {
     let s = signed(p)?.ok_or_else(|| Reply::bad("Required field 'signature' missing"))?;
-    auth::verify(acct, &s, msg, need, revoked).map_err(|e| match e {
-        auth::AuthError::BadSignature => {
-            Reply::err(401, format!("{what} signature verification failed"))
-        }
-        other => Reply::err(other.status(), format!("{what}: {other}")),
-    })
+    auth::verify(acct, &s, msg, need, revoked).map_err(|e| auth_error(what, e))
+}
+
+/// As upstream, every failed verification is "<method> signature verification failed" (401);
+/// only `pubkey_ed25519` on an account that may not use one is a 400.
+fn auth_error(what: &str, e: auth::AuthError) -> Reply {
+    match e {
+        auth::AuthError::Ed25519NotAllowed => Reply::err(400, format!("{what}: {e}")),
+        _ => Reply::err(401, format!("{what} signature verification failed")),
+    }
 }
 
 fn in_window(ts: u64, now: u64, tolerance: u64) -> bool {
@@ -773,20 +777,62 @@ fn get_expiries(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>)
     Ok(json!({"expiries": e}))
 }
 
-fn batch(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>, sequence: bool) -> Reply {
-    let Some(Value::Array(reqs)) = get(p, "requests") else {
-        return Reply::bad("Required field 'requests' missing");
+/// Methods a request may name (the daemon answers `get_swarm` itself).
+pub const METHODS: [&str; 19] = [
+    "store",
+    "retrieve",
+    "delete",
+    "delete_all",
+    "delete_before",
+    "expire",
+    "expire_msgs",
+    "expire_all",
+    "get_expiries",
+    "info",
+    "get_swarm",
+    "get_snodes_for_pubkey",
+    "revoke_subaccount",
+    "unrevoke_subaccount",
+    "oxend_request",
+    "batch",
+    "sequence",
+    "ifelse",
+    "monitor",
+];
+
+/// The subrequests of a `batch` or `sequence`, all checked before any runs (as upstream
+/// parses the whole request first): 1 to [`BATCH_REQUEST_MAX`] of `{"method", "params"}`,
+/// none of them a meta-request.
+pub fn subrequests(params: &Value) -> Result<&Vec<Value>, Reply> {
+    let Some(Value::Array(reqs)) = params.get("requests") else {
+        return Err(Reply::bad("Required field 'requests' missing"));
     };
     if reqs.is_empty() || reqs.len() > BATCH_REQUEST_MAX {
-        return Reply::bad(format!(
+        return Err(Reply::bad(format!(
             "batch and sequence take 1 to {BATCH_REQUEST_MAX} requests"
-        ));
+        )));
     }
-    let mut results = Vec::new();
     for r in reqs {
-        let (Some(Value::String(m)), Some(params)) = (r.get("method"), r.get("params")) else {
-            return Reply::bad("each request needs 'method' and 'params'");
+        let (Some(Value::String(m)), Some(_)) = (r.get("method"), r.get("params")) else {
+            return Err(Reply::bad("each request needs 'method' and 'params'"));
         };
+        if matches!(m.as_str(), "batch" | "sequence" | "ifelse") {
+            return Err(Reply::bad(
+                "Invalid batch subrequest: subrequests may not contain meta-requests",
+            ));
+        }
+    }
+    Ok(reqs)
+}
+
+fn batch(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>, sequence: bool) -> Reply {
+    let reqs = match subrequests(&Value::Object(p.clone())) {
+        Ok(r) => r.clone(),
+        Err(e) => return e,
+    };
+    let mut results = Vec::new();
+    for r in &reqs {
+        let (m, params) = (r["method"].as_str().unwrap_or_default(), &r["params"]);
         let reply = handle_method(store, ctx, m, params, false);
         let failed = !(200..300).contains(&reply.status);
         results.push(json!({"code": reply.status, "body": reply.body}));

@@ -75,12 +75,16 @@ impl T {
     }
 
     /// Params signed over `msg` by the subaccount `sub` acting with `token`.
-    fn sub_signed(&self, sub: &SigningKey, token: &[u8], msg: &str, mut p: Value) -> Value {
+    fn sub_signed(&self, sub: &SigningKey, token: &[u8], msg: &str, p: Value) -> Value {
+        self.sub_signed_bytes(sub, token, msg.as_bytes(), p)
+    }
+
+    fn sub_signed_bytes(&self, sub: &SigningKey, token: &[u8], msg: &[u8], mut p: Value) -> Value {
         p["pubkey"] = json!(pubkey_hex(&self.acct));
         p["pubkey_ed25519"] = json!(hex::encode(self.user.verifying_key().to_bytes()));
         p["subaccount"] = json!(STANDARD.encode(token));
         p["subaccount_sig"] = json!(STANDARD.encode(self.user.sign(token).to_bytes()));
-        p["signature"] = json!(STANDARD.encode(sub.sign(msg.as_bytes()).to_bytes()));
+        p["signature"] = json!(STANDARD.encode(sub.sign(msg).to_bytes()));
         p
     }
 
@@ -359,9 +363,18 @@ fn batch_and_sequence() {
         Some(1),
         "stops at the failure"
     );
+    // Every subrequest is checked before any runs: a nested meta-request, or an entry without
+    // method or params, refuses the whole batch, and the store before it did not happen.
     let nested = json!({"method": "batch", "params": {"requests": [ok]}});
-    let (_, body) = t.call("batch", json!({"requests": [nested]}));
-    assert_eq!(body["results"][0]["code"], 400);
+    assert_eq!(t.call("batch", json!({"requests": [nested]})).0, 400);
+    let good_store = json!({"method": "store", "params": {"pubkey": pk, "timestamp": NOW,
+        "ttl": 60_000, "data": STANDARD.encode(b"early")}});
+    let (code, _) = t.call(
+        "sequence",
+        json!({"requests": [good_store, {"method": "info"}]}),
+    );
+    assert_eq!(code, 400);
+    assert_eq!(t.store.usage(&t.acct).expect("usage").0, 0, "nothing ran");
     let many: Vec<Value> = (0..21).map(|_| ok.clone()).collect();
     assert_eq!(t.call("batch", json!({"requests": many})).0, 400);
     assert_eq!(t.call("batch", json!({"requests": []})).0, 400);
@@ -395,17 +408,40 @@ fn revoked_subaccounts_lose_access_until_unrevoked() {
         toks.iter().for_each(|x| m.extend_from_slice(x));
         m
     };
-    // A subaccount cannot revoke (its signature is checked as the account's, and fails).
+    let revoke = json!({"revoke": [STANDARD.encode(&token)], "timestamp": NOW});
+    // As upstream, revocations hang off an account that holds messages: with none, nothing
+    // is kept.
     let (code, _) = t.call(
         "revoke_subaccount",
-        t.sub_signed(
+        t.signed_bytes(&revoke_msg("revoke_subaccount", &[&token]), revoke.clone()),
+    );
+    assert_eq!(code, 200);
+    assert!(!t
+        .store
+        .is_revoked(&t.acct, token.as_slice().try_into().expect("36")));
+    let pk = pubkey_hex(&t.acct);
+    let (code, _) = t.call(
+        "store",
+        json!({"pubkey": pk, "timestamp": NOW, "ttl": 60_000, "data": STANDARD.encode(b"m")}),
+    );
+    assert_eq!(code, 200);
+    // A subaccount cannot revoke, even signing the right string: only the account's key does.
+    let (code, body) = t.call(
+        "revoke_subaccount",
+        t.sub_signed_bytes(
             &sub,
             &token,
-            "x",
-            json!({"revoke": STANDARD.encode(&token), "timestamp": NOW}),
+            &revoke_msg("revoke_subaccount", &[&token]),
+            revoke.clone(),
         ),
     );
-    assert_eq!(code, 401);
+    assert_eq!(
+        (code, body),
+        (
+            401,
+            json!("revoke_subaccount signature verification failed")
+        )
+    );
     let (code, body) = t.call(
         "revoke_subaccount",
         t.signed_bytes(
@@ -490,7 +526,7 @@ fn revoked_subaccounts_lose_access_until_unrevoked() {
             json!("revoke_subaccount signature verification failed")
         )
     );
-    // At most 50 kept per account: revoking 50 + 10 keeps 50.
+    // At most 50 kept per account: revoking 50, then 11 (10 of them again), keeps 50.
     for chunk in many[..50].chunks(25).chain(std::iter::once(&many[40..51])) {
         let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
         let list: Vec<String> = chunk.iter().map(|x| STANDARD.encode(x)).collect();
@@ -504,24 +540,31 @@ fn revoked_subaccounts_lose_access_until_unrevoked() {
         assert_eq!(code, 200);
     }
     assert_eq!(t.store.revocations(&t.acct).expect("db").len(), 50);
+    // At equal times, the tokens just revoked stay; the lowest of the others go.
+    for x in &many[40..51] {
+        assert!(t
+            .store
+            .is_revoked(&t.acct, x.as_slice().try_into().expect("36")));
+    }
 }
 
 #[test]
 fn ifelse_runs_the_branch_its_conditions_pick() {
     let t = T::new();
     let info = json!({"method": "info", "params": {}});
-    let frob = json!({"method": "frobnicate", "params": {}});
+    let failing = json!({"method": "store", "params": {}});
     // Context: hf [19, 0], height 100, version 2.6.0.
     for (cond, expect) in [
         (json!({"height_at_least": 100}), true),
         (json!({"height_before": 100}), false),
         (json!({"hf_at_least": [19]}), true),
+        (json!({"hf_at_least": 19, "height_before": null}), true),
         (json!({"hf_at_least": [19, 1]}), false),
         (json!({"hf_before": [19, 1], "height_at_least": 5}), true),
         (json!({"v_at_least": [2, 6]}), true),
         (json!({"v_before": [2, 6, 0]}), false),
     ] {
-        let (code, body) = t.call("ifelse", json!({"if": cond, "then": info, "else": frob}));
+        let (code, body) = t.call("ifelse", json!({"if": cond, "then": info, "else": failing}));
         assert_eq!(code, 200);
         assert_eq!(body["condition"], expect, "{cond}");
         assert_eq!(body["hf"], json!([19, 0]));
@@ -552,11 +595,23 @@ fn ifelse_runs_the_branch_its_conditions_pick() {
     ] {
         assert_eq!(t.call("ifelse", bad.clone()).0, 400, "{bad}");
     }
-    // Not inside a batch.
+    // An unknown method in either branch is refused before anything runs.
+    let (code, body) = t.call(
+        "ifelse",
+        json!({"if": {"height_at_least": 1}, "then": info,
+               "else": {"method": "frobnicate", "params": {}}}),
+    );
+    assert_eq!(
+        (code, body),
+        (
+            400,
+            json!("invalid request: Invalid ifelse request method \"else\"")
+        )
+    );
+    // Not inside a batch: the whole batch is refused.
     let nested =
         json!({"method": "ifelse", "params": {"if": {"height_at_least": 1}, "then": info}});
-    let (_, body) = t.call("batch", json!({"requests": [nested]}));
-    assert_eq!(body["results"][0]["code"], 400);
+    assert_eq!(t.call("batch", json!({"requests": [info, nested]})).0, 400);
 }
 
 #[test]

@@ -9,15 +9,18 @@ pub const OXEND_ENDPOINTS: [&str; 2] = ["get_service_nodes", "ons_resolve"];
 /// A condition's version-like list (`[major, minor]`, `[a, b, c]`): missing places are 0; an
 /// empty list is no condition.
 fn version<const N: usize>(c: &Map<String, Value>, key: &str) -> R<Option<[i64; N]>> {
-    let Some(v) = c.get(key) else {
-        return Ok(None);
-    };
     let bad = || {
         Reply::bad(format!(
             "Invalid ifelse request: {key} must be a list of integers"
         ))
     };
-    let list = v.as_array().ok_or_else(bad)?;
+    let list = match c.get(key) {
+        None | Some(Value::Null) => return Ok(None),
+        // A single number is the list of one (`19` is `[19, 0]`).
+        Some(n @ Value::Number(_)) => std::slice::from_ref(n),
+        Some(Value::Array(a)) => a.as_slice(),
+        Some(_) => return Err(bad()),
+    };
     if list.is_empty() {
         return Ok(None);
     }
@@ -30,6 +33,7 @@ fn version<const N: usize>(c: &Map<String, Value>, key: &str) -> R<Option<[i64; 
 
 fn height_cond(c: &Map<String, Value>, key: &str) -> R<Option<i64>> {
     c.get(key)
+        .filter(|v| !v.is_null())
         .map(|v| {
             v.as_i64().ok_or_else(|| {
                 Reply::bad(format!("Invalid ifelse request: {key} must be an integer"))
@@ -47,6 +51,10 @@ fn branch<'a>(p: &'a Map<String, Value>, key: &str) -> R<Option<(&'a str, &'a Va
         .as_object()
         .ok_or_else(|| Reply::bad(format!("Invalid ifelse request: {key} must be an object")))?;
     match (b.get("method").and_then(Value::as_str), b.get("params")) {
+        // Checked before either branch runs, as upstream parses both first.
+        (Some(m), Some(_)) if !METHODS.contains(&m) => Err(Reply::bad(format!(
+            "Invalid ifelse request method \"{key}\""
+        ))),
         (Some(m), Some(params)) => Ok(Some((m, params))),
         _ => Err(Reply::bad(format!(
             "Invalid ifelse request: {key} must have method/params keys"

@@ -21,9 +21,11 @@ fn tokens(p: &Map<String, Value>, field: &str) -> R<Vec<[u8; TOKEN_LEN]>> {
             .ok_or_else(bad)?,
         _ => return Err(Reply::bad(format!("Required field '{field}' missing"))),
     };
-    if field == "revoke" && list.len() > MAX_REVOKED {
+    // Upstream caps revoke only; unrevoke is capped here too (no account holds more than
+    // MAX_REVOKED, and each token costs a lookup under the store's write lock).
+    if list.len() > MAX_REVOKED {
         return Err(Reply::bad(format!(
-            "invalid revoke: cannot revoke more than {MAX_REVOKED} subaccounts at once"
+            "invalid {field}: cannot {field} more than {MAX_REVOKED} subaccounts at once"
         )));
     }
     list.into_iter()
@@ -55,23 +57,26 @@ pub(super) fn revoke(
     let toks = tokens(p, field)?;
     let ts = required(p, "timestamp")?;
     check_time(what, ts, ctx)?;
-    // Signed by the account's key: subaccount fields, if sent, play no part.
-    let mut s = signed(p)?.ok_or_else(|| Reply::bad("Required field 'signature' missing"))?;
-    s.subaccount = None;
+    // Signed by the account's key: subaccount fields, if sent, are not even read (upstream's
+    // parser does not know them here).
+    let mut own = p.clone();
+    own.remove("subaccount");
+    own.remove("subaccount_sig");
+    let s = signed(&own)?.ok_or_else(|| Reply::bad("Required field 'signature' missing"))?;
     let mut msg = format!("{what}{ts}").into_bytes();
     toks.iter().for_each(|t| msg.extend_from_slice(t));
-    auth::verify(&acct, &s, &msg, 0, &never).map_err(|e| match e {
-        auth::AuthError::BadSignature => {
-            Reply::err(401, format!("{what} signature verification failed"))
-        }
-        other => Reply::err(other.status(), format!("{what}: {other}")),
-    })?;
+    auth::verify(&acct, &s, &msg, 0, &never).map_err(|e| auth_error(what, e))?;
     let count = if unrevoke {
         Some(store.unrevoke(&acct, &toks).map_err(store_error)?)
     } else {
-        store
-            .revoke(&acct, &toks, ctx.now_ms)
-            .map_err(store_error)?;
+        // As upstream, revocations hang off an account that holds messages: for one that
+        // holds none there is nothing to protect, and nothing is kept (so no key can fill the
+        // store with revocations for free).
+        if store.usage(&acct).map_err(store_error)?.0 > 0 {
+            store
+                .revoke(&acct, &toks, ctx.now_ms)
+                .map_err(store_error)?;
+        }
         None
     };
     let (hex_pk, ts_s) = (pubkey_hex(&acct), ts.to_string());

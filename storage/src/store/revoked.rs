@@ -37,10 +37,16 @@ impl MessageStore {
             b.put_cf(cf, key(pk, t), now_ms.to_be_bytes());
         }
         self.db.write(b)?;
-        // Past the limit, the oldest revocations go (ties: the lowest token).
+        // Past the limit, the oldest revocations go; at equal times the ones this call made
+        // stay, then the lowest tokens.
         let mut all = self.revocations(pk)?;
         if all.len() > MAX_REVOKED {
-            all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let now: std::collections::HashSet<&[u8; TOKEN_LEN]> = tokens.iter().collect();
+            all.sort_by(|a, b| {
+                b.1.cmp(&a.1)
+                    .then(now.contains(&b.0).cmp(&now.contains(&a.0)))
+                    .then(a.0.cmp(&b.0))
+            });
             let mut b = WriteBatch::default();
             for (t, _) in &all[MAX_REVOKED..] {
                 b.delete_cf(cf, key(pk, t));
