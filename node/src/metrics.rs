@@ -29,26 +29,7 @@ type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// Storage RPC methods named in labels (anything else is `other`, so a caller cannot grow the
 /// label set).
-const METHODS: &[&str] = &[
-    "store",
-    "retrieve",
-    "delete",
-    "delete_all",
-    "delete_before",
-    "expire",
-    "expire_msgs",
-    "expire_all",
-    "get_expiries",
-    "get_swarm",
-    "get_snodes_for_pubkey",
-    "info",
-    "batch",
-    "sequence",
-    "ifelse",
-    "revoke_subaccount",
-    "unrevoke_subaccount",
-    "oxend_request",
-];
+const METHODS: &[&str] = &sispop_storage::rpc::METHODS;
 
 fn latency() -> Histogram {
     // 100 µs to ~3 s.
