@@ -46,11 +46,16 @@ fn start(dir: &Path, port: u16, mine_to: &str) -> Daemon {
         .append(true)
         .open(dir.join("log"))
         .expect("log");
+    // Its own p2p port too: tests run in parallel, and no two daemons may share one.
     let child = Command::new(SISPOPD)
         .args([
             "--devnet",
             "--rpc-bind-port",
             &port.to_string(),
+            "--p2p-bind-ip",
+            "127.0.0.1",
+            "--p2p-bind-port",
+            &free_port().to_string(),
             "--mine-to",
             mine_to,
             "--data-dir",
