@@ -11,28 +11,17 @@ use std::pin::Pin;
 
 use serde_json::Value;
 
+use sispop_storage::rpc::RECURSIVE_METHODS;
+
 use crate::node::Node;
 use crate::storage_sync::forward;
-
-/// Methods each member of the swarm applies itself (upstream's recursive requests).
-pub const RECURSIVE: [&str; 9] = [
-    "store",
-    "delete",
-    "delete_all",
-    "delete_before",
-    "expire",
-    "expire_msgs",
-    "expire_all",
-    "revoke_subaccount",
-    "unrevoke_subaccount",
-];
 
 /// Whether `req` (with our `status` for it) is a write to forward: a recursive method that
 /// succeeded here, or a `delete` with `required` that found nothing here (404: the swarm as a
 /// whole decides).
 fn forwards(req: &Value, status: u16) -> bool {
     let m = req["method"].as_str().unwrap_or("");
-    RECURSIVE.contains(&m) && (status == 200 || (m == "delete" && status == 404))
+    RECURSIVE_METHODS.contains(&m) && (status == 200 || (m == "delete" && status == 404))
 }
 
 /// Merges peers' entries into our answer `body` (under `"swarm"`); a `delete` with `required`

@@ -800,6 +800,20 @@ pub const METHODS: [&str; 19] = [
     "monitor",
 ];
 
+/// The methods every member of the swarm applies itself: the entry node forwards them as the
+/// client signed them (upstream's recursive requests, §2.5).
+pub const RECURSIVE_METHODS: [&str; 9] = [
+    "store",
+    "delete",
+    "delete_all",
+    "delete_before",
+    "expire",
+    "expire_msgs",
+    "expire_all",
+    "revoke_subaccount",
+    "unrevoke_subaccount",
+];
+
 /// The subrequests of a `batch` or `sequence`, all checked before any runs (as upstream
 /// parses the whole request first): 1 to [`BATCH_REQUEST_MAX`] of `{"method", "params"}`,
 /// none of them a meta-request.
