@@ -7,7 +7,6 @@
 //! | `msg` | owner (33: prefix ‖ key) ‖ namespace (2, sign bit flipped) ‖ seq (8) | timestamp ms (8) ‖ expiry ms (8) ‖ hash length (1) ‖ hash ‖ data |
 //! | `hash` | message hash (43 ASCII) | the `msg` key |
 //! | `expiry` | expiry ms (8) ‖ the `msg` key | empty |
-//! | `owner` | owner (33) | message count (8) ‖ data bytes (8) |
 //! | default | `seq` | a bound on the sequence numbers handed out (8; reserved 1,024 at a time) |
 //!
 //! `seq` (kept in memory under the write lock, and in each insert's batch) grows with every
@@ -18,6 +17,11 @@
 //! the last writes, which the swarm's other members still hold).
 //!
 //! Writes are serialised by one mutex (they read before they write); reads take no lock.
+//!
+//! An account's totals (messages and body bytes, for its limits) are not stored: they are
+//! counted from its messages the first time a write needs them, then kept in memory under the
+//! write lock and moved with every write ([`OWNER_CACHE`] accounts at most). Storing them
+//! cost a read and a write per store, the largest share of a store after the message itself.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,7 +37,8 @@ use crate::{Namespace, UserPubkey};
 const CF_MSG: &str = "msg";
 const CF_HASH: &str = "hash";
 const CF_EXPIRY: &str = "expiry";
-const CF_OWNER: &str = "owner";
+/// Where account totals were kept before they were counted in memory; dropped at open.
+const CF_OWNER_OLD: &str = "owner";
 const CF_REVOKED: &str = "revoked";
 
 mod revoked;
@@ -42,12 +47,19 @@ const SEQ_KEY: &[u8] = b"seq";
 /// Sequence numbers are reserved this many at a time (one write of `seq` per block of inserts).
 const SEQ_BLOCK: u64 = 1024;
 
-/// Sequence numbers: the last one handed out, and the bound stored on disk (every number up to
-/// it may be in use after a restart).
+/// Most accounts whose totals are kept in memory; past it the cache starts afresh (totals are
+/// counted again from the messages when next needed).
+pub const OWNER_CACHE: usize = 100_000;
+
+/// What the write lock guards: the sequence numbers (the last one handed out, and the bound
+/// stored on disk: every number up to it may be in use after a restart) and the accounts'
+/// totals counted so far.
 #[derive(Debug)]
 struct Seq {
     last: u64,
     bound: u64,
+    /// Owner → (message count, body bytes), exactly what the store holds.
+    owners: std::collections::HashMap<[u8; OWNER_LEN], (u64, u64)>,
 }
 
 /// Bytes of an owner key: prefix and key.
@@ -275,12 +287,10 @@ fn meta(key: &[u8], value: &[u8]) -> Result<MessageMeta, StoreError> {
     })
 }
 
-/// What one write changes in an owner's totals.
+/// What one write changes in owners' totals.
 #[derive(Default)]
 struct Delta {
     owners: BTreeMap<[u8; OWNER_LEN], (i64, i64)>,
-    /// One owner's totals as already read under the write lock (saves reading them again).
-    known: Option<([u8; OWNER_LEN], (u64, u64))>,
 }
 
 impl Delta {
@@ -297,6 +307,9 @@ impl MessageStore {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        // Writes are serialised by our own lock (and the hashed memtable below cannot take
+        // concurrent inserts).
+        opts.set_allow_concurrent_memtable_write(false);
         // Hashes and owners are looked up by key, and a new message's hash is usually absent:
         // bloom filters answer those misses without reading table blocks.
         // Message bodies are end-to-end encrypted and hashes are random: compressing them on
@@ -316,19 +329,47 @@ impl MessageStore {
             o.set_memtable_prefix_bloom_ratio(0.1);
             o
         };
+        // Hashes are random and only ever looked up, never iterated: their memtable is a hash
+        // of small skiplists (bucketed by the first 4 characters), where one big skiplist cost
+        // a walk of some twenty cold nodes per insert.
+        let hashed = || {
+            let mut o = point();
+            o.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(4));
+            o.set_memtable_factory(rocksdb::MemtableFactory::HashSkipList {
+                bucket_count: 1 << 18,
+                height: 4,
+                branching_factor: 4,
+            });
+            o
+        };
         let cfs = [
             ColumnFamilyDescriptor::new(CF_MSG, plain()),
-            ColumnFamilyDescriptor::new(CF_HASH, point()),
+            ColumnFamilyDescriptor::new(CF_HASH, hashed()),
             ColumnFamilyDescriptor::new(CF_EXPIRY, plain()),
-            ColumnFamilyDescriptor::new(CF_OWNER, point()),
             ColumnFamilyDescriptor::new(CF_REVOKED, point()),
         ];
-        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        // A store made before totals were counted in memory has their family: it must be
+        // opened to open the database, and is then dropped.
+        let old = DB::list_cf(&opts, path)
+            .unwrap_or_default()
+            .iter()
+            .any(|n| n == CF_OWNER_OLD);
+        let cfs = cfs
+            .into_iter()
+            .chain(old.then(|| ColumnFamilyDescriptor::new(CF_OWNER_OLD, plain())));
+        let mut db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        if old {
+            db.drop_cf(CF_OWNER_OLD)?;
+        }
         // Every number up to the stored bound may have been handed out: carry on above it.
         let bound = db.get(SEQ_KEY)?.and_then(|v| u64_at(&v, 0)).unwrap_or(0);
         Ok(MessageStore {
             db,
-            write: Mutex::new(Seq { last: bound, bound }),
+            write: Mutex::new(Seq {
+                last: bound,
+                bound,
+                owners: Default::default(),
+            }),
             limits,
             discard: std::sync::atomic::AtomicBool::new(false),
         })
@@ -436,32 +477,47 @@ impl MessageStore {
 
     /// An account's message count and body bytes.
     pub fn usage(&self, pk: &UserPubkey) -> Result<(u64, u64), StoreError> {
-        let v = self.db.get_cf(self.cf(CF_OWNER)?, owner_bytes(pk))?;
-        Ok(v.map_or((0, 0), |v| {
-            (u64_at(&v, 0).unwrap_or(0), u64_at(&v, 8).unwrap_or(0))
-        }))
+        let mut w = self.lock();
+        self.totals(&mut w, &owner_bytes(pk))
     }
 
-    fn apply(&self, mut batch: WriteBatch, delta: Delta) -> Result<(), StoreError> {
-        let owners = self.cf(CF_OWNER)?;
+    /// An owner's totals: from memory, or counted from its messages (under the write lock, so
+    /// nothing moves meanwhile).
+    fn totals(&self, w: &mut Seq, owner: &[u8; OWNER_LEN]) -> Result<(u64, u64), StoreError> {
+        if let Some(t) = w.owners.get(owner) {
+            return Ok(*t);
+        }
+        let (mut count, mut bytes) = (0u64, 0u64);
+        let it = self.db.iterator_cf(
+            self.cf(CF_MSG)?,
+            IteratorMode::From(owner, Direction::Forward),
+        );
+        for item in it {
+            let (k, v) = item?;
+            if !k.starts_with(owner) {
+                break;
+            }
+            let hlen = usize::from(*v.get(16).ok_or(StoreError::Corrupt("message value"))?);
+            count = count.saturating_add(1);
+            bytes = bytes.saturating_add(v.len().saturating_sub(17 + hlen) as u64);
+        }
+        if w.owners.len() >= OWNER_CACHE {
+            w.owners.clear();
+        }
+        w.owners.insert(*owner, (count, bytes));
+        Ok((count, bytes))
+    }
+
+    /// Writes `batch` and moves the totals of the owners it changed (those counted so far;
+    /// the others are counted from the messages when next needed).
+    fn apply(&self, w: &mut Seq, batch: WriteBatch, delta: Delta) -> Result<(), StoreError> {
+        self.db.write(batch)?;
         for (owner, (dc, db)) in delta.owners {
-            let (c, b) = match delta.known {
-                Some((o, usage)) if o == owner => usage,
-                _ => self.db.get_cf(owners, owner)?.map_or((0, 0), |v| {
-                    (u64_at(&v, 0).unwrap_or(0), u64_at(&v, 8).unwrap_or(0))
-                }),
-            };
-            let c = c.saturating_add_signed(dc);
-            let b = b.saturating_add_signed(db);
-            if c == 0 {
-                batch.delete_cf(owners, owner);
-            } else {
-                let mut v = c.to_be_bytes().to_vec();
-                v.extend_from_slice(&b.to_be_bytes());
-                batch.put_cf(owners, owner, v);
+            if let Some((c, b)) = w.owners.get_mut(&owner) {
+                *c = c.saturating_add_signed(dc);
+                *b = b.saturating_add_signed(db);
             }
         }
-        self.db.write(batch)?;
         Ok(())
     }
 
@@ -499,6 +555,10 @@ impl MessageStore {
 
     /// The message with `hash`, with its `msg` key.
     fn by_hash(&self, hash: &str) -> Result<Option<(Vec<u8>, Message)>, StoreError> {
+        // Only well-formed hashes are held (and the hashed memtable reads 4 bytes of a key).
+        if !crate::is_valid_message_hash(hash) {
+            return Ok(None);
+        }
         let Some(key) = self.db.get_cf(self.cf(CF_HASH)?, hash.as_bytes())? else {
             return Ok(None);
         };
@@ -543,10 +603,13 @@ impl MessageStore {
         if m.data.len() > MAX_MESSAGE_BODY {
             return Err(StoreError::TooLarge(m.data.len()));
         }
+        if !crate::is_valid_message_hash(&m.hash) {
+            return Err(StoreError::Corrupt("message hash"));
+        }
         if self.discarding() {
             return Ok((StoreOutcome::New, m.expiry));
         }
-        let mut seq_state = self.lock();
+        let mut w = self.lock();
         let mut batch = WriteBatch::default();
         let mut delta = Delta::default();
         if public_outbox {
@@ -563,11 +626,11 @@ impl MessageStore {
             } else {
                 (StoreOutcome::Exists, old.expiry)
             };
-            self.apply(batch, delta)?;
+            self.apply(&mut w, batch, delta)?;
             return Ok(outcome);
         }
-        let usage = self.usage(&m.pubkey)?;
         let owner = owner_bytes(&m.pubkey);
+        let usage = self.totals(&mut w, &owner)?;
         let (dc, db) = delta.owners.get(&owner).copied().unwrap_or_default();
         let count = usage.0.saturating_add_signed(dc);
         let bytes = usage.1.saturating_add_signed(db);
@@ -580,22 +643,22 @@ impl MessageStore {
         if bytes.saturating_add(m.data.len() as u64) > self.limits.max_bytes {
             return Err(StoreError::Full(crate::pubkey_hex(&m.pubkey), "byte limit"));
         }
-        let seq = seq_state.last.saturating_add(1);
+        let seq = w.last.saturating_add(1);
         let key = msg_key(&owner, m.namespace, seq);
-        let bound = if seq > seq_state.bound {
+        let bound = if seq > w.bound {
             let b = seq.saturating_add(SEQ_BLOCK);
             batch.put(SEQ_KEY, b.to_be_bytes());
             b
         } else {
-            seq_state.bound
+            w.bound
         };
         batch.put_cf(self.cf(CF_MSG)?, key, encode_value(m));
         batch.put_cf(self.cf(CF_HASH)?, m.hash.as_bytes(), key);
         batch.put_cf(self.cf(CF_EXPIRY)?, expiry_key(m.expiry, &key), []);
         delta.add(&owner, 1, m.data.len() as i64);
-        delta.known = Some((owner, usage));
-        self.apply(batch, delta)?;
-        *seq_state = Seq { last: seq, bound };
+        self.apply(&mut w, batch, delta)?;
+        w.last = seq;
+        w.bound = bound;
         Ok((StoreOutcome::New, m.expiry))
     }
 
@@ -652,7 +715,7 @@ impl MessageStore {
     /// Deletes an account's messages by hash (any namespace); returns the hashes deleted,
     /// sorted.
     pub fn delete(&self, pk: &UserPubkey, hashes: &[String]) -> Result<Vec<String>, StoreError> {
-        let _w = self.lock();
+        let mut w = self.lock();
         let owner = owner_bytes(pk);
         let mut batch = WriteBatch::default();
         let mut delta = Delta::default();
@@ -668,7 +731,7 @@ impl MessageStore {
                 }
             }
         }
-        self.apply(batch, delta)?;
+        self.apply(&mut w, batch, delta)?;
         Ok(deleted.into_iter().collect())
     }
 
@@ -680,7 +743,7 @@ impl MessageStore {
         ns: NsFilter,
         before: u64,
     ) -> Result<Vec<(Namespace, String)>, StoreError> {
-        let _w = self.lock();
+        let mut w = self.lock();
         let mut batch = WriteBatch::default();
         let mut delta = Delta::default();
         let mut deleted = Vec::new();
@@ -690,7 +753,7 @@ impl MessageStore {
                 deleted.push((m.namespace, m.hash));
             }
         }
-        self.apply(batch, delta)?;
+        self.apply(&mut w, batch, delta)?;
         deleted.sort();
         Ok(deleted)
     }
@@ -712,7 +775,7 @@ impl MessageStore {
         ns: NsFilter,
         expiry: u64,
     ) -> Result<Vec<(Namespace, String)>, StoreError> {
-        let _w = self.lock();
+        let mut w = self.lock();
         let mut batch = WriteBatch::default();
         let mut updated = Vec::new();
         for (k, m) in self.owned(pk, ns)? {
@@ -721,7 +784,7 @@ impl MessageStore {
                 updated.push((m.namespace, m.hash));
             }
         }
-        self.apply(batch, Delta::default())?;
+        self.apply(&mut w, batch, Delta::default())?;
         updated.sort();
         Ok(updated)
     }
@@ -736,7 +799,7 @@ impl MessageStore {
         changes: &[(String, u64)],
         mode: ExpireMode,
     ) -> Result<(Vec<(String, u64)>, Vec<(String, u64)>), StoreError> {
-        let _w = self.lock();
+        let mut w = self.lock();
         let owner = owner_bytes(pk);
         let mut batch = WriteBatch::default();
         let mut updated = Vec::new();
@@ -766,7 +829,7 @@ impl MessageStore {
                 unchanged.push((m.hash, m.expiry));
             }
         }
-        self.apply(batch, Delta::default())?;
+        self.apply(&mut w, batch, Delta::default())?;
         updated.sort();
         unchanged.sort();
         Ok((updated, unchanged))
@@ -793,7 +856,7 @@ impl MessageStore {
     /// Deletes every message whose expiry is at or before `now_ms` (§1.9); returns how many,
     /// at most `max` per call so a large sweep does not hold the write lock for long.
     pub fn sweep(&self, now_ms: u64, max: usize) -> Result<usize, StoreError> {
-        let _w = self.lock();
+        let mut w = self.lock();
         let mut batch = WriteBatch::default();
         let mut delta = Delta::default();
         let mut n = 0;
@@ -818,7 +881,7 @@ impl MessageStore {
             }
             n += 1;
         }
-        self.apply(batch, delta)?;
+        self.apply(&mut w, batch, delta)?;
         Ok(n)
     }
 

@@ -368,6 +368,7 @@ proptest! {
                 }
             }
         }
+        let mut totals = Vec::new();
         for o in 0..3u8 {
             let mut count = 0u64;
             let mut bytes = 0u64;
@@ -379,8 +380,38 @@ proptest! {
                 bytes += want.iter().map(|m| m.data.len() as u64).sum::<u64>();
             }
             prop_assert_eq!(s.usage(&pk(o)).expect("usage"), (count, bytes));
+            totals.push((count, bytes));
+        }
+        // The totals kept in memory through the writes are those counted afresh from the
+        // messages after a restart.
+        drop(s);
+        let s = open(&dir);
+        for o in 0..3u8 {
+            prop_assert_eq!(s.usage(&pk(o)).expect("usage"), totals[usize::from(o)]);
         }
     }
+}
+
+/// A store made when account totals had a column family of their own opens, and loses it.
+#[test]
+fn a_store_with_the_old_totals_family_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("storage");
+    {
+        let mut o = rocksdb::Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(&o, &path, ["msg", "hash", "expiry", "owner", "revoked"])
+            .expect("old layout");
+        let cf = db.cf_handle("owner").expect("owner family");
+        db.put_cf(cf, [1u8; 33], [0u8; 16]).expect("put");
+    }
+    let s = open(&dir);
+    s.store(&msg(1, 0, "after", 0, 9000), false).expect("store");
+    assert_eq!(s.usage(&pk(1)).expect("usage"), (1, 5));
+    drop(s);
+    let families = rocksdb::DB::list_cf(&rocksdb::Options::default(), &path).expect("list");
+    assert!(!families.iter().any(|f| f == "owner"), "{families:?}");
 }
 
 #[test]
