@@ -7,6 +7,7 @@ pub mod console_reg;
 pub mod metrics;
 pub mod node;
 pub mod onion;
+pub mod onion_link;
 pub mod p2p;
 pub mod rpc;
 pub mod rpc_sn;
@@ -139,6 +140,9 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
         if let Some(seed) = seed {
             let relay = onion::Relay::start(&seed).context("starting the relay service")?;
             let _ = node.relay.set(std::sync::Arc::new(relay));
+            if let Some(net) = node.net.get() {
+                tokio::spawn(onion_link::serve(node.clone(), net.link.clone()));
+            }
         }
         let sync = tokio::spawn(storage_sync::run(node.clone(), storage.clone()));
         let serve = tokio::spawn(storage_server::serve(

@@ -29,6 +29,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::debug;
 
 use crate::node::Node;
+use crate::onion_link::{LinkError, Links};
 use crate::storage_server::{serve_rpc, serving, Storage};
 use crate::workers::{Refused, Workers};
 
@@ -58,6 +59,8 @@ pub struct Relay {
     slots: Arc<tokio::sync::Semaphore>,
     http_slots: tokio::sync::Semaphore,
     tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    /// Persistent links to the next nodes of layers.
+    links: Links,
 }
 
 impl Relay {
@@ -75,6 +78,7 @@ impl Relay {
             slots: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
             http_slots: tokio::sync::Semaphore::new(HTTP_IN_FLIGHT),
             tls: Arc::new(web_tls()?),
+            links: Links::default(),
         })
     }
 }
@@ -258,7 +262,24 @@ async fn forward(
     let addr = crate::storage_sync::members_with_addr(node, vec![next])
         .pop()
         .and_then(|(_, a)| a);
-    match crate::storage_sync::ask_within(node, &next, addr, data, HOP_TIMEOUT).await {
+    let Some(peer) = crate::p2p::peer_id_of(&next) else {
+        return Reply::plain(502, &format!("Next node not found: {}", next.to_hex()));
+    };
+    // On the persistent link to the next node; a node that has none takes the layer on the
+    // storage protocol.
+    let answer = match relay
+        .links
+        .ask(node, peer, addr.clone(), data[1..].to_vec(), HOP_TIMEOUT)
+        .await
+    {
+        Ok(a) => Ok(a),
+        Err(LinkError::Timeout) => Err("timeout".to_owned()),
+        Err(LinkError::Failed(e)) => Err(e),
+        Err(LinkError::Unsupported) => {
+            crate::storage_sync::ask_within(node, &next, addr, data, HOP_TIMEOUT).await
+        }
+    };
+    match answer {
         Ok(r) if r.len() >= 2 => Reply {
             status: relayed(u16::from_be_bytes([r[0], r[1]])),
             body: r[2..].to_vec(),

@@ -102,6 +102,15 @@ pub enum NetCommand {
     },
     /// Dial an address.
     Dial(Multiaddr),
+    /// Note where a peer can be reached (before a stream to it is asked for).
+    AddAddress {
+        /// The peer.
+        peer: PeerId,
+        /// Its address.
+        addr: Multiaddr,
+        /// Told once the address is in.
+        done: tokio::sync::oneshot::Sender<()>,
+    },
     /// Send raw bytes as a sync request (diagnostics and tests).
     RawSyncRequest(PeerId, Vec<u8>),
 }
@@ -183,6 +192,8 @@ pub struct NetHandle {
     pub tx: mpsc::UnboundedSender<NetCommand>,
     /// Live statistics.
     pub stats: Arc<Mutex<NetStats>>,
+    /// Streams of our own protocols (the onion links of [`crate::onion_link`]).
+    pub link: libp2p_stream::Control,
 }
 
 /// The behaviour; connection-managing parts first (rust-libp2p #4773).
@@ -198,6 +209,7 @@ pub struct Behaviour {
     sync: request_response::Behaviour<BytesCodec>,
     sn: request_response::Behaviour<BytesCodec>,
     storage: request_response::Behaviour<BytesCodec>,
+    link: libp2p_stream::Behaviour,
 }
 
 /// The libp2p peer id of a service node key.
@@ -389,6 +401,7 @@ pub fn start(
                     )],
                     rr_cfg,
                 ),
+                link: libp2p_stream::Behaviour::new(),
             })
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
@@ -414,6 +427,7 @@ pub fn start(
     }));
     info!(peer_id = %swarm.local_peer_id(), listen = %cfg.listen, "p2p started");
     let start_height = node.lock().chain.tip().0 .0;
+    let link = swarm.behaviour().link.new_control();
     let mut lp = Loop {
         node,
         swarm,
@@ -442,7 +456,7 @@ pub fn start(
     };
     let interval = cfg.sync_interval;
     let task = tokio::spawn(async move { lp.run(interval).await });
-    Ok((NetHandle { tx, stats }, task))
+    Ok((NetHandle { tx, stats, link }, task))
 }
 
 impl Loop {
@@ -552,6 +566,10 @@ impl Loop {
             }
             NetCommand::RawSyncRequest(peer, bytes) => {
                 self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
+            }
+            NetCommand::AddAddress { peer, addr, done } => {
+                self.swarm.add_peer_address(peer, addr);
+                let _ = done.send(());
             }
             NetCommand::Dial(addr) => {
                 if let Err(e) = self.swarm.dial(addr) {

@@ -87,8 +87,7 @@ fn seal(
     gcm_salt: &[u8],
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<(Vec<u8>, [u8; 32], ReplyKey), BuildError> {
-    let (secret, public) = crypto::ephemeral(rng);
-    let s = crypto::shared_secret(&secret, to).map_err(|_| BuildError::BadKey)?;
+    let (public, s) = crypto::ephemeral_agree(to).map_err(|_| BuildError::BadKey)?;
     let key = ReplyKey::new(enc, crypto::layer_key(enc, &s, &public, to, gcm_salt));
     Ok((key.encrypt(plain, rng), public, key))
 }

@@ -116,6 +116,28 @@ pub fn ephemeral(rng: &mut (impl RngCore + CryptoRng)) -> ([u8; 32], [u8; 32]) {
     (secret, public)
 }
 
+/// A fresh ephemeral key and its X25519 agreement with `public`: (our public key, shared
+/// secret). Through `ring`, whose X25519 is about three times as fast as the Montgomery ladder
+/// of `curve25519-dalek`; `ring` cannot load a static secret, so nodes use
+/// [`shared_secret`]. An all-zero result is refused, as libsodium does.
+pub fn ephemeral_agree(public: &[u8; 32]) -> Result<([u8; 32], [u8; 32]), CryptoError> {
+    use ring::agreement::{agree_ephemeral, EphemeralPrivateKey, UnparsedPublicKey, X25519};
+    let rng = ring::rand::SystemRandom::new();
+    let secret = EphemeralPrivateKey::generate(&X25519, &rng).map_err(|_| CryptoError::BadKey)?;
+    let ours: [u8; 32] = secret
+        .compute_public_key()
+        .ok()
+        .and_then(|k| k.as_ref().try_into().ok())
+        .ok_or(CryptoError::BadKey)?;
+    let shared = agree_ephemeral(secret, &UnparsedPublicKey::new(&X25519, public), |s| {
+        <[u8; 32]>::try_from(s).ok()
+    })
+    .ok()
+    .flatten()
+    .ok_or(CryptoError::BadKey)?;
+    Ok((ours, shared))
+}
+
 /// The symmetric key of a layer: `S` is the shared secret, `client` and `server` the two
 /// public keys (the client's ephemeral one and the node's static one).
 pub fn layer_key(
@@ -209,6 +231,20 @@ pub fn decrypt(enc: EncType, key: &[u8; 32], data: &[u8]) -> Result<Vec<u8>, Cry
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_ephemeral_agreement_matches_the_node_side() {
+        let node_secret = [0x42u8; 32];
+        let node_public = x25519_public(&node_secret);
+        let (ours, shared) = ephemeral_agree(&node_public).expect("agree");
+        assert_eq!(
+            shared_secret(&node_secret, &ours).expect("node side"),
+            shared
+        );
+        // A low-order key (here zero) gives the all-zero secret: refused on both sides.
+        assert!(ephemeral_agree(&[0u8; 32]).is_err());
+        assert!(shared_secret(&node_secret, &[0u8; 32]).is_err());
+    }
 
     fn h32(s: &str) -> [u8; 32] {
         hex::decode(s).expect("hex").try_into().expect("32 bytes")
