@@ -20,7 +20,11 @@
 //! body); 2 pull: JSON `{"after": hex|null, "max": n}` (answer: JSON `{"messages": [...],
 //! "next": hex|null}`); 3 push: JSON `{"messages": [...]}` (answer: JSON `{"stored": n}`);
 //! 4 and 5: storage tests, from any active service node ([`crate::storage_test`]); 6: an
-//! onion layer ([`crate::onion`]).
+//! onion layer ([`crate::onion`]); 7 pull revocations: JSON `{"after": hex|null, "max": n}`
+//! (answer: JSON `{"revoked": [{"pubkey", "token" (hex), "t" (ms)}...], "next": hex|null}`).
+//!
+//! A member that pulls messages pulls the subaccount revocations after them, so a revoked
+//! subaccount stays revoked on a member that joins or returns.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -29,8 +33,10 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use serde_json::{json, Value};
 use sispop_chain::PublicKey;
+use sispop_storage::auth::TOKEN_LEN;
 use sispop_storage::rpc::TTL_MAXIMUM_PRIVATE;
 use sispop_storage::store::{message_from_json, message_to_json, Message};
+use sispop_storage::UserPubkey;
 use tracing::{debug, info, warn};
 
 use crate::node::Node;
@@ -53,6 +59,7 @@ const PUSH: u8 = 3;
 pub(crate) const SAMPLE: u8 = 4;
 /// Storage tests: a proof of one message.
 pub(crate) const TEST: u8 = 5;
+const PULL_REVOKED: u8 = 7;
 
 /// The other active members of our swarm, with an address from their last proof.
 fn peers(node: &Node, swarm: u64) -> Vec<(PublicKey, Option<Multiaddr>)> {
@@ -214,11 +221,34 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
                 Err(e) => answer(500, e.to_string().into_bytes()),
             }
         }
+        PULL_REVOKED if same_swarm => {
+            let req: Value = serde_json::from_slice(rest).unwrap_or(Value::Null);
+            let after = req["after"].as_str().and_then(|h| hex::decode(h).ok());
+            let max = req["max"]
+                .as_u64()
+                .and_then(|m| usize::try_from(m).ok())
+                .unwrap_or(PAGE)
+                .min(PAGE);
+            match storage.store.revocations_after(after.as_deref(), max) {
+                Ok((list, next)) => {
+                    let v =
+                        json!({"revoked": revocations_json(&list), "next": next.map(hex::encode)});
+                    answer(200, v.to_string().into_bytes())
+                }
+                Err(e) => answer(500, e.to_string().into_bytes()),
+            }
+        }
         PUSH => {
             let req: Value = serde_json::from_slice(rest).unwrap_or(Value::Null);
             let msgs = owned_messages(node, our_swarm, &req["messages"]);
             match storage.store.store_new(&msgs) {
                 Ok(new) => {
+                    // Revocations handed over with their accounts' messages.
+                    for (acct, entries) in revocations_in(node, our_swarm, &req["revoked"]) {
+                        if let Err(e) = storage.store.merge_revocations(&acct, &entries) {
+                            debug!(error = %e, "handed-over revocations not kept");
+                        }
+                    }
                     // What is new here goes on to the rest of the swarm, so a message handed
                     // to one member (or pushed to some members only) reaches every member.
                     if !new.is_empty() {
@@ -243,7 +273,7 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
                 |(code, why)| answer(code, why.into_bytes()),
                 |v| answer(200, v),
             ),
-        FORWARD | PULL => answer(421, b"not a member of this swarm".to_vec()),
+        FORWARD | PULL | PULL_REVOKED => answer(421, b"not a member of this swarm".to_vec()),
         _ => answer(400, b"unknown storage request".to_vec()),
     }
 }
@@ -333,6 +363,99 @@ async fn pull_from(
     }
 }
 
+/// Revocations as a peer lists them (`[{"pubkey", "token", "t"}]`, at most a page), by
+/// account, for the accounts `swarm` owns; times in the future are brought back to now.
+fn revocations_in(node: &Node, swarm: u64, list: &Value) -> Vec<(UserPubkey, Vec<Revoked>)> {
+    let now = crate::storage_server::now_ms();
+    let mut by_account: std::collections::BTreeMap<[u8; 33], (UserPubkey, Vec<Revoked>)> =
+        Default::default();
+    for e in list.as_array().into_iter().flatten().take(PAGE) {
+        let (Some(acct), Some(token), Some(at)) = (
+            e["pubkey"]
+                .as_str()
+                .and_then(|h| UserPubkey::from_hex(h).ok()),
+            e["token"]
+                .as_str()
+                .and_then(|t| hex::decode(t).ok())
+                .and_then(|t| <[u8; TOKEN_LEN]>::try_from(t).ok()),
+            e["t"].as_u64(),
+        ) else {
+            continue;
+        };
+        if owner_swarm(node, &acct) != Some(swarm) {
+            continue;
+        }
+        let mut raw = [0u8; 33];
+        raw[0] = acct.prefix;
+        raw[1..].copy_from_slice(&acct.key);
+        by_account
+            .entry(raw)
+            .or_insert_with(|| (acct, Vec::new()))
+            .1
+            .push((token, at.min(now)));
+    }
+    by_account.into_values().collect()
+}
+
+/// A revoked token and when.
+type Revoked = ([u8; TOKEN_LEN], u64);
+
+/// Revocations as listed between members.
+fn revocations_json(list: &[(UserPubkey, [u8; TOKEN_LEN], u64)]) -> Vec<Value> {
+    list.iter()
+        .map(|(pk, t, at)| {
+            json!({"pubkey": sispop_storage::pubkey_hex(pk), "token": hex::encode(t), "t": at})
+        })
+        .collect()
+}
+
+/// Pages through one member's subaccount revocations and keeps those of accounts our swarm
+/// owns that hold messages here. Returns how many were new or later here.
+async fn pull_revocations_from(
+    node: &Node,
+    storage: &Arc<Storage>,
+    swarm: u64,
+    pk: &PublicKey,
+    addr: Option<Multiaddr>,
+) -> Result<usize, String> {
+    let mut after: Option<String> = None;
+    let mut changed = 0;
+    for _ in 0..MAX_PULL_PAGES {
+        let mut data = vec![PULL_REVOKED];
+        data.extend_from_slice(json!({"after": after, "max": PAGE}).to_string().as_bytes());
+        let r = ask(node, pk, addr.clone(), data).await?;
+        if r.len() < 2 || r[..2] != 200u16.to_be_bytes() {
+            return Err(format!(
+                "refused: {}",
+                String::from_utf8_lossy(r.get(2..).unwrap_or_default())
+            ));
+        }
+        let v: Value = serde_json::from_slice(&r[2..]).map_err(|e| e.to_string())?;
+        let by_account = revocations_in(node, swarm, &v["revoked"]);
+        let s = storage.clone();
+        changed += tokio::task::spawn_blocking(move || {
+            let mut n = 0;
+            for (acct, entries) in by_account {
+                n += s.store.merge_revocations(&acct, &entries)?;
+            }
+            Ok::<_, sispop_storage::store::StoreError>(n)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let forward = |n: &str| match (&after, hex::decode(n)) {
+            (_, Err(_)) => false,
+            (None, Ok(_)) => true,
+            (Some(a), Ok(n)) => hex::decode(a).is_ok_and(|a| n > a),
+        };
+        match v["next"].as_str() {
+            Some(n) if forward(n) => after = Some(n.to_owned()),
+            _ => return Ok(changed),
+        }
+    }
+    Ok(changed)
+}
+
 /// Sends every message held for an account another swarm owns to that swarm, and drops it
 /// here once a member took it. Returns how many moved.
 async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> usize {
@@ -363,11 +486,28 @@ async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> usize
                 .filter(|(_, n)| n.swarm_id == swarm)
                 .map(|(pk, _)| *pk)
                 .collect();
+            // The accounts' revocations go with their messages.
+            let accounts: BTreeSet<UserPubkey> = msgs.iter().map(|m| m.pubkey).collect();
+            let s = storage.clone();
+            let revoked: Vec<(UserPubkey, [u8; TOKEN_LEN], u64)> =
+                tokio::task::spawn_blocking(move || {
+                    accounts
+                        .into_iter()
+                        .flat_map(|a| {
+                            let list = s.store.revocations(&a).unwrap_or_default();
+                            list.into_iter().map(move |(t, at)| (a, t, at))
+                        })
+                        .take(PAGE)
+                        .collect()
+                })
+                .await
+                .unwrap_or_default();
             let mut data = vec![PUSH];
             data.extend_from_slice(
-                json!({"messages": msgs.iter().map(message_to_json).collect::<Vec<_>>()})
-                    .to_string()
-                    .as_bytes(),
+                json!({"messages": msgs.iter().map(message_to_json).collect::<Vec<_>>(),
+                       "revoked": revocations_json(&revoked)})
+                .to_string()
+                .as_bytes(),
             );
             let mut taken = false;
             for (pk, addr) in members_with_addr(node, members) {
@@ -429,11 +569,19 @@ pub async fn run(node: Node, storage: Arc<Storage>) {
         let swarm = now.0;
         let mut complete = true;
         for (pk, addr) in peers(&node, swarm) {
-            match pull_from(&node, &storage, swarm, &pk, addr).await {
+            match pull_from(&node, &storage, swarm, &pk, addr.clone()).await {
                 Ok(n) if n > 0 => info!(from = %pk, messages = n, "caught up from a swarm member"),
                 Ok(_) => {}
                 Err(e) => {
                     debug!(from = %pk, error = %e, "pull from a swarm member failed");
+                    complete = false;
+                }
+            }
+            match pull_revocations_from(&node, &storage, swarm, &pk, addr).await {
+                Ok(n) if n > 0 => info!(from = %pk, revocations = n, "revocations caught up"),
+                Ok(_) => {}
+                Err(e) => {
+                    debug!(from = %pk, error = %e, "revocation pull from a swarm member failed");
                     complete = false;
                 }
             }

@@ -14,7 +14,7 @@ use blake2::Blake2bVar;
 
 /// A user pubkey as clients send it: a one-byte network prefix (`05` for Session ids) and
 /// 32 key bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct UserPubkey {
     /// Network prefix byte.
     pub prefix: u8,

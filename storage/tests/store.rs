@@ -519,3 +519,57 @@ fn discarding_store_acknowledges_and_keeps_nothing() {
         vec![]
     );
 }
+
+/// What a member that joins a swarm pulls: revocations page in key order, and a merge keeps the
+/// later time of each token, the newest `MAX_REVOKED`, and nothing for an account without
+/// messages here.
+#[test]
+fn revocations_page_and_merge() {
+    use sispop_storage::store::MAX_REVOKED;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let tok = |i: u8| [i; sispop_storage::auth::TOKEN_LEN];
+    s.store(&msg(1, 0, "held", 0, 9000), false).expect("store");
+    s.store(&msg(2, 0, "held", 0, 9000), false).expect("store");
+    s.revoke(&pk(1), &[tok(1), tok(2)], 100).expect("revoke");
+    s.revoke(&pk(2), &[tok(3)], 200).expect("revoke");
+    // Pages of two, then one, in (account, token) order.
+    let (first, next) = s.revocations_after(None, 2).expect("page");
+    assert_eq!(first, vec![(pk(1), tok(1), 100), (pk(1), tok(2), 100)]);
+    let (second, end) = s.revocations_after(next.as_deref(), 2).expect("page");
+    assert_eq!(second, vec![(pk(2), tok(3), 200)]);
+    assert_eq!(end, None);
+
+    // Merged into another member's store: later times win, earlier ones change nothing.
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let other = open(&dir2);
+    other
+        .store(&msg(1, 0, "held", 0, 9000), false)
+        .expect("store");
+    other.revoke(&pk(1), &[tok(1)], 150).expect("revoke");
+    let changed = other
+        .merge_revocations(&pk(1), &[(tok(1), 100), (tok(2), 100)])
+        .expect("merge");
+    assert_eq!(changed, 1, "only the token it lacked");
+    assert_eq!(
+        other.revocations(&pk(1)).expect("list"),
+        vec![(tok(1), 150), (tok(2), 100)]
+    );
+    assert!(other.is_revoked(&pk(1), &tok(2)));
+    // An account that holds nothing here keeps no revocations.
+    assert_eq!(
+        other
+            .merge_revocations(&pk(2), &[(tok(3), 200)])
+            .expect("merge"),
+        0
+    );
+    assert!(!other.is_revoked(&pk(2), &tok(3)));
+    // At most MAX_REVOKED stay: the newest.
+    let many: Vec<_> = (0..MAX_REVOKED as u8 + 5)
+        .map(|i| (tok(100 + i), 1000 + u64::from(i)))
+        .collect();
+    other.merge_revocations(&pk(1), &many).expect("merge");
+    let kept = other.revocations(&pk(1)).expect("list");
+    assert_eq!(kept.len(), MAX_REVOKED);
+    assert!(kept.iter().all(|(_, at)| *at >= 1005), "{kept:?}");
+}

@@ -5,7 +5,7 @@
 
 use rocksdb::WriteBatch;
 
-use super::{owner_bytes, MessageStore, StoreError, CF_REVOKED};
+use super::{owner_bytes, MessageStore, StoreError, CF_REVOKED, OWNER_LEN};
 use crate::auth::TOKEN_LEN;
 use crate::UserPubkey;
 
@@ -27,21 +27,58 @@ impl MessageStore {
         tokens: &[[u8; TOKEN_LEN]],
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        if tokens.is_empty() || self.discarding() {
-            return Ok(());
+        let entries: Vec<_> = tokens.iter().map(|t| (*t, now_ms)).collect();
+        self.put_revocations(pk, &entries, true).map(|_| ())
+    }
+
+    /// Takes revocations another member of the swarm holds (when this node joins or returns):
+    /// each keeps the later of its time here and there, and the account keeps its
+    /// [`MAX_REVOKED`] most recent. Only an account that holds messages here keeps any (as
+    /// with [`MessageStore::revoke`] through the RPC). Returns how many were new or later.
+    pub fn merge_revocations(
+        &self,
+        pk: &UserPubkey,
+        entries: &[([u8; TOKEN_LEN], u64)],
+    ) -> Result<usize, StoreError> {
+        if entries.is_empty() || self.usage(pk)?.0 == 0 {
+            return Ok(0);
+        }
+        self.put_revocations(pk, entries, false)
+    }
+
+    /// Writes revocations (keeping the later time of a token already revoked), then trims the
+    /// account to [`MAX_REVOKED`]: the oldest go; at equal times those written now stay when
+    /// `favour_new`, then the lowest tokens. Returns how many were new or later.
+    fn put_revocations(
+        &self,
+        pk: &UserPubkey,
+        entries: &[([u8; TOKEN_LEN], u64)],
+        favour_new: bool,
+    ) -> Result<usize, StoreError> {
+        if entries.is_empty() || self.discarding() {
+            return Ok(0);
         }
         let cf = self.cf(CF_REVOKED)?;
         let _w = self.lock();
+        let held: std::collections::HashMap<[u8; TOKEN_LEN], u64> =
+            self.revocations(pk)?.into_iter().collect();
         let mut b = WriteBatch::default();
-        for t in tokens {
-            b.put_cf(cf, key(pk, t), now_ms.to_be_bytes());
+        let mut changed = 0;
+        for (t, at) in entries {
+            if held.get(t).is_some_and(|h| h >= at) {
+                continue;
+            }
+            b.put_cf(cf, key(pk, t), at.to_be_bytes());
+            changed += 1;
         }
         self.db.write(b)?;
-        // Past the limit, the oldest revocations go; at equal times the ones this call made
-        // stay, then the lowest tokens.
         let mut all = self.revocations(pk)?;
         if all.len() > MAX_REVOKED {
-            let now: std::collections::HashSet<&[u8; TOKEN_LEN]> = tokens.iter().collect();
+            let now: std::collections::HashSet<&[u8; TOKEN_LEN]> = if favour_new {
+                entries.iter().map(|(t, _)| t).collect()
+            } else {
+                Default::default()
+            };
             all.sort_by(|a, b| {
                 b.1.cmp(&a.1)
                     .then(now.contains(&b.0).cmp(&now.contains(&a.0)))
@@ -53,7 +90,53 @@ impl MessageStore {
             }
             self.db.write(b)?;
         }
-        Ok(())
+        Ok(changed)
+    }
+
+    /// Every revocation held, in key order (account, token), from `after` (a key returned by
+    /// an earlier call) on, at most `max`: what a member that joins the swarm pulls. Returns
+    /// (account, token, unix ms) of each and the key to continue from.
+    #[expect(clippy::type_complexity, reason = "a page and its cursor")]
+    pub fn revocations_after(
+        &self,
+        after: Option<&[u8]>,
+        max: usize,
+    ) -> Result<(Vec<(UserPubkey, [u8; TOKEN_LEN], u64)>, Option<Vec<u8>>), StoreError> {
+        let cf = self.cf(CF_REVOKED)?;
+        let mode = match after {
+            Some(k) => rocksdb::IteratorMode::From(k, rocksdb::Direction::Forward),
+            None => rocksdb::IteratorMode::Start,
+        };
+        let mut out = Vec::new();
+        let mut last = None;
+        for item in self.db.iterator_cf(cf, mode) {
+            let (k, v) = item?;
+            if after.is_some_and(|a| a == &k[..]) {
+                continue;
+            }
+            if out.len() >= max {
+                return Ok((out, last));
+            }
+            let (Some(prefix), Ok(t), Ok(ts)) = (
+                k.first(),
+                <[u8; TOKEN_LEN]>::try_from(k.get(OWNER_LEN..).unwrap_or_default()),
+                <[u8; 8]>::try_from(&v[..]),
+            ) else {
+                return Err(StoreError::Corrupt("revocation record"));
+            };
+            let mut acct = [0u8; 32];
+            acct.copy_from_slice(&k[1..OWNER_LEN]);
+            out.push((
+                UserPubkey {
+                    prefix: *prefix,
+                    key: acct,
+                },
+                t,
+                u64::from_be_bytes(ts),
+            ));
+            last = Some(k.to_vec());
+        }
+        Ok((out, None))
     }
 
     /// Lifts the revocation of `tokens` for `pk`; how many were revoked.
