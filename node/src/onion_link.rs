@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use futures::StreamExt;
@@ -32,26 +32,72 @@ use crate::wire::MAX_RESPONSE_BYTES;
 
 /// The link protocol.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/sispop/onion-link/1");
-/// Layers one link's other side handles at once; past it, it stops reading.
+/// Layers one link's other side handles at once, answers not yet written included; past it,
+/// it stops reading.
 const IN_FLIGHT: usize = 1024;
 /// Frames waiting to be written on one link.
 const QUEUE: usize = 1024;
+/// How long one write may wait for the other side to read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Links one peer may have open to us at once.
+const LINKS_PER_PEER: usize = 2;
+/// How long a node that does not speak the protocol is sent layers on the storage protocol
+/// before it is asked again.
+const UNSUPPORTED_FOR: Duration = Duration::from_secs(600);
+/// How long a link that could not be opened is not tried again (layers meanwhile fail at
+/// once instead of queueing behind one attempt after another).
+const FAILED_FOR: Duration = Duration::from_secs(5);
 
-type Waiters = Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>;
+/// Who waits for which answer; `None` once the link is closed.
+type Waiters = Mutex<Option<HashMap<u64, oneshot::Sender<Vec<u8>>>>>;
+type Open = Mutex<HashMap<PeerId, Arc<OnceCell<Arc<Link>>>>>;
 
-/// One open link to a node: where frames to write go, and who waits for which answer.
+/// One open link to a node.
 struct Link {
-    tx: mpsc::Sender<(u64, Vec<u8>)>,
-    waiting: Arc<Waiters>,
+    /// Frames to write.
+    tx: mpsc::Sender<Frame>,
+    waiting: Waiters,
     next: AtomicU64,
+    /// When a frame was last read from it (ms since `born`).
+    last_read: AtomicU64,
+    born: Instant,
+    /// The reader, stopped when the link is given up.
+    reader: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
-type Open = Mutex<HashMap<PeerId, Arc<OnceCell<Arc<Link>>>>>;
+/// A frame to write, with the serving slot it holds until it is written.
+type Frame = (u64, Vec<u8>, Option<tokio::sync::OwnedSemaphorePermit>);
+
+impl Link {
+    /// Closes the link: whoever waits hears so, nobody can wait any more, and `open` (the
+    /// map it was in, under `peer`) no longer lists it.
+    fn close(self: &Arc<Link>, open: &Open, peer: &PeerId) {
+        lock(&self.waiting).take();
+        if let Some(r) = lock(&self.reader).take() {
+            r.abort();
+        }
+        let mut open = lock(open);
+        if open
+            .get(peer)
+            .and_then(|c| c.get())
+            .is_some_and(|l| Arc::ptr_eq(l, self))
+        {
+            open.remove(peer);
+        }
+    }
+
+    fn since_read(&self) -> Duration {
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(now.saturating_sub(self.last_read.load(Ordering::Relaxed)))
+    }
+}
 
 /// The links this node opened, by next node.
 #[derive(Default)]
 pub struct Links {
     open: Arc<Open>,
+    /// Nodes not to open a link to for now, and why.
+    shunned: Mutex<HashMap<PeerId, (Instant, bool)>>,
 }
 
 /// Why a layer got no answer on a link.
@@ -73,12 +119,18 @@ struct Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        lock(self.waiting).remove(&self.id);
+        if let Some(w) = lock(self.waiting).as_mut() {
+            w.remove(&self.id);
+        }
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn closed() -> LinkError {
+    LinkError::Failed("link closed".into())
 }
 
 impl Links {
@@ -92,25 +144,50 @@ impl Links {
         layer: Vec<u8>,
         limit: Duration,
     ) -> Result<Vec<u8>, LinkError> {
+        let mut used = None;
         let asked = async {
-            let link = self.link(node, peer, addr).await?;
-            let id = link.next.fetch_add(1, Ordering::Relaxed);
-            let (tx, rx) = oneshot::channel();
-            lock(&link.waiting).insert(id, tx);
-            let _waiting = Waiting {
-                waiting: &link.waiting,
-                id,
-            };
-            link.tx
-                .send((id, layer))
-                .await
-                .map_err(|_| LinkError::Failed("link closed".into()))?;
-            rx.await
-                .map_err(|_| LinkError::Failed("link closed".into()))
+            // A link found closed before the layer went out is replaced once: nothing was
+            // sent, so nothing can happen twice.
+            let mut layer = Some(layer);
+            for attempt in 0..2 {
+                let link = self.link(node, peer, addr.clone()).await?;
+                used = Some(link.clone());
+                let id = link.next.fetch_add(1, Ordering::Relaxed);
+                let (tx, rx) = oneshot::channel();
+                let Some(w) = lock(&link.waiting).as_mut().map(|w| w.insert(id, tx)) else {
+                    link.close(&self.open, &peer);
+                    continue;
+                };
+                drop(w);
+                let _waiting = Waiting {
+                    waiting: &link.waiting,
+                    id,
+                };
+                let frame = (id, layer.take().unwrap_or_default(), None);
+                if let Err(mpsc::error::SendError(f)) = link.tx.send(frame).await {
+                    link.close(&self.open, &peer);
+                    layer = Some(f.1);
+                    if attempt == 0 {
+                        continue;
+                    }
+                    return Err(closed());
+                }
+                return rx.await.map_err(|_| closed());
+            }
+            Err(closed())
         };
-        tokio::time::timeout(limit, asked)
+        let r = tokio::time::timeout(limit, asked)
             .await
-            .unwrap_or(Err(LinkError::Timeout))
+            .unwrap_or(Err(LinkError::Timeout));
+        if let (Err(LinkError::Timeout), Some(link)) = (&r, used) {
+            // Nothing heard on the link for as long as we waited: the connection is gone
+            // without a word (a dead host, a dropped route). The next layer opens a new one.
+            if link.since_read() >= limit {
+                debug!(%peer, "onion link silent; giving it up");
+                link.close(&self.open, &peer);
+            }
+        }
+        r
     }
 
     /// The open link to `peer`, opened now if there is none (one opening at a time per peer).
@@ -120,8 +197,17 @@ impl Links {
         peer: PeerId,
         addr: Option<Multiaddr>,
     ) -> Result<Arc<Link>, LinkError> {
+        if let Some((until, unsupported)) = lock(&self.shunned).get(&peer).copied() {
+            if Instant::now() < until {
+                return Err(if unsupported {
+                    LinkError::Unsupported
+                } else {
+                    LinkError::Failed("link recently failed to open".into())
+                });
+            }
+        }
         let cell = lock(&self.open).entry(peer).or_default().clone();
-        let link = cell
+        let opened = cell
             .get_or_try_init(|| async {
                 let net = node
                     .net
@@ -144,73 +230,97 @@ impl Links {
                             }
                             e => LinkError::Failed(e.to_string()),
                         })?;
-                Ok::<_, LinkError>(self.start(peer, stream, cell.clone()))
+                Ok::<_, LinkError>(self.start(peer, stream))
             })
-            .await?;
-        Ok(link.clone())
+            .await;
+        match opened {
+            Ok(link) => Ok(link.clone()),
+            Err(e) => {
+                let (for_, unsupported) = match e {
+                    LinkError::Unsupported => (UNSUPPORTED_FOR, true),
+                    _ => (FAILED_FOR, false),
+                };
+                let mut shunned = lock(&self.shunned);
+                let now = Instant::now();
+                shunned.retain(|_, (until, _)| *until > now);
+                shunned.insert(peer, (now + for_, unsupported));
+                Err(e)
+            }
+        }
     }
 
     /// Starts the writer and reader of a link opened to `peer`.
-    fn start(
-        &self,
-        peer: PeerId,
-        stream: libp2p::Stream,
-        cell: Arc<OnceCell<Arc<Link>>>,
-    ) -> Arc<Link> {
+    fn start(&self, peer: PeerId, stream: libp2p::Stream) -> Arc<Link> {
         let (r, w) = stream.split();
         let (tx, rx) = mpsc::channel(QUEUE);
-        let waiting: Arc<Waiters> = Arc::default();
-        tokio::spawn(write_frames(w, rx));
-        let answers = waiting.clone();
-        let open = self.open.clone();
+        let link = Arc::new(Link {
+            tx,
+            waiting: Mutex::new(Some(HashMap::new())),
+            next: AtomicU64::new(0),
+            last_read: AtomicU64::new(0),
+            born: Instant::now(),
+            reader: Mutex::new(None),
+        });
+        let (open, weak) = (self.open.clone(), Arc::downgrade(&link));
         tokio::spawn(async move {
+            write_frames(w, rx).await;
+            // The writer stopped (the stream failed, or the link was given up).
+            if let Some(link) = weak.upgrade() {
+                link.close(&open, &peer);
+            }
+        });
+        let (open, weak) = (self.open.clone(), Arc::downgrade(&link));
+        let reader = tokio::spawn(async move {
             let mut r = BufReader::new(r);
             loop {
-                match read_frame(&mut r, MAX_RESPONSE_BYTES).await {
+                let frame = read_frame(&mut r, MAX_RESPONSE_BYTES).await;
+                let Some(link) = weak.upgrade() else {
+                    return;
+                };
+                match frame {
                     Ok((id, answer)) => {
-                        if let Some(w) = lock(&answers).remove(&id) {
+                        let at = u64::try_from(link.born.elapsed().as_millis()).unwrap_or(0);
+                        link.last_read.store(at, Ordering::Relaxed);
+                        let waiter = lock(&link.waiting).as_mut().and_then(|w| w.remove(&id));
+                        if let Some(w) = waiter {
                             let _ = w.send(answer);
                         }
                     }
                     Err(e) => {
                         debug!(%peer, error = %e, "onion link closed");
-                        break;
+                        // Whoever still waits hears so; the next layer opens a new link.
+                        link.close(&open, &peer);
+                        return;
                     }
                 }
             }
-            // Whoever still waits hears that the link closed; the next layer opens a new one.
-            lock(&answers).clear();
-            let mut open = lock(&open);
-            if open.get(&peer).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                open.remove(&peer);
-            }
         });
-        Arc::new(Link {
-            tx,
-            waiting,
-            next: AtomicU64::new(0),
-        })
+        *lock(&link.reader) = Some(reader.abort_handle());
+        link
     }
 }
 
 /// Writes the frames of one side of a link, flushing when no more are ready (so frames that
-/// queue up under load share writes).
-async fn write_frames(
-    w: futures::io::WriteHalf<libp2p::Stream>,
-    mut rx: mpsc::Receiver<(u64, Vec<u8>)>,
-) {
+/// queue up under load share writes); a frame's serving slot is freed once it is written.
+async fn write_frames(w: futures::io::WriteHalf<libp2p::Stream>, mut rx: mpsc::Receiver<Frame>) {
     let mut w = BufWriter::with_capacity(64 * 1024, w);
     while let Some(mut frame) = rx.recv().await {
         loop {
-            if write_frame(&mut w, frame.0, &frame.1).await.is_err() {
+            // A side that stops reading is given up on, not waited for.
+            let wrote = tokio::time::timeout(WRITE_TIMEOUT, write_frame(&mut w, frame.0, &frame.1));
+            if !matches!(wrote.await, Ok(Ok(()))) {
                 return;
             }
+            drop(frame.2.take());
             match rx.try_recv() {
                 Ok(f) => frame = f,
                 Err(_) => break,
             }
         }
-        if w.flush().await.is_err() {
+        if !matches!(
+            tokio::time::timeout(WRITE_TIMEOUT, w.flush()).await,
+            Ok(Ok(()))
+        ) {
             return;
         }
     }
@@ -272,6 +382,7 @@ pub async fn serve(node: Node, mut control: libp2p_stream::Control) {
         }
     };
     let mut stop = node.shutdown.subscribe();
+    let per_peer: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
     loop {
         let (peer, stream) = tokio::select! {
             s = incoming.next() => match s {
@@ -284,20 +395,45 @@ pub async fn serve(node: Node, mut control: libp2p_stream::Control) {
             debug!(%peer, "onion link refused: not an active service node");
             continue;
         }
-        tokio::spawn(serve_link(node.clone(), peer, stream));
+        {
+            let mut n = lock(&per_peer);
+            let open = n.entry(peer).or_default();
+            if *open >= LINKS_PER_PEER {
+                debug!(%peer, "onion link refused: that node has enough open");
+                continue;
+            }
+            *open += 1;
+        }
+        let (node, per_peer) = (node.clone(), per_peer.clone());
+        tokio::spawn(async move {
+            serve_link(node, peer, stream).await;
+            let mut n = lock(&per_peer);
+            if let Some(open) = n.get_mut(&peer) {
+                *open = open.saturating_sub(1);
+                if *open == 0 {
+                    n.remove(&peer);
+                }
+            }
+        });
     }
 }
 
 async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
     let (r, w) = stream.split();
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(write_frames(w, rx));
+    let writer = tokio::spawn(write_frames(w, rx));
+    // A slot is held from before a layer is read until its answer is written: a peer that
+    // stops reading answers stops being served, and nothing piles up.
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut r = BufReader::new(r);
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
+        if tx.is_closed() {
+            // The writer gave up: answers could not reach the other side.
+            break;
+        }
         let (id, layer) = match read_frame(&mut r, MAX_STORAGE_REQUEST_BYTES).await {
             Ok(f) => f,
             Err(e) => {
@@ -307,12 +443,19 @@ async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
         };
         let (node, tx) = (node.clone(), tx.clone());
         tokio::spawn(async move {
-            let answer = crate::onion::on_hop(&node, &peer, &layer).await;
+            let mut answer = crate::onion::on_hop(&node, &peer, &layer).await;
             drop(layer);
-            let _ = tx.send((id, answer)).await;
-            drop(slot);
+            if answer.len() as u64 > MAX_RESPONSE_BYTES {
+                // Past what the other side reads: this layer fails, not the link.
+                answer = 502u16.to_be_bytes().to_vec();
+                answer.extend_from_slice(b"Invalid response from snode");
+            }
+            let _ = tx.send((id, answer, Some(slot))).await;
         });
     }
+    drop(tx);
+    // Answers still being made are written, then the stream closes.
+    let _ = writer.await;
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use sispop_chain::PublicKey;
 use sispop_storage::auth::TOKEN_LEN;
 use sispop_storage::rpc::TTL_MAXIMUM_PRIVATE;
-use sispop_storage::store::{message_from_json, message_to_json, Message};
+use sispop_storage::store::{message_from_json, message_to_json, Message, MAX_REVOKED};
 use sispop_storage::UserPubkey;
 use tracing::{debug, info, warn};
 
@@ -363,13 +363,19 @@ async fn pull_from(
     }
 }
 
-/// Revocations as a peer lists them (`[{"pubkey", "token", "t"}]`, at most a page), by
-/// account, for the accounts `swarm` owns; times in the future are brought back to now.
+/// Revocations as a peer lists them (`[{"pubkey", "token", "t"}]`: at most those of a page of
+/// accounts), by account, for the accounts `swarm` owns; times in the future are brought back
+/// to now. (They never push out revocations held here: `MessageStore::merge_revocations`.)
 fn revocations_in(node: &Node, swarm: u64, list: &Value) -> Vec<(UserPubkey, Vec<Revoked>)> {
     let now = crate::storage_server::now_ms();
     let mut by_account: std::collections::BTreeMap<[u8; 33], (UserPubkey, Vec<Revoked>)> =
         Default::default();
-    for e in list.as_array().into_iter().flatten().take(PAGE) {
+    for e in list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(PAGE * MAX_REVOKED)
+    {
         let (Some(acct), Some(token), Some(at)) = (
             e["pubkey"]
                 .as_str()
@@ -497,7 +503,6 @@ async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> usize
                             let list = s.store.revocations(&a).unwrap_or_default();
                             list.into_iter().map(move |(t, at)| (a, t, at))
                         })
-                        .take(PAGE)
                         .collect()
                 })
                 .await

@@ -47,8 +47,8 @@ const SEQ_KEY: &[u8] = b"seq";
 /// Sequence numbers are reserved this many at a time (one write of `seq` per block of inserts).
 const SEQ_BLOCK: u64 = 1024;
 
-/// Most accounts whose totals are kept in memory; past it the cache starts afresh (totals are
-/// counted again from the messages when next needed).
+/// Most accounts whose totals are kept in memory; past it some are forgotten (and counted
+/// again from their messages when next needed).
 pub const OWNER_CACHE: usize = 100_000;
 
 /// What the write lock guards: the sequence numbers (the last one handed out, and the bound
@@ -475,6 +475,19 @@ impl MessageStore {
         self.write.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether an account holds any message (one seek, no lock).
+    pub fn holds_messages(&self, pk: &UserPubkey) -> Result<bool, StoreError> {
+        let owner = owner_bytes(pk);
+        let mut it = self.db.iterator_cf(
+            self.cf(CF_MSG)?,
+            IteratorMode::From(&owner, Direction::Forward),
+        );
+        Ok(match it.next() {
+            Some(item) => item?.0.starts_with(&owner),
+            None => false,
+        })
+    }
+
     /// An account's message count and body bytes.
     pub fn usage(&self, pk: &UserPubkey) -> Result<(u64, u64), StoreError> {
         let mut w = self.lock();
@@ -502,7 +515,13 @@ impl MessageStore {
             bytes = bytes.saturating_add(v.len().saturating_sub(17 + hlen) as u64);
         }
         if w.owners.len() >= OWNER_CACHE {
-            w.owners.clear();
+            // Room for more: a sixteenth goes (whichever the map lists first), not all, so a
+            // full cache does not send every account back to be counted.
+            let gone: Vec<[u8; OWNER_LEN]> =
+                w.owners.keys().take(OWNER_CACHE / 16).copied().collect();
+            for o in gone {
+                w.owners.remove(&o);
+            }
         }
         w.owners.insert(*owner, (count, bytes));
         Ok((count, bytes))

@@ -564,12 +564,47 @@ fn revocations_page_and_merge() {
         0
     );
     assert!(!other.is_revoked(&pk(2), &tok(3)));
-    // At most MAX_REVOKED stay: the newest.
+    // Merged revocations come unsigned: they fill the room left, newest first, and never
+    // push out one held here, however new they claim to be.
     let many: Vec<_> = (0..MAX_REVOKED as u8 + 5)
         .map(|i| (tok(100 + i), 1000 + u64::from(i)))
         .collect();
-    other.merge_revocations(&pk(1), &many).expect("merge");
+    assert_eq!(
+        other.merge_revocations(&pk(1), &many).expect("merge"),
+        MAX_REVOKED - 2
+    );
     let kept = other.revocations(&pk(1)).expect("list");
     assert_eq!(kept.len(), MAX_REVOKED);
-    assert!(kept.iter().all(|(_, at)| *at >= 1005), "{kept:?}");
+    assert!(other.is_revoked(&pk(1), &tok(1)) && other.is_revoked(&pk(1), &tok(2)));
+    assert!(
+        !other.is_revoked(&pk(1), &tok(100)),
+        "the oldest merged one had no room"
+    );
+    assert!(other.is_revoked(&pk(1), &tok(100 + MAX_REVOKED as u8 + 4)));
+    // A token listed twice keeps its latest time.
+    let dir3 = tempfile::tempdir().expect("tempdir");
+    let third = open(&dir3);
+    third
+        .store(&msg(1, 0, "held", 0, 9000), false)
+        .expect("store");
+    assert_eq!(
+        third
+            .merge_revocations(&pk(1), &[(tok(9), 500), (tok(9), 300)])
+            .expect("merge"),
+        1
+    );
+    assert_eq!(
+        third.revocations(&pk(1)).expect("list"),
+        vec![(tok(9), 500)]
+    );
+    // The account's own revocation still pushes out its oldest.
+    third
+        .revoke(
+            &pk(1),
+            &many.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            2000,
+        )
+        .expect("revoke");
+    assert_eq!(third.revocations(&pk(1)).expect("list").len(), MAX_REVOKED);
+    assert!(!third.is_revoked(&pk(1), &tok(9)), "the oldest went");
 }

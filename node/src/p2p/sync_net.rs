@@ -90,6 +90,12 @@ impl Loop {
                 .sync
                 .send_response(channel, Response::Refused(why.into()).to_bytes());
         };
+        if request.is_empty() {
+            // What a peer leaves when it gave up on a request before sending it (while we were
+            // stalled, say): no answer is awaited and nobody is to blame.
+            debug!(%peer, "empty sync request ignored");
+            return;
+        }
         let req = match Request::decode(request) {
             Err(e) => {
                 refuse(self, channel, &e.to_string());

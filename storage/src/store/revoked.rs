@@ -31,16 +31,18 @@ impl MessageStore {
         self.put_revocations(pk, &entries, true).map(|_| ())
     }
 
-    /// Takes revocations another member of the swarm holds (when this node joins or returns):
-    /// each keeps the later of its time here and there, and the account keeps its
-    /// [`MAX_REVOKED`] most recent. Only an account that holds messages here keeps any (as
-    /// with [`MessageStore::revoke`] through the RPC). Returns how many were new or later.
+    /// Takes revocations another node holds (when this node joins or returns, or an account
+    /// is handed over): each keeps the later of its time here and there. They come without the
+    /// account's signature, so they never push out a revocation held here: past
+    /// [`MAX_REVOKED`], only the newest of those that fit are added. Only an account that holds
+    /// messages here keeps any (as with [`MessageStore::revoke`] through the RPC). Returns how
+    /// many were new or later.
     pub fn merge_revocations(
         &self,
         pk: &UserPubkey,
         entries: &[([u8; TOKEN_LEN], u64)],
     ) -> Result<usize, StoreError> {
-        if entries.is_empty() || self.usage(pk)?.0 == 0 {
+        if entries.is_empty() || !self.holds_messages(pk)? {
             return Ok(0);
         }
         self.put_revocations(pk, entries, false)
@@ -48,12 +50,14 @@ impl MessageStore {
 
     /// Writes revocations (keeping the later time of a token already revoked), then trims the
     /// account to [`MAX_REVOKED`]: the oldest go; at equal times those written now stay when
-    /// `favour_new`, then the lowest tokens. Returns how many were new or later.
+    /// `own` (the account's own call), then the lowest tokens. Entries that are not `own`
+    /// only fill the room left (the newest first) and never push out one held. Returns how
+    /// many were new or later.
     fn put_revocations(
         &self,
         pk: &UserPubkey,
         entries: &[([u8; TOKEN_LEN], u64)],
-        favour_new: bool,
+        own: bool,
     ) -> Result<usize, StoreError> {
         if entries.is_empty() || self.discarding() {
             return Ok(0);
@@ -62,19 +66,42 @@ impl MessageStore {
         let _w = self.lock();
         let held: std::collections::HashMap<[u8; TOKEN_LEN], u64> =
             self.revocations(pk)?.into_iter().collect();
-        let mut b = WriteBatch::default();
-        let mut changed = 0;
+        // One time per token, the latest.
+        let mut latest: std::collections::HashMap<[u8; TOKEN_LEN], u64> = Default::default();
         for (t, at) in entries {
-            if held.get(t).is_some_and(|h| h >= at) {
-                continue;
-            }
-            b.put_cf(cf, key(pk, t), at.to_be_bytes());
-            changed += 1;
+            let e = latest.entry(*t).or_insert(*at);
+            *e = (*e).max(*at);
         }
+        let mut fresh: Vec<([u8; TOKEN_LEN], u64)> = latest
+            .into_iter()
+            .filter(|(t, at)| held.get(t).is_none_or(|h| h < at))
+            .collect();
+        if !own {
+            // Later times for tokens held, then new tokens while there is room, newest first.
+            fresh.sort_by(|a, b| {
+                held.contains_key(&b.0)
+                    .cmp(&held.contains_key(&a.0))
+                    .then(b.1.cmp(&a.1))
+                    .then(a.0.cmp(&b.0))
+            });
+            let mut room = MAX_REVOKED.saturating_sub(held.len());
+            fresh.retain(|(t, _)| {
+                held.contains_key(t) || {
+                    let fits = room > 0;
+                    room = room.saturating_sub(1);
+                    fits
+                }
+            });
+        }
+        let mut b = WriteBatch::default();
+        for (t, at) in &fresh {
+            b.put_cf(cf, key(pk, t), at.to_be_bytes());
+        }
+        let changed = fresh.len();
         self.db.write(b)?;
         let mut all = self.revocations(pk)?;
         if all.len() > MAX_REVOKED {
-            let now: std::collections::HashSet<&[u8; TOKEN_LEN]> = if favour_new {
+            let now: std::collections::HashSet<&[u8; TOKEN_LEN]> = if own {
                 entries.iter().map(|(t, _)| t).collect()
             } else {
                 Default::default()
