@@ -168,6 +168,19 @@ pub async fn forward(node: &Node, swarm: u64, body: &[u8]) -> Vec<(String, Value
     futures::future::join_all(asks).await
 }
 
+/// The cursor and size of a page a member asks for (`{"after": hex|null, "max": n}`; at most
+/// [`PAGE`]).
+fn page_asked(req: &[u8]) -> (Option<Vec<u8>>, usize) {
+    let req: Value = serde_json::from_slice(req).unwrap_or(Value::Null);
+    let after = req["after"].as_str().and_then(|h| hex::decode(h).ok());
+    let max = req["max"]
+        .as_u64()
+        .and_then(|m| usize::try_from(m).ok())
+        .unwrap_or(PAGE)
+        .min(PAGE);
+    (after, max)
+}
+
 /// Answers a storage request from a peer (runs on a blocking thread).
 pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) -> Vec<u8> {
     let answer = |status: u16, body: Vec<u8>| {
@@ -203,13 +216,7 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
             answer(r.status, body)
         }
         PULL if same_swarm => {
-            let req: Value = serde_json::from_slice(rest).unwrap_or(Value::Null);
-            let after = req["after"].as_str().and_then(|h| hex::decode(h).ok());
-            let max = req["max"]
-                .as_u64()
-                .and_then(|m| usize::try_from(m).ok())
-                .unwrap_or(PAGE)
-                .min(PAGE);
+            let (after, max) = page_asked(rest);
             match storage.store.scan(after.as_deref(), max) {
                 Ok((msgs, next)) => {
                     let v = json!({
@@ -222,13 +229,7 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
             }
         }
         PULL_REVOKED if same_swarm => {
-            let req: Value = serde_json::from_slice(rest).unwrap_or(Value::Null);
-            let after = req["after"].as_str().and_then(|h| hex::decode(h).ok());
-            let max = req["max"]
-                .as_u64()
-                .and_then(|m| usize::try_from(m).ok())
-                .unwrap_or(PAGE)
-                .min(PAGE);
+            let (after, max) = page_asked(rest);
             match storage.store.revocations_after(after.as_deref(), max) {
                 Ok((list, next)) => {
                     let v =
@@ -321,46 +322,36 @@ fn owned_messages(node: &Node, swarm: u64, list: &Value) -> Vec<Message> {
         .collect()
 }
 
-/// Pages through one member's messages and keeps ours. Returns how many were new here.
-async fn pull_from(
+/// One page of a member's list (`tag` 2 messages or 7 revocations) from `after` on.
+async fn ask_page(
     node: &Node,
-    storage: &Arc<Storage>,
-    swarm: u64,
     pk: &PublicKey,
     addr: Option<Multiaddr>,
-) -> Result<usize, String> {
-    let mut after: Option<String> = None;
-    let mut new = 0;
-    let mut pages = 0usize;
-    loop {
-        let mut data = vec![PULL];
-        data.extend_from_slice(json!({"after": after, "max": PAGE}).to_string().as_bytes());
-        let r = ask(node, pk, addr.clone(), data).await?;
-        if r.len() < 2 || r[..2] != 200u16.to_be_bytes() {
-            return Err(format!(
-                "refused: {}",
-                String::from_utf8_lossy(r.get(2..).unwrap_or_default())
-            ));
-        }
-        let v: Value = serde_json::from_slice(&r[2..]).map_err(|e| e.to_string())?;
-        let msgs = owned_messages(node, swarm, &v["messages"]);
-        let s = storage.clone();
-        new += tokio::task::spawn_blocking(move || s.store.bulk_store(&msgs))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        pages += 1;
-        // The cursor must move forward, and a pull ends: a member cannot keep us paging.
-        let forward = |n: &str| match (&after, hex::decode(n)) {
-            (_, Err(_)) => false,
-            (None, Ok(_)) => true,
-            (Some(a), Ok(n)) => hex::decode(a).is_ok_and(|a| n > a),
-        };
-        match v["next"].as_str() {
-            Some(n) if forward(n) && pages < MAX_PULL_PAGES => after = Some(n.to_owned()),
-            _ => return Ok(new),
-        }
+    tag: u8,
+    after: &Option<String>,
+) -> Result<Value, String> {
+    let mut data = vec![tag];
+    data.extend_from_slice(json!({"after": after, "max": PAGE}).to_string().as_bytes());
+    let r = ask(node, pk, addr, data).await?;
+    if r.len() < 2 || r[..2] != 200u16.to_be_bytes() {
+        return Err(format!(
+            "refused: {}",
+            String::from_utf8_lossy(r.get(2..).unwrap_or_default())
+        ));
     }
+    serde_json::from_slice(&r[2..]).map_err(|e| e.to_string())
+}
+
+/// The cursor of the next page, if the page names one past `after`: the cursor must move
+/// forward, so a member cannot keep us paging in place.
+fn next_page(after: &Option<String>, page: &Value) -> Option<String> {
+    let n = page["next"].as_str()?;
+    let moved = match (after, hex::decode(n)) {
+        (_, Err(_)) => false,
+        (None, Ok(_)) => true,
+        (Some(a), Ok(n)) => hex::decode(a).is_ok_and(|a| n > a),
+    };
+    moved.then(|| n.to_owned())
 }
 
 /// Revocations as a peer lists them (`[{"pubkey", "token", "t"}]`: at most those of a page of
@@ -415,51 +406,60 @@ fn revocations_json(list: &[(UserPubkey, [u8; TOKEN_LEN], u64)]) -> Vec<Value> {
         .collect()
 }
 
-/// Pages through one member's subaccount revocations and keeps those of accounts our swarm
-/// owns that hold messages here. Returns how many were new or later here.
-async fn pull_revocations_from(
+/// Pages through one member's list (`tag`: [`PULL`] messages or [`PULL_REVOKED`]
+/// revocations), each page kept by `keep` on a blocking thread. Returns how many were new or
+/// changed here.
+async fn pull_pages(
     node: &Node,
     storage: &Arc<Storage>,
     swarm: u64,
-    pk: &PublicKey,
-    addr: Option<Multiaddr>,
+    (pk, addr): (&PublicKey, Option<Multiaddr>),
+    tag: u8,
+    keep: fn(&Node, &Storage, u64, &Value) -> Result<usize, String>,
 ) -> Result<usize, String> {
     let mut after: Option<String> = None;
     let mut changed = 0;
     for _ in 0..MAX_PULL_PAGES {
-        let mut data = vec![PULL_REVOKED];
-        data.extend_from_slice(json!({"after": after, "max": PAGE}).to_string().as_bytes());
-        let r = ask(node, pk, addr.clone(), data).await?;
-        if r.len() < 2 || r[..2] != 200u16.to_be_bytes() {
-            return Err(format!(
-                "refused: {}",
-                String::from_utf8_lossy(r.get(2..).unwrap_or_default())
-            ));
-        }
-        let v: Value = serde_json::from_slice(&r[2..]).map_err(|e| e.to_string())?;
-        let by_account = revocations_in(node, swarm, &v["revoked"]);
-        let s = storage.clone();
-        changed += tokio::task::spawn_blocking(move || {
-            let mut n = 0;
-            for (acct, entries) in by_account {
-                n += s.store.merge_revocations(&acct, &entries)?;
-            }
-            Ok::<_, sispop_storage::store::StoreError>(n)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        let forward = |n: &str| match (&after, hex::decode(n)) {
-            (_, Err(_)) => false,
-            (None, Ok(_)) => true,
-            (Some(a), Ok(n)) => hex::decode(a).is_ok_and(|a| n > a),
-        };
-        match v["next"].as_str() {
-            Some(n) if forward(n) => after = Some(n.to_owned()),
-            _ => return Ok(changed),
+        let v = ask_page(node, pk, addr.clone(), tag, &after).await?;
+        let (n, s) = (node.clone(), storage.clone());
+        let page = v.clone();
+        changed += tokio::task::spawn_blocking(move || keep(&n, &s, swarm, &page))
+            .await
+            .map_err(|e| e.to_string())??;
+        match next_page(&after, &v) {
+            Some(n) => after = Some(n),
+            None => return Ok(changed),
         }
     }
     Ok(changed)
+}
+
+/// Keeps the messages of a pulled page that our swarm owns.
+fn keep_messages(
+    node: &Node,
+    storage: &Storage,
+    swarm: u64,
+    page: &Value,
+) -> Result<usize, String> {
+    let msgs = owned_messages(node, swarm, &page["messages"]);
+    storage.store.bulk_store(&msgs).map_err(|e| e.to_string())
+}
+
+/// Keeps the revocations of a pulled page for accounts our swarm owns that hold messages here.
+fn keep_revocations(
+    node: &Node,
+    storage: &Storage,
+    swarm: u64,
+    page: &Value,
+) -> Result<usize, String> {
+    let mut n = 0;
+    for (acct, entries) in revocations_in(node, swarm, &page["revoked"]) {
+        n += storage
+            .store
+            .merge_revocations(&acct, &entries)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(n)
 }
 
 /// Sends every message held for an account another swarm owns to that swarm, and drops it
@@ -574,7 +574,8 @@ pub async fn run(node: Node, storage: Arc<Storage>) {
         let swarm = now.0;
         let mut complete = true;
         for (pk, addr) in peers(&node, swarm) {
-            match pull_from(&node, &storage, swarm, &pk, addr.clone()).await {
+            let from = (&pk, addr.clone());
+            match pull_pages(&node, &storage, swarm, from, PULL, keep_messages).await {
                 Ok(n) if n > 0 => info!(from = %pk, messages = n, "caught up from a swarm member"),
                 Ok(_) => {}
                 Err(e) => {
@@ -582,7 +583,8 @@ pub async fn run(node: Node, storage: Arc<Storage>) {
                     complete = false;
                 }
             }
-            match pull_revocations_from(&node, &storage, swarm, &pk, addr).await {
+            let from = (&pk, addr);
+            match pull_pages(&node, &storage, swarm, from, PULL_REVOKED, keep_revocations).await {
                 Ok(n) if n > 0 => info!(from = %pk, revocations = n, "revocations caught up"),
                 Ok(_) => {}
                 Err(e) => {

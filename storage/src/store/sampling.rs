@@ -1,0 +1,122 @@
+//! Reads over the whole store: a random message for a storage test, and every message in key
+//! order for handing data over.
+
+use rocksdb::{Direction, IteratorMode};
+
+use super::{decode, u64_at, Message, MessageStore, StoreError, CF_MSG, MSG_KEY_LEN, OWNER_LEN};
+use crate::UserPubkey;
+
+/// A stored message without its body: what storage-test sampling looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// The account.
+    pub pubkey: UserPubkey,
+    /// Insertion number on this node (grows with every insert, replicated ones included).
+    pub seq: u64,
+    /// Client creation time, unix ms.
+    pub timestamp: u64,
+    /// Expiry, unix ms.
+    pub expiry: u64,
+}
+
+fn meta(key: &[u8], value: &[u8]) -> Result<MessageMeta, StoreError> {
+    if key.len() != MSG_KEY_LEN {
+        return Err(StoreError::Corrupt("message key length"));
+    }
+    let mut pk = [0u8; 32];
+    pk.copy_from_slice(&key[1..OWNER_LEN]);
+    Ok(MessageMeta {
+        pubkey: UserPubkey {
+            prefix: key[0],
+            key: pk,
+        },
+        seq: u64_at(key, OWNER_LEN + 2).ok_or(StoreError::Corrupt("message key"))?,
+        timestamp: u64_at(value, 0).ok_or(StoreError::Corrupt("message value"))?,
+        expiry: u64_at(value, 8).ok_or(StoreError::Corrupt("message value"))?,
+    })
+}
+
+impl MessageStore {
+    /// A message for a storage test, picked at random among those `eligible` accepts within
+    /// `max_scan` messages from a point chosen by `random` (wrapping around to the first key):
+    /// the first byte picks the account prefix (the first prefix held at or after it), the
+    /// rest the place among that prefix's accounts, and `pick` the message among the eligible
+    /// ones in the window. Only the chosen message's body is read.
+    pub fn sample(
+        &self,
+        random: &[u8; OWNER_LEN],
+        pick: u64,
+        max_scan: usize,
+        eligible: impl Fn(&MessageMeta) -> bool,
+    ) -> Result<Option<Message>, StoreError> {
+        let cf = self.cf(CF_MSG)?;
+        let prefix = match self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&random[..1], Direction::Forward))
+            .next()
+            .or_else(|| self.db.iterator_cf(cf, IteratorMode::Start).next())
+        {
+            Some(item) => item?.0.first().copied().unwrap_or(0),
+            None => return Ok(None),
+        };
+        let mut start = *random;
+        start[0] = prefix;
+        let mut seen = 0;
+        let mut found: Vec<Box<[u8]>> = Vec::new();
+        // From the start point to the end, then from the first key up to the start point.
+        for (pass, mode) in [
+            IteratorMode::From(&start, Direction::Forward),
+            IteratorMode::Start,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for item in self.db.iterator_cf(cf, mode) {
+                let (k, v) = item?;
+                if seen >= max_scan || (pass == 1 && k[..] >= start[..]) {
+                    break;
+                }
+                seen += 1;
+                if eligible(&meta(&k, &v)?) {
+                    found.push(k);
+                }
+            }
+        }
+        let Some(len) = u64::try_from(found.len()).ok().filter(|n| *n > 0) else {
+            return Ok(None);
+        };
+        let key = &found[usize::try_from(pick % len).unwrap_or(0)];
+        match self.db.get_cf(cf, key)? {
+            Some(v) => Ok(Some(decode(key, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every message held, in key order (account, namespace, insertion), from `after` (a key
+    /// returned by an earlier call) on, at most `max`: for handing data to other swarms.
+    /// Returns the messages and the key to continue from.
+    pub fn scan(
+        &self,
+        after: Option<&[u8]>,
+        max: usize,
+    ) -> Result<(Vec<Message>, Option<Vec<u8>>), StoreError> {
+        let mode = match after {
+            Some(k) => IteratorMode::From(k, Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        let mut out = Vec::new();
+        let mut last = None;
+        for item in self.db.iterator_cf(self.cf(CF_MSG)?, mode) {
+            let (k, v) = item?;
+            if after.is_some_and(|a| a == &k[..]) {
+                continue;
+            }
+            if out.len() >= max {
+                return Ok((out, last));
+            }
+            out.push(decode(&k, &v)?);
+            last = Some(k.to_vec());
+        }
+        Ok((out, None))
+    }
+}
