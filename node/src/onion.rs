@@ -59,8 +59,8 @@ pub struct Relay {
     slots: Arc<tokio::sync::Semaphore>,
     http_slots: tokio::sync::Semaphore,
     tls: Arc<tokio_rustls::rustls::ClientConfig>,
-    /// Persistent links to the next nodes of layers.
-    links: Links,
+    /// Persistent links to other service nodes (for layers and forwarded writes).
+    pub(crate) links: Links,
 }
 
 impl Relay {
@@ -269,7 +269,7 @@ async fn forward(
     // storage protocol.
     let answer = match relay
         .links
-        .ask(node, peer, addr.clone(), data[1..].to_vec(), HOP_TIMEOUT)
+        .ask(node, peer, addr.clone(), data.clone(), HOP_TIMEOUT)
         .await
     {
         Ok(a) => Ok(a),

@@ -1,19 +1,22 @@
-//! Persistent links between service nodes for onion layers (`/sispop/onion-link/1`).
+//! Persistent links between service nodes (`/sispop/sn-link/1`) for the storage protocol's
+//! small, frequent messages: onion layers, and writes forwarded to swarm members.
 //!
-//! Each layer used to travel on a request-response substream of its own: a yamux stream
-//! opened and protocol-negotiated per hop, and several trips through the network task. A link
-//! is one long-lived stream per (sender, next node), opened on first use, on which layers and
-//! their answers are multiplexed by number; after the first layer nothing passes through the
-//! network task.
+//! Each of these used to travel on a request-response substream of its own: a yamux stream
+//! opened and protocol-negotiated per message, and several trips through the network task. A
+//! link is one long-lived stream per (sender, receiver), opened on first use, on which
+//! requests and their answers are multiplexed by number; after the first request nothing
+//! passes through the network task.
 //!
-//! Frames, both ways: `id u64 LE ‖ length u32 LE ‖ bytes`. The opener sends layers (the bytes
-//! that follow the storage protocol's onion tag); the other side answers each with the same id
-//! (`status u16 BE ‖ body`, as on the storage protocol), in any order. A link carries layers
-//! one way only: the other node opens its own link to send its layers back to us.
+//! Frames, both ways: `id u64 LE ‖ length u32 LE ‖ bytes`. The opener sends storage-protocol
+//! requests (tag byte, then the body: 6 an onion layer, 1 a forwarded write); the other side
+//! answers each with the same id (`status u16 BE ‖ body`, as on the storage protocol), in any
+//! order. A link carries requests one way only: the other node opens its own link to send its
+//! requests to us. Bulk transfers (pulls, hand-overs) stay on `/sispop/storage/1`, so they do
+//! not hold up the small messages behind them.
 //!
 //! Only active service nodes may use a link (checked when it is accepted, and again for every
-//! layer by [`crate::onion::on_hop`]); a frame over the size limit closes it. A node that does
-//! not speak the protocol is reached on the storage protocol instead.
+//! request by its handler); a frame over the size limit closes it. A node that does not speak
+//! the protocol is reached on the storage protocol instead.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,9 +34,9 @@ use crate::p2p::{NetCommand, MAX_STORAGE_REQUEST_BYTES};
 use crate::wire::MAX_RESPONSE_BYTES;
 
 /// The link protocol.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/sispop/onion-link/1");
-/// Layers one link's other side handles at once, answers not yet written included; past it,
-/// it stops reading.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/sispop/sn-link/1");
+/// Requests one link's other side handles at once, answers not yet written included; past
+/// it, it stops reading.
 const IN_FLIGHT: usize = 1024;
 /// Frames waiting to be written on one link.
 const QUEUE: usize = 1024;
@@ -41,10 +44,10 @@ const QUEUE: usize = 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Links one peer may have open to us at once.
 const LINKS_PER_PEER: usize = 2;
-/// How long a node that does not speak the protocol is sent layers on the storage protocol
+/// How long a node that does not speak the protocol is sent requests on the storage protocol
 /// before it is asked again.
 const UNSUPPORTED_FOR: Duration = Duration::from_secs(600);
-/// How long a link that could not be opened is not tried again (layers meanwhile fail at
+/// How long a link that could not be opened is not tried again (requests meanwhile fail at
 /// once instead of queueing behind one attempt after another).
 const FAILED_FOR: Duration = Duration::from_secs(5);
 
@@ -100,7 +103,7 @@ pub struct Links {
     shunned: Mutex<HashMap<PeerId, (Instant, bool)>>,
 }
 
-/// Why a layer got no answer on a link.
+/// Why a request got no answer on a link.
 #[derive(Debug)]
 pub enum LinkError {
     /// The node does not speak the link protocol.
@@ -134,8 +137,8 @@ fn closed() -> LinkError {
 }
 
 impl Links {
-    /// Sends a layer to `peer` (reachable at `addr`, when known) and waits at most `limit`
-    /// for its answer.
+    /// Sends a storage-protocol request (tag and body) to `peer` (reachable at `addr`, when
+    /// known) and waits at most `limit` for its answer.
     pub async fn ask(
         &self,
         node: &Node,
@@ -146,7 +149,7 @@ impl Links {
     ) -> Result<Vec<u8>, LinkError> {
         let mut used = None;
         let asked = async {
-            // A link found closed before the layer went out is replaced once: nothing was
+            // A link found closed before the request went out is replaced once: nothing was
             // sent, so nothing can happen twice.
             let mut layer = Some(layer);
             for attempt in 0..2 {
@@ -181,7 +184,7 @@ impl Links {
             .unwrap_or(Err(LinkError::Timeout));
         if let (Err(LinkError::Timeout), Some(link)) = (&r, used) {
             // Nothing heard on the link for as long as we waited: the connection is gone
-            // without a word (a dead host, a dropped route). The next layer opens a new one.
+            // without a word (a dead host, a dropped route). The next request opens a new one.
             if link.since_read() >= limit {
                 debug!(%peer, "onion link silent; giving it up");
                 link.close(&self.open, &peer);
@@ -288,7 +291,7 @@ impl Links {
                     }
                     Err(e) => {
                         debug!(%peer, error = %e, "onion link closed");
-                        // Whoever still waits hears so; the next layer opens a new link.
+                        // Whoever still waits hears so; the next request opens a new link.
                         link.close(&open, &peer);
                         return;
                     }
@@ -372,7 +375,7 @@ async fn read_frame<R: futures::AsyncRead + Unpin>(
 }
 
 /// Accepts links from other nodes until shutdown: each one from an active service node is
-/// served (its layers processed as they come, at most [`IN_FLIGHT`] at once).
+/// served (its requests handled as they come, at most [`IN_FLIGHT`] at once).
 pub async fn serve(node: Node, mut control: libp2p_stream::Control) {
     let mut incoming = match control.accept(PROTOCOL) {
         Ok(i) => i,
@@ -422,7 +425,7 @@ async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
     let (r, w) = stream.split();
     let (tx, rx) = mpsc::channel(QUEUE);
     let writer = tokio::spawn(write_frames(w, rx));
-    // A slot is held from before a layer is read until its answer is written: a peer that
+    // A slot is held from before a request is read until its answer is written: a peer that
     // stops reading answers stops being served, and nothing piles up.
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut r = BufReader::new(r);
@@ -434,7 +437,7 @@ async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
             // The writer gave up: answers could not reach the other side.
             break;
         }
-        let (id, layer) = match read_frame(&mut r, MAX_STORAGE_REQUEST_BYTES).await {
+        let (id, request) = match read_frame(&mut r, MAX_STORAGE_REQUEST_BYTES).await {
             Ok(f) => f,
             Err(e) => {
                 debug!(%peer, error = %e, "onion link from a peer closed");
@@ -443,10 +446,9 @@ async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
         };
         let (node, tx) = (node.clone(), tx.clone());
         tokio::spawn(async move {
-            let mut answer = crate::onion::on_hop(&node, &peer, &layer).await;
-            drop(layer);
+            let mut answer = answer(&node, peer, request).await;
             if answer.len() as u64 > MAX_RESPONSE_BYTES {
-                // Past what the other side reads: this layer fails, not the link.
+                // Past what the other side reads: this request fails, not the link.
                 answer = 502u16.to_be_bytes().to_vec();
                 answer.extend_from_slice(b"Invalid response from snode");
             }
@@ -456,6 +458,28 @@ async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
     drop(tx);
     // Answers still being made are written, then the stream closes.
     let _ = writer.await;
+}
+
+/// The answer to one request on a link: an onion layer waits on its next hop (a task); a
+/// forwarded write runs on a blocking thread, as on the storage protocol.
+async fn answer(node: &Node, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
+    match request.split_first() {
+        Some((&crate::onion::ONION, layer)) => crate::onion::on_hop(node, &peer, layer).await,
+        Some((&crate::storage_sync::FORWARD, _)) => {
+            let n = node.clone();
+            tokio::task::spawn_blocking(move || match n.storage.get() {
+                Some(storage) => crate::storage_sync::on_request(&n, storage, &peer, &request),
+                None => [
+                    &503u16.to_be_bytes()[..],
+                    b"no storage service on this node",
+                ]
+                .concat(),
+            })
+            .await
+            .unwrap_or_else(|_| [&500u16.to_be_bytes()[..], b"request failed"].concat())
+        }
+        _ => [&400u16.to_be_bytes()[..], b"not a link request"].concat(),
+    }
 }
 
 #[cfg(test)]

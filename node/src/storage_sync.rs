@@ -1,5 +1,6 @@
 //! Replication between the members of a swarm, over the SN-only libp2p protocol
-//! `/sispop/storage/1` (reference `storage-and-onion.md` §3.4–§3.5):
+//! `/sispop/storage/1` (forwarded writes on the persistent links of [`crate::onion_link`]
+//! when the member has them; reference `storage-and-onion.md` §3.4–§3.5):
 //!
 //! - **Forward**: a write a client sent to one member (store, delete, expiry changes) is sent
 //!   on, as the client signed it, to every other member of the swarm, which checks and applies
@@ -40,6 +41,7 @@ use sispop_storage::UserPubkey;
 use tracing::{debug, info, warn};
 
 use crate::node::Node;
+use crate::onion_link::LinkError;
 use crate::p2p::{peer_id_of, NetCommand};
 use crate::storage_server::{owner_swarm, serving, storage_rpc, Storage};
 
@@ -52,7 +54,7 @@ const MAX_PULL_PAGES: usize = 10_000;
 /// How often the swarm is checked for changes.
 const CHECK_EVERY: Duration = Duration::from_secs(3);
 
-const FORWARD: u8 = 1;
+pub(crate) const FORWARD: u8 = 1;
 const PULL: u8 = 2;
 const PUSH: u8 = 3;
 /// Storage tests (see [`crate::storage_test`]): a witness's sample.
@@ -120,6 +122,21 @@ pub(crate) async fn ask_within(
     limit: Duration,
 ) -> Result<Vec<u8>, String> {
     let peer = peer_id_of(pk).ok_or("not a valid node key")?;
+    // Forwarded writes go on the persistent link to the member, when it has one.
+    if data.first() == Some(&FORWARD) {
+        if let Some(relay) = node.relay.get() {
+            match relay
+                .links
+                .ask(node, peer, addr.clone(), data.clone(), limit)
+                .await
+            {
+                Ok(answer) => return Ok(answer),
+                Err(LinkError::Timeout) => return Err("timeout".into()),
+                Err(LinkError::Failed(e)) => return Err(e),
+                Err(LinkError::Unsupported) => {}
+            }
+        }
+    }
     let net = node.net.get().ok_or("network not started")?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     net.tx
