@@ -728,7 +728,9 @@ pub async fn bench(
                 let mut sample = None;
                 while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
                     let t0 = Instant::now();
-                    let outcome = async {
+                    // A stalled node answers within the hops' 30 s timeout; an entry that
+                    // stopped answering at all must not hang the bench.
+                    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
                         let mut path = {
                             let mut rng = rand::thread_rng();
                             let rest: Vec<Node> = all
@@ -762,8 +764,9 @@ pub async fn bench(
                             Answer::Destination { status: 200, .. } => Ok(()),
                             other => Err(anyhow::anyhow!("{other:?}")),
                         }
-                    }
-                    .await;
+                    })
+                    .await
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within 60 s")));
                     done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     match outcome {
                         Ok(()) => lat.push(t0.elapsed().as_secs_f64() * 1000.0),
