@@ -49,6 +49,12 @@ use crate::storage_server::{owner_swarm, serving, storage_rpc, Storage};
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages per pull page or push.
 const PAGE: usize = 500;
+/// Most bytes of messages (as they travel) in a pulled page: within what the puller reads of
+/// an answer (16 MiB), with room for a page of large messages' JSON.
+const PULL_PAGE_BYTES: u64 = 8 * 1024 * 1024;
+/// Most bytes of messages in a handed-over page: with the accounts' revocations (at most 500
+/// accounts × 50, about 4.5 MB of JSON) within what a peer takes in a request (10 MiB).
+const PUSH_PAGE_BYTES: u64 = 4 * 1024 * 1024;
 /// Most pages one pull takes from a member (5 million messages).
 const MAX_PULL_PAGES: usize = 10_000;
 /// How often the swarm is checked for changes.
@@ -234,7 +240,7 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
         }
         PULL if same_swarm => {
             let (after, max) = page_asked(rest);
-            match storage.store.scan(after.as_deref(), max) {
+            match storage.store.scan(after.as_deref(), max, PULL_PAGE_BYTES) {
                 Ok((msgs, next)) => {
                     let v = json!({
                         "messages": msgs.iter().map(message_to_json).collect::<Vec<_>>(),
@@ -488,7 +494,8 @@ async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> usize
         let s = storage.clone();
         let c = cursor.clone();
         let Ok(Ok((page, next))) =
-            tokio::task::spawn_blocking(move || s.store.scan(c.as_deref(), PAGE)).await
+            tokio::task::spawn_blocking(move || s.store.scan(c.as_deref(), PAGE, PUSH_PAGE_BYTES))
+                .await
         else {
             return moved;
         };

@@ -94,7 +94,8 @@ fn seal(
 
 /// Builds an onion request through `path` (entry first). For [`Destination::Storage`],
 /// `request` is a storage RPC body (`{"method", "params"}`) run by the last node; for an HTTP
-/// server it is that server's own request. Every layer uses `enc`.
+/// server it is that server's own request. Every layer uses `enc`. `rng` makes the nonces; the
+/// ephemeral keys come from the system's generator through `ring`, which takes no other.
 pub fn build(
     path: &[Node],
     dest: &Destination,

@@ -269,17 +269,35 @@ fn reopened_store_keeps_everything_and_order() {
     for m in (0..5).map(|i| msg(2, 7, &format!("s{i}"), 0, 9000)) {
         s.store(&m, false).expect("store");
     }
-    let mut seen = Vec::new();
-    let mut cursor: Option<Vec<u8>> = None;
-    loop {
-        let (page, next) = s.scan(cursor.as_deref(), 3).expect("scan");
-        seen.extend(page);
-        match next {
-            Some(k) => cursor = Some(k),
-            None => break,
+    let scan_all = |max: usize, max_bytes: u64| {
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            let (page, next) = s.scan(cursor.as_deref(), max, max_bytes).expect("scan");
+            assert!(!page.is_empty() && page.len() <= max);
+            let bytes: u64 = page.iter().map(sispop_storage::store::wire_size).sum();
+            assert!(
+                page.len() == 1 || bytes <= max_bytes,
+                "{bytes} > {max_bytes}"
+            );
+            seen.extend(page);
+            pages += 1;
+            match next {
+                Some(k) => cursor = Some(k),
+                None => return (seen, pages),
+            }
         }
-    }
-    assert_eq!(seen.len(), 7);
+    };
+    let (seen, pages) = scan_all(3, u64::MAX);
+    assert_eq!((seen.len(), pages), (7, 3));
+    // A byte budget under one message's size still moves on, one message a page.
+    let (seen, pages) = scan_all(100, 1);
+    assert_eq!((seen.len(), pages), (7, 7));
+    // Room for two messages a page.
+    let two = 2 * sispop_storage::store::wire_size(&seen[0]);
+    let (seen, pages) = scan_all(100, two);
+    assert_eq!((seen.len(), pages), (7, 4));
 }
 
 /// One step of the model test.

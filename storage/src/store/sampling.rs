@@ -93,12 +93,15 @@ impl MessageStore {
     }
 
     /// Every message held, in key order (account, namespace, insertion), from `after` (a key
-    /// returned by an earlier call) on, at most `max`: for handing data to other swarms.
-    /// Returns the messages and the key to continue from.
+    /// returned by an earlier call) on, at most `max`, and at most `max_bytes` as they go
+    /// between nodes ([`wire_size`]; the first always comes): for pulls and hand-overs, whose
+    /// messages must fit what a peer accepts. Returns the messages and the key to continue
+    /// from.
     pub fn scan(
         &self,
         after: Option<&[u8]>,
         max: usize,
+        max_bytes: u64,
     ) -> Result<(Vec<Message>, Option<Vec<u8>>), StoreError> {
         let mode = match after {
             Some(k) => IteratorMode::From(k, Direction::Forward),
@@ -106,17 +109,27 @@ impl MessageStore {
         };
         let mut out = Vec::new();
         let mut last = None;
+        let mut used = 0u64;
         for item in self.db.iterator_cf(self.cf(CF_MSG)?, mode) {
             let (k, v) = item?;
             if after.is_some_and(|a| a == &k[..]) {
                 continue;
             }
-            if out.len() >= max {
+            let m = decode(&k, &v)?;
+            let cost = wire_size(&m);
+            if out.len() >= max || (!out.is_empty() && used.saturating_add(cost) > max_bytes) {
                 return Ok((out, last));
             }
-            out.push(decode(&k, &v)?);
+            used = used.saturating_add(cost);
+            out.push(m);
             last = Some(k.to_vec());
         }
         Ok((out, None))
     }
+}
+
+/// What a message takes between nodes, as JSON (its body in base64, and room for the other
+/// fields): an upper bound.
+pub fn wire_size(m: &Message) -> u64 {
+    256 + (m.data.len() as u64).div_ceil(3) * 4
 }
