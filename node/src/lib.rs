@@ -13,6 +13,7 @@ pub mod rpc;
 pub mod rpc_sn;
 pub mod snkeys;
 pub mod storage_client;
+pub mod storage_redeliver;
 pub mod storage_replicate;
 pub mod storage_server;
 pub mod storage_sync;
@@ -145,6 +146,7 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
             }
         }
         let sync = tokio::spawn(storage_sync::run(node.clone(), storage.clone()));
+        tokio::spawn(storage_redeliver::run(node.clone(), storage.clone()));
         let serve = tokio::spawn(storage_server::serve(
             node.clone(),
             storage,

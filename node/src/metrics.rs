@@ -276,6 +276,22 @@ pub fn render(node: &Node) -> String {
             "Bytes of messages held (estimate)",
             s.bytes,
         );
+        let (missed, dropped) = {
+            let m = storage.missed.lock().unwrap_or_else(|p| p.into_inner());
+            (m.len() as u64, m.dropped)
+        };
+        gauge(
+            &mut r,
+            "storage_redeliveries_pending",
+            "Writes swarm members missed, waiting to be delivered again",
+            missed,
+        );
+        counter(
+            &mut r,
+            "storage_redeliveries_dropped",
+            "Writes swarm members missed that were dropped because too many were waiting",
+            dropped,
+        );
     }
     let mut out = String::new();
     if let Err(e) = encode(&mut out, &r) {

@@ -24,6 +24,11 @@ fn forwards(req: &Value, status: u16) -> bool {
     RECURSIVE_METHODS.contains(&m) && (status == 200 || (m == "delete" && status == 404))
 }
 
+/// The hash of the message a `store` answer (`body`) says was stored.
+fn stored(body: &Value) -> Option<String> {
+    body["hash"].as_str().map(str::to_owned)
+}
+
 /// Merges peers' entries into our answer `body` (under `"swarm"`); a `delete` with `required`
 /// that found nothing here becomes 200 when some member deleted something.
 fn merge(req: &Value, status: &mut u16, body: &mut Value, entries: Vec<(String, Value)>) {
@@ -71,9 +76,17 @@ pub fn replicate<'a>(
                     .filter(|(_, (sub, r))| forwards(sub, r["code"].as_u64().unwrap_or(0) as u16))
                     .map(|(i, (sub, _))| (i, sub))
                     .collect();
+                let stored: Vec<Option<String>> =
+                    results.iter().map(|r| stored(&r["body"])).collect();
+                let stored = &stored;
                 let ask = |(i, sub): (usize, &'a Value)| async move {
                     let bytes = serde_json::to_vec(sub).unwrap_or_default();
-                    (i, forward(node, swarm, &bytes).await)
+                    let hash = if sub["method"] == "store" {
+                        stored.get(i).cloned().flatten()
+                    } else {
+                        None
+                    };
+                    (i, forward(node, swarm, &bytes, hash.as_deref()).await)
                 };
                 let answers = if in_order {
                     let mut out = Vec::with_capacity(todo.len());
@@ -113,7 +126,12 @@ pub fn replicate<'a>(
                     None => serde_json::to_vec(req).unwrap_or_default(),
                 };
                 let sent = std::time::Instant::now();
-                let entries = forward(node, swarm, &bytes).await;
+                let hash = if req["method"] == "store" {
+                    stored(body)
+                } else {
+                    None
+                };
+                let entries = forward(node, swarm, &bytes, hash.as_deref()).await;
                 node.metrics.replicated(sent.elapsed());
                 merge(req, status, body, entries);
             }

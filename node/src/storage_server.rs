@@ -63,6 +63,8 @@ pub struct Storage {
     pub arrivals: std::sync::Mutex<sispop_storage::storage_test::Arrivals>,
     /// The threads that run client requests.
     workers: Workers,
+    /// Writes swarm members missed, to deliver again.
+    pub missed: std::sync::Mutex<crate::storage_redeliver::Missed>,
 }
 
 /// What serving a request needs from the chain: computed once per block, not per request.
@@ -532,6 +534,7 @@ pub fn open(node: &Node, data_dir: &Path) -> anyhow::Result<(Arc<Storage>, TlsAc
             arrivals: std::sync::Mutex::new(Default::default()),
             workers: Workers::start("storage", WORKERS, QUEUE)
                 .context("starting the storage worker threads")?,
+            missed: Default::default(),
         }),
         acceptor,
     ))

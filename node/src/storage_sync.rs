@@ -5,13 +5,16 @@
 //! - **Forward**: a write a client sent to one member (store, delete, expiry changes) is sent
 //!   on, as the client signed it, to every other member of the swarm, which checks and applies
 //!   it as if the client had sent it there; their signed results join the `"swarm"` dict of the
-//!   answer, as upstream's recursive requests do.
-//! - **Pull**: when a node becomes an active member of a swarm (at start, after a restart, or
-//!   when the swarm's membership changes) it pages through each other member's messages and
-//!   keeps those of accounts its swarm owns, so a node that joins a swarm receives its data and
-//!   a node that was down catches up.
-//! - **Push**: when the swarms change, every message held for an account another swarm now owns
-//!   is sent to that swarm's members and, once one of them took it, dropped here.
+//!   answer, as upstream's recursive requests do. A member that did not take it gets it again
+//!   later ([`crate::storage_redeliver`]).
+//! - **Pull**: when a node becomes an active member of a swarm (at start, after a restart, back
+//!   from decommission, or moved to another swarm) it pages through each other member's
+//!   messages and keeps those of accounts its swarm owns, so a node that joins a swarm receives
+//!   its data and a node that was down catches up. Members already there pull only from a
+//!   member that joined (it may hold messages of our accounts); a member leaving costs nothing.
+//! - **Push**: when the swarms change (or we moved), every message held for an account another
+//!   swarm now owns is sent to that swarm's members and, once one of them took it, dropped
+//!   here; what no one took yet is tried again at the next check.
 //!
 //! Requests are accepted only from active service nodes; forward and pull only from members
 //! of our own swarm, and pushed messages only for accounts our swarm owns. Every message from a
@@ -19,7 +22,9 @@
 //!
 //! Messages: a tag byte, then: 1 forward: the client's JSON body (answer: status u16 BE ‖
 //! body); 2 pull: JSON `{"after": hex|null, "max": n}` (answer: JSON `{"messages": [...],
-//! "next": hex|null}`); 3 push: JSON `{"messages": [...]}` (answer: JSON `{"stored": n}`);
+//! "next": hex|null}`); 3 push: JSON `{"messages": [...], "revoked": [...]?, "only_here":
+//! bool?}` (answer: JSON `{"stored": n}`; `only_here` from a member of our swarm: not passed
+//! on);
 //! 4 and 5: storage tests, from any active service node ([`crate::storage_test`]); 6: an
 //! onion layer ([`crate::onion`]); 7 pull revocations: JSON `{"after": hex|null, "max": n}`
 //! (answer: JSON `{"revoked": [{"pubkey", "token" (hex), "t" (ms)}...], "next": hex|null}`).
@@ -43,18 +48,19 @@ use tracing::{debug, info, warn};
 use crate::node::Node;
 use crate::onion_link::LinkError;
 use crate::p2p::{peer_id_of, NetCommand};
+use crate::storage_redeliver::{self as redeliver, missed_status, Write};
 use crate::storage_server::{owner_swarm, serving, storage_rpc, Storage};
 
 /// How long a member may take to answer.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages per pull page or push.
-const PAGE: usize = 500;
+pub(crate) const PAGE: usize = 500;
 /// Most bytes of messages (as they travel) in a pulled page: within what the puller reads of
 /// an answer (16 MiB), with room for a page of large messages' JSON.
 const PULL_PAGE_BYTES: u64 = 8 * 1024 * 1024;
 /// Most bytes of messages in a handed-over page: with the accounts' revocations (at most 500
 /// accounts × 50, about 4.5 MB of JSON) within what a peer takes in a request (10 MiB).
-const PUSH_PAGE_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const PUSH_PAGE_BYTES: u64 = 4 * 1024 * 1024;
 /// Most pages one pull takes from a member (5 million messages).
 const MAX_PULL_PAGES: usize = 10_000;
 /// How often the swarm is checked for changes.
@@ -62,7 +68,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(3);
 
 pub(crate) const FORWARD: u8 = 1;
 const PULL: u8 = 2;
-const PUSH: u8 = 3;
+pub(crate) const PUSH: u8 = 3;
 /// Storage tests (see [`crate::storage_test`]): a witness's sample.
 pub(crate) const SAMPLE: u8 = 4;
 /// Storage tests: a proof of one message.
@@ -70,7 +76,7 @@ pub(crate) const TEST: u8 = 5;
 const PULL_REVOKED: u8 = 7;
 
 /// The other active members of our swarm, with an address from their last proof.
-fn peers(node: &Node, swarm: u64) -> Vec<(PublicKey, Option<Multiaddr>)> {
+pub(crate) fn peers(node: &Node, swarm: u64) -> Vec<(PublicKey, Option<Multiaddr>)> {
     let st = node.lock();
     let Some(me) = st.sn_keys.as_ref().map(|k| k.primary) else {
         return Vec::new();
@@ -161,14 +167,38 @@ pub(crate) async fn ask_within(
 }
 
 /// Sends a client's write on to the other members of our swarm and returns their `"swarm"`
-/// entries (their own, or a failure entry as upstream writes them).
-pub async fn forward(node: &Node, swarm: u64, body: &[u8]) -> Vec<(String, Value)> {
+/// entries (their own, or a failure entry as upstream writes them). A member that did not
+/// take it gets it again later ([`crate::storage_redeliver`]): the message, for a store
+/// (`stored`: its hash), else the write itself.
+pub async fn forward(
+    node: &Node,
+    swarm: u64,
+    body: &[u8],
+    stored: Option<&str>,
+) -> Vec<(String, Value)> {
     let mut data = vec![FORWARD];
     data.extend_from_slice(body);
     let asks = peers(node, swarm).into_iter().map(|(pk, addr)| {
         let data = data.clone();
         async move {
-            let entry = match ask(node, &pk, addr, data).await {
+            let write = || match stored {
+                Some(h) => Write::Message(h.to_owned()),
+                None => Write::Request(body.to_vec()),
+            };
+            // Behind writes it missed: in order, after them.
+            if redeliver::pending(node, &pk) {
+                redeliver::note(node, pk, write());
+                return (pk.to_hex(), json!({"failed": true, "query_failure": true}));
+            }
+            let answer = ask(node, &pk, addr, data).await;
+            let missed = match &answer {
+                Ok(r) if r.len() >= 2 => missed_status(u16::from_be_bytes([r[0], r[1]])),
+                _ => true,
+            };
+            if missed {
+                redeliver::note(node, pk, write());
+            }
+            let entry = match answer {
                 Err(e) if e == "timeout" => json!({"failed": true, "timeout": true}),
                 Err(_) => json!({"failed": true, "query_failure": true}),
                 Ok(r) if r.len() >= 2 => {
@@ -274,8 +304,10 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
                         }
                     }
                     // What is new here goes on to the rest of the swarm, so a message handed
-                    // to one member (or pushed to some members only) reaches every member.
-                    if !new.is_empty() {
+                    // to one member (or pushed to some members only) reaches every member;
+                    // not a redelivery from a member to this member alone (`"only_here"`).
+                    let only_here = same_swarm && req["only_here"] == Value::Bool(true);
+                    if !new.is_empty() && !only_here {
                         let fresh: Vec<Message> =
                             new.iter().filter_map(|i| msgs.get(*i).cloned()).collect();
                         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -312,10 +344,21 @@ async fn spread(node: Node, swarm: u64, msgs: Vec<Message>) {
     );
     let asks = peers(&node, swarm).into_iter().map(|(pk, addr)| {
         let data = data.clone();
-        let node = &node;
+        let (node, msgs) = (&node, &msgs);
         async move {
-            if let Err(e) = ask(node, &pk, addr, data).await {
-                debug!(node = %pk, error = %e, "passing pushed messages on failed");
+            let failed = redeliver::pending(node, &pk)
+                || match ask(node, &pk, addr, data).await {
+                    Ok(r) if r.len() >= 2 => missed_status(u16::from_be_bytes([r[0], r[1]])),
+                    Ok(_) => true,
+                    Err(e) => {
+                        debug!(node = %pk, error = %e, "passing pushed messages on failed");
+                        true
+                    }
+                };
+            if failed {
+                for m in msgs {
+                    redeliver::note(node, pk, Write::Message(m.hash.clone()));
+                }
             }
         }
     });
@@ -487,9 +530,9 @@ fn keep_revocations(
 
 /// Sends every message held for an account another swarm owns to that swarm, and drops it
 /// here once a member took it. Returns how many moved.
-async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> usize {
+async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> (usize, usize) {
     let mut cursor: Option<Vec<u8>> = None;
-    let mut moved = 0;
+    let (mut moved, mut left) = (0, 0);
     loop {
         let s = storage.clone();
         let c = cursor.clone();
@@ -497,7 +540,7 @@ async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> usize
             tokio::task::spawn_blocking(move || s.store.scan(c.as_deref(), PAGE, PUSH_PAGE_BYTES))
                 .await
         else {
-            return moved;
+            return (moved, left.max(1));
         };
         let mut by_swarm: std::collections::BTreeMap<u64, Vec<Message>> = Default::default();
         for m in page {
@@ -555,17 +598,19 @@ async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> usize
                 })
                 .await;
                 moved += n;
+            } else {
+                left += msgs.len();
             }
         }
         match next {
             Some(n) => cursor = Some(n),
-            None => return moved,
+            None => return (moved, left),
         }
     }
 }
 
 /// What the swarms look like: our swarm, its members, and every swarm id.
-fn epoch(node: &Node) -> Option<(u64, BTreeSet<PublicKey>, BTreeSet<u64>)> {
+fn epoch(node: &Node) -> Option<Epoch> {
     let ours = serving(node).ok()?;
     let st = node.lock();
     let state = st.chain.ext().state();
@@ -578,10 +623,58 @@ fn epoch(node: &Node) -> Option<(u64, BTreeSet<PublicKey>, BTreeSet<u64>)> {
     Some((ours, members, ids))
 }
 
+/// What the swarms look like (our swarm, its members, every swarm id), as [`epoch`] gives it.
+type Epoch = (u64, BTreeSet<PublicKey>, BTreeSet<u64>);
+
+/// Work toward being in step with an epoch: members still to pull from, and whether messages
+/// of accounts other swarms own are still to be handed over (and when to try next).
+struct Pending {
+    target: Epoch,
+    sources: BTreeSet<PublicKey>,
+    hand_over: bool,
+    next_hand_over: tokio::time::Instant,
+}
+
+/// How long to wait before handing over again messages no member of their swarm took.
+const HAND_OVER_RETRY: Duration = Duration::from_secs(30);
+
+/// The work to be in step with `now`, after `done` (the last epoch we were in step with) and
+/// what was left of the work toward an earlier epoch.
+fn pending_for(
+    peers: Vec<PublicKey>,
+    now: Epoch,
+    done: Option<&Epoch>,
+    before: Option<Pending>,
+) -> Pending {
+    // New to this swarm (started, back from not serving, or moved): pull from every member.
+    // Otherwise only from members that joined since (they may bring messages of our
+    // accounts); one that left takes nothing with it.
+    let new_here = done.is_none_or(|d| d.0 != now.0);
+    let mut sources: BTreeSet<PublicKey> = peers
+        .into_iter()
+        .filter(|pk| new_here || done.is_some_and(|d| !d.1.contains(pk)))
+        .collect();
+    // Accounts change swarms only when the swarms do (or when we moved).
+    let mut hand_over = new_here || done.is_some_and(|d| d.2 != now.2);
+    if let Some(b) = before {
+        if b.target.0 == now.0 {
+            sources.extend(b.sources.intersection(&now.1));
+        }
+        hand_over |= b.hand_over;
+    }
+    Pending {
+        target: now,
+        sources,
+        hand_over,
+        next_hand_over: tokio::time::Instant::now(),
+    }
+}
+
 /// Keeps this node's data in step with its swarm until the daemon stops.
 pub async fn run(node: Node, storage: Arc<Storage>) {
     let mut stop = node.shutdown.subscribe();
-    let mut done: Option<(u64, BTreeSet<PublicKey>, BTreeSet<u64>)> = None;
+    let mut done: Option<Epoch> = None;
+    let mut pending: Option<Pending> = None;
     let mut tick = tokio::time::interval(CHECK_EVERY);
     loop {
         tokio::select! {
@@ -590,21 +683,38 @@ pub async fn run(node: Node, storage: Arc<Storage>) {
         }
         let Some(now) = epoch(&node) else {
             done = None;
+            pending = None;
             continue;
         };
-        if done.as_ref() == Some(&now) {
-            continue;
+        if pending.as_ref().is_none_or(|p| p.target != now) {
+            if done.as_ref() == Some(&now) && pending.is_none() {
+                continue;
+            }
+            let before = pending.take();
+            let others = peers(&node, now.0).into_iter().map(|(pk, _)| pk).collect();
+            pending = Some(pending_for(others, now, done.as_ref(), before));
         }
-        let swarm = now.0;
-        let mut complete = true;
-        for (pk, addr) in peers(&node, swarm) {
+        let Some(work) = pending.as_mut() else {
+            continue;
+        };
+        let swarm = work.target.0;
+        let members = peers(&node, swarm);
+        work.sources
+            .retain(|pk| members.iter().any(|(m, _)| m == pk));
+        let mut failed = false;
+        let todo: Vec<_> = members
+            .into_iter()
+            .filter(|(pk, _)| work.sources.contains(pk))
+            .collect();
+        for (pk, addr) in todo {
             let from = (&pk, addr.clone());
+            let mut ok = true;
             match pull_pages(&node, &storage, swarm, from, PULL, keep_messages).await {
                 Ok(n) if n > 0 => info!(from = %pk, messages = n, "caught up from a swarm member"),
                 Ok(_) => {}
                 Err(e) => {
                     debug!(from = %pk, error = %e, "pull from a swarm member failed");
-                    complete = false;
+                    ok = false;
                 }
             }
             let from = (&pk, addr);
@@ -613,21 +723,108 @@ pub async fn run(node: Node, storage: Arc<Storage>) {
                 Ok(_) => {}
                 Err(e) => {
                     debug!(from = %pk, error = %e, "revocation pull from a swarm member failed");
-                    complete = false;
+                    ok = false;
                 }
             }
+            if ok {
+                work.sources.remove(&pk);
+            } else {
+                failed = true;
+            }
         }
-        let moved = hand_over(&node, &storage, swarm).await;
-        if moved > 0 {
-            info!(
-                messages = moved,
-                "handed messages over to the swarms that now own them"
-            );
+        if work.hand_over && tokio::time::Instant::now() >= work.next_hand_over {
+            let (moved, left) = hand_over(&node, &storage, swarm).await;
+            if moved > 0 {
+                info!(
+                    messages = moved,
+                    "handed messages over to the swarms that now own them"
+                );
+            }
+            if left > 0 {
+                info!(
+                    messages = left,
+                    "messages not taken by their swarms yet; trying again later"
+                );
+                work.next_hand_over = tokio::time::Instant::now() + HAND_OVER_RETRY;
+            } else {
+                work.hand_over = false;
+            }
         }
-        if complete {
-            done = Some(now);
-        } else {
+        if work.sources.is_empty() && !work.hand_over {
+            done = pending.take().map(|p| p.target);
+        } else if failed {
             warn!("swarm sync incomplete; retrying");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pk(b: u8) -> PublicKey {
+        PublicKey([b; 32])
+    }
+
+    fn epoch_of(swarm: u64, members: &[u8], ids: &[u64]) -> Epoch {
+        (
+            swarm,
+            members.iter().map(|b| pk(*b)).collect(),
+            ids.iter().copied().collect(),
+        )
+    }
+
+    /// The other members (we are member 0).
+    fn peers_of(members: &[u8]) -> Vec<PublicKey> {
+        members
+            .iter()
+            .filter(|b| **b != 0)
+            .map(|b| pk(*b))
+            .collect()
+    }
+
+    #[test]
+    fn only_a_node_new_to_its_swarm_pulls_from_everyone() {
+        // At start: pull from all, hand over.
+        let now = epoch_of(7, &[0, 1, 2], &[7, 9]);
+        let p = pending_for(peers_of(&[0, 1, 2]), now.clone(), None, None);
+        assert_eq!(p.sources, [pk(1), pk(2)].into());
+        assert!(p.hand_over);
+        // A member leaves: nothing to do.
+        let later = epoch_of(7, &[0, 1], &[7, 9]);
+        let p = pending_for(peers_of(&[0, 1]), later.clone(), Some(&now), None);
+        assert!(p.sources.is_empty() && !p.hand_over);
+        // A member joins: pull from it alone.
+        let joined = epoch_of(7, &[0, 1, 3], &[7, 9]);
+        let p = pending_for(peers_of(&[0, 1, 3]), joined.clone(), Some(&later), None);
+        assert_eq!(p.sources, [pk(3)].into());
+        assert!(!p.hand_over);
+        // The swarms change (one dissolved): hand over, pull from no one.
+        let fewer = epoch_of(7, &[0, 1, 3], &[7]);
+        let p = pending_for(peers_of(&[0, 1, 3]), fewer.clone(), Some(&joined), None);
+        assert!(p.sources.is_empty() && p.hand_over);
+        // We moved to swarm 9: pull from all of it, hand over.
+        let moved = epoch_of(9, &[0, 4, 5], &[7, 9]);
+        let p = pending_for(peers_of(&[0, 4, 5]), moved, Some(&fewer), None);
+        assert_eq!(p.sources, [pk(4), pk(5)].into());
+        assert!(p.hand_over);
+    }
+
+    #[test]
+    fn unfinished_work_carries_over_to_the_next_epoch() {
+        let done = epoch_of(7, &[0, 1, 2], &[7]);
+        let first = epoch_of(7, &[0, 1, 2, 3, 4], &[7, 9]);
+        let mut p = pending_for(peers_of(&[0, 1, 2, 3, 4]), first, Some(&done), None);
+        assert_eq!(p.sources, [pk(3), pk(4)].into());
+        assert!(p.hand_over);
+        // Member 3 was pulled; before 4 was and before the hand-over, the epoch moved on
+        // (member 2 left): 4 and the hand-over are still to do.
+        p.sources.remove(&pk(3));
+        p.hand_over = true;
+        let next = epoch_of(7, &[0, 1, 3, 4], &[7, 9]);
+        let p = pending_for(peers_of(&[0, 1, 3, 4]), next, Some(&done), Some(p));
+        assert!(p.sources.contains(&pk(4)));
+        assert!(!p.sources.contains(&pk(2)));
+        assert!(p.hand_over);
     }
 }

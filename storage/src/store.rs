@@ -827,12 +827,15 @@ impl MessageStore {
         Ok(self.store_new(msgs)?.len())
     }
 
-    /// [`MessageStore::bulk_store`], returning the indices of the messages that were new.
+    /// [`MessageStore::bulk_store`], returning the indices of the messages that were new. A
+    /// message its account has no room for is skipped; the rest are still stored.
     pub fn store_new(&self, msgs: &[Message]) -> Result<Vec<usize>, StoreError> {
         let mut new = Vec::new();
         for (i, m) in msgs.iter().enumerate() {
-            if let (StoreOutcome::New, _) = self.store(m, false)? {
-                new.push(i);
+            match self.store(m, false) {
+                Ok((StoreOutcome::New, _)) => new.push(i),
+                Ok(_) | Err(StoreError::Full(..)) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(new)

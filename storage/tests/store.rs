@@ -250,6 +250,15 @@ fn limits_refuse_and_change_nothing() {
         ..msg(3, 0, "", 0, 9)
     };
     assert!(matches!(s.store(&big, false), Err(StoreError::TooLarge(_))));
+    // Messages from peers: one a full account has no room for is skipped, the rest kept.
+    let from_peers = [
+        msg(1, 0, "3", 0, 9),
+        msg(4, 0, "4", 0, 9),
+        msg(2, 0, "5", 0, 9),
+    ];
+    assert_eq!(s.store_new(&from_peers).expect("store_new"), [1, 2]);
+    assert_eq!(s.usage(&pk(1)).expect("usage"), (2, 6));
+    assert_eq!(s.usage(&pk(4)).expect("usage"), (1, 1));
 }
 
 #[test]
