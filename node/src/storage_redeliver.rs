@@ -271,9 +271,9 @@ fn retry_wait(failures: u32) -> Duration {
 }
 
 /// Whether a member's answer to a write means it did not take it (to try again): a server
-/// error, busy, or a view of the swarms behind ours (421, or 403 "not an active service node").
+/// error, busy, or a view of the swarms behind ours (421).
 pub fn missed_status(status: u16) -> bool {
-    status >= 500 || status == 421 || status == 403
+    status >= 500 || status == 421
 }
 
 /// Whether writes for `member` wait behind ones it missed (see [`Missed::pending`]).
@@ -658,24 +658,51 @@ mod tests {
     fn when_full_the_member_with_the_most_gives_up_its_oldest() {
         let t0 = Instant::now();
         let mut m = Missed::default();
-        // Four members at their limit fill every note.
+        // Four members at their limit fill every note; member 1's oldest is a request.
+        assert!(m.add(pk(1), Write::Request(vec![0; 100]), t0));
         for member in 1..=4u8 {
-            for i in 0..MAX_MEMBER_NOTES {
+            let start = usize::from(member == 1);
+            for i in start..MAX_MEMBER_NOTES {
                 assert!(m.add(pk(member), msg(&format!("{member}-{i}")), t0));
             }
         }
-        assert_eq!(m.len(), MAX_NOTES);
+        assert_eq!((m.len(), m.request_bytes), (MAX_NOTES, 100));
+        // Member 2 also at its limit: its own miss is dropped, nothing evicted for it.
+        assert!(!m.add(pk(2), msg("own"), t0));
+        assert_eq!((m.len(), m.dropped), (MAX_NOTES, 1));
         // A fifth member's miss is kept; one of the full members loses its oldest.
         assert!(m.add(pk(5), msg("new"), t0));
-        assert_eq!(m.len(), MAX_NOTES);
-        assert_eq!(m.dropped, 1);
-        let firsts: Vec<String> = (1..=4u8)
-            .map(|p| match &m.queues[&pk(p)].notes[0].1 {
-                Write::Message(h) => h.clone(),
-                Write::Request(_) => String::new(),
-            })
+        assert_eq!((m.len(), m.dropped), (MAX_NOTES, 2));
+        let firsts: Vec<bool> = (1..=4u8)
+            .map(|p| m.queues[&pk(p)].notes.len() == MAX_MEMBER_NOTES - 1)
             .collect();
-        assert_eq!(firsts.iter().filter(|h| h.ends_with("-1")).count(), 1);
-        assert_eq!(m.request_bytes, 0);
+        assert_eq!(firsts.iter().filter(|lost| **lost).count(), 1);
+        // If it was member 1, the request's bytes went with it.
+        let lost_request = m.queues[&pk(1)].notes.len() == MAX_MEMBER_NOTES - 1;
+        assert_eq!(m.request_bytes, if lost_request { 0 } else { 100 });
+        assert_eq!(m.queues[&pk(1)].bytes, m.request_bytes);
+    }
+
+    #[test]
+    fn a_delivery_that_went_through_ends_the_backoff() {
+        let t0 = Instant::now();
+        let mut m = Missed::default();
+        m.add(pk(1), msg("a"), t0);
+        let (_, notes) = m.take_due(t0 + FIRST_RETRY, all, 100).pop().expect("due");
+        m.finish(pk(1), notes, true, t0 + FIRST_RETRY);
+        let t1 = t0 + FIRST_RETRY + retry_wait(1);
+        let (_, notes) = m.take_due(t1, all, 100).pop().expect("due");
+        m.finish(pk(1), notes, true, t1);
+        let t2 = t1 + retry_wait(2);
+        let (_, notes) = m.take_due(t2, all, 100).pop().expect("due");
+        // Half taken (a round cut short, not a failure): the rest is due at once.
+        m.finish(pk(1), notes, false, t2);
+        assert_eq!(m.take_due(t2, all, 100).len(), 1);
+        // And a failure after that waits the first wait again, not a longer one.
+        m.finish(pk(1), vec![(t0, msg("a"))], true, t2);
+        assert!(m
+            .take_due(t2 + retry_wait(1) - Duration::from_millis(1), all, 100)
+            .is_empty());
+        assert_eq!(m.take_due(t2 + retry_wait(1), all, 100).len(), 1);
     }
 }

@@ -14,7 +14,8 @@
 //!   member that joined (it may hold messages of our accounts); a member leaving costs nothing.
 //! - **Push**: when the swarms change (or we moved), every message held for an account another
 //!   swarm now owns is sent to that swarm's members and, once one of them took it, dropped
-//!   here; what no one took yet is tried again at the next check.
+//!   here; what no one took yet is offered again after 30 s, then after waits doubling up to
+//!   30 minutes.
 //!
 //! Requests are accepted only from active service nodes; forward and pull only from members
 //! of our own swarm, and pushed messages only for accounts our swarm owns. Every message from a
@@ -32,7 +33,7 @@
 //! A member that pulls messages pulls the subaccount revocations after them, so a revoked
 //! subaccount stays revoked on a member that joins or returns.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -534,6 +535,10 @@ async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> (usiz
     let mut cursor: Option<Vec<u8>> = None;
     let (mut moved, mut left) = (0, 0);
     loop {
+        // We may have moved meanwhile: what was another swarm's may be ours now.
+        if serving(node).ok() != Some(our_swarm) {
+            return (moved, left.max(1));
+        }
         let s = storage.clone();
         let c = cursor.clone();
         let Ok(Ok((page, next))) =
@@ -550,15 +555,17 @@ async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> (usiz
             }
         }
         for (swarm, msgs) in by_swarm {
-            let members: Vec<PublicKey> = node
-                .lock()
-                .chain
-                .ext()
-                .state()
-                .active()
-                .filter(|(_, n)| n.swarm_id == swarm)
-                .map(|(pk, _)| *pk)
-                .collect();
+            let members: Vec<PublicKey> = {
+                let st = node.lock();
+                let me = st.sn_keys.as_ref().map(|k| k.primary);
+                st.chain
+                    .ext()
+                    .state()
+                    .active()
+                    .filter(|(pk, n)| n.swarm_id == swarm && Some(**pk) != me)
+                    .map(|(pk, _)| *pk)
+                    .collect()
+            };
             // The accounts' revocations go with their messages.
             let accounts: BTreeSet<UserPubkey> = msgs.iter().map(|m| m.pubkey).collect();
             let s = storage.clone();
@@ -609,65 +616,101 @@ async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> (usiz
     }
 }
 
-/// What the swarms look like: our swarm, its members, and every swarm id.
+/// When a node became what it is now: its registration and how many times it was
+/// decommissioned. A node that was decommissioned and came back has a new one.
+type Incarnation = (u64, u32);
+
+/// What the swarms look like, as this node needs it for keeping in step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Epoch {
+    /// Our swarm.
+    swarm: u64,
+    /// Our own incarnation.
+    me: Incarnation,
+    /// The other active members of our swarm.
+    members: BTreeMap<PublicKey, Incarnation>,
+    /// Every swarm id.
+    ids: BTreeSet<u64>,
+}
+
+impl Epoch {
+    /// Members that are new since `before` (joined, or back from decommission).
+    fn joined_since(&self, before: &Epoch) -> impl Iterator<Item = PublicKey> + '_ {
+        let old = before.members.clone();
+        self.members
+            .iter()
+            .filter(move |(pk, inc)| old.get(pk) != Some(inc))
+            .map(|(pk, _)| *pk)
+    }
+}
+
 fn epoch(node: &Node) -> Option<Epoch> {
     let ours = serving(node).ok()?;
     let st = node.lock();
+    let me = st.sn_keys.as_ref().map(|k| k.primary)?;
     let state = st.chain.ext().state();
-    let members = state
+    let incarnation =
+        |n: &sispop_staking::ServiceNodeInfo| (n.registration_height.0, n.decommission_count);
+    let mut members: BTreeMap<PublicKey, Incarnation> = state
         .active()
         .filter(|(_, n)| n.swarm_id == ours)
-        .map(|(pk, _)| *pk)
+        .map(|(pk, n)| (*pk, incarnation(n)))
         .collect();
+    let mine = members.remove(&me)?;
     let ids = state.active().map(|(_, n)| n.swarm_id).collect();
-    Some((ours, members, ids))
+    Some(Epoch {
+        swarm: ours,
+        me: mine,
+        members,
+        ids,
+    })
 }
 
-/// What the swarms look like (our swarm, its members, every swarm id), as [`epoch`] gives it.
-type Epoch = (u64, BTreeSet<PublicKey>, BTreeSet<u64>);
-
-/// Work toward being in step with an epoch: members still to pull from, and whether messages
-/// of accounts other swarms own are still to be handed over (and when to try next).
+/// Pulls still to make toward being in step with an epoch.
 struct Pending {
     target: Epoch,
     sources: BTreeSet<PublicKey>,
-    hand_over: bool,
-    next_hand_over: tokio::time::Instant,
 }
 
-/// How long to wait before handing over again messages no member of their swarm took.
+/// The first wait before handing over again messages no member of their swarm took; it
+/// doubles with each try, up to [`HAND_OVER_RETRY_MAX`].
 const HAND_OVER_RETRY: Duration = Duration::from_secs(30);
+const HAND_OVER_RETRY_MAX: Duration = Duration::from_secs(30 * 60);
 
-/// The work to be in step with `now`, after `done` (the last epoch we were in step with) and
-/// what was left of the work toward an earlier epoch.
-fn pending_for(
-    peers: Vec<PublicKey>,
-    now: Epoch,
-    done: Option<&Epoch>,
-    before: Option<Pending>,
-) -> Pending {
-    // New to this swarm (started, back from not serving, or moved): pull from every member.
-    // Otherwise only from members that joined since (they may bring messages of our
-    // accounts); one that left takes nothing with it.
-    let new_here = done.is_none_or(|d| d.0 != now.0);
-    let mut sources: BTreeSet<PublicKey> = peers
-        .into_iter()
-        .filter(|pk| new_here || done.is_some_and(|d| !d.1.contains(pk)))
-        .collect();
+/// The pulls to be in step with `now`, and whether accounts may have changed swarms (a
+/// hand-over is due), after `done` (the last epoch we were in step with) and what was left of
+/// the pulls toward a later one (`before`).
+fn pending_for(now: Epoch, done: Option<&Epoch>, before: Option<Pending>) -> (Pending, bool) {
+    let (base, carried) = match before {
+        Some(b) => (Some(b.target), b.sources),
+        None => (done.cloned(), BTreeSet::new()),
+    };
+    // New to this swarm (started, back from decommission or not serving, or moved): pull from
+    // every member. Otherwise only from members that joined since (they may bring messages of
+    // our accounts), and those still to pull from; one that left takes nothing with it.
+    let new_here = base
+        .as_ref()
+        .is_none_or(|b| b.swarm != now.swarm || b.me != now.me);
+    let sources: BTreeSet<PublicKey> = match &base {
+        Some(b) if !new_here => now
+            .joined_since(b)
+            .chain(
+                carried
+                    .into_iter()
+                    .filter(|pk| now.members.contains_key(pk)),
+            )
+            .collect(),
+        _ => now.members.keys().copied().collect(),
+    };
     // Accounts change swarms only when the swarms do (or when we moved).
-    let mut hand_over = new_here || done.is_some_and(|d| d.2 != now.2);
-    if let Some(b) = before {
-        if b.target.0 == now.0 {
-            sources.extend(b.sources.intersection(&now.1));
-        }
-        hand_over |= b.hand_over;
-    }
-    Pending {
-        target: now,
-        sources,
-        hand_over,
-        next_hand_over: tokio::time::Instant::now(),
-    }
+    let reassigned = new_here || base.is_some_and(|b| b.ids != now.ids);
+    (
+        Pending {
+            target: now,
+            sources,
+        },
+        reassigned,
+    )
 }
 
 /// Keeps this node's data in step with its swarm until the daemon stops.
@@ -675,6 +718,8 @@ pub async fn run(node: Node, storage: Arc<Storage>) {
     let mut stop = node.shutdown.subscribe();
     let mut done: Option<Epoch> = None;
     let mut pending: Option<Pending> = None;
+    // When to hand over (again), and how many tries failed.
+    let mut hand_over_at: Option<(tokio::time::Instant, u32)> = None;
     let mut tick = tokio::time::interval(CHECK_EVERY);
     loop {
         tokio::select! {
@@ -684,76 +729,82 @@ pub async fn run(node: Node, storage: Arc<Storage>) {
         let Some(now) = epoch(&node) else {
             done = None;
             pending = None;
+            hand_over_at = None;
             continue;
         };
-        if pending.as_ref().is_none_or(|p| p.target != now) {
-            if done.as_ref() == Some(&now) && pending.is_none() {
-                continue;
+        let current = pending.as_ref().map(|p| &p.target).or(done.as_ref());
+        if current != Some(&now) {
+            let (work, reassigned) = pending_for(now, done.as_ref(), pending.take());
+            pending = Some(work);
+            if reassigned {
+                hand_over_at = Some((tokio::time::Instant::now(), 0));
             }
-            let before = pending.take();
-            let others = peers(&node, now.0).into_iter().map(|(pk, _)| pk).collect();
-            pending = Some(pending_for(others, now, done.as_ref(), before));
         }
-        let Some(work) = pending.as_mut() else {
-            continue;
-        };
-        let swarm = work.target.0;
-        let members = peers(&node, swarm);
-        work.sources
-            .retain(|pk| members.iter().any(|(m, _)| m == pk));
-        let mut failed = false;
-        let todo: Vec<_> = members
-            .into_iter()
-            .filter(|(pk, _)| work.sources.contains(pk))
-            .collect();
-        for (pk, addr) in todo {
-            let from = (&pk, addr.clone());
-            let mut ok = true;
-            match pull_pages(&node, &storage, swarm, from, PULL, keep_messages).await {
-                Ok(n) if n > 0 => info!(from = %pk, messages = n, "caught up from a swarm member"),
-                Ok(_) => {}
-                Err(e) => {
-                    debug!(from = %pk, error = %e, "pull from a swarm member failed");
-                    ok = false;
+        if let Some(work) = pending.as_mut() {
+            let swarm = work.target.swarm;
+            let members = peers(&node, swarm);
+            let todo: Vec<_> = members
+                .into_iter()
+                .filter(|(pk, _)| work.sources.contains(pk))
+                .collect();
+            work.sources.retain(|pk| todo.iter().any(|(m, _)| m == pk));
+            let mut failed = false;
+            for (pk, addr) in todo {
+                let from = (&pk, addr.clone());
+                let mut ok = true;
+                match pull_pages(&node, &storage, swarm, from, PULL, keep_messages).await {
+                    Ok(n) if n > 0 => {
+                        info!(from = %pk, messages = n, "caught up from a swarm member")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        debug!(from = %pk, error = %e, "pull from a swarm member failed");
+                        ok = false;
+                    }
+                }
+                let from = (&pk, addr);
+                match pull_pages(&node, &storage, swarm, from, PULL_REVOKED, keep_revocations).await
+                {
+                    Ok(n) if n > 0 => info!(from = %pk, revocations = n, "revocations caught up"),
+                    Ok(_) => {}
+                    Err(e) => {
+                        debug!(from = %pk, error = %e, "revocation pull from a swarm member failed");
+                        ok = false;
+                    }
+                }
+                if ok {
+                    work.sources.remove(&pk);
+                } else {
+                    failed = true;
                 }
             }
-            let from = (&pk, addr);
-            match pull_pages(&node, &storage, swarm, from, PULL_REVOKED, keep_revocations).await {
-                Ok(n) if n > 0 => info!(from = %pk, revocations = n, "revocations caught up"),
-                Ok(_) => {}
-                Err(e) => {
-                    debug!(from = %pk, error = %e, "revocation pull from a swarm member failed");
-                    ok = false;
+            if work.sources.is_empty() {
+                done = pending.take().map(|p| p.target);
+            } else if failed {
+                warn!("swarm sync incomplete; retrying");
+            }
+        }
+        if let Some((at, tries)) = hand_over_at {
+            if tokio::time::Instant::now() >= at {
+                let swarm = done.as_ref().or(pending.as_ref().map(|p| &p.target));
+                let Some(swarm) = swarm.map(|e| e.swarm) else {
+                    continue;
+                };
+                let (moved, left) = hand_over(&node, &storage, swarm).await;
+                if moved > 0 {
+                    info!(
+                        messages = moved,
+                        "handed messages over to the swarms that now own them"
+                    );
                 }
+                hand_over_at = (left > 0).then(|| {
+                    let wait = HAND_OVER_RETRY
+                        .saturating_mul(1u32 << tries.min(6))
+                        .min(HAND_OVER_RETRY_MAX);
+                    info!(messages = left, retry_in = ?wait, "messages not taken by their swarms yet");
+                    (tokio::time::Instant::now() + wait, tries.saturating_add(1))
+                });
             }
-            if ok {
-                work.sources.remove(&pk);
-            } else {
-                failed = true;
-            }
-        }
-        if work.hand_over && tokio::time::Instant::now() >= work.next_hand_over {
-            let (moved, left) = hand_over(&node, &storage, swarm).await;
-            if moved > 0 {
-                info!(
-                    messages = moved,
-                    "handed messages over to the swarms that now own them"
-                );
-            }
-            if left > 0 {
-                info!(
-                    messages = left,
-                    "messages not taken by their swarms yet; trying again later"
-                );
-                work.next_hand_over = tokio::time::Instant::now() + HAND_OVER_RETRY;
-            } else {
-                work.hand_over = false;
-            }
-        }
-        if work.sources.is_empty() && !work.hand_over {
-            done = pending.take().map(|p| p.target);
-        } else if failed {
-            warn!("swarm sync incomplete; retrying");
         }
     }
 }
@@ -766,65 +817,75 @@ mod tests {
         PublicKey([b; 32])
     }
 
-    fn epoch_of(swarm: u64, members: &[u8], ids: &[u64]) -> Epoch {
-        (
+    /// An epoch where we are in `swarm` (first incarnation) with `members` (each in its first
+    /// incarnation unless listed in `back`: decommissioned once and back).
+    fn epoch_of(swarm: u64, members: &[u8], back: &[u8], ids: &[u64]) -> Epoch {
+        Epoch {
             swarm,
-            members.iter().map(|b| pk(*b)).collect(),
-            ids.iter().copied().collect(),
-        )
+            me: (1, 0),
+            members: members
+                .iter()
+                .map(|b| (pk(*b), (1, u32::from(back.contains(b)))))
+                .collect(),
+            ids: ids.iter().copied().collect(),
+        }
     }
 
-    /// The other members (we are member 0).
-    fn peers_of(members: &[u8]) -> Vec<PublicKey> {
-        members
-            .iter()
-            .filter(|b| **b != 0)
-            .map(|b| pk(*b))
-            .collect()
+    fn set(members: &[u8]) -> BTreeSet<PublicKey> {
+        members.iter().map(|b| pk(*b)).collect()
     }
 
     #[test]
     fn only_a_node_new_to_its_swarm_pulls_from_everyone() {
         // At start: pull from all, hand over.
-        let now = epoch_of(7, &[0, 1, 2], &[7, 9]);
-        let p = pending_for(peers_of(&[0, 1, 2]), now.clone(), None, None);
-        assert_eq!(p.sources, [pk(1), pk(2)].into());
-        assert!(p.hand_over);
+        let now = epoch_of(7, &[1, 2], &[], &[7, 9]);
+        let (p, reassigned) = pending_for(now.clone(), None, None);
+        assert_eq!((p.sources, reassigned), (set(&[1, 2]), true));
         // A member leaves: nothing to do.
-        let later = epoch_of(7, &[0, 1], &[7, 9]);
-        let p = pending_for(peers_of(&[0, 1]), later.clone(), Some(&now), None);
-        assert!(p.sources.is_empty() && !p.hand_over);
-        // A member joins: pull from it alone.
-        let joined = epoch_of(7, &[0, 1, 3], &[7, 9]);
-        let p = pending_for(peers_of(&[0, 1, 3]), joined.clone(), Some(&later), None);
-        assert_eq!(p.sources, [pk(3)].into());
-        assert!(!p.hand_over);
+        let later = epoch_of(7, &[1], &[], &[7, 9]);
+        let (p, reassigned) = pending_for(later.clone(), Some(&now), None);
+        assert_eq!((p.sources, reassigned), (set(&[]), false));
+        // A member joins, another comes back from decommission: pull from those alone.
+        let joined = epoch_of(7, &[1, 3], &[1], &[7, 9]);
+        let (p, reassigned) = pending_for(joined.clone(), Some(&later), None);
+        assert_eq!((p.sources, reassigned), (set(&[1, 3]), false));
         // The swarms change (one dissolved): hand over, pull from no one.
-        let fewer = epoch_of(7, &[0, 1, 3], &[7]);
-        let p = pending_for(peers_of(&[0, 1, 3]), fewer.clone(), Some(&joined), None);
-        assert!(p.sources.is_empty() && p.hand_over);
+        let fewer = epoch_of(7, &[1, 3], &[1], &[7]);
+        let (p, reassigned) = pending_for(fewer.clone(), Some(&joined), None);
+        assert_eq!((p.sources, reassigned), (set(&[]), true));
+        // We were decommissioned and are back, in the same swarm: pull from all again.
+        let mut back = fewer.clone();
+        back.me = (1, 1);
+        let (p, reassigned) = pending_for(back, Some(&fewer), None);
+        assert_eq!((p.sources, reassigned), (set(&[1, 3]), true));
         // We moved to swarm 9: pull from all of it, hand over.
-        let moved = epoch_of(9, &[0, 4, 5], &[7, 9]);
-        let p = pending_for(peers_of(&[0, 4, 5]), moved, Some(&fewer), None);
-        assert_eq!(p.sources, [pk(4), pk(5)].into());
-        assert!(p.hand_over);
+        let moved = epoch_of(9, &[4, 5], &[], &[7, 9]);
+        let (p, reassigned) = pending_for(moved, Some(&fewer), None);
+        assert_eq!((p.sources, reassigned), (set(&[4, 5]), true));
     }
 
     #[test]
-    fn unfinished_work_carries_over_to_the_next_epoch() {
-        let done = epoch_of(7, &[0, 1, 2], &[7]);
-        let first = epoch_of(7, &[0, 1, 2, 3, 4], &[7, 9]);
-        let mut p = pending_for(peers_of(&[0, 1, 2, 3, 4]), first, Some(&done), None);
-        assert_eq!(p.sources, [pk(3), pk(4)].into());
-        assert!(p.hand_over);
-        // Member 3 was pulled; before 4 was and before the hand-over, the epoch moved on
-        // (member 2 left): 4 and the hand-over are still to do.
+    fn unfinished_pulls_carry_over_and_finished_ones_are_not_made_again() {
+        let done = epoch_of(7, &[1, 2], &[], &[7]);
+        let first = epoch_of(7, &[1, 2, 3, 4, 5], &[], &[7]);
+        let (mut p, _) = pending_for(first, Some(&done), None);
+        assert_eq!(p.sources, set(&[3, 4, 5]));
+        // 3 was pulled; 4 and 5 not yet when member 2 left and 5 left too.
         p.sources.remove(&pk(3));
-        p.hand_over = true;
-        let next = epoch_of(7, &[0, 1, 3, 4], &[7, 9]);
-        let p = pending_for(peers_of(&[0, 1, 3, 4]), next, Some(&done), Some(p));
-        assert!(p.sources.contains(&pk(4)));
-        assert!(!p.sources.contains(&pk(2)));
-        assert!(p.hand_over);
+        let next = epoch_of(7, &[1, 3, 4], &[], &[7]);
+        let (p, reassigned) = pending_for(next, Some(&done), Some(p));
+        assert_eq!(p.sources, set(&[4]), "3 is not pulled again, 5 is gone");
+        assert!(!reassigned);
+    }
+
+    #[test]
+    fn moving_away_and_back_before_done_pulls_everything() {
+        let done = epoch_of(7, &[1, 2], &[], &[7, 9]);
+        let away = epoch_of(9, &[4], &[], &[7, 9]);
+        let (p, _) = pending_for(away, Some(&done), None);
+        let home = epoch_of(7, &[1, 2], &[], &[7, 9]);
+        let (p, reassigned) = pending_for(home, Some(&done), Some(p));
+        assert_eq!(p.sources, set(&[1, 2]));
+        assert!(reassigned);
     }
 }
