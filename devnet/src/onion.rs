@@ -11,7 +11,10 @@
 //!    The entry keeps serving afterwards.
 //! 4. A stalled next hop (SIGSTOP) and a stalled HTTP destination give `504 Request time out`
 //!    within the hop timeouts, while other requests pass.
-//! 5. A decommissioned node (restarted with `--dev-fault no-proofs`) refuses to be an entry
+//! 5. A node without persistent links (restarted with `--dev-fault no-sn-link`, as a build
+//!    from before them) relays as entry, as middle hop and as destination: layers reach it
+//!    and leave it on `/sispop/storage/1`. It is restarted healthy after.
+//! 6. A decommissioned node (restarted with `--dev-fault no-proofs`) refuses to be an entry
 //!    (503) and is not relayed to (502 `Next node not found`); it is restarted healthy after.
 
 use std::net::SocketAddr;
@@ -565,12 +568,71 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
         ),
     );
 
-    // 5. A decommissioned node.
+    // 5. A node without links (as a build from before them): layers reach it, and leave it,
+    // on the storage protocol, as entry, as middle hop and as destination.
+    let sispopd = find_sispopd(o.sispopd.clone())?;
+    let legacy = all
+        .iter()
+        .copied()
+        .filter(|n| *n != entry && *n != dest && *n != other && *n != stalled)
+        .find(|n| pid_of(n).is_some())
+        .context("a node to run without links")?;
+    let (li, lpid) = pid_of(&legacy).context("pid")?;
+    stop(lpid);
+    state.nodes[li].dev_faults = vec!["no-sn-link".into()];
+    state.nodes[li].pid = Some(spawn(&sispopd, &state.nodes[li], &state.miner_address)?);
+    save(dir, &state)?;
+    note(
+        start,
+        &format!(
+            "{} restarted with --dev-fault no-sn-link",
+            state.nodes[li].name
+        ),
+    );
+    let result = async {
+        for (role, path) in [
+            ("entry", [legacy, other, dest]),
+            ("middle hop", [entry, legacy, dest]),
+            ("destination", [entry, other, legacy]),
+        ] {
+            // Until it is serving again after the restart.
+            loop {
+                match net.send(&path, &ping, EncType::XChaCha20).await {
+                    Ok(Answer::Destination { status: 200, .. }) => break,
+                    r if Instant::now() > deadline => {
+                        bail!("a node without links as the {role}: {r:?}")
+                    }
+                    _ => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Some(pid) = state.nodes[li].pid.take() {
+        stop(pid);
+    }
+    state.nodes[li].dev_faults.clear();
+    state.nodes[li].pid = Some(spawn(&sispopd, &state.nodes[li], &state.miner_address)?);
+    save(dir, &state)?;
+    result?;
+    note(
+        start,
+        &format!(
+            "a node without links: 200 as entry, middle hop and destination; {} restarted healthy",
+            state.nodes[li].name
+        ),
+    );
+
+    // 6. A decommissioned node.
     if o.no_decommission {
         println!("onion scenario passed");
         return Ok(());
     }
-    let sispopd = find_sispopd(o.sispopd.clone())?;
+    let pid_of = |n: &Node| -> Option<(usize, u32)> {
+        let i = *index.get(&hex::encode(n.ed25519))?;
+        Some((i, state.nodes[i].pid?))
+    };
     let full = Daemon::new(&rpc)?
         .call("get_service_nodes", json!({}))
         .await?;

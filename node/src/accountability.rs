@@ -47,6 +47,9 @@ pub struct DevFaults {
     /// Answer sync tip requests with a far higher chain and far more work than this node has
     /// (and serve only the blocks it really has): a lying peer for sync tests.
     pub lie_tip: bool,
+    /// Neither accept nor open persistent service-node links (`/sispop/sn-link/1`), as a node
+    /// of a build without them: peers reach it, and it reaches them, on `/sispop/storage/1`.
+    pub no_sn_link: bool,
 }
 
 impl DevFaults {
@@ -59,9 +62,10 @@ impl DevFaults {
                 "unreachable" => f.unreachable = true,
                 "drop-storage" => f.drop_storage = true,
                 "lie-tip" => f.lie_tip = true,
+                "no-sn-link" => f.no_sn_link = true,
                 other => {
                     return Err(format!(
-                    "unknown --dev-fault {other:?} (known: no-proofs, unreachable, drop-storage, lie-tip)"
+                    "unknown --dev-fault {other:?} (known: no-proofs, unreachable, drop-storage, lie-tip, no-sn-link)"
                 ))
                 }
             }

@@ -141,7 +141,7 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
         if let Some(seed) = seed {
             let relay = onion::Relay::start(&seed).context("starting the relay service")?;
             let _ = node.relay.set(std::sync::Arc::new(relay));
-            if let Some(net) = node.net.get() {
+            if let Some(net) = node.net.get().filter(|_| !node.faults.no_sn_link) {
                 tokio::spawn(onion_link::serve(node.clone(), net.link.clone()));
             }
         }

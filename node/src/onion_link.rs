@@ -147,6 +147,9 @@ impl Links {
         layer: Vec<u8>,
         limit: Duration,
     ) -> Result<Vec<u8>, LinkError> {
+        if node.faults.no_sn_link {
+            return Err(LinkError::Unsupported);
+        }
         let mut used = None;
         let asked = async {
             // A link found closed before the request went out is replaced once: nothing was
