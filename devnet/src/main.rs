@@ -183,7 +183,7 @@ impl NodeEntry {
 
 /// devnet.json.
 #[derive(Serialize, Deserialize, Debug)]
-struct DevnetFile {
+pub(crate) struct DevnetFile {
     network: String,
     created: u64,
     miner_address: String,

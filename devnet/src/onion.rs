@@ -174,6 +174,23 @@ async fn http_server(key: NodeKey, stall: bool) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
+/// Restarts node `i` of the devnet with `faults` (none: healthy) and records it.
+fn restart_as(
+    dir: &Path,
+    state: &mut crate::DevnetFile,
+    sispopd: &Path,
+    i: usize,
+    faults: &[&str],
+) -> anyhow::Result<()> {
+    let n = &mut state.nodes[i];
+    if let Some(pid) = n.pid.take() {
+        stop(pid);
+    }
+    n.dev_faults = faults.iter().map(|f| (*f).to_owned()).collect();
+    n.pid = Some(spawn(sispopd, n, &state.miner_address)?);
+    save(dir, state)
+}
+
 fn expect(what: &str, got: (u16, String), status: u16, prefix: &str) -> anyhow::Result<()> {
     ensure!(
         got.0 == status && got.1.starts_with(prefix),
@@ -577,11 +594,8 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
         .filter(|n| *n != entry && *n != dest && *n != other && *n != stalled)
         .find(|n| pid_of(n).is_some())
         .context("a node to run without links")?;
-    let (li, lpid) = pid_of(&legacy).context("pid")?;
-    stop(lpid);
-    state.nodes[li].dev_faults = vec!["no-sn-link".into()];
-    state.nodes[li].pid = Some(spawn(&sispopd, &state.nodes[li], &state.miner_address)?);
-    save(dir, &state)?;
+    let (li, _) = pid_of(&legacy).context("pid")?;
+    restart_as(dir, &mut state, &sispopd, li, &["no-sn-link"])?;
     note(
         start,
         &format!(
@@ -609,12 +623,7 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
         Ok(())
     }
     .await;
-    if let Some(pid) = state.nodes[li].pid.take() {
-        stop(pid);
-    }
-    state.nodes[li].dev_faults.clear();
-    state.nodes[li].pid = Some(spawn(&sispopd, &state.nodes[li], &state.miner_address)?);
-    save(dir, &state)?;
+    restart_as(dir, &mut state, &sispopd, li, &[])?;
     result?;
     note(
         start,
@@ -659,11 +668,8 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
         credit(&vk) >= minimum,
         "no node has the credit a decommission needs"
     );
-    let (vi, vpid) = pid_of(&victim).context("pid")?;
-    stop(vpid);
-    state.nodes[vi].dev_faults = vec!["no-proofs".into()];
-    state.nodes[vi].pid = Some(spawn(&sispopd, &state.nodes[vi], &state.miner_address)?);
-    save(dir, &state)?;
+    let (vi, _) = pid_of(&victim).context("pid")?;
+    restart_as(dir, &mut state, &sispopd, vi, &["no-proofs"])?;
     note(
         start,
         &format!(
@@ -711,12 +717,7 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
     }
     .await;
     // Healthy again, whatever happened.
-    if let Some(pid) = state.nodes[vi].pid.take() {
-        stop(pid);
-    }
-    state.nodes[vi].dev_faults.clear();
-    state.nodes[vi].pid = Some(spawn(&sispopd, &state.nodes[vi], &state.miner_address)?);
-    save(dir, &state)?;
+    restart_as(dir, &mut state, &sispopd, vi, &[])?;
     note(
         start,
         &format!("{} restarted healthy", state.nodes[vi].name),

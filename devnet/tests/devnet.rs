@@ -275,26 +275,29 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         .expect("another member")
         .clone();
     // (The plain node learns each member's address from its uptime proof: retry until it has.)
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let got = loop {
-        let out = Command::new(&client)
-            .args([
-                "--daemon",
-                &daemon,
-                "--seed",
-                &seed,
-                "--node",
-                &other[..16],
-                "retrieve",
-            ])
-            .output()
-            .expect("run sispop-storage");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() || Instant::now() > deadline {
-            break format!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    let retrieve_from = |member: &str, wanted: &[&str]| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = Command::new(&client)
+                .args([
+                    "--daemon",
+                    &daemon,
+                    "--seed",
+                    &seed,
+                    "--node",
+                    &member[..16],
+                    "retrieve",
+                ])
+                .output()
+                .expect("run sispop-storage");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if wanted.iter().all(|w| text.contains(w)) || Instant::now() > deadline {
+                break format!("{text}{}", String::from_utf8_lossy(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_secs(2));
         }
-        std::thread::sleep(Duration::from_secs(2));
     };
+    let got = retrieve_from(&other, &[": hello swarm", ": hello sequence"]);
     assert!(got.contains(": hello swarm"), "{got}");
     assert!(got.contains(": hello sequence"), "{got}");
 
@@ -359,26 +362,7 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         Value::Bool(true),
         "the paused member missed the store: {answer}"
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let got = loop {
-        let out = Command::new(&client)
-            .args([
-                "--daemon",
-                &daemon,
-                "--seed",
-                &seed,
-                "--node",
-                &paused_pk[..16],
-                "retrieve",
-            ])
-            .output()
-            .expect("run sispop-storage");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if text.contains(": while you slept") || Instant::now() > deadline {
-            break format!("{text}{}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    };
+    let got = retrieve_from(&paused_pk, &[": while you slept"]);
     assert!(
         got.contains(": while you slept"),
         "the paused member got what it missed: {got}"
