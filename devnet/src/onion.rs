@@ -13,7 +13,9 @@
 //!    within the hop timeouts, while other requests pass.
 //! 5. A node without persistent links (restarted with `--dev-fault no-sn-link`, as a build
 //!    from before them) relays as entry, as middle hop and as destination: layers reach it
-//!    and leave it on `/sispop/storage/1`. It is restarted healthy after.
+//!    and leave it on `/sispop/storage/1`. When it is in the account's swarm (it is chosen
+//!    there when it can be), a store on another member is forwarded to it on that protocol and
+//!    it keeps it. It is restarted healthy after.
 //! 6. A decommissioned node (restarted with `--dev-fault no-proofs`) refuses to be an entry
 //!    (503) and is not relayed to (502 `Next node not found`); it is restarted healthy after.
 
@@ -588,8 +590,10 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
     // 5. A node without links (as a build from before them): layers reach it, and leave it,
     // on the storage protocol, as entry, as middle hop and as destination.
     let sispopd = find_sispopd(o.sispopd.clone())?;
-    let legacy = all
+    // A member of the account's swarm if one is free, so forwarded writes reach it too.
+    let legacy = members
         .iter()
+        .chain(all.iter())
         .copied()
         .filter(|n| *n != entry && *n != dest && *n != other && *n != stalled)
         .find(|n| pid_of(n).is_some())
@@ -620,15 +624,49 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
                 }
             }
         }
-        Ok(())
+        if !members.contains(&legacy) {
+            return Ok(false);
+        }
+        // A store on another member of its swarm is forwarded to it (tag 1), and it keeps it.
+        let data = base64::engine::general_purpose::STANDARD.encode("to a node without links");
+        let store = signed(&sk, &id, "store", json!({"ttl": 600_000, "data": data}));
+        let Answer::Destination { status: 200, body } = net
+            .send(&[entry, other, dest], &store, EncType::XChaCha20)
+            .await?
+        else {
+            bail!("a store beside a node without links failed");
+        };
+        let entry_of = &body["swarm"][hex::encode(legacy.ed25519)];
+        ensure!(
+            entry_of["signature"].is_string() && entry_of.get("failed").is_none(),
+            "the store forwarded to a node without links: {body}"
+        );
+        let retrieve = signed(&sk, &id, "retrieve", json!({}));
+        let Answer::Destination { status: 200, body } = net
+            .send(&[entry, other, legacy], &retrieve, EncType::XChaCha20)
+            .await?
+        else {
+            bail!("a retrieve from a node without links failed");
+        };
+        let kept = body["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["data"] == data.as_str());
+        ensure!(kept, "a node without links kept a forwarded store: {body}");
+        Ok(true)
     }
     .await;
     restart_as(dir, &mut state, &sispopd, li, &[])?;
-    result?;
+    let forwarded = if result? {
+        "; a store forwarded to it was kept"
+    } else {
+        ""
+    };
     note(
         start,
         &format!(
-            "a node without links: 200 as entry, middle hop and destination; {} restarted healthy",
+            "a node without links: 200 as entry, middle hop and destination{forwarded}; {} restarted healthy",
             state.nodes[li].name
         ),
     );
