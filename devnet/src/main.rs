@@ -18,6 +18,7 @@ use sispop_wallet::{Account, Daemon, Wallet, WalletFile};
 mod bench;
 mod dissolve;
 mod onion;
+mod onion_bench;
 mod scenario;
 mod status;
 mod web;
@@ -826,7 +827,13 @@ fn main() -> ExitCode {
                     enc,
                 },
         } => match sispop_relay::crypto::EncType::parse(Some(&enc)) {
-            Ok(enc) => rt.block_on(onion::bench(&cli.dir, hops, requests, concurrency, enc)),
+            Ok(enc) => rt.block_on(onion_bench::bench(
+                &cli.dir,
+                hops,
+                requests,
+                concurrency,
+                enc,
+            )),
             Err(e) => Err(anyhow::anyhow!(e)),
         },
         Cmd::Scenario {
