@@ -15,6 +15,11 @@ use serde_json::{json, Value};
 use sispop_chain::{Network, NetworkParams, COIN};
 use sispop_wallet::{Account, Daemon, Wallet, WalletFile};
 
+/// The same allocator as the daemon's: the benches' client side allocates per request as much
+/// as a node does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod dissolve;
 mod onion;

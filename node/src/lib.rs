@@ -11,6 +11,7 @@ pub mod onion_link;
 pub mod p2p;
 pub mod rpc;
 pub mod rpc_sn;
+pub mod sn_directory;
 pub mod snkeys;
 pub mod storage_client;
 pub mod storage_redeliver;

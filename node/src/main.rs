@@ -7,6 +7,12 @@ use sispopd::config::Args;
 use sispopd::{console, run_daemon};
 use tracing::error;
 
+/// mimalloc instead of glibc's malloc: a relayed onion request or a store allocates and frees
+/// dozens of small buffers, often on different threads, and glibc's allocator was about 7 % of
+/// the machine in `devnet bench onion` (`relay/README.md` has the figures).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Output to a closed pipe (`| head`) ends the process quietly, as command-line tools do,
 /// instead of panicking inside `println!`.
 #[expect(

@@ -8,6 +8,7 @@ use sispop_chain::{AddOutcome, Address, BlockError, Mempool, NetworkParams};
 use sispop_staking::ServiceNodeList;
 
 use crate::accountability::{Accountability, DevFaults};
+use crate::sn_directory::{SnDirectory, SnIds};
 use crate::snkeys::ServiceNodeKeys;
 
 /// The chain with the service node list kept in step.
@@ -38,19 +39,14 @@ pub struct NodeState {
     pub sn_keys: Option<ServiceNodeKeys>,
 }
 
-type SnPeers = (
-    Option<sispop_chain::BlockHash>,
-    std::collections::HashMap<libp2p::PeerId, sispop_chain::PublicKey>,
-);
-
 /// Shared handle.
 #[derive(Clone)]
 pub struct Node {
     inner: Arc<Mutex<NodeState>>,
     /// The network task, once started.
     pub net: Arc<std::sync::OnceLock<crate::p2p::NetHandle>>,
-    /// Peer id → active service node, as of the block id it was built for.
-    sn_peers: Arc<Mutex<SnPeers>>,
+    /// The active service nodes' peer ids and X25519 keys, as of the tip it was built for.
+    sn_directory: Arc<Mutex<SnDirectory>>,
     /// Network parameters.
     pub params: &'static NetworkParams,
     /// Fires when the daemon should stop.
@@ -84,7 +80,7 @@ impl Node {
             params,
             shutdown,
             net: Arc::new(std::sync::OnceLock::new()),
-            sn_peers: Arc::new(Mutex::new((None, std::collections::HashMap::new()))),
+            sn_directory: Arc::new(Mutex::new(SnDirectory::default())),
             acct: Arc::new(Mutex::new(Accountability::load(None))),
             faults: DevFaults::default(),
             storage: Arc::new(std::sync::OnceLock::new()),
@@ -106,20 +102,20 @@ impl Node {
     /// The active service node a libp2p peer is, if any. This is the one gate for every
     /// SN-only protocol: a service node's peer id is derived from its Ed25519 primary key.
     pub fn service_node_for_peer(&self, peer: &libp2p::PeerId) -> Option<sispop_chain::PublicKey> {
-        let st = self.lock();
-        let tip = st.chain.tip().1;
-        let mut cache = self.sn_peers.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.0 != Some(tip) {
-            cache.1 = st
-                .chain
-                .ext()
-                .state()
-                .active()
-                .filter_map(|(pk, _)| crate::p2p::peer_id_of(pk).map(|id| (id, *pk)))
-                .collect();
-            cache.0 = Some(tip);
-        }
-        cache.1.get(peer).copied()
+        self.sn_directory(&self.lock()).by_peer(peer)
+    }
+
+    /// An active service node's peer id and X25519 key; `None` if it is not active.
+    pub fn active_sn_ids(&self, pk: &sispop_chain::PublicKey) -> Option<SnIds> {
+        self.sn_directory(&self.lock()).by_key(pk)
+    }
+
+    /// The directory of active service nodes, brought to the tip of `st` (the caller holds
+    /// the chain lock, which is taken before this one).
+    pub fn sn_directory(&self, st: &NodeState) -> MutexGuard<'_, SnDirectory> {
+        let mut dir = self.sn_directory.lock().unwrap_or_else(|p| p.into_inner());
+        dir.refresh(st);
+        dir
     }
 
     /// Validates a transaction into the pool and, if asked, announces it to peers.

@@ -243,17 +243,9 @@ async fn forward(
     if next == relay.me || Some(next) == from {
         return Reply::plain(400, &format!("Onion path loops back to {}", next.to_hex()));
     }
-    let active = node
-        .lock()
-        .chain
-        .ext()
-        .state()
-        .nodes
-        .get(&next)
-        .is_some_and(|n| n.is_active());
-    if !active {
+    let Some(ids) = node.active_sn_ids(&next) else {
         return Reply::plain(502, &format!("Next node not found: {}", next.to_hex()));
-    }
+    };
     let mut data = vec![ONION];
     data.extend_from_slice(&hop::encode_layer(&layer));
     if data.len() as u64 > crate::p2p::MAX_STORAGE_REQUEST_BYTES {
@@ -262,9 +254,7 @@ async fn forward(
     let addr = crate::storage_sync::members_with_addr(node, vec![next])
         .pop()
         .and_then(|(_, a)| a);
-    let Some(peer) = crate::p2p::peer_id_of(&next) else {
-        return Reply::plain(502, &format!("Next node not found: {}", next.to_hex()));
-    };
+    let peer = ids.peer;
     // On the persistent link to the next node; a node that has none takes the layer on the
     // storage protocol.
     let answer = match relay

@@ -210,15 +210,16 @@ pub fn swarm_answer(node: &Node, pubkey: &UserPubkey) -> (Option<u64>, Value) {
             json!({"snodes": [], "swarm": format!("{:x}", UNASSIGNED_SWARM_ID)}),
         );
     };
+    let dir = node.sn_directory(&st);
     let acct = node.acct();
     let snodes: Vec<Value> = state
         .active()
         .filter(|(_, n)| n.swarm_id == swarm)
         .map(|(pk, _)| {
             let proof = acct.book.get(pk).and_then(|r| r.proof.as_ref());
-            let x = curve25519_dalek::edwards::CompressedEdwardsY(pk.0)
-                .decompress()
-                .map(|p| hex::encode(p.to_montgomery().to_bytes()))
+            let x = dir
+                .by_key(pk)
+                .map(|ids| hex::encode(ids.x25519))
                 .unwrap_or_default();
             json!({
                 "pubkey_legacy": pk.to_hex(),

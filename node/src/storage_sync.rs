@@ -134,7 +134,12 @@ pub(crate) async fn ask_within(
     data: Vec<u8>,
     limit: Duration,
 ) -> Result<Vec<u8>, String> {
-    let peer = peer_id_of(pk).ok_or("not a valid node key")?;
+    // Active nodes' peer ids are kept (deriving one costs a point decompression).
+    let peer = node
+        .active_sn_ids(pk)
+        .map(|ids| ids.peer)
+        .or_else(|| peer_id_of(pk))
+        .ok_or("not a valid node key")?;
     // Forwarded writes go on the persistent link to the member, when it has one.
     if data.first() == Some(&FORWARD) {
         if let Some(relay) = node.relay.get() {

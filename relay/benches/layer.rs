@@ -4,7 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sispop_relay::crypto::{
-    decrypt, encrypt, ephemeral, layer_key, shared_secret, x25519_public, EncType, SISPOP_GCM_SALT,
+    decrypt, encrypt, ephemeral, ephemeral_agree, layer_key, shared_secret, x25519_public, EncType,
+    KeyTable, SISPOP_GCM_SALT,
 };
 
 fn bench(c: &mut Criterion) {
@@ -15,10 +16,26 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("layer");
     g.throughput(Throughput::Elements(1));
     for enc in [EncType::XChaCha20, EncType::AesGcm] {
-        g.bench_function(format!("build {} (1 KiB)", enc.name()), |b| {
+        g.bench_function(format!("build {} (1 KiB), dalek", enc.name()), |b| {
             b.iter(|| {
                 let (secret, public) = ephemeral(&mut rng);
                 let s = shared_secret(&secret, &node_public).expect("secret");
+                let key = layer_key(enc, &s, &public, &node_public, SISPOP_GCM_SALT);
+                (public, encrypt(enc, &key, &payload, &mut rng))
+            })
+        });
+        // The client's two ways: `ring` for a one-off request, a key table for many.
+        g.bench_function(format!("build {} (1 KiB), ring", enc.name()), |b| {
+            b.iter(|| {
+                let (public, s) = ephemeral_agree(&node_public).expect("secret");
+                let key = layer_key(enc, &s, &public, &node_public, SISPOP_GCM_SALT);
+                (public, encrypt(enc, &key, &payload, &mut rng))
+            })
+        });
+        let table = KeyTable::new(&node_public).expect("a curve point");
+        g.bench_function(format!("build {} (1 KiB), key table", enc.name()), |b| {
+            b.iter(|| {
+                let (public, s) = table.ephemeral_agree(&mut rng).expect("secret");
                 let key = layer_key(enc, &s, &public, &node_public, SISPOP_GCM_SALT);
                 (public, encrypt(enc, &key, &payload, &mut rng))
             })
@@ -35,6 +52,18 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+    // The X25519 routes alone: a node's agreement (Edwards, against the ladder it replaces),
+    // building a key table.
+    let mut g = c.benchmark_group("x25519");
+    let (_, eph) = ephemeral(&mut rng);
+    g.bench_function("node agreement (Edwards)", |b| {
+        b.iter(|| shared_secret(&node_secret, &eph))
+    });
+    g.bench_function("node agreement (Montgomery ladder)", |b| {
+        b.iter(|| curve25519_dalek::montgomery::MontgomeryPoint(eph).mul_clamped(node_secret))
+    });
+    g.bench_function("key table", |b| b.iter(|| KeyTable::new(&node_public)));
     g.finish();
 }
 

@@ -10,7 +10,10 @@ use rand::seq::SliceRandom as _;
 use rand_core::{CryptoRng, RngCore};
 use serde_json::{json, Map, Value};
 
-use crate::crypto::{self, EncType};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::crypto::{self, EncType, KeyTable};
 use crate::encode_payload;
 use crate::hop::{Protocol, ReplyKey};
 
@@ -78,6 +81,62 @@ pub enum BuildError {
     BadKey,
 }
 
+/// [`KeyTable`]s for the nodes a client encrypts to again and again (it keeps its paths, or it
+/// sends many requests through a small network): with one, a layer's ephemeral key and its
+/// agreement cost about half as much. A node's table is built the second time a request is
+/// built for it, as long as fewer than [`KeyTables::MAX`] exist; shared by all the client's
+/// tasks.
+#[derive(Default)]
+pub struct KeyTables {
+    tables: RwLock<HashMap<[u8; 32], Arc<KeyTable>>>,
+    seen: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl KeyTables {
+    /// Tables kept at most (30 KiB each).
+    pub const MAX: usize = 256;
+    /// Keys remembered as seen once (forgotten all together past this).
+    const SEEN: usize = 4096;
+
+    /// The table for `key`, building it if this is the key's second time.
+    fn get(&self, key: &[u8; 32]) -> Option<Arc<KeyTable>> {
+        {
+            let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(t) = tables.get(key) {
+                return Some(t.clone());
+            }
+            if tables.len() >= Self::MAX {
+                return None;
+            }
+        }
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.len() >= Self::SEEN {
+                seen.clear();
+            }
+            if seen.insert(*key) {
+                return None;
+            }
+        }
+        let table = Arc::new(KeyTable::new(key)?);
+        let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        if tables.len() < Self::MAX {
+            tables.insert(*key, table.clone());
+        }
+        Some(table)
+    }
+
+    /// How many tables there are.
+    pub fn len(&self) -> usize {
+        self.tables.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Encrypts `plain` for `to` with a fresh ephemeral key; returns the ciphertext, the ephemeral
 /// public key and the layer's key.
 fn seal(
@@ -86,8 +145,13 @@ fn seal(
     enc: EncType,
     gcm_salt: &[u8],
     rng: &mut (impl RngCore + CryptoRng),
+    tables: Option<&KeyTables>,
 ) -> Result<(Vec<u8>, [u8; 32], ReplyKey), BuildError> {
-    let (public, s) = crypto::ephemeral_agree(to).map_err(|_| BuildError::BadKey)?;
+    let (public, s) = match tables.and_then(|t| t.get(to)) {
+        Some(table) => table.ephemeral_agree(rng),
+        None => crypto::ephemeral_agree(to),
+    }
+    .map_err(|_| BuildError::BadKey)?;
     let key = ReplyKey::new(enc, crypto::layer_key(enc, &s, &public, to, gcm_salt));
     Ok((key.encrypt(plain, rng), public, key))
 }
@@ -104,17 +168,44 @@ pub fn build(
     gcm_salt: &[u8],
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<Built, BuildError> {
+    build_in(path, dest, request, enc, gcm_salt, rng, None)
+}
+
+/// [`build`] for a client that sends many requests: layers for nodes in `tables` use their
+/// [`KeyTable`], and their ephemeral keys come from `rng` (which must be a cryptographic
+/// generator: the system's, or one seeded from it).
+pub fn build_with(
+    path: &[Node],
+    dest: &Destination,
+    request: &[u8],
+    enc: EncType,
+    gcm_salt: &[u8],
+    rng: &mut (impl RngCore + CryptoRng),
+    tables: &KeyTables,
+) -> Result<Built, BuildError> {
+    build_in(path, dest, request, enc, gcm_salt, rng, Some(tables))
+}
+
+fn build_in(
+    path: &[Node],
+    dest: &Destination,
+    request: &[u8],
+    enc: EncType,
+    gcm_salt: &[u8],
+    rng: &mut (impl RngCore + CryptoRng),
+    tables: Option<&KeyTables>,
+) -> Result<Built, BuildError> {
     let (last, _) = path.split_last().ok_or(BuildError::EmptyPath)?;
     // The innermost layer, and the routing JSON the node before it reads.
     let (mut data, mut eph, reply, mut routing, mut rest) = match dest {
         Destination::Storage => {
             let plain = encode_payload(request, &obj(json!({"headers": {}})));
-            let (c, e, k) = seal(&plain, &last.x25519, enc, gcm_salt, rng)?;
+            let (c, e, k) = seal(&plain, &last.x25519, enc, gcm_salt, rng, tables)?;
             let routing = json!({"destination": hex::encode(last.ed25519)});
             (c, e, k, routing, &path[..path.len() - 1])
         }
         Destination::Http(server) => {
-            let (c, e, k) = seal(request, &server.x25519, enc, gcm_salt, rng)?;
+            let (c, e, k) = seal(request, &server.x25519, enc, gcm_salt, rng, tables)?;
             let protocol = match server.protocol {
                 Protocol::Http => "http",
                 Protocol::Https => "https",
@@ -131,7 +222,7 @@ pub fn build(
         routing["ephemeral_key"] = json!(hex::encode(eph));
         routing["enc_type"] = json!(enc.name());
         let plain = encode_payload(&data, &obj(routing));
-        let (c, e, _) = seal(&plain, &node.x25519, enc, gcm_salt, rng)?;
+        let (c, e, _) = seal(&plain, &node.x25519, enc, gcm_salt, rng, tables)?;
         data = c;
         eph = e;
         routing = json!({"destination": hex::encode(node.ed25519)});

@@ -390,7 +390,10 @@ fn http_hop(json: &Map<String, Value>, plaintext: Vec<u8>, key: ReplyKey) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{build, choose_path, open_answer, Answer, Destination, HttpServer, Node};
+    use crate::client::{
+        build, build_with, choose_path, open_answer, Answer, Destination, HttpServer, KeyTables,
+        Node,
+    };
     use crate::crypto::SISPOP_GCM_SALT;
     use crate::encode_payload;
     use serde_json::json;
@@ -439,17 +442,22 @@ mod tests {
     fn three_hops_to_a_storage_node_and_back() {
         let nodes = [node(1), node(2), node(3)];
         let path: Vec<Node> = nodes.iter().map(|n| n.pub_).collect();
-        for enc in [EncType::XChaCha20, EncType::AesGcm] {
+        // Without key tables, then with: the first request through `tables` sees the nodes
+        // once, the second builds their tables, the third uses them.
+        let tables = KeyTables::default();
+        for (enc, round) in [EncType::XChaCha20, EncType::AesGcm]
+            .into_iter()
+            .flat_map(|e| (0..4).map(move |r| (e, r)))
+        {
             let req = br#"{"method":"get_swarm","params":{}}"#;
-            let built = build(
-                &path,
-                &Destination::Storage,
-                req,
-                enc,
-                SISPOP_GCM_SALT,
-                &mut rng(),
-            )
+            let (dest, salt) = (&Destination::Storage, SISPOP_GCM_SALT);
+            let built = match round {
+                0 => build(&path, dest, req, enc, salt, &mut rng()),
+                _ => build_with(&path, dest, req, enc, salt, &mut rng(), &tables),
+            }
             .expect("build");
+            let first_rounds = enc == EncType::XChaCha20 && round < 2;
+            assert_eq!(tables.len(), if first_rounds { 0 } else { 3 });
             let Hop::Final { request, opts, key } = walk(&nodes, &built.body).expect("walk") else {
                 panic!("not final");
             };

@@ -1,0 +1,101 @@
+//! The active service nodes' derived identities (libp2p peer id, X25519 key), kept per chain tip.
+//!
+//! Both come from a node's Ed25519 primary key through a point decompression (a square root
+//! in the field, about 10 µs) and, for X25519, an inversion. The relay needs the peer id of the
+//! next hop for every layer it forwards and the SN-only protocols need "which service node is
+//! this peer" for every request; `get_swarm` lists every member's X25519 key. Computing them
+//! per request cost the destination of an onion `get_swarm` about 15 µs per swarm member,
+//! under the node's lock. Here they are computed once per key and kept while the key is
+//! active: the directory holds exactly the active set of the tip it was built for.
+
+use std::collections::HashMap;
+
+use libp2p::PeerId;
+use sispop_chain::{BlockHash, PublicKey};
+
+use crate::node::NodeState;
+
+/// What a service node's primary key gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnIds {
+    /// Its libp2p peer id.
+    pub peer: PeerId,
+    /// Its X25519 key (the Montgomery form of its Ed25519 key), the one onion layers are
+    /// encrypted to.
+    pub x25519: [u8; 32],
+}
+
+impl SnIds {
+    /// The identities of a primary key; `None` for bytes that are not a curve point.
+    pub fn derive(pk: &PublicKey) -> Option<SnIds> {
+        let point = curve25519_dalek::edwards::CompressedEdwardsY(pk.0).decompress()?;
+        let ed = libp2p::identity::ed25519::PublicKey::try_from_bytes(&pk.0).ok()?;
+        Some(SnIds {
+            peer: libp2p::identity::PublicKey::from(ed).to_peer_id(),
+            x25519: point.to_montgomery().to_bytes(),
+        })
+    }
+}
+
+/// The active service nodes of one tip, both ways.
+#[derive(Default)]
+pub struct SnDirectory {
+    tip: Option<BlockHash>,
+    by_peer: HashMap<PeerId, PublicKey>,
+    by_key: HashMap<PublicKey, SnIds>,
+}
+
+impl SnDirectory {
+    /// Brings the directory to the chain's tip: the active set of its state. Keys that stay
+    /// active keep what was derived for them; only new ones are derived.
+    pub fn refresh(&mut self, st: &NodeState) {
+        let tip = st.chain.tip().1;
+        if self.tip == Some(tip) {
+            return;
+        }
+        let mut old = std::mem::take(&mut self.by_key);
+        self.by_key = st
+            .chain
+            .ext()
+            .state()
+            .active()
+            .filter_map(|(pk, _)| {
+                let ids = old.remove(pk).or_else(|| SnIds::derive(pk))?;
+                Some((*pk, ids))
+            })
+            .collect();
+        self.by_peer = self.by_key.iter().map(|(pk, i)| (i.peer, *pk)).collect();
+        self.tip = Some(tip);
+    }
+
+    /// The active service node a peer is.
+    pub fn by_peer(&self, peer: &PeerId) -> Option<PublicKey> {
+        self.by_peer.get(peer).copied()
+    }
+
+    /// An active service node's identities.
+    pub fn by_key(&self, pk: &PublicKey) -> Option<SnIds> {
+        self.by_key.get(pk).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_match_the_separate_derivations() {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]);
+        let pk = PublicKey(sk.verifying_key().to_bytes());
+        let ids = SnIds::derive(&pk).expect("a point");
+        assert_eq!(Some(ids.peer), crate::p2p::peer_id_of(&pk));
+        assert_eq!(ids.x25519, sk.verifying_key().to_montgomery().to_bytes());
+        // Not a point: nothing.
+        let mut bad = [0u8; 32];
+        bad[0] = 2;
+        assert!(curve25519_dalek::edwards::CompressedEdwardsY(bad)
+            .decompress()
+            .is_none());
+        assert_eq!(SnIds::derive(&PublicKey(bad)), None);
+    }
+}
