@@ -1,7 +1,8 @@
 //! The active service nodes' derived identities (libp2p peer id, X25519 key), kept per chain tip.
 //!
-//! Both come from a node's Ed25519 primary key through a point decompression (a square root
-//! in the field, about 10 µs) and, for X25519, an inversion. The relay needs the peer id of the
+//! Both come from a node's Ed25519 primary key through point decompressions (a square root in
+//! the field, about 10 µs each: one for the X25519 key, and libp2p makes its own for the peer
+//! id) and, for X25519, an inversion. The relay needs the peer id of the
 //! next hop for every layer it forwards and the SN-only protocols need "which service node is
 //! this peer" for every request; `get_swarm` lists every member's X25519 key. Computing them
 //! per request cost the destination of an onion `get_swarm` about 15 µs per swarm member,

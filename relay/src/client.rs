@@ -11,6 +11,7 @@ use rand_core::{CryptoRng, RngCore};
 use serde_json::{json, Map, Value};
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::crypto::{self, EncType, KeyTable};
@@ -84,13 +85,18 @@ pub enum BuildError {
 /// [`KeyTable`]s for the nodes a client encrypts to again and again (it keeps its paths, or it
 /// sends many requests through a small network): with one, a layer's ephemeral key and its
 /// agreement cost about half as much. A node's table is built the second time a request is
-/// built for it, as long as fewer than [`KeyTables::MAX`] exist; shared by all the client's
-/// tasks.
+/// built for it; past [`KeyTables::MAX`] tables, the one used least recently goes. Shared by
+/// all the client's tasks.
 #[derive(Default)]
 pub struct KeyTables {
-    tables: RwLock<HashMap<[u8; 32], Arc<KeyTable>>>,
+    /// Key → its entry.
+    tables: RwLock<HashMap<[u8; 32], Entry>>,
     seen: Mutex<HashSet<[u8; 32]>>,
+    clock: AtomicU64,
 }
+
+/// A key's table (`None`: the key has no Edwards point) and when it was last used.
+type Entry = (Option<Arc<KeyTable>>, AtomicU64);
 
 impl KeyTables {
     /// Tables kept at most (30 KiB each).
@@ -100,14 +106,15 @@ impl KeyTables {
 
     /// The table for `key`, building it if this is the key's second time.
     fn get(&self, key: &[u8; 32]) -> Option<Arc<KeyTable>> {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        if let Some((table, used)) = self
+            .tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
         {
-            let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(t) = tables.get(key) {
-                return Some(t.clone());
-            }
-            if tables.len() >= Self::MAX {
-                return None;
-            }
+            used.store(now, Ordering::Relaxed);
+            return table.clone();
         }
         {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -118,15 +125,22 @@ impl KeyTables {
                 return None;
             }
         }
-        let table = Arc::new(KeyTable::new(key)?);
+        let table = KeyTable::new(key).map(Arc::new);
         let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
-        if tables.len() < Self::MAX {
-            tables.insert(*key, table.clone());
+        if tables.len() >= Self::MAX && !tables.contains_key(key) {
+            let oldest = tables
+                .iter()
+                .min_by_key(|(_, (_, used))| used.load(Ordering::Relaxed))
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                tables.remove(&k);
+            }
         }
-        Some(table)
+        tables.insert(*key, (table.clone(), AtomicU64::new(now)));
+        table
     }
 
-    /// How many tables there are.
+    /// How many keys have a table (or are known to have none).
     pub fn len(&self) -> usize {
         self.tables.read().unwrap_or_else(|p| p.into_inner()).len()
     }
@@ -327,4 +341,45 @@ pub fn choose_path(
     path.shuffle(rng);
     path.extend(dest);
     Some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> [u8; 32] {
+        let mut secret = [0u8; 32];
+        secret[1..5].copy_from_slice(&i.to_le_bytes()); // above the bits clamping clears
+        crypto::x25519_public(&secret)
+    }
+
+    #[test]
+    fn key_tables_keep_the_recently_used_within_their_bound() {
+        let tables = KeyTables::default();
+        let hot = key(0);
+        assert!(tables.get(&hot).is_none(), "seen once: no table yet");
+        assert!(tables.get(&hot).is_some(), "seen twice: a table");
+        for i in 1..=(KeyTables::MAX as u32 + 10) {
+            let k = key(i);
+            tables.get(&k);
+            tables.get(&k);
+            assert!(tables.get(&hot).is_some(), "the key in use stays");
+            assert!(tables.len() <= KeyTables::MAX);
+        }
+        assert_eq!(tables.len(), KeyTables::MAX);
+        // The first of the others went long ago; it is built again on its next use.
+        assert!(!tables.tables.read().expect("lock").contains_key(&key(1)));
+        // A key on the twist is remembered as having no table.
+        let twist = (0u8..=255)
+            .map(|i| [i; 32])
+            .find(|k| {
+                curve25519_dalek::montgomery::MontgomeryPoint(*k)
+                    .to_edwards(0)
+                    .is_none()
+            })
+            .expect("a twist point");
+        assert!(tables.get(&twist).is_none());
+        assert!(tables.get(&twist).is_none());
+        assert!(tables.tables.read().expect("lock").contains_key(&twist));
+    }
 }
