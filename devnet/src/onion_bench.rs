@@ -106,7 +106,9 @@ pub async fn bench(
                             body.as_bytes(),
                             enc,
                             SALT,
-                            &mut rand::rngs::OsRng,
+                            // A generator seeded from the system's (ChaCha12), not a
+                            // system call for every key and nonce.
+                            &mut rand::thread_rng(),
                             &tables,
                         )?;
                         if conn.is_none() {
