@@ -93,6 +93,7 @@ impl Net {
             enc,
             SALT,
             &mut rand::rngs::OsRng,
+            None,
         )?;
         let (status, body) = post_bytes(self.addr(&path[0])?, "/onion_req/v2", built.body).await?;
         Ok(open_answer(&built.reply, status, &body)?)
@@ -129,6 +130,7 @@ fn ping_through(path: &[Node], ping: &Value) -> anyhow::Result<sispop_relay::cli
         EncType::XChaCha20,
         SALT,
         &mut rand::rngs::OsRng,
+        None,
     )?)
 }
 
@@ -325,6 +327,7 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
         EncType::XChaCha20,
         SALT,
         &mut rand::rngs::OsRng,
+        None,
     )?;
     let (status, body) = post_bytes(net.addr(&path[0])?, "/onion_req/v2", built.body).await?;
     ensure!(
@@ -484,6 +487,7 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
         EncType::AesGcm,
         sispop_relay::crypto::OXEN_GCM_SALT,
         &mut rand::rngs::OsRng,
+        None,
     )?;
     let (status, body) = post_bytes(net.addr(&entry)?, "/onion_req/v2", built.body).await?;
     match open_answer(&built.reply, status, &body)? {
@@ -537,6 +541,7 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
             EncType::XChaCha20,
             SALT,
             &mut rand::rngs::OsRng,
+            None,
         )?;
         net.raw(&entry, built.body).await
     };

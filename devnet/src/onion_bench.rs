@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use rand::seq::SliceRandom as _;
 use serde_json::json;
-use sispop_relay::client::{build_with, open_answer, Answer, Destination, KeyTables, Node};
+use sispop_relay::client::{build, open_answer, Answer, Destination, KeyTables, Node};
 use sispop_relay::crypto::EncType;
 use sispopd::storage_client::active_nodes;
 
@@ -100,7 +100,7 @@ pub async fn bench(
                             rest
                         };
                         path.insert(0, entry);
-                        let built = build_with(
+                        let built = build(
                             &path,
                             &Destination::Storage,
                             body.as_bytes(),
@@ -109,7 +109,7 @@ pub async fn bench(
                             // A generator seeded from the system's (ChaCha12), not a
                             // system call for every key and nonce.
                             &mut rand::thread_rng(),
-                            &tables,
+                            Some(&tables),
                         )?;
                         if conn.is_none() {
                             conn = Some(sispopd::storage_client::connect_from(addr, None).await?);

@@ -172,35 +172,14 @@ fn seal(
 
 /// Builds an onion request through `path` (entry first). For [`Destination::Storage`],
 /// `request` is a storage RPC body (`{"method", "params"}`) run by the last node; for an HTTP
-/// server it is that server's own request. Every layer uses `enc`. `rng` makes the nonces; the
-/// ephemeral keys come from the system's generator through `ring`, which takes no other.
+/// server it is that server's own request. Every layer uses `enc`. `rng` makes the nonces.
+///
+/// Without `tables` (a one-off request), the ephemeral keys come from the system's generator
+/// through `ring`, which takes no other. A client that sends many requests passes its
+/// [`KeyTables`]: layers for nodes with a [`KeyTable`] cost about half as much, and their
+/// ephemeral keys come from `rng`, which must then be a cryptographic generator (the system's,
+/// or one seeded from it).
 pub fn build(
-    path: &[Node],
-    dest: &Destination,
-    request: &[u8],
-    enc: EncType,
-    gcm_salt: &[u8],
-    rng: &mut (impl RngCore + CryptoRng),
-) -> Result<Built, BuildError> {
-    build_in(path, dest, request, enc, gcm_salt, rng, None)
-}
-
-/// [`build`] for a client that sends many requests: layers for nodes in `tables` use their
-/// [`KeyTable`], and their ephemeral keys come from `rng` (which must be a cryptographic
-/// generator: the system's, or one seeded from it).
-pub fn build_with(
-    path: &[Node],
-    dest: &Destination,
-    request: &[u8],
-    enc: EncType,
-    gcm_salt: &[u8],
-    rng: &mut (impl RngCore + CryptoRng),
-    tables: &KeyTables,
-) -> Result<Built, BuildError> {
-    build_in(path, dest, request, enc, gcm_salt, rng, Some(tables))
-}
-
-fn build_in(
     path: &[Node],
     dest: &Destination,
     request: &[u8],

@@ -391,8 +391,7 @@ fn http_hop(json: &Map<String, Value>, plaintext: Vec<u8>, key: ReplyKey) -> Res
 mod tests {
     use super::*;
     use crate::client::{
-        build, build_with, choose_path, open_answer, Answer, Destination, HttpServer, KeyTables,
-        Node,
+        build, choose_path, open_answer, Answer, Destination, HttpServer, KeyTables, Node,
     };
     use crate::crypto::SISPOP_GCM_SALT;
     use crate::encode_payload;
@@ -452,8 +451,8 @@ mod tests {
             let req = br#"{"method":"get_swarm","params":{}}"#;
             let (dest, salt) = (&Destination::Storage, SISPOP_GCM_SALT);
             let built = match round {
-                0 => build(&path, dest, req, enc, salt, &mut rng()),
-                _ => build_with(&path, dest, req, enc, salt, &mut rng(), &tables),
+                0 => build(&path, dest, req, enc, salt, &mut rng(), None),
+                _ => build(&path, dest, req, enc, salt, &mut rng(), Some(&tables)),
             }
             .expect("build");
             let first_rounds = enc == EncType::XChaCha20 && round < 2;
@@ -523,6 +522,7 @@ mod tests {
             EncType::XChaCha20,
             SISPOP_GCM_SALT,
             &mut rng(),
+            None,
         )
         .expect("build");
         let Hop::Http {

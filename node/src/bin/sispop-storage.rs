@@ -359,6 +359,7 @@ async fn onion(cli: &Cli) -> anyhow::Result<()> {
         enc,
         gcm_salt.as_bytes(),
         &mut rand::rngs::OsRng,
+        None,
     )?;
     let entry = nodes
         .iter()
