@@ -311,7 +311,7 @@ pub async fn onion(dir: &Path, o: OnionOpts) -> anyhow::Result<()> {
     }
 
     // 2. An HTTP destination.
-    let server_key = NodeKey::from_ed25519_seed(&rand::random());
+    let server_key = NodeKey::from_ed25519_seed(&rand::random()).map_err(anyhow::Error::msg)?;
     let server = HttpServer {
         protocol: Protocol::Http,
         host: "127.0.0.1".into(),

@@ -72,7 +72,7 @@ impl Relay {
                 .to_bytes(),
         );
         Ok(Relay {
-            key: NodeKey::from_ed25519_seed(seed),
+            key: NodeKey::from_ed25519_seed(seed)?,
             me,
             workers: Workers::start("onion", WORKERS, QUEUE)?,
             slots: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),

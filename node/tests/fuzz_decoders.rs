@@ -140,7 +140,7 @@ proptest! {
         }
         let _ = sispop_relay::hop::parse_entry(&b);
         let _ = sispop_relay::decode_payload(&b);
-        let key = sispop_relay::hop::NodeKey::from_ed25519_seed(&[3; 32]);
+        let key = sispop_relay::hop::NodeKey::from_ed25519_seed(&[3; 32]).expect("key");
         if let Ok(l) = sispop_relay::hop::parse_entry(&b) {
             prop_assert!(sispop_relay::hop::peel(&key, &l, b"SISPOP").is_err());
         }

@@ -5,27 +5,20 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sispop_relay::crypto::{
     decrypt, encrypt, ephemeral, ephemeral_agree, layer_key, shared_secret, x25519_public, EncType,
-    KeyTable, SISPOP_GCM_SALT,
+    KeyTable, StaticSecret, SISPOP_GCM_SALT,
 };
 
 fn bench(c: &mut Criterion) {
     let node_secret = [0x42u8; 32];
     let node_public = x25519_public(&node_secret);
+    let node = StaticSecret::new(&node_secret).expect("key");
     let payload = vec![0x5au8; 1024];
     let mut rng = rand_core::OsRng;
     let mut g = c.benchmark_group("layer");
     g.throughput(Throughput::Elements(1));
     for enc in [EncType::XChaCha20, EncType::AesGcm] {
-        g.bench_function(format!("build {} (1 KiB), dalek", enc.name()), |b| {
-            b.iter(|| {
-                let (secret, public) = ephemeral(&mut rng);
-                let s = shared_secret(&secret, &node_public).expect("secret");
-                let key = layer_key(enc, &s, &public, &node_public, SISPOP_GCM_SALT);
-                (public, encrypt(enc, &key, &payload, &mut rng))
-            })
-        });
-        // The client's two ways: `ring` for a one-off request, a key table for many.
-        g.bench_function(format!("build {} (1 KiB), ring", enc.name()), |b| {
+        // The client's two ways: AWS-LC for a one-off request, a key table for many.
+        g.bench_function(format!("build {} (1 KiB), one-off", enc.name()), |b| {
             b.iter(|| {
                 let (public, s) = ephemeral_agree(&node_public).expect("secret");
                 let key = layer_key(enc, &s, &public, &node_public, SISPOP_GCM_SALT);
@@ -46,22 +39,31 @@ fn bench(c: &mut Criterion) {
         let layer = encrypt(enc, &key, &payload, &mut rng);
         g.bench_function(format!("peel {} (1 KiB)", enc.name()), |b| {
             b.iter(|| {
-                let s = shared_secret(&node_secret, &public).expect("secret");
+                let s = node.agree(&public).expect("secret");
                 let key = layer_key(enc, &s, &public, &node_public, SISPOP_GCM_SALT);
                 decrypt(enc, &key, &layer).expect("decrypt")
             })
         });
     }
     g.finish();
-    // The X25519 routes alone: a node's agreement (Edwards, against the ladder it replaces),
-    // building a key table.
+    // The X25519 routes alone: a node's agreement (AWS-LC, against curve25519-dalek's two
+    // routes), a public key, building a key table.
     let mut g = c.benchmark_group("x25519");
     let (_, eph) = ephemeral(&mut rng);
-    g.bench_function("node agreement (Edwards)", |b| {
-        b.iter(|| shared_secret(&node_secret, &eph))
+    g.bench_function("node agreement (AWS-LC)", |b| b.iter(|| node.agree(&eph)));
+    g.bench_function("node agreement (dalek, Edwards)", |b| {
+        b.iter(|| {
+            curve25519_dalek::montgomery::MontgomeryPoint(eph)
+                .to_edwards(0)
+                .map(|p| p.mul_clamped(node_secret).to_montgomery())
+        })
     });
-    g.bench_function("node agreement (Montgomery ladder)", |b| {
+    g.bench_function("node agreement (dalek, Montgomery ladder)", |b| {
         b.iter(|| curve25519_dalek::montgomery::MontgomeryPoint(eph).mul_clamped(node_secret))
+    });
+    g.bench_function("public key (AWS-LC)", |b| b.iter(|| x25519_public(&eph)));
+    g.bench_function("public key (dalek, basepoint table)", |b| {
+        b.iter(|| curve25519_dalek::montgomery::MontgomeryPoint::mul_base_clamped(eph))
     });
     g.bench_function("key table", |b| b.iter(|| KeyTable::new(&node_public)));
     g.finish();

@@ -21,19 +21,19 @@ pub const MAX_HOPS: u32 = 15;
 /// A node's static X25519 key pair.
 #[derive(Clone)]
 pub struct NodeKey {
-    secret: [u8; 32],
+    secret: std::sync::Arc<crypto::StaticSecret>,
     /// The public key clients encrypt to.
     pub public: [u8; 32],
 }
 
 impl NodeKey {
     /// The key pair of a node with this Ed25519 seed (as libsodium converts it).
-    pub fn from_ed25519_seed(seed: &[u8; 32]) -> NodeKey {
-        let secret = crypto::x25519_secret_from_ed25519_seed(seed);
-        NodeKey {
+    pub fn from_ed25519_seed(seed: &[u8; 32]) -> Result<NodeKey, crypto::CryptoError> {
+        let secret = zeroize::Zeroizing::new(crypto::x25519_secret_from_ed25519_seed(seed));
+        Ok(NodeKey {
             public: crypto::x25519_public(&secret),
-            secret,
-        }
+            secret: std::sync::Arc::new(crypto::StaticSecret::new(&secret)?),
+        })
     }
 }
 
@@ -275,7 +275,9 @@ pub fn open(
     layer: &Layer,
     gcm_salt: &[u8],
 ) -> Result<(Vec<u8>, ReplyKey), HopError> {
-    let s = crypto::shared_secret(&node.secret, &layer.ephemeral_key)
+    let s = node
+        .secret
+        .agree(&layer.ephemeral_key)
         .map_err(|_| HopError::Ciphertext)?;
     let key_for = |salt: &[u8]| {
         ReplyKey::new(
@@ -408,7 +410,7 @@ mod tests {
             .verifying_key()
             .to_bytes();
         TestNode {
-            key: NodeKey::from_ed25519_seed(&seed),
+            key: NodeKey::from_ed25519_seed(&seed).expect("key"),
             pub_: Node::from_ed25519(ed).expect("a point"),
         }
     }
@@ -548,7 +550,7 @@ mod tests {
             enc: enc_type(p.json.get("enc_type")).expect("enc"),
             hop_no: 0,
         };
-        let s = crypto::shared_secret(&server.key.secret, &layer.ephemeral_key).expect("s");
+        let s = server.key.secret.agree(&layer.ephemeral_key).expect("s");
         let k = crypto::layer_key(
             layer.enc,
             &s,
