@@ -175,8 +175,8 @@ fn seal(
 /// server it is that server's own request. Every layer uses `enc`. `rng` makes the nonces.
 ///
 /// Without `tables` (a one-off request), the ephemeral keys come from the system's generator
-/// through `ring`, which takes no other. A client that sends many requests passes its
-/// [`KeyTables`]: layers for nodes with a [`KeyTable`] cost about half as much, and their
+/// ([`crypto::ephemeral_agree`]). A client that sends many requests passes its [`KeyTables`]:
+/// layers for nodes with a [`KeyTable`] cost about three quarters as much, and their
 /// ephemeral keys come from `rng`, which must then be a cryptographic generator (the system's,
 /// or one seeded from it).
 pub fn build(
