@@ -96,8 +96,10 @@ fn web_tls() -> anyhow::Result<tokio_rustls::rustls::ClientConfig> {
     )
 }
 
-fn rng() -> rand::rngs::OsRng {
-    rand::rngs::OsRng
+/// Nonces of replies: the thread's generator (ChaCha12, reseeded from the system's), not a
+/// system call per reply.
+fn rng() -> rand::rngs::ThreadRng {
+    rand::thread_rng()
 }
 
 /// A place among the onion requests this node handles at once; `None` when all are taken.

@@ -28,6 +28,9 @@ struct Queue {
 struct State {
     jobs: VecDeque<Job>,
     closed: bool,
+    /// Workers asleep on `ready`: a job queued while none is needs no wake-up (the system
+    /// call is what a busy pool would otherwise pay on every job).
+    idle: usize,
 }
 
 impl Queue {
@@ -45,7 +48,9 @@ impl Queue {
             if st.closed {
                 return None;
             }
+            st.idle += 1;
             st = self.ready.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.idle -= 1;
         }
     }
 }
@@ -66,6 +71,7 @@ impl Workers {
             state: Mutex::new(State {
                 jobs: VecDeque::new(),
                 closed: false,
+                idle: 0,
             }),
             ready: Condvar::new(),
             cap: queue,
@@ -90,7 +96,7 @@ impl Workers {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Refused> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        {
+        let wake = {
             let mut st = self.queue.lock();
             if st.jobs.len() >= self.queue.cap {
                 return Err(Refused::Busy);
@@ -98,8 +104,14 @@ impl Workers {
             st.jobs.push_back(Box::new(move || {
                 let _ = tx.send(f());
             }));
+            // With none asleep, every worker looks at the queue (under the lock) before it
+            // sleeps, so the job is taken without a wake-up. (A worker notified but not yet
+            // awake still counts as asleep: at worst one wake-up too many, never one too few.)
+            st.idle > 0
+        };
+        if wake {
+            self.queue.ready.notify_one();
         }
-        self.queue.ready.notify_one();
         rx.await.map_err(|_| Refused::Died)
     }
 }
@@ -164,6 +176,35 @@ mod tests {
             assert_eq!(h.await.expect("task"), Ok(()));
         }
         assert_eq!(started.load(Ordering::SeqCst), 6);
+    }
+
+    /// Wake-ups are skipped while no worker sleeps: a lost one would leave a job queued with
+    /// every worker asleep, and this would time out. Jobs come from many tasks on several
+    /// threads, short enough that workers keep falling asleep and being woken.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_job_waits_for_a_wake_up_that_never_comes() {
+        let pool = Arc::new(Workers::start("test-wake", 2, 10_000).expect("threads"));
+        let done = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (pool, done) = (pool.clone(), done.clone());
+                tokio::spawn(async move {
+                    for i in 0..200u32 {
+                        let d = done.clone();
+                        let r = pool.run(move || d.fetch_add(1, Ordering::SeqCst)).await;
+                        assert!(r.is_ok());
+                        if i % 16 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let all = futures::future::join_all(tasks);
+        let finished = tokio::time::timeout(std::time::Duration::from_secs(60), all).await;
+        let finished = finished.expect("every job answered within the limit");
+        assert!(finished.iter().all(|t| t.is_ok()));
+        assert_eq!(done.load(Ordering::SeqCst), 64 * 200);
     }
 
     #[test]
