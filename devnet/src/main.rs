@@ -51,6 +51,10 @@ enum Cmd {
         /// Seconds to wait for the network before giving up.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// Log filter of the nodes started now and restarted later (sispopd's `--log-level`),
+        /// e.g. `info,sispopd::onion=debug`.
+        #[arg(long)]
+        log_level: Option<String>,
     },
     /// Print a table of the nodes.
     Status,
@@ -175,6 +179,9 @@ struct NodeEntry {
     /// files written before metrics existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     metrics_url: Option<String>,
+    /// `--log-level` the node runs with (sispopd's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    log_level: Option<String>,
 }
 
 impl NodeEntry {
@@ -312,6 +319,9 @@ fn spawn(sispopd: &Path, node: &NodeEntry, miner: &str) -> anyhow::Result<u32> {
     }
     if let Some(bind) = node.metrics_bind() {
         cmd.arg("--metrics-bind").arg(bind);
+    }
+    if let Some(level) = &node.log_level {
+        cmd.arg("--log-level").arg(level);
     }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -510,6 +520,7 @@ async fn up(
     nodes: usize,
     sispopd: Option<PathBuf>,
     timeout: u64,
+    log_level: Option<String>,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let sispopd = find_sispopd(sispopd)?;
@@ -573,6 +584,7 @@ async fn up(
                     peers,
                     dev_faults: Vec::new(),
                     metrics_url: Some(format!("http://127.0.0.1:{}/metrics", ports[i].3)),
+                    log_level: None,
                 });
             }
             println!(
@@ -591,7 +603,16 @@ async fn up(
         }
     };
     for node in &mut state.nodes {
+        if log_level.is_some() {
+            node.log_level.clone_from(&log_level);
+        }
         if node.pid.is_some_and(alive) {
+            if log_level.is_some() {
+                println!(
+                    "{} is running: its log filter applies from its next start",
+                    node.name
+                );
+            }
             continue;
         }
         node.pid = Some(spawn(&sispopd, node, &state.miner_address)?);
@@ -805,7 +826,8 @@ fn main() -> ExitCode {
             nodes,
             sispopd,
             timeout,
-        } => rt.block_on(up(&cli.dir, nodes, sispopd, timeout)),
+            log_level,
+        } => rt.block_on(up(&cli.dir, nodes, sispopd, timeout, log_level)),
         Cmd::Status => rt.block_on(status::status(&cli.dir)),
         Cmd::Web { port } => rt.block_on(web::web(&cli.dir, port)),
         Cmd::Down => down(&cli.dir),

@@ -47,7 +47,7 @@ pub struct DevFaults {
     /// Answer sync tip requests with a far higher chain and far more work than this node has
     /// (and serve only the blocks it really has): a lying peer for sync tests.
     pub lie_tip: bool,
-    /// Neither accept nor open persistent service-node links (`/sispop/sn-link/1`), as a node
+    /// Neither accept nor open persistent service-node links (`/sispop/sn-link/2`), as a node
     /// of a build without them: peers reach it, and it reaches them, on `/sispop/storage/1`.
     pub no_sn_link: bool,
 }

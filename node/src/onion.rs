@@ -259,6 +259,7 @@ async fn forward(
     let peer = ids.peer;
     // On the persistent link to the next node; a node that has none takes the layer on the
     // storage protocol.
+    let data = Bytes::from(data);
     let answer = match relay
         .links
         .ask(node, peer, addr.clone(), data.clone(), HOP_TIMEOUT)
@@ -268,6 +269,7 @@ async fn forward(
         Err(LinkError::Timeout) => Err("timeout".to_owned()),
         Err(LinkError::Failed(e)) => Err(e),
         Err(LinkError::Unsupported) => {
+            let data = Vec::from(data);
             crate::storage_sync::ask_within(node, &next, addr, data, HOP_TIMEOUT).await
         }
     };

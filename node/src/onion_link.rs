@@ -1,4 +1,4 @@
-//! Persistent links between service nodes (`/sispop/sn-link/1`) for the storage protocol's
+//! Persistent links between service nodes (`/sispop/sn-link/2`) for the storage protocol's
 //! small, frequent messages: onion layers, and writes forwarded to swarm members.
 //!
 //! Each of these used to travel on a request-response substream of its own: a yamux stream
@@ -7,12 +7,16 @@
 //! requests and their answers are multiplexed by number; after the first request nothing
 //! passes through the network task.
 //!
-//! Frames, both ways: `id u64 LE ‖ length u32 LE ‖ bytes`. The opener sends storage-protocol
-//! requests (tag byte, then the body: 6 an onion layer, 1 a forwarded write); the other side
-//! answers each with the same id (`status u16 BE ‖ body`, as on the storage protocol), in any
-//! order. A link carries requests one way only: the other node opens its own link to send its
-//! requests to us. Bulk transfers (pulls, hand-overs) stay on `/sispop/storage/1`, so they do
-//! not hold up the small messages behind them.
+//! Frames, both ways: `id u64 LE ‖ length u32 LE ‖ bytes`. The side that accepts a link first
+//! writes a hello (id `u64::MAX`, no bytes); the opener sends nothing before it has read it. A
+//! node may drop a new link unread (libp2p-stream holds one incoming stream while it waits to
+//! be accepted and drops the next, so links that many nodes open at once lose some): the
+//! opener sees that before any request is on it, and opens another. Then the opener sends
+//! storage-protocol requests (tag byte, then the body: 6 an onion layer, 1 a forwarded
+//! write); the other side answers each with the same id (`status u16 BE ‖ body`, as on the
+//! storage protocol), in any order. A link carries requests one way only: the other node
+//! opens its own link to send its requests to us. Bulk transfers (pulls, hand-overs) stay on
+//! `/sispop/storage/1`, so they do not hold up the small messages behind them.
 //!
 //! Only active service nodes may use a link (checked when it is accepted, and again for every
 //! request by its handler); a frame over the size limit closes it. A node that does not speak
@@ -25,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use futures::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use futures::StreamExt;
+use hyper::body::Bytes;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use tokio::sync::{mpsc, oneshot, OnceCell};
 use tracing::debug;
@@ -33,8 +38,16 @@ use crate::node::Node;
 use crate::p2p::{NetCommand, MAX_STORAGE_REQUEST_BYTES};
 use crate::wire::MAX_RESPONSE_BYTES;
 
-/// The link protocol.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/sispop/sn-link/1");
+/// The link protocol. (Version 1 had no hello.)
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/sispop/sn-link/2");
+/// The id of the hello frame.
+const HELLO: u64 = u64::MAX;
+/// How long the opener waits for the hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts at opening a link that the other side drops unread, and the pause before the
+/// second (doubled before each further one).
+const OPEN_TRIES: u32 = 4;
+const OPEN_PAUSE: Duration = Duration::from_millis(20);
 /// Requests one link's other side handles at once, answers not yet written included; past
 /// it, it stops reading.
 const IN_FLIGHT: usize = 1024;
@@ -69,7 +82,7 @@ struct Link {
 }
 
 /// A frame to write, with the serving slot it holds until it is written.
-type Frame = (u64, Vec<u8>, Option<tokio::sync::OwnedSemaphorePermit>);
+type Frame = (u64, Bytes, Option<tokio::sync::OwnedSemaphorePermit>);
 
 impl Link {
     /// Closes the link: whoever waits hears so, nobody can wait any more, and `open` (the
@@ -144,7 +157,7 @@ impl Links {
         node: &Node,
         peer: PeerId,
         addr: Option<Multiaddr>,
-        layer: Vec<u8>,
+        layer: Bytes,
         limit: Duration,
     ) -> Result<Vec<u8>, LinkError> {
         if node.faults.no_sn_link {
@@ -154,8 +167,7 @@ impl Links {
         let asked = async {
             // A link found closed before the request went out is replaced once: nothing was
             // sent, so nothing can happen twice.
-            let mut layer = Some(layer);
-            for attempt in 0..2 {
+            for _ in 0..2 {
                 let link = self.link(node, peer, addr.clone()).await?;
                 used = Some(link.clone());
                 let id = link.next.fetch_add(1, Ordering::Relaxed);
@@ -169,14 +181,9 @@ impl Links {
                     waiting: &link.waiting,
                     id,
                 };
-                let frame = (id, layer.take().unwrap_or_default(), None);
-                if let Err(mpsc::error::SendError(f)) = link.tx.send(frame).await {
+                if link.tx.send((id, layer.clone(), None)).await.is_err() {
                     link.close(&self.open, &peer);
-                    layer = Some(f.1);
-                    if attempt == 0 {
-                        continue;
-                    }
-                    return Err(closed());
+                    continue;
                 }
                 return rx.await.map_err(|_| closed());
             }
@@ -225,17 +232,7 @@ impl Links {
                     let _ = net.tx.send(NetCommand::AddAddress { peer, addr, done });
                     let _ = added.await;
                 }
-                let stream =
-                    net.link
-                        .clone()
-                        .open_stream(peer, PROTOCOL)
-                        .await
-                        .map_err(|e| match e {
-                            libp2p_stream::OpenStreamError::UnsupportedProtocol(_) => {
-                                LinkError::Unsupported
-                            }
-                            e => LinkError::Failed(e.to_string()),
-                        })?;
+                let stream = open_greeted(net.link.clone(), peer, OPEN_TRIES).await?;
                 Ok::<_, LinkError>(self.start(peer, stream))
             })
             .await;
@@ -304,6 +301,38 @@ impl Links {
         *lock(&link.reader) = Some(reader.abort_handle());
         link
     }
+}
+
+/// Opens a stream to `peer` and reads its hello; a stream dropped unread is opened again after
+/// a pause, `tries` times in all.
+async fn open_greeted(
+    mut control: libp2p_stream::Control,
+    peer: PeerId,
+    tries: u32,
+) -> Result<libp2p::Stream, LinkError> {
+    let mut pause = OPEN_PAUSE;
+    for attempt in 1..=tries {
+        let mut stream = control
+            .open_stream(peer, PROTOCOL)
+            .await
+            .map_err(|e| match e {
+                libp2p_stream::OpenStreamError::UnsupportedProtocol(_) => LinkError::Unsupported,
+                e => LinkError::Failed(e.to_string()),
+            })?;
+        let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream, 0)).await;
+        match hello {
+            Ok(Ok((HELLO, _))) => return Ok(stream),
+            Ok(Ok(_)) => return Err(LinkError::Failed("no hello on the link".into())),
+            Err(_) => return Err(LinkError::Failed("no hello within the limit".into())),
+            Ok(Err(e)) if attempt < tries => {
+                debug!(%peer, error = %e, "onion link dropped before its hello; opening another");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            Ok(Err(e)) => return Err(LinkError::Failed(format!("link dropped: {e}"))),
+        }
+    }
+    Err(LinkError::Failed("link dropped".into()))
 }
 
 /// Writes the frames of one side of a link, flushing when no more are ready (so frames that
@@ -428,6 +457,10 @@ async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
     let (r, w) = stream.split();
     let (tx, rx) = mpsc::channel(QUEUE);
     let writer = tokio::spawn(write_frames(w, rx));
+    // The opener waits for this before it sends anything.
+    if tx.send((HELLO, Bytes::new(), None)).await.is_err() {
+        return;
+    }
     // A slot is held from before a request is read until its answer is written: a peer that
     // stops reading answers stops being served, and nothing piles up.
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
@@ -455,7 +488,7 @@ async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
                 answer = 502u16.to_be_bytes().to_vec();
                 answer.extend_from_slice(b"Invalid response from snode");
             }
-            let _ = tx.send((id, answer, Some(slot))).await;
+            let _ = tx.send((id, Bytes::from(answer), Some(slot))).await;
         });
     }
     drop(tx);
@@ -488,6 +521,96 @@ async fn answer(node: &Node, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A libp2p swarm that speaks only plain streams, listening on 127.0.0.1, driven by a task
+    /// of its own and connected to `peer`: its control, its peer id and its address.
+    async fn stream_swarm(
+        peer: Option<(PeerId, Multiaddr)>,
+    ) -> (libp2p_stream::Control, PeerId, Multiaddr) {
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                libp2p::tcp::Config::default().nodelay(true),
+                libp2p::noise::Config::new,
+                libp2p::yamux::Config::default,
+            )
+            .expect("transport")
+            .with_behaviour(|_| libp2p_stream::Behaviour::new())
+            .expect("behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        swarm
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("addr"))
+            .expect("listen");
+        let addr = loop {
+            if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } =
+                swarm.select_next_some().await
+            {
+                break address;
+            }
+        };
+        if let Some((peer, addr)) = peer {
+            swarm.dial(addr).expect("dial");
+            loop {
+                if let libp2p::swarm::SwarmEvent::ConnectionEstablished { peer_id, .. } =
+                    swarm.select_next_some().await
+                {
+                    assert_eq!(peer_id, peer);
+                    break;
+                }
+            }
+        }
+        let (control, id) = (swarm.behaviour().new_control(), *swarm.local_peer_id());
+        tokio::spawn(async move {
+            loop {
+                swarm.select_next_some().await;
+            }
+        });
+        (control, id, addr)
+    }
+
+    /// libp2p-stream keeps one incoming stream while it waits to be accepted and drops the
+    /// next unread. Without the hello, a request sent on the dropped one was lost; with it,
+    /// the opener sees the drop and opens another, and no stream reaches the acceptor twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_link_dropped_unread_is_opened_again() {
+        let (mut b, b_id, b_addr) = stream_swarm(None).await;
+        let (a, _, _) = stream_swarm(Some((b_id, b_addr))).await;
+        let mut incoming = b.accept(PROTOCOL).expect("accept");
+        let first = tokio::spawn(open_greeted(a.clone(), b_id, OPEN_TRIES));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // b accepts nothing yet: the first stream waits in the channel, and a second is
+        // dropped. Opened once, it fails; opened with retries, it waits its turn.
+        let once = open_greeted(a.clone(), b_id, 1).await;
+        assert!(matches!(once, Err(LinkError::Failed(_))), "{once:?}");
+        let retried = tokio::spawn(open_greeted(a.clone(), b_id, OPEN_TRIES));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Now b takes links, greeting each.
+        let accepted = Arc::new(AtomicU64::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Some((_, mut s)) = incoming.next().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    write_frame(&mut s, HELLO, b"").await.expect("hello");
+                    s.flush().await.expect("flush");
+                    // Held open as a served link would be.
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+        });
+        let limit = Duration::from_secs(20);
+        let first = tokio::time::timeout(limit, first).await.expect("in time");
+        let first = first.expect("task");
+        assert!(first.is_ok(), "{first:?}");
+        let retried = tokio::time::timeout(limit, retried).await.expect("in time");
+        assert!(retried.expect("task").is_ok());
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "dropped streams never arrive"
+        );
+    }
 
     #[tokio::test]
     async fn frames_round_trip_and_oversized_ones_are_refused() {

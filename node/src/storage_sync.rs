@@ -141,17 +141,19 @@ pub(crate) async fn ask_within(
         .or_else(|| peer_id_of(pk))
         .ok_or("not a valid node key")?;
     // Forwarded writes go on the persistent link to the member, when it has one.
+    let mut data = data;
     if data.first() == Some(&FORWARD) {
         if let Some(relay) = node.relay.get() {
+            let bytes = hyper::body::Bytes::from(data);
             match relay
                 .links
-                .ask(node, peer, addr.clone(), data.clone(), limit)
+                .ask(node, peer, addr.clone(), bytes.clone(), limit)
                 .await
             {
                 Ok(answer) => return Ok(answer),
                 Err(LinkError::Timeout) => return Err("timeout".into()),
                 Err(LinkError::Failed(e)) => return Err(e),
-                Err(LinkError::Unsupported) => {}
+                Err(LinkError::Unsupported) => data = Vec::from(bytes),
             }
         }
     }
