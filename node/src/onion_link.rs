@@ -210,35 +210,38 @@ impl Links {
         peer: PeerId,
         addr: Option<Multiaddr>,
     ) -> Result<Arc<Link>, LinkError> {
-        if let Some((until, unsupported)) = lock(&self.shunned).get(&peer).copied() {
-            if Instant::now() < until {
-                return Err(if unsupported {
-                    LinkError::Unsupported
-                } else {
-                    LinkError::Failed("link recently failed to open".into())
-                });
-            }
+        if let Some(e) = self.shunned(&peer) {
+            return Err(e);
         }
         let cell = lock(&self.open).entry(peer).or_default().clone();
+        // Errors carry whether they are new (and shun the node) or the shunning itself.
         let opened = cell
             .get_or_try_init(|| async {
+                // A request that waited while another's attempt failed finds the node shunned
+                // now, instead of making an attempt of its own.
+                if let Some(e) = self.shunned(&peer) {
+                    return Err((e, false));
+                }
                 let net = node
                     .net
                     .get()
-                    .ok_or_else(|| LinkError::Failed("network not started".into()))?;
+                    .ok_or_else(|| (LinkError::Failed("network not started".into()), true))?;
                 if let Some(addr) = addr {
                     // The address goes in before the stream is asked for, so a dial finds it.
                     let (done, added) = oneshot::channel();
                     let _ = net.tx.send(NetCommand::AddAddress { peer, addr, done });
                     let _ = added.await;
                 }
-                let stream = open_greeted(net.link.clone(), peer, OPEN_TRIES).await?;
-                Ok::<_, LinkError>(self.start(peer, stream))
+                let (stream, _) = open_greeted(net.link.clone(), peer, OPEN_TRIES, OPEN_PAUSE)
+                    .await
+                    .map_err(|e| (e, true))?;
+                Ok(self.start(peer, stream))
             })
             .await;
         match opened {
             Ok(link) => Ok(link.clone()),
-            Err(e) => {
+            Err((e, false)) => Err(e),
+            Err((e, true)) => {
                 let (for_, unsupported) = match e {
                     LinkError::Unsupported => (UNSUPPORTED_FOR, true),
                     _ => (FAILED_FOR, false),
@@ -250,6 +253,18 @@ impl Links {
                 Err(e)
             }
         }
+    }
+
+    /// Why `peer` is not to be tried now, if it is not.
+    fn shunned(&self, peer: &PeerId) -> Option<LinkError> {
+        let (until, unsupported) = lock(&self.shunned).get(peer).copied()?;
+        (Instant::now() < until).then(|| {
+            if unsupported {
+                LinkError::Unsupported
+            } else {
+                LinkError::Failed("link recently failed to open".into())
+            }
+        })
     }
 
     /// Starts the writer and reader of a link opened to `peer`.
@@ -304,13 +319,14 @@ impl Links {
 }
 
 /// Opens a stream to `peer` and reads its hello; a stream dropped unread is opened again after
-/// a pause, `tries` times in all.
+/// `pause` (doubled each time, with up to half again at random, so the nodes of one burst do
+/// not come back together), `tries` times in all. The stream and the attempts it took.
 async fn open_greeted(
     mut control: libp2p_stream::Control,
     peer: PeerId,
     tries: u32,
-) -> Result<libp2p::Stream, LinkError> {
-    let mut pause = OPEN_PAUSE;
+    mut pause: Duration,
+) -> Result<(libp2p::Stream, u32), LinkError> {
     for attempt in 1..=tries {
         let mut stream = control
             .open_stream(peer, PROTOCOL)
@@ -321,12 +337,17 @@ async fn open_greeted(
             })?;
         let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream, 0)).await;
         match hello {
-            Ok(Ok((HELLO, _))) => return Ok(stream),
+            Ok(Ok((HELLO, _))) => return Ok((stream, attempt)),
             Ok(Ok(_)) => return Err(LinkError::Failed("no hello on the link".into())),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(LinkError::Failed("no hello on the link".into()))
+            }
             Err(_) => return Err(LinkError::Failed("no hello within the limit".into())),
             Ok(Err(e)) if attempt < tries => {
                 debug!(%peer, error = %e, "onion link dropped before its hello; opening another");
-                tokio::time::sleep(pause).await;
+                let jitter =
+                    rand::Rng::gen_range(&mut rand::thread_rng(), Duration::ZERO..=pause / 2);
+                tokio::time::sleep(pause + jitter).await;
                 pause *= 2;
             }
             Ok(Err(e)) => return Err(LinkError::Failed(format!("link dropped: {e}"))),
@@ -577,15 +598,20 @@ mod tests {
         let (mut b, b_id, b_addr) = stream_swarm(None).await;
         let (a, _, _) = stream_swarm(Some((b_id, b_addr))).await;
         let mut incoming = b.accept(PROTOCOL).expect("accept");
-        let first = tokio::spawn(open_greeted(a.clone(), b_id, OPEN_TRIES));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Long pauses, so that the timing below holds on a slow machine.
+        let pause = Duration::from_millis(400);
+        let first = tokio::spawn(open_greeted(a.clone(), b_id, OPEN_TRIES, pause));
+        tokio::time::sleep(Duration::from_millis(500)).await;
         // b accepts nothing yet: the first stream waits in the channel, and a second is
         // dropped. Opened once, it fails; opened with retries, it waits its turn.
-        let once = open_greeted(a.clone(), b_id, 1).await;
-        assert!(matches!(once, Err(LinkError::Failed(_))), "{once:?}");
-        let retried = tokio::spawn(open_greeted(a.clone(), b_id, OPEN_TRIES));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        // Now b takes links, greeting each.
+        match open_greeted(a.clone(), b_id, 1, pause).await {
+            Err(LinkError::Failed(e)) if e.starts_with("link dropped") => {}
+            other => panic!("the second stream should be dropped unread: {other:?}"),
+        }
+        let retried = tokio::spawn(open_greeted(a.clone(), b_id, OPEN_TRIES, pause));
+        // Its first try is dropped too (b still takes nothing); the second, 400–600 ms on,
+        // finds b taking links.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let accepted = Arc::new(AtomicU64::new(0));
         let counter = accepted.clone();
         tokio::spawn(async move {
@@ -602,9 +628,12 @@ mod tests {
         let limit = Duration::from_secs(20);
         let first = tokio::time::timeout(limit, first).await.expect("in time");
         let first = first.expect("task");
-        assert!(first.is_ok(), "{first:?}");
+        assert!(matches!(first, Ok((_, 1))), "{first:?}");
         let retried = tokio::time::timeout(limit, retried).await.expect("in time");
-        assert!(retried.expect("task").is_ok());
+        match retried.expect("task") {
+            Ok((_, tries)) => assert!(tries >= 2, "the first try should have been dropped"),
+            Err(e) => panic!("no link: {e:?}"),
+        }
         assert_eq!(
             accepted.load(Ordering::SeqCst),
             2,
