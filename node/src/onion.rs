@@ -253,16 +253,19 @@ async fn forward(
     if data.len() as u64 > crate::p2p::MAX_STORAGE_REQUEST_BYTES {
         return Reply::plain(413, "onion request too large");
     }
-    let addr = crate::storage_sync::members_with_addr(node, vec![next])
-        .pop()
-        .and_then(|(_, a)| a);
+    // The address from the node's proof, looked up only when a connection may be needed.
+    let addr = || {
+        crate::storage_sync::members_with_addr(node, vec![next])
+            .pop()
+            .and_then(|(_, a)| a)
+    };
     let peer = ids.peer;
     // On the persistent link to the next node; a node that has none takes the layer on the
     // storage protocol.
     let data = Bytes::from(data);
     let answer = match relay
         .links
-        .ask(node, peer, addr.clone(), data.clone(), HOP_TIMEOUT)
+        .ask(node, peer, &addr, data.clone(), HOP_TIMEOUT)
         .await
     {
         Ok(a) => Ok(a),
@@ -270,7 +273,7 @@ async fn forward(
         Err(LinkError::Failed(e)) => Err(e),
         Err(LinkError::Unsupported) => {
             let data = Vec::from(data);
-            crate::storage_sync::ask_within(node, &next, addr, data, HOP_TIMEOUT).await
+            crate::storage_sync::ask_within(node, &next, addr(), data, HOP_TIMEOUT).await
         }
     };
     match answer {

@@ -150,13 +150,14 @@ fn closed() -> LinkError {
 }
 
 impl Links {
-    /// Sends a storage-protocol request (tag and body) to `peer` (reachable at `addr`, when
-    /// known) and waits at most `limit` for its answer.
+    /// Sends a storage-protocol request (tag and body) to `peer` (reachable at what `addr`
+    /// gives, when known; asked only when a link has to be opened) and waits at most `limit`
+    /// for its answer.
     pub async fn ask(
         &self,
         node: &Node,
         peer: PeerId,
-        addr: Option<Multiaddr>,
+        addr: &(dyn Fn() -> Option<Multiaddr> + Sync),
         layer: Bytes,
         limit: Duration,
     ) -> Result<Vec<u8>, LinkError> {
@@ -168,7 +169,7 @@ impl Links {
             // A link found closed before the request went out is replaced once: nothing was
             // sent, so nothing can happen twice.
             for _ in 0..2 {
-                let link = self.link(node, peer, addr.clone()).await?;
+                let link = self.link(node, peer, addr).await?;
                 used = Some(link.clone());
                 let id = link.next.fetch_add(1, Ordering::Relaxed);
                 let (tx, rx) = oneshot::channel();
@@ -208,7 +209,7 @@ impl Links {
         &self,
         node: &Node,
         peer: PeerId,
-        addr: Option<Multiaddr>,
+        addr: &(dyn Fn() -> Option<Multiaddr> + Sync),
     ) -> Result<Arc<Link>, LinkError> {
         if let Some(e) = self.shunned(&peer) {
             return Err(e);
@@ -226,7 +227,7 @@ impl Links {
                     .net
                     .get()
                     .ok_or_else(|| (LinkError::Failed("network not started".into()), true))?;
-                if let Some(addr) = addr {
+                if let Some(addr) = addr() {
                     // The address goes in before the stream is asked for, so a dial finds it.
                     let (done, added) = oneshot::channel();
                     let _ = net.tx.send(NetCommand::AddAddress { peer, addr, done });

@@ -147,7 +147,7 @@ pub(crate) async fn ask_within(
             let bytes = hyper::body::Bytes::from(data);
             match relay
                 .links
-                .ask(node, peer, addr.clone(), bytes.clone(), limit)
+                .ask(node, peer, &|| addr.clone(), bytes.clone(), limit)
                 .await
             {
                 Ok(answer) => return Ok(answer),
