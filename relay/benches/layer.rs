@@ -1,8 +1,10 @@
 //! Onion layer cost (issue 10): building one layer on the client (a fresh ephemeral key, X25519
 //! with the node's key, the key derivation, encryption of a 1 KiB payload) and peeling it on
-//! the node (X25519 with the ephemeral key, the key derivation, decryption).
+//! the node (X25519 with the ephemeral key, the key derivation, decryption); and a whole
+//! 3-hop request as a client builds it.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sispop_relay::client::{build, Destination, KeyTables, Node};
 use sispop_relay::crypto::{
     decrypt, encrypt, ephemeral, ephemeral_agree, layer_key, shared_secret, x25519_public, EncType,
     KeyTable, StaticSecret, SISPOP_GCM_SALT,
@@ -66,6 +68,35 @@ fn bench(c: &mut Criterion) {
         b.iter(|| curve25519_dalek::montgomery::MontgomeryPoint::mul_base_clamped(eph))
     });
     g.bench_function("key table", |b| b.iter(|| KeyTable::new(&node_public)));
+    g.finish();
+    // A whole request as `devnet bench onion` builds it: three layers around a `get_swarm`.
+    let path: Vec<Node> = (1u8..=3)
+        .map(|i| {
+            let seed = [i; 32];
+            let ed = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+            Node::from_ed25519(ed.to_bytes()).expect("a node key")
+        })
+        .collect();
+    let body = br#"{"method":"get_swarm","params":{"pubkey":"05aa"}}"#;
+    let tables = KeyTables::default();
+    let mut g = c.benchmark_group("request");
+    g.throughput(Throughput::Elements(1));
+    for (name, tables) in [("one-off", None), ("key tables", Some(&tables))] {
+        g.bench_function(format!("build 3 hops, {name}"), |b| {
+            b.iter(|| {
+                build(
+                    &path,
+                    &Destination::Storage,
+                    body,
+                    EncType::XChaCha20,
+                    SISPOP_GCM_SALT,
+                    &mut rng,
+                    tables,
+                )
+                .expect("build")
+            })
+        });
+    }
     g.finish();
 }
 

@@ -151,23 +151,42 @@ impl KeyTables {
     }
 }
 
-/// Encrypts `plain` for `to` with a fresh ephemeral key; returns the ciphertext, the ephemeral
-/// public key and the layer's key.
+/// A fresh ephemeral key for each key in `to` and its agreement with it: (our public key,
+/// shared secret), in order. Keys with a table in `tables` take it, all of them together
+/// ([`KeyTable::ephemeral_agree_all`]: one inversion for the lot); the others take
+/// [`crypto::ephemeral_agree`].
+fn agree_all(
+    to: &[[u8; 32]],
+    rng: &mut (impl RngCore + CryptoRng),
+    tables: Option<&KeyTables>,
+) -> Result<Vec<crypto::Agreement>, BuildError> {
+    let found: Vec<Option<Arc<KeyTable>>> =
+        to.iter().map(|k| tables.and_then(|t| t.get(k))).collect();
+    let with: Vec<&KeyTable> = found.iter().flatten().map(|t| &**t).collect();
+    let mut tabled = KeyTable::ephemeral_agree_all(&with, rng)
+        .map_err(|_| BuildError::BadKey)?
+        .into_iter();
+    to.iter()
+        .zip(&found)
+        .map(|(key, table)| match table {
+            Some(_) => tabled.next().ok_or(BuildError::BadKey),
+            None => crypto::ephemeral_agree(key).map_err(|_| BuildError::BadKey),
+        })
+        .collect()
+}
+
+/// Encrypts `plain` for `to` with the ephemeral key of `agreed` (its public key and shared
+/// secret); returns the ciphertext, the ephemeral public key and the layer's key.
 fn seal(
     plain: &[u8],
     to: &[u8; 32],
+    (public, s): crypto::Agreement,
     enc: EncType,
     gcm_salt: &[u8],
     rng: &mut (impl RngCore + CryptoRng),
-    tables: Option<&KeyTables>,
-) -> Result<(Vec<u8>, [u8; 32], ReplyKey), BuildError> {
-    let (public, s) = match tables.and_then(|t| t.get(to)) {
-        Some(table) => table.ephemeral_agree(rng),
-        None => crypto::ephemeral_agree(to),
-    }
-    .map_err(|_| BuildError::BadKey)?;
+) -> (Vec<u8>, [u8; 32], ReplyKey) {
     let key = ReplyKey::new(enc, crypto::layer_key(enc, &s, &public, to, gcm_salt));
-    Ok((key.encrypt(plain, rng), public, key))
+    (key.encrypt(plain, rng), public, key)
 }
 
 /// Builds an onion request through `path` (entry first). For [`Destination::Storage`],
@@ -189,16 +208,26 @@ pub fn build(
     tables: Option<&KeyTables>,
 ) -> Result<Built, BuildError> {
     let (last, _) = path.split_last().ok_or(BuildError::EmptyPath)?;
+    // Who each layer is for, innermost first: the destination, then the nodes outward.
+    let (inner, wrapped) = match dest {
+        Destination::Storage => (last.x25519, &path[..path.len() - 1]),
+        Destination::Http(server) => (server.x25519, path),
+    };
+    let to: Vec<[u8; 32]> = std::iter::once(inner)
+        .chain(wrapped.iter().rev().map(|n| n.x25519))
+        .collect();
+    let mut agreed = agree_all(&to, rng, tables)?.into_iter();
+    let mut next = || agreed.next().ok_or(BuildError::BadKey);
     // The innermost layer, and the routing JSON the node before it reads.
-    let (mut data, mut eph, reply, mut routing, mut rest) = match dest {
+    let (mut data, mut eph, reply, mut routing) = match dest {
         Destination::Storage => {
             let plain = encode_payload(request, &obj(json!({"headers": {}})));
-            let (c, e, k) = seal(&plain, &last.x25519, enc, gcm_salt, rng, tables)?;
+            let (c, e, k) = seal(&plain, &inner, next()?, enc, gcm_salt, rng);
             let routing = json!({"destination": hex::encode(last.ed25519)});
-            (c, e, k, routing, &path[..path.len() - 1])
+            (c, e, k, routing)
         }
         Destination::Http(server) => {
-            let (c, e, k) = seal(request, &server.x25519, enc, gcm_salt, rng, tables)?;
+            let (c, e, k) = seal(request, &inner, next()?, enc, gcm_salt, rng);
             let protocol = match server.protocol {
                 Protocol::Http => "http",
                 Protocol::Https => "https",
@@ -207,19 +236,18 @@ pub fn build(
                 "host": server.host, "target": server.target, "method": "POST",
                 "protocol": protocol, "port": server.port,
             });
-            (c, e, k, routing, path)
+            (c, e, k, routing)
         }
     };
     // Outward: wrap for each node, innermost first.
-    while let Some((node, before)) = rest.split_last() {
+    for node in wrapped.iter().rev() {
         routing["ephemeral_key"] = json!(hex::encode(eph));
         routing["enc_type"] = json!(enc.name());
         let plain = encode_payload(&data, &obj(routing));
-        let (c, e, _) = seal(&plain, &node.x25519, enc, gcm_salt, rng, tables)?;
+        let (c, e, _) = seal(&plain, &node.x25519, next()?, enc, gcm_salt, rng);
         data = c;
         eph = e;
         routing = json!({"destination": hex::encode(node.ed25519)});
-        rest = before;
     }
     let outer = json!({"ephemeral_key": hex::encode(eph), "enc_type": enc.name()});
     Ok(Built {
