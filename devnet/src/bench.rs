@@ -135,6 +135,7 @@ pub async fn sync(dir: &Path, blocks: u64, sispopd: Option<PathBuf>) -> anyhow::
         dev_faults: Vec::new(),
         metrics_url: None,
         log_level: None,
+        max_concurrency: None,
     };
     let _ = std::fs::remove_dir_all(&fresh.data_dir);
     let url = format!("http://127.0.0.1:{}", fresh.rpc_port);

@@ -182,6 +182,10 @@ struct NodeEntry {
     /// `--log-level` the node runs with (sispopd's default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     log_level: Option<String>,
+    /// `--max-concurrency` the node runs with: its share of the machine's cores, at least
+    /// one (absent in files written before it, and then sispopd's default, one per core).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_concurrency: Option<usize>,
 }
 
 impl NodeEntry {
@@ -322,6 +326,9 @@ fn spawn(sispopd: &Path, node: &NodeEntry, miner: &str) -> anyhow::Result<u32> {
     }
     if let Some(level) = &node.log_level {
         cmd.arg("--log-level").arg(level);
+    }
+    if let Some(n) = node.max_concurrency {
+        cmd.arg("--max-concurrency").arg(n.to_string());
     }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -552,6 +559,10 @@ async fn up(
             )?;
             // Service nodes 0..n, then one plain node; a sparse ring with chords.
             let total = nodes + 1;
+            // Each process gets its share of the cores for its async threads: one node's
+            // default of one per core, times every node, only adds wake-ups and switches.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let share = (cores / total).max(1);
             let ports = distinct_ports(total)?;
             let mut entries = Vec::new();
             for i in 0..total {
@@ -585,6 +596,7 @@ async fn up(
                     dev_faults: Vec::new(),
                     metrics_url: Some(format!("http://127.0.0.1:{}/metrics", ports[i].3)),
                     log_level: None,
+                    max_concurrency: Some(share),
                 });
             }
             println!(

@@ -73,6 +73,11 @@ pub struct Args {
     /// Log format: `text` for people, `json` (one object a line) for machines.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Threads for network, RPC and other async work; 0 (the default) is one per core. Several
+    /// nodes sharing a machine do better with fewer each (as oxend's option of this name
+    /// bounds its threads). Signature, proof and storage work have pools of their own.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_concurrency: usize,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `sispopd=debug`.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -232,11 +237,17 @@ mod tests {
         let args = config_args(&p).expect("parse");
         assert_eq!(
             args,
-            vec!["--service-node=1", "--restricted-rpc=1", "--testnet=0"]
+            vec![
+                "--service-node=1",
+                "--restricted-rpc=1",
+                "--testnet=0",
+                "--max-concurrency=4"
+            ]
         );
         let parsed = Args::try_parse_from(std::iter::once("sispopd".to_owned()).chain(args))
             .expect("accepted");
         assert!(parsed.service_node && !parsed.testnet);
+        assert_eq!(parsed.max_concurrency, 4);
         assert_eq!(parsed.restricted_rpc, Some(true));
         let bare = Args::try_parse_from(["sispopd", "--service-node", "--restricted-rpc"])
             .expect("bare switches");

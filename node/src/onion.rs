@@ -30,7 +30,7 @@ use tracing::debug;
 
 use crate::node::Node;
 use crate::onion_link::{LinkError, Links};
-use crate::storage_server::{serve_rpc, serving, Storage};
+use crate::storage_server::{serve_rpc_then, serving, Storage};
 use crate::workers::{Refused, Workers};
 
 /// The storage-protocol tag of an onion layer between nodes.
@@ -181,13 +181,19 @@ async fn process(
     };
     match hop {
         Hop::Final { request, opts, key } => {
-            let answer = serve_rpc(node, storage, Bytes::from(request)).await;
-            // Encrypting a large answer is real work: off the executor.
-            relay
-                .workers
-                .run(move || key.wrap(answer.status, &answer.body, opts, &mut rng()))
-                .await
-                .unwrap_or_else(refused)
+            // Encrypting a large answer is real work: off the executor, on the storage worker
+            // that made it when it is final there, else on ours.
+            let wrap =
+                move |a: sispop_storage::rpc::Reply| key.wrap(a.status, &a.body, opts, &mut rng());
+            match serve_rpc_then(node, storage, Bytes::from(request), wrap).await {
+                Ok(r) => r,
+                Err((answer, Some(wrap))) => relay
+                    .workers
+                    .run(move || wrap(answer))
+                    .await
+                    .unwrap_or_else(refused),
+                Err((_, None)) => refused(Refused::Died),
+            }
         }
         Hop::Relay { next, layer, .. } => forward(node, relay, from, PublicKey(next), layer).await,
         Hop::Http {
@@ -207,7 +213,9 @@ async fn process(
             let Ok(_http) = relay.http_slots.try_acquire() else {
                 return busy();
             };
-            match http(node, relay, &to, plaintext).await {
+            // Boxed, as the other rare paths: a request's future (copied when its task is
+            // spawned) stays the size of the common one.
+            match Box::pin(http(node, relay, &to, plaintext)).await {
                 Ok(r) => r,
                 Err(UrlError::Refused) => HopError::Url(key).reply(&mut rng()),
                 Err(UrlError::Timeout) => Reply::plain(504, "Request time out"),
@@ -273,7 +281,14 @@ async fn forward(
         Err(LinkError::Failed(e)) => Err(e),
         Err(LinkError::Unsupported) => {
             let data = Vec::from(data);
-            crate::storage_sync::ask_within(node, &next, addr(), data, HOP_TIMEOUT).await
+            Box::pin(crate::storage_sync::ask_within(
+                node,
+                &next,
+                addr(),
+                data,
+                HOP_TIMEOUT,
+            ))
+            .await
         }
     };
     match answer {

@@ -503,7 +503,9 @@ async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
             }
         };
         let (node, tx) = (node.clone(), tx.clone());
-        tokio::spawn(async move {
+        // Boxed: the task then holds a pointer, where a request's future (some 3 KiB) would be
+        // copied several times as the task is made and again when it ends.
+        tokio::spawn(Box::pin(async move {
             let mut answer = answer(&node, peer, request).await;
             if answer.len() as u64 > MAX_RESPONSE_BYTES {
                 // Past what the other side reads: this request fails, not the link.
@@ -511,7 +513,7 @@ async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
                 answer.extend_from_slice(b"Invalid response from snode");
             }
             let _ = tx.send((id, Bytes::from(answer), Some(slot))).await;
-        });
+        }));
     }
     drop(tx);
     // Answers still being made are written, then the stream closes.

@@ -24,6 +24,15 @@ fn forwards(req: &Value, status: u16) -> bool {
     RECURSIVE_METHODS.contains(&m) && (status == 200 || (m == "delete" && status == 404))
 }
 
+/// Whether [`replicate`] has anything to do for `req` (our `status` for it): a write that
+/// succeeded here, or a request that may hold writes. Anything else is answered as it is.
+pub fn passes_on(req: &Value, status: u16) -> bool {
+    matches!(
+        req["method"].as_str(),
+        Some("batch" | "sequence" | "ifelse")
+    ) || forwards(req, status)
+}
+
 /// The hash of the message a `store` answer (`body`) says was stored.
 fn stored(body: &Value) -> Option<String> {
     body["hash"].as_str().map(str::to_owned)
@@ -138,4 +147,29 @@ pub fn replicate<'a>(
             _ => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// What `serve_rpc_then` finishes on the worker: everything [`replicate`] would leave as is.
+    #[test]
+    fn what_passes_on() {
+        let m = |method: &str| json!({"method": method, "params": {}});
+        for method in RECURSIVE_METHODS {
+            assert!(passes_on(&m(method), 200), "{method}");
+        }
+        assert!(!passes_on(&m("store"), 400));
+        assert!(passes_on(&m("delete"), 404));
+        assert!(!passes_on(&m("delete_all"), 404));
+        for method in ["batch", "sequence", "ifelse"] {
+            assert!(passes_on(&m(method), 200) && passes_on(&m(method), 400));
+        }
+        for method in ["retrieve", "get_swarm", "info", ""] {
+            assert!(!passes_on(&m(method), 200));
+        }
+        assert!(!passes_on(&json!("not an object"), 200));
+    }
 }

@@ -403,32 +403,81 @@ async fn handle(
             StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return Ok(resp);
     }
-    let reply = serve_rpc(&node, &storage, body).await;
-    Ok(respond(reply.status, &reply.body))
+    // The answer is serialised on the worker that made it, when nothing is left to do here.
+    let answer = |r: Reply| respond(r.status, &r.body);
+    Ok(match serve_rpc_then(&node, &storage, body, answer).await {
+        Ok(resp) => resp,
+        Err((r, _)) => respond(r.status, &r.body),
+    })
 }
 
 /// Serves a client's storage request as `/storage_rpc/v1` does (on a worker thread), writes
 /// replicated to the rest of the swarm.
 pub async fn serve_rpc(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Reply {
+    match serve_rpc_then(node, storage, body, |r| r).await {
+        Ok(r) | Err((r, _)) => r,
+    }
+}
+
+/// [`serve_rpc`], and `finish` applied to the answer on the worker thread that made it, in
+/// the same job, when nothing is left to do on the executor (the answer to anything but a
+/// write to pass on to the swarm): one hand-off between threads instead of two. Otherwise the
+/// answer comes back with `finish`, for the caller to apply where it would have; `None` if a
+/// job that took it died.
+pub async fn serve_rpc_then<T, F>(
+    node: &Node,
+    storage: &Arc<Storage>,
+    body: Bytes,
+    finish: F,
+) -> Result<T, (Reply, Option<F>)>
+where
+    T: Send + 'static,
+    F: FnOnce(Reply) -> T + Send + 'static,
+{
+    enum Job<T> {
+        Done(T),
+        Local(Reply, Value),
+        Sequence(Value),
+    }
     let started = std::time::Instant::now();
-    let n = node.clone();
-    let b = body.clone();
-    let s = storage.clone();
+    // Where the job finds `finish`, and where it stays when the job does not run.
+    let slot = Arc::new(std::sync::Mutex::new(Some(finish)));
+    let take =
+        |slot: &std::sync::Mutex<Option<F>>| slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let (n, b, s, theirs) = (node.clone(), body.clone(), storage.clone(), slot.clone());
+    let done = move |n: &Node, r: Reply, method: Option<&str>| match take(&theirs) {
+        Some(f) => {
+            n.metrics
+                .storage_request(method, r.status, started.elapsed());
+            Job::Done(f(r))
+        }
+        None => Job::Local(r, Value::Null),
+    };
     // A top-level `sequence` runs here, one subrequest at a time (below); anything else runs
     // on a worker as a whole.
-    let (local, req) = storage
+    let job = storage
         .workers
         .run(move || match serde_json::from_slice::<Value>(&b) {
-            Ok(req) if req["method"] == "sequence" => (None, Some(req)),
-            Ok(req) => (Some(storage_rpc_value(&n, &s, &req)), Some(req)),
-            Err(_) => (Some(storage_rpc(&n, &s, &b)), None),
+            Ok(req) if req["method"] == "sequence" => Job::Sequence(req),
+            Ok(req) => {
+                let r = storage_rpc_value(&n, &s, &req);
+                if crate::storage_replicate::passes_on(&req, r.status) {
+                    Job::Local(r, req)
+                } else {
+                    done(&n, r, req["method"].as_str())
+                }
+            }
+            Err(_) => done(&n, storage_rpc(&n, &s, &b), None),
         })
-        .await
-        .unwrap_or_else(|why| (Some(refused(why)), None));
-    let mut reply = match (local, &req) {
-        (Some(r), _) => r,
-        (None, Some(req)) => serve_sequence(node, storage, req).await,
-        (None, None) => refused(Refused::Died),
+        .await;
+    let (mut reply, req) = match job {
+        Ok(Job::Done(t)) => return Ok(t),
+        Ok(Job::Local(r, req)) => (r, Some(req)),
+        Ok(Job::Sequence(req)) => (
+            Box::pin(serve_sequence(node, storage, &req)).await,
+            Some(req),
+        ),
+        Err(why) => (refused(why), None),
     };
     // Writes go on to the rest of the swarm, whose signed results join ours.
     if let (Some(req), Ok(swarm)) = (&req, serving(node)) {
@@ -447,7 +496,7 @@ pub async fn serve_rpc(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Repl
     let method = req.as_ref().and_then(|r| r["method"].as_str());
     node.metrics
         .storage_request(method, reply.status, started.elapsed());
-    reply
+    Err((reply, take(&slot)))
 }
 
 fn refused(why: Refused) -> Reply {
