@@ -73,9 +73,10 @@ pub struct Args {
     /// Log format: `text` for people, `json` (one object a line) for machines.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
-    /// Threads for network, RPC and other async work; 0 (the default) is one per core. Several
-    /// nodes sharing a machine do better with fewer each (as oxend's option of this name
-    /// bounds its threads). Signature, proof and storage work have pools of their own.
+    /// Threads for network, RPC and other async work, and for peeling onion layers; 0 (the
+    /// default) is one per core. Several nodes sharing a machine do better with their share
+    /// each (as oxend's option of this name bounds its threads). Signature, proof and storage
+    /// work have pools of their own.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_concurrency: usize,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `sispopd=debug`.

@@ -140,7 +140,8 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
         let _ = node.storage.set(storage.clone());
         let seed = node.lock().sn_keys.as_ref().map(|k| k.seed);
         if let Some(seed) = seed {
-            let relay = onion::Relay::start(&seed).context("starting the relay service")?;
+            let relay = onion::Relay::start(&seed, args.max_concurrency)
+                .context("starting the relay service")?;
             let _ = node.relay.set(std::sync::Arc::new(relay));
             if let Some(net) = node.net.get().filter(|_| !node.faults.no_sn_link) {
                 tokio::spawn(onion_link::serve(node.clone(), net.link.clone()));

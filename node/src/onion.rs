@@ -11,7 +11,8 @@
 //!   gets 25 s and may answer at most 10 MiB. Outside devnet, HTTP destinations that resolve
 //!   to private, loopback or otherwise non-public addresses are refused.
 //! - At most [`IN_FLIGHT`] requests are in hand at once (503 beyond); layers are peeled on a
-//!   pool of [`WORKERS`] threads with a bounded queue (503 when full).
+//!   pool of threads (one per core, or `--max-concurrency`) with a bounded queue (503 when
+//!   full).
 //!
 //! Replies pass back unchanged: status and body. An error before a layer is open is plaintext;
 //! after it, it is encrypted for the client (reference `storage-and-onion.md` §5.5).
@@ -46,8 +47,8 @@ pub const IN_FLIGHT: usize = 2048;
 /// Requests to HTTP destinations in hand at once (each may wait 25 s, its name lookup on a
 /// blocking thread).
 const HTTP_IN_FLIGHT: usize = 64;
-/// Threads that peel layers.
-const WORKERS: usize = 2;
+/// Threads that peel layers at most (with one per core, or the node's `--max-concurrency`).
+const MAX_WORKERS: usize = 8;
 /// Layers waiting for a thread.
 const QUEUE: usize = 4096;
 
@@ -64,8 +65,11 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// The relay of the service node with this Ed25519 seed.
-    pub fn start(seed: &[u8; 32]) -> anyhow::Result<Relay> {
+    /// The relay of the service node with this Ed25519 seed, peeling layers on `threads`
+    /// threads (0: one per core), at most [`MAX_WORKERS`].
+    pub fn start(seed: &[u8; 32], threads: usize) -> anyhow::Result<Relay> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = if threads == 0 { cores } else { threads }.clamp(1, MAX_WORKERS);
         let me = PublicKey(
             ed25519_dalek::SigningKey::from_bytes(seed)
                 .verifying_key()
@@ -74,7 +78,7 @@ impl Relay {
         Ok(Relay {
             key: NodeKey::from_ed25519_seed(seed)?,
             me,
-            workers: Workers::start("onion", WORKERS, QUEUE)?,
+            workers: Workers::start("onion", workers, QUEUE)?,
             slots: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
             http_slots: tokio::sync::Semaphore::new(HTTP_IN_FLIGHT),
             tls: Arc::new(web_tls()?),

@@ -210,26 +210,45 @@ pub fn swarm_answer(node: &Node, pubkey: &UserPubkey) -> (Option<u64>, Value) {
             json!({"snodes": [], "swarm": format!("{:x}", UNASSIGNED_SWARM_ID)}),
         );
     };
-    let dir = node.sn_directory(&st);
-    let acct = node.acct();
-    let snodes: Vec<Value> = state
-        .active()
-        .filter(|(_, n)| n.swarm_id == swarm)
-        .map(|(pk, _)| {
-            let proof = acct.book.get(pk).and_then(|r| r.proof.as_ref());
-            let x = dir
-                .by_key(pk)
-                .map(|ids| hex::encode(ids.x25519))
-                .unwrap_or_default();
+    // What the answer needs, gathered under the locks; the JSON is made after.
+    type Member = (
+        sispop_chain::PublicKey,
+        Option<[u8; 32]>,
+        Option<(std::net::Ipv4Addr, u16, u16)>,
+    );
+    let members: Vec<Member> = {
+        let dir = node.sn_directory(&st);
+        let acct = node.acct();
+        state
+            .active()
+            .filter(|(_, n)| n.swarm_id == swarm)
+            .map(|(pk, _)| {
+                let proof = acct.book.get(pk).and_then(|r| r.proof.as_ref());
+                (
+                    *pk,
+                    dir.by_key(pk).map(|ids| ids.x25519),
+                    proof.map(|p| (p.public_ip, p.storage_https_port, p.storage_omq_port)),
+                )
+            })
+            .collect()
+    };
+    drop(st);
+    let snodes: Vec<Value> = members
+        .into_iter()
+        .map(|(pk, x, proof)| {
+            let (ip, https, omq) = proof.map_or_else(
+                || ("0.0.0.0".to_owned(), 0, 0),
+                |(ip, https, omq)| (ip.to_string(), https, omq),
+            );
             json!({
                 "pubkey_legacy": pk.to_hex(),
                 "pubkey_ed25519": pk.to_hex(),
-                "pubkey_x25519": x,
-                "ip": proof.map_or_else(|| "0.0.0.0".to_owned(), |p| p.public_ip.to_string()),
-                "port": proof.map_or(0, |p| p.storage_https_port).to_string(),
-                "port_https": proof.map_or(0, |p| p.storage_https_port),
-                "port_omq": proof.map_or(0, |p| p.storage_omq_port),
-                "port_quic": proof.map_or(0, |p| p.storage_omq_port),
+                "pubkey_x25519": x.map(hex::encode).unwrap_or_default(),
+                "ip": ip,
+                "port": https.to_string(),
+                "port_https": https,
+                "port_omq": omq,
+                "port_quic": omq,
             })
         })
         .collect();

@@ -13,11 +13,8 @@
 //! `aes-cbc` (unauthenticated, raw shared secret as key) is refused: the reference asks only
 //! that it be accepted for old clients, and none of ours emits it.
 
-use aes_gcm::aead::{Aead, KeyInit as _};
-use aes_gcm::{Aes256Gcm, Nonce};
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use curve25519_dalek::edwards::EdwardsPoint;
 use hmac::Mac as _;
 use rand_core::{CryptoRng, RngCore};
@@ -297,43 +294,72 @@ pub fn encrypt(
     }
 }
 
-/// Encrypts with a given IV/nonce (12 bytes for `aes-gcm`, 24 for `xchacha20`).
-fn encrypt_with(enc: EncType, key: &[u8; 32], iv: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let sealed = match enc {
-        EncType::AesGcm => Aes256Gcm::new(key.into()).encrypt(Nonce::from_slice(iv), plaintext),
+/// The AEAD key and nonce of a layer under AWS-LC: AES-256-GCM as it is; XChaCha20-Poly1305
+/// as ChaCha20-Poly1305 (IETF) under the HChaCha20 subkey of the nonce's first 16 bytes, with
+/// the nonce `0⁴ ‖ its last 8 bytes` (libsodium's construction, which RustCrypto's
+/// `XChaCha20Poly1305` also is; the tests hold the two to each other). `iv` is 12 or 24 bytes.
+fn aead(
+    enc: EncType,
+    key: &[u8; 32],
+    iv: &[u8],
+) -> (aws_lc_rs::aead::LessSafeKey, aws_lc_rs::aead::Nonce) {
+    use aws_lc_rs::aead::{LessSafeKey, Nonce, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
+    let unbound = match enc {
+        EncType::AesGcm => UnboundKey::new(&AES_256_GCM, key),
         EncType::XChaCha20 => {
-            XChaCha20Poly1305::new(key.into()).encrypt(XNonce::from_slice(iv), plaintext)
+            let mut head = [0u8; 16];
+            head.copy_from_slice(&iv[..16]);
+            let sub = zeroize::Zeroizing::new(<[u8; 32]>::from(chacha20::hchacha::<
+                chacha20::cipher::consts::U10,
+            >(
+                key.into(), &head.into()
+            )));
+            UnboundKey::new(&CHACHA20_POLY1305, &*sub)
         }
     }
-    .unwrap_or_else(|_| unreachable!("encryption of a slice cannot fail"));
-    let mut out = Vec::with_capacity(iv.len() + sealed.len());
+    .unwrap_or_else(|_| unreachable!("a 32-byte key fits both algorithms"));
+    let mut nonce = [0u8; 12];
+    match enc {
+        EncType::AesGcm => nonce.copy_from_slice(&iv[..12]),
+        EncType::XChaCha20 => nonce[4..].copy_from_slice(&iv[16..24]),
+    }
+    (
+        LessSafeKey::new(unbound),
+        Nonce::assume_unique_for_key(nonce),
+    )
+}
+
+/// Encrypts with a given IV/nonce (12 bytes for `aes-gcm`, 24 for `xchacha20`).
+fn encrypt_with(enc: EncType, key: &[u8; 32], iv: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let (key, nonce) = aead(enc, key, iv);
+    let mut out = Vec::with_capacity(iv.len() + plaintext.len() + 16);
     out.extend_from_slice(iv);
-    out.extend_from_slice(&sealed);
+    out.extend_from_slice(plaintext);
+    let tag = key
+        .seal_in_place_separate_tag(nonce, aws_lc_rs::aead::Aad::empty(), &mut out[iv.len()..])
+        .unwrap_or_else(|_| unreachable!("sealing fails only past 2^38 bytes"));
+    out.extend_from_slice(tag.as_ref());
     out
 }
 
 /// Decrypts a layer.
 pub fn decrypt(enc: EncType, key: &[u8; 32], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    match enc {
-        EncType::AesGcm => {
-            if data.len() < GCM_OVERHEAD {
-                return Err(CryptoError::TooShort);
-            }
-            let (iv, rest) = data.split_at(12);
-            Aes256Gcm::new(key.into())
-                .decrypt(Nonce::from_slice(iv), rest)
-                .map_err(|_| CryptoError::Auth)
-        }
-        EncType::XChaCha20 => {
-            if data.len() < XCHACHA_OVERHEAD {
-                return Err(CryptoError::TooShort);
-            }
-            let (nonce, rest) = data.split_at(24);
-            XChaCha20Poly1305::new(key.into())
-                .decrypt(XNonce::from_slice(nonce), rest)
-                .map_err(|_| CryptoError::Auth)
-        }
+    let (iv_len, overhead) = match enc {
+        EncType::AesGcm => (12, GCM_OVERHEAD),
+        EncType::XChaCha20 => (24, XCHACHA_OVERHEAD),
+    };
+    if data.len() < overhead {
+        return Err(CryptoError::TooShort);
     }
+    let (iv, rest) = data.split_at(iv_len);
+    let (key, nonce) = aead(enc, key, iv);
+    let mut buf = rest.to_vec();
+    let len = key
+        .open_in_place(nonce, aws_lc_rs::aead::Aad::empty(), &mut buf)
+        .map_err(|_| CryptoError::Auth)?
+        .len();
+    buf.truncate(len);
+    Ok(buf)
 }
 
 #[cfg(test)]
@@ -410,6 +436,46 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Layers sealed through AWS-LC (XChaCha20 as HChaCha20 and ChaCha20-Poly1305) are
+        /// byte for byte RustCrypto's `Aes256Gcm` / `XChaCha20Poly1305`, and open theirs; a
+        /// flipped bit anywhere fails authentication.
+        #[test]
+        fn layer_encryption_matches_rustcrypto(
+            key: [u8; 32],
+            iv: [u8; 24],
+            plain in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            flip: proptest::sample::Index,
+        ) {
+            use aes_gcm::aead::{Aead as _, KeyInit as _};
+            for enc in [EncType::AesGcm, EncType::XChaCha20] {
+                let ours = encrypt_with(enc, &key, match enc {
+                    EncType::AesGcm => &iv[..12],
+                    EncType::XChaCha20 => &iv[..],
+                }, &plain);
+                let theirs = match enc {
+                    EncType::AesGcm => [
+                        &iv[..12],
+                        &aes_gcm::Aes256Gcm::new(&key.into())
+                            .encrypt(aes_gcm::Nonce::from_slice(&iv[..12]), &plain[..])
+                            .expect("seal")[..],
+                    ]
+                    .concat(),
+                    EncType::XChaCha20 => [
+                        &iv[..],
+                        &chacha20poly1305::XChaCha20Poly1305::new(&key.into())
+                            .encrypt(chacha20poly1305::XNonce::from_slice(&iv), &plain[..])
+                            .expect("seal")[..],
+                    ]
+                    .concat(),
+                };
+                proptest::prop_assert_eq!(&ours, &theirs);
+                proptest::prop_assert_eq!(decrypt(enc, &key, &theirs), Ok(plain.clone()));
+                let mut bad = theirs.clone();
+                bad[flip.index(theirs.len())] ^= 1;
+                proptest::prop_assert_eq!(decrypt(enc, &key, &bad), Err(CryptoError::Auth));
+            }
+        }
+
         /// An agreement through a key's table is the node's X25519 of our ephemeral key, for
         /// keys on the curve with or without a small-order component.
         #[test]
