@@ -142,7 +142,7 @@ enum Bench {
         #[arg(long, default_value_t = 5_000)]
         requests: u64,
         /// Requests in flight at once.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 128)]
         concurrency: usize,
         /// Layer encryption: `xchacha20` or `aes-gcm`.
         #[arg(long, default_value = "xchacha20")]

@@ -278,7 +278,10 @@ fn serving_in(st: &crate::node::NodeState) -> Result<u64, String> {
 fn respond(status: u16, body: &Value) -> Response<Full<Bytes>> {
     let (text, ctype) = match body {
         Value::String(s) => (s.clone(), "text/plain; charset=utf-8"),
-        other => (other.to_string(), "application/json"),
+        other => (
+            serde_json::to_string(other).unwrap_or_default(),
+            "application/json",
+        ),
     };
     let mut r = Response::new(Full::new(Bytes::from(text)));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -104,13 +104,22 @@ impl ReplyKey {
         opts: FinalOptions,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Reply {
-        let inner = match body {
-            Value::String(s) => Value::String(s.clone()).to_string(),
-            v if opts.json => v.to_string(),
-            v => Value::String(v.to_string()).to_string(),
+        // Written straight into one buffer (`serde_json::to_writer`, not `Display`, which goes
+        // through a formatter): the same compact bytes.
+        let mut plain = Vec::with_capacity(64);
+        plain.extend_from_slice(b"{\"body\":");
+        let written = match body {
+            v @ Value::String(_) => serde_json::to_writer(&mut plain, v),
+            v if opts.json => serde_json::to_writer(&mut plain, v),
+            v => serde_json::to_string(v).and_then(|s| serde_json::to_writer(&mut plain, &s)),
         };
-        let plain = format!("{{\"body\":{inner},\"status\":{status}}}");
-        let sealed = self.encrypt(plain.as_bytes(), rng);
+        if written.is_err() {
+            // Not for a `Value` (its keys are strings, its numbers finite); null if ever.
+            plain.truncate(b"{\"body\":".len());
+            plain.extend_from_slice(b"null");
+        }
+        plain.extend_from_slice(format!(",\"status\":{status}}}").as_bytes());
+        let sealed = self.encrypt(&plain, rng);
         Reply {
             status: 200,
             body: if opts.base64 {
