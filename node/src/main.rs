@@ -58,13 +58,15 @@ fn main() -> ExitCode {
             }
         };
     }
-    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log_level) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("--log-level {:?}: {e}", args.log_level);
-            return ExitCode::from(2);
-        }
-    };
+    // A filter that does not parse (an oxend `log-level=*:WARN` from an old sispop.conf, say)
+    // is said, and `info` used: the node still starts.
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|e| {
+        eprintln!(
+            "warning: --log-level {:?} is not a filter ({e}); logging at info",
+            args.log_level
+        );
+        tracing_subscriber::EnvFilter::new("info")
+    });
     match args.log_format {
         sispopd::config::LogFormat::Text => tracing_subscriber::fmt()
             .with_env_filter(filter)

@@ -469,9 +469,11 @@ where
     let (n, b, s, theirs) = (node.clone(), body.clone(), storage.clone(), slot.clone());
     let done = move |n: &Node, r: Reply, method: Option<&str>| match take(&theirs) {
         Some(f) => {
-            n.metrics
-                .storage_request(method, r.status, started.elapsed());
-            Job::Done(f(r))
+            // Counted once `finish` has run: if it died, the request is counted as failed.
+            let (status, took) = (r.status, started.elapsed());
+            let t = f(r);
+            n.metrics.storage_request(method, status, took);
+            Job::Done(t)
         }
         None => Job::Local(r, Value::Null),
     };

@@ -208,6 +208,10 @@ impl KeyTable {
         use curve25519_dalek_5::edwards::EdwardsPoint;
         use curve25519_dalek_5::traits::BasepointTable as _;
         use zeroize::Zeroize as _;
+        if tables.is_empty() {
+            // (A batch of none would still invert one.)
+            return Ok(Vec::new());
+        }
         let mut publics = Vec::with_capacity(tables.len());
         let mut points: Vec<EdwardsPoint> = Vec::with_capacity(tables.len());
         for table in tables {
@@ -216,13 +220,14 @@ impl KeyTable {
             publics.push(x25519_public(&secret));
             points.push(table.0.mul_base_clamped(*secret));
         }
-        let shared = EdwardsPoint::to_montgomery_batch(&points);
+        let mut shared = EdwardsPoint::to_montgomery_batch(&points);
         points.zeroize();
         let out: Vec<Agreement> = publics
-            .into_iter()
-            .zip(shared)
-            .map(|(p, s)| (p, s.to_bytes()))
+            .iter()
+            .zip(&shared)
+            .map(|(p, s)| (*p, s.to_bytes()))
             .collect();
+        shared.zeroize();
         if out.iter().any(|(_, s)| *s == [0u8; 32]) {
             return Err(CryptoError::BadKey);
         }

@@ -449,6 +449,57 @@ mod tests {
     }
 
     #[test]
+    fn three_hops_with_tables_for_some_nodes_only() {
+        // Node 2 has a table (seen twice on a path of its own), nodes 1 and 3 not yet: the
+        // layers' agreements come from a table and from AWS-LC, interleaved, in path order.
+        let nodes = [node(1), node(2), node(3)];
+        let path: Vec<Node> = nodes.iter().map(|n| n.pub_).collect();
+        let tables = KeyTables::default();
+        let req = br#"{"method":"retrieve","params":{}}"#;
+        let (dest, salt) = (&Destination::Storage, SISPOP_GCM_SALT);
+        for _ in 0..2 {
+            build(
+                &path[1..2],
+                dest,
+                req,
+                EncType::XChaCha20,
+                salt,
+                &mut rng(),
+                Some(&tables),
+            )
+            .expect("build");
+        }
+        assert_eq!(tables.len(), 1);
+        let built = build(
+            &path,
+            dest,
+            req,
+            EncType::XChaCha20,
+            salt,
+            &mut rng(),
+            Some(&tables),
+        )
+        .expect("build");
+        let Hop::Final { request, key, .. } = walk(&nodes, &built.body).expect("walk") else {
+            panic!("not final");
+        };
+        assert_eq!(request, req);
+        let reply = key.wrap(
+            200,
+            &json!({"messages": []}),
+            FinalOptions::default(),
+            &mut rng(),
+        );
+        assert_eq!(
+            open_answer(&built.reply, reply.status, &reply.body),
+            Ok(Answer::Destination {
+                status: 200,
+                body: json!({"messages": []})
+            })
+        );
+    }
+
+    #[test]
     fn three_hops_to_a_storage_node_and_back() {
         let nodes = [node(1), node(2), node(3)];
         let path: Vec<Node> = nodes.iter().map(|n| n.pub_).collect();
@@ -526,16 +577,27 @@ mod tests {
             target: "/oxen/v4/lsrpc".into(),
             x25519: server.pub_.x25519,
         });
-        let built = build(
-            &path,
-            &dest,
-            b"l2:{}e",
-            EncType::XChaCha20,
-            SISPOP_GCM_SALT,
-            &mut rng(),
-            None,
-        )
-        .expect("build");
+        // One-off, then with tables (built on the second request, used on the third): the
+        // server's layer is among those the tables cover.
+        let tables = KeyTables::default();
+        for round in 0..4 {
+            let with = (round > 0).then_some(&tables);
+            let built = build(
+                &path,
+                &dest,
+                b"l2:{}e",
+                EncType::XChaCha20,
+                SISPOP_GCM_SALT,
+                &mut rng(),
+                with,
+            )
+            .expect("build");
+            http_layers_open(&nodes, &server, &built);
+        }
+        assert_eq!(tables.len(), 4);
+    }
+
+    fn http_layers_open(nodes: &[TestNode], server: &TestNode, built: &crate::client::Built) {
         let Hop::Http {
             protocol,
             host,
@@ -543,7 +605,7 @@ mod tests {
             target,
             plaintext,
             ..
-        } = walk(&nodes, &built.body).expect("walk")
+        } = walk(nodes, &built.body).expect("walk")
         else {
             panic!("not http");
         };
