@@ -58,9 +58,9 @@ fn three_hops_with_tables_for_some_nodes_only() {
     let tables = KeyTables::default();
     let req = br#"{"method":"retrieve","params":{}}"#;
     let (dest, salt) = (&Destination::Storage, SISPOP_GCM_SALT);
-    for _ in 0..2 {
+    let make = |p: &[Node]| {
         build(
-            &path[1..2],
+            p,
             dest,
             req,
             EncType::XChaCha20,
@@ -68,19 +68,13 @@ fn three_hops_with_tables_for_some_nodes_only() {
             &mut rng(),
             Some(&tables),
         )
-        .expect("build");
+        .expect("build")
+    };
+    for _ in 0..2 {
+        make(&path[1..2]);
     }
     assert_eq!(tables.len(), 1);
-    let built = build(
-        &path,
-        dest,
-        req,
-        EncType::XChaCha20,
-        salt,
-        &mut rng(),
-        Some(&tables),
-    )
-    .expect("build");
+    let built = make(&path);
     let Hop::Final { request, key, .. } = walk(&nodes, &built.body).expect("walk") else {
         panic!("not final");
     };
