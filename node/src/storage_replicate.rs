@@ -68,6 +68,11 @@ pub fn replicate<'a>(
     body: &'a mut Value,
 ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
     Box::pin(async move {
+        // What `passes_on` says needs nothing is never replicated: callers that finish such an
+        // answer on a worker rely on it.
+        if !passes_on(req, *status) {
+            return;
+        }
         match req["method"].as_str().unwrap_or("") {
             "batch" | "sequence" => {
                 let in_order = req["method"] == "sequence";
