@@ -4,6 +4,7 @@ pub mod accountability;
 pub mod config;
 pub mod console;
 pub mod console_reg;
+pub mod hostile;
 pub mod metrics;
 pub mod node;
 pub mod onion;

@@ -13,21 +13,28 @@ use tracing::error;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Output to a closed pipe (`| head`) ends the process quietly, as command-line tools do,
-/// instead of panicking inside `println!`.
-#[expect(
-    unsafe_code,
-    reason = "restoring the default SIGPIPE action needs libc::signal"
-)]
-fn default_sigpipe() {
-    // SAFETY: called once at startup before any thread exists; SIG_DFL is always valid.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+/// Prints a console command's output. A reader that went away (`sispopd status | head`) ends
+/// the process quietly, as command-line tools do.
+///
+/// This is done here, for stdout only, not by restoring the default `SIGPIPE` action: the signal
+/// is process-wide, and in the daemon any client that resets a connection before reading its
+/// answer would make a socket write raise it and end the node at once. Rust starts every
+/// program with `SIGPIPE` ignored, so a write to a closed socket is an `EPIPE` error that the
+/// connection's task handles, and so it stays in `sispopd`.
+fn print_output(out: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{out}").and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("writing the output: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
 fn main() -> ExitCode {
-    default_sigpipe();
     let args = match Args::load() {
         Ok(a) => a,
         Err(e) => {
@@ -48,10 +55,7 @@ fn main() -> ExitCode {
     };
     if !args.command.is_empty() {
         return match runtime.block_on(console::run(&args.daemon_url(), &args.command)) {
-            Ok(out) => {
-                println!("{out}");
-                ExitCode::SUCCESS
-            }
+            Ok(out) => print_output(&out),
             Err(e) => {
                 eprintln!("{e}");
                 ExitCode::FAILURE

@@ -71,7 +71,8 @@ impl ServerCertVerifier for AnyCert {
     }
 }
 
-fn tls_config() -> anyhow::Result<ClientConfig> {
+/// A TLS client configuration for service nodes' self-signed certificates (see the module docs).
+pub fn tls_config() -> anyhow::Result<ClientConfig> {
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     Ok(ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

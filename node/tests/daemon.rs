@@ -148,6 +148,22 @@ fn rpc_status_and_bad_input() {
     assert!(line.contains("on devnet, mining,"), "{line}");
     assert!(line.contains("connections, uptime "), "{line}");
 
+    // A reader that went away (`sispopd status | head -c0`): a quiet exit, no panic.
+    let mut gone = Command::new(SISPOPD)
+        .args(["--devnet", "--rpc-bind-port", &port.to_string(), "status"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("status");
+    drop(gone.stdout.take());
+    let out = gone.wait_with_output().expect("status");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Bad params get a clear error; the node keeps serving.
     let e = call(port, "get_block_header_by_height", json!({"height": "abc"})).expect("rpc");
     assert_eq!(e["error"]["code"], -32602);

@@ -9,6 +9,24 @@ use sispop_chain::{Address, Atomic, Network, NetworkParams, PublicKey};
 use sispop_wallet::{Account, Daemon, Wallet, WalletFile};
 use zeroize::Zeroizing;
 
+/// `println!` for the commands' output, except that a reader that went away (`| head`) ends the
+/// process quietly, as command-line tools do, instead of a panic. Not done by restoring the
+/// default `SIGPIPE` action: that would also end the wallet, without a word, whenever a daemon
+/// resets a connection while a request is being written to it.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = writeln!(stdout, $($arg)*).and_then(|()| stdout.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("writing the output: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "sispop-wallet", about = "Sispop command-line wallet")]
 struct Cli {
@@ -215,8 +233,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pw = password(&cli, true)?;
             let account = Account::generate();
             WalletFile::create(&cli.wallet_file, &account, params, pw.as_bytes())?;
-            println!("Address: {}", account.address().to_string(params));
-            println!(
+            out!("Address: {}", account.address().to_string(params));
+            out!(
                 "Recovery phrase (write it down; it restores this wallet):\n{}",
                 account.mnemonic()
             );
@@ -242,12 +260,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let pw = password(&cli, true)?;
             WalletFile::create_from(&cli.wallet_file, &account, params, *height, pw.as_bytes())?;
-            println!("Restored: {}", account.address().to_string(params));
+            out!("Restored: {}", account.address().to_string(params));
         }
-        Cmd::Seed => println!("{}", unlock(&cli)?.account.mnemonic()),
+        Cmd::Seed => out!("{}", unlock(&cli)?.account.mnemonic()),
         Cmd::Address => {
             let u = unlock(&cli)?;
-            println!("{}", u.account.address().to_string(u.params));
+            out!("{}", u.account.address().to_string(u.params));
         }
         Cmd::ChangePassword { new_password_file } => {
             let old = password(&cli, false)?;
@@ -256,26 +274,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => prompt("New wallet password", true)?,
             };
             Wallet::change_password(&cli.wallet_file, old.as_bytes(), new.as_bytes())?;
-            println!("Password changed");
+            out!("Password changed");
         }
         Cmd::Refresh => {
             let (w, _) = open(&cli).await?;
-            println!("Refreshed to height {}", w.cache.next_height);
+            out!("Refreshed to height {}", w.cache.next_height);
         }
         Cmd::Balance => {
             let (w, d) = open(&cli).await?;
             let locked = w.locked_key_images(&d).await?;
             let b = w.balance(&locked);
-            println!(
+            out!(
                 "Balance: {}, unlocked balance: {}, locked in stakes: {}",
-                b.total, b.unlocked, b.staked
+                b.total,
+                b.unlocked,
+                b.staked
             );
         }
         Cmd::Transfer { address, amount } => {
             let (mut w, d) = open(&cli).await?;
             let to = Address::parse(address, w.params)?;
             let (hash, fee) = w.transfer(&d, &to, parse_amount(amount)?).await?;
-            println!("Transaction sent: {hash} (fee {})", Atomic(fee));
+            out!("Transaction sent: {hash} (fee {})", Atomic(fee));
         }
         Cmd::RegisterServiceNode { args } => {
             let (mut w, d) = open(&cli).await?;
@@ -285,7 +305,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .skip_while(|a| *a == "register_service_node")
                 .collect();
             let (hash, fee, sn) = w.stake(&d, None, None, Some(&words)).await?;
-            println!(
+            out!(
                 "Registration of service node {sn} sent: {hash} (fee {})",
                 Atomic(fee)
             );
@@ -297,14 +317,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (hash, fee, _) = w
                 .stake(&d, Some(sn), Some(parse_amount(amount)?), None)
                 .await?;
-            println!("Stake sent: {hash} (fee {})", Atomic(fee));
+            out!("Stake sent: {hash} (fee {})", Atomic(fee));
         }
         Cmd::RequestStakeUnlock { sn_pubkey } => {
             let (mut w, d) = open(&cli).await?;
             let sn = PublicKey::from_hex(sn_pubkey)
                 .context("service node pubkey must be 64 hex characters")?;
             let hash = w.request_unlock(&d, sn).await?;
-            println!("Unlock request sent: {hash}");
+            out!("Unlock request sent: {hash}");
         }
         Cmd::PrintLockedStakes => {
             let (w, d) = open(&cli).await?;
@@ -312,35 +332,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut any = false;
             for (sn, o) in w.stakes(&locked) {
                 any = true;
-                println!(
+                out!(
                     "Service Node: {sn}\n  Key Image: {}\n  Amount: {}",
                     o.key_image,
                     Atomic(o.amount)
                 );
             }
             if !any {
-                println!("No locked stakes");
+                out!("No locked stakes");
             }
         }
     }
     Ok(())
 }
 
-/// Output to a closed pipe (`| head`) ends the process quietly, as command-line tools do,
-/// instead of panicking inside `println!`.
-#[expect(
-    unsafe_code,
-    reason = "restoring the default SIGPIPE action needs libc::signal"
-)]
-fn default_sigpipe() {
-    // SAFETY: called once at startup before any thread exists; SIG_DFL is always valid.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
 fn main() -> ExitCode {
-    default_sigpipe();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

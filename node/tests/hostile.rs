@@ -1,0 +1,171 @@
+//! The daemon as a process against hostile clients: hundreds of connections reset before or
+//! while their answers are written, on every port it listens on (storage and onion over TLS,
+//! JSON-RPC, metrics, p2p), and the node keeps running and serving.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::rngs::OsRng;
+use serde_json::{json, Value};
+use sispop_chain::crypto::{public_from_secret, random_scalar};
+use sispop_chain::{Address, Network, NetworkParams};
+use sispopd::hostile::{http_get, http_post, resets, Reset};
+
+const SISPOPD: &str = env!("CARGO_BIN_EXE_sispopd");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A blocking HTTP request over plain TCP; the status line and the body.
+fn request(port: u16, raw: &[u8]) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(raw).ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_owned(), body.to_owned()))
+}
+
+fn rpc(port: u16, method: &str, params: Value) -> Option<Value> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let mut raw = http_post("127.0.0.1", "/json_rpc", body.as_bytes());
+    // One request per connection here.
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    raw.splice(at..at, b"\r\nConnection: close".iter().copied());
+    serde_json::from_str(&request(port, &raw)?.1).ok()
+}
+
+fn height(port: u16) -> Option<u64> {
+    rpc(port, "get_info", json!({}))?["result"]["height"].as_u64()
+}
+
+#[test]
+fn resets_mid_answer_on_every_port_leave_the_node_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (rpc_port, p2p, storage, metrics) = (free_port(), free_port(), free_port(), free_port());
+    let miner = Address {
+        spend: public_from_secret(&random_scalar(&mut OsRng)),
+        view: public_from_secret(&random_scalar(&mut OsRng)),
+    }
+    .to_string(NetworkParams::get(Network::Devnet));
+    let log = std::fs::File::create(dir.path().join("log")).expect("log");
+    let mut d = Daemon(
+        Command::new(SISPOPD)
+            .args(["--devnet", "--service-node", "--rpc-bind-port"])
+            .arg(rpc_port.to_string())
+            .args(["--p2p-bind-ip", "127.0.0.1", "--p2p-bind-port"])
+            .arg(p2p.to_string())
+            .args(["--storage-bind-ip", "127.0.0.1", "--storage-port"])
+            .arg(storage.to_string())
+            .arg("--metrics-bind")
+            .arg(format!("127.0.0.1:{metrics}"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn sispopd"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while height(rpc_port).is_none() {
+        assert!(Instant::now() < deadline, "no RPC within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Enough blocks that a range of their headers is an answer of many writes.
+    let made = rpc(
+        rpc_port,
+        "generateblocks",
+        json!({"amount_of_blocks": 30, "wallet_address": miner}),
+    );
+    assert!(height(rpc_port).is_some_and(|h| h >= 30), "{made:?}");
+    let headers = json!({"jsonrpc": "2.0", "id": 1, "method": "get_block_headers_range",
+        "params": {"start_height": 0, "end_height": 29}})
+    .to_string();
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let storage_info = json!({"method": "info", "params": {}}).to_string();
+    let attacks = [
+        (
+            "rpc",
+            at(rpc_port),
+            Reset::Plain(http_post("127.0.0.1", "/json_rpc", headers.as_bytes())),
+        ),
+        (
+            "rpc (plain path)",
+            at(rpc_port),
+            Reset::Plain(http_post("127.0.0.1", "/get_info", b"{}")),
+        ),
+        (
+            "metrics",
+            at(metrics),
+            Reset::Plain(http_get("127.0.0.1", "/metrics")),
+        ),
+        (
+            "storage",
+            at(storage),
+            Reset::Tls(http_post(
+                "127.0.0.1",
+                "/storage_rpc/v1",
+                storage_info.as_bytes(),
+            )),
+        ),
+        (
+            "onion",
+            at(storage),
+            Reset::Tls(http_post("127.0.0.1", "/onion_req/v2", &[7u8; 600])),
+        ),
+        ("p2p", at(p2p), Reset::P2p),
+    ];
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for (name, addr, what) in attacks {
+        let report = rt.block_on(resets(addr, what, 300, 32, Duration::from_millis(4)));
+        assert!(
+            d.0.try_wait().expect("wait").is_none(),
+            "sispopd died of resets on the {name} port:\n{}",
+            std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+        );
+        assert!(
+            report.reset >= 250,
+            "{name}: most connections were made and reset: {report:?}"
+        );
+    }
+    // Still serving on every port.
+    assert!(height(rpc_port).is_some_and(|h| h >= 30), "RPC answers");
+    let (status, text) = request(
+        metrics,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("metrics answer");
+    assert!(status.contains("200"), "{status}");
+    assert!(text.contains("sispop_chain_height"), "{text}");
+    let answer = rt.block_on(sispopd::storage_client::post(
+        at(storage),
+        &json!({"method": "info", "params": {}}),
+    ));
+    let (code, body) = answer.expect("the storage port answers");
+    // Not registered: the stake gate answers, as it should.
+    assert_eq!(code, 503, "{body}");
+    assert!(std::net::TcpStream::connect(at(p2p)).is_ok(), "p2p accepts");
+    assert!(d.0.try_wait().expect("wait").is_none(), "still running");
+}
