@@ -125,25 +125,24 @@ pub async fn entry(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Reply {
     if let Err(why) = serving(node) {
         return Reply::plain(503, &format!("Service node is not ready: {why}\n"));
     }
-    let r = match hop::parse_entry(&body) {
-        Ok(layer) => process(node, relay, storage, layer, None).await,
-        Err(e) => e.reply(&mut rng()),
-    };
+    // Parsed on a worker with the peel (a client may send 10 MiB of JSON).
+    let open = move || hop::parse_entry(&body).map_err(|e| e.reply(&mut rng()));
+    let r = process(node, relay, storage, open, None).await;
     node.metrics.onion("entry", r.status);
     r
 }
 
-/// A layer from another service node (`data` is the request after the tag); the answer is
+/// A layer from another service node (`request` is the tag and the layer); the answer is
 /// `status u16 BE ‖ body`.
-pub async fn on_hop(node: &Node, peer: &PeerId, data: &[u8]) -> Vec<u8> {
-    let r = hop_reply(node, peer, data).await;
+pub async fn on_hop(node: &Node, peer: &PeerId, request: Vec<u8>) -> Vec<u8> {
+    let r = hop_reply(node, peer, request).await;
     node.metrics.onion("hop", r.status);
     let mut out = r.status.to_be_bytes().to_vec();
     out.extend_from_slice(&r.body);
     out
 }
 
-async fn hop_reply(node: &Node, peer: &PeerId, data: &[u8]) -> Reply {
+async fn hop_reply(node: &Node, peer: &PeerId, request: Vec<u8>) -> Reply {
     let Some(from) = node.service_node_for_peer(peer) else {
         return Reply::plain(403, "not an active service node");
     };
@@ -156,31 +155,35 @@ async fn hop_reply(node: &Node, peer: &PeerId, data: &[u8]) -> Reply {
     let Ok(_slot) = relay.slots.try_acquire() else {
         return busy();
     };
-    match hop::decode_layer(data) {
-        Ok(layer) => process(node, relay, storage, layer, Some(from)).await,
-        Err(e) => Reply::plain(400, &format!("Invalid internal onion request: {e}")),
-    }
+    // Decoded on a worker with the peel (a layer may be 10 MiB).
+    let open = move || {
+        hop::decode_layer(request.get(1..).unwrap_or_default())
+            .map_err(|e| Reply::plain(400, &format!("Invalid internal onion request: {e}")))
+    };
+    process(node, relay, storage, open, Some(from)).await
 }
 
+/// Opens a layer (`open` reads it from the request, on a worker with the peel: an error there
+/// is the reply) and does what it asks.
 async fn process(
     node: &Node,
     relay: &Arc<Relay>,
     storage: &Arc<Storage>,
-    layer: Layer,
+    open: impl FnOnce() -> Result<Layer, Reply> + Send + 'static,
     from: Option<PublicKey>,
 ) -> Reply {
     let r = relay.clone();
     let salt = node.params.onion_gcm_salt;
-    let hop = match relay
-        .workers
-        .run(move || hop::peel(&r.key, &layer, salt))
-        .await
-    {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => {
+    let peeled = move || {
+        let layer = open()?;
+        hop::peel(&r.key, &layer, salt).map_err(|e| {
             debug!(error = %e, "onion layer refused");
-            return e.reply(&mut rng());
-        }
+            e.reply(&mut rng())
+        })
+    };
+    let hop = match relay.workers.run(peeled).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(reply)) => return reply,
         Err(why) => return refused(why),
     };
     match hop {

@@ -69,6 +69,24 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("key table", |b| b.iter(|| KeyTable::new(&node_public)));
     g.finish();
+    // The widest node-to-node layer a peer can send: 10 MiB of distinct keys (linear time).
+    let mut g = c.benchmark_group("decode");
+    let wide = {
+        let mut b = b"d4:data3:abc13:ephemeral_key32:01234567890123456789012345678901".to_vec();
+        let mut i = 0u64;
+        while b.len() + 64 < sispop_relay::MAX_PAYLOAD {
+            b.extend_from_slice(format!("10:k{i:09}0:").as_bytes());
+            i += 1;
+        }
+        b.push(b'e');
+        b
+    };
+    g.throughput(Throughput::Bytes(wide.len() as u64));
+    g.sample_size(10);
+    g.bench_function("node-to-node layer, 10 MiB of distinct keys", |b| {
+        b.iter(|| sispop_relay::hop::decode_layer(&wide).expect("decodes"))
+    });
+    g.finish();
     // A whole request as `devnet bench onion` builds it: three layers around a `get_swarm`.
     let path: Vec<Node> = (1u8..=3)
         .map(|i| {

@@ -445,6 +445,7 @@ fn bad_node_to_node_layers() {
         b"d4:data3:abc13:ephemeral_key32:012345678901234567890123456789016:hop_no3:abce",
         b"d4:data3:abc13:ephemeral_key32:01234567890123456789012345678901e trailing",
         b"d4:data3:abc4:data3:abc13:ephemeral_key32:01234567890123456789012345678901e",
+        b"d13:ephemeral_key32:012345678901234567890123456789014:data3:abce",
         b"d4:data03:abc13:ephemeral_key32:01234567890123456789012345678901e",
         b"d4:data99:abc13:ephemeral_key32:01234567890123456789012345678901e",
     ] {
@@ -475,6 +476,58 @@ fn bad_node_to_node_layers() {
         };
         assert_eq!(decode_layer(&encode_layer(&l)).expect("decodes"), l);
     }
+}
+
+/// A layer of `MAX_PAYLOAD` bytes made of distinct keys in ascending order, `data` and
+/// `ephemeral_key` among them: everything a decoder must read to the end.
+fn widest_layer() -> Vec<u8> {
+    let mut b = b"d".to_vec();
+    let mut i = 0u64;
+    let mut put_fields = true;
+    // 10-character keys "k000000000" on (after "ephemeral_key", before "hop_no").
+    while b.len() + 64 < crate::MAX_PAYLOAD {
+        if put_fields {
+            b.extend_from_slice(b"4:data3:abc13:ephemeral_key32:01234567890123456789012345678901");
+            put_fields = false;
+        }
+        b.extend_from_slice(format!("10:k{i:09}0:").as_bytes());
+        i += 1;
+    }
+    b.push(b'e');
+    b
+}
+
+#[test]
+fn the_widest_layer_decodes_in_linear_time() {
+    let wide = widest_layer();
+    assert!(wide.len() > crate::MAX_PAYLOAD - 100 && wide.len() <= crate::MAX_PAYLOAD);
+    // On a thread of its own, so a decoder that takes far too long fails the test instead of
+    // holding it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let l = decode_layer(&wide).map(|l| l.data);
+        let _ = tx.send((l, started.elapsed()));
+    });
+    // Linear: about 20 ms optimised, a few hundred ms in a debug build. The quadratic check
+    // of repeated keys it replaced took 0.3 s for 192 kB and would take over an hour here.
+    let (l, took) = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("a 10 MiB layer decodes within 5 s");
+    assert_eq!(
+        l.expect("a valid layer with 800,000 keys it ignores"),
+        b"abc"
+    );
+    println!("10 MiB layer of distinct keys decoded in {took:?}");
+    // Keys out of order (which a linear check of repeats needs) are refused where they occur.
+    let mut unsorted = b"d".to_vec();
+    for i in (0..16_000u32).rev() {
+        unsorted.extend_from_slice(format!("10:k{i:09}0:").as_bytes());
+    }
+    unsorted.push(b'e');
+    let started = std::time::Instant::now();
+    assert!(matches!(decode_layer(&unsorted), Err(HopError::Parse(_))));
+    assert!(started.elapsed() < std::time::Duration::from_millis(100));
 }
 
 #[test]

@@ -37,10 +37,11 @@ enum Flat<'a> {
     Int(i64),
 }
 
-/// Reads a bencoded dict whose values are byte strings or integers only. A nested list or dict
+/// Reads a bencoded dict whose values are byte strings or integers only, in time linear in its
+/// length and constant memory: each entry goes to `entry` as it is read. A nested list or dict
 /// is refused rather than walked: a general decoder recurses once per level, and a peer could
-/// nest a million levels in 10 MiB.
-fn flat_dict(b: &[u8]) -> Result<Vec<(&[u8], Flat<'_>)>, String> {
+/// nest a million levels in 10 MiB. Keys must be in ascending order (bencode's rule).
+fn flat_dict<'a>(b: &'a [u8], mut entry: impl FnMut(&'a [u8], Flat<'a>)) -> Result<(), String> {
     fn digits(b: &[u8], mut i: usize, end: u8) -> Result<(&[u8], usize), String> {
         let start = i;
         while b.get(i).is_some_and(|c| *c != end) {
@@ -70,10 +71,10 @@ fn flat_dict(b: &[u8]) -> Result<Vec<(&[u8], Flat<'_>)>, String> {
         return Err("not a dict".into());
     }
     let mut i = 1;
-    let mut out = Vec::new();
+    let mut prev: Option<&[u8]> = None;
     loop {
         match b.get(i) {
-            Some(b'e') if i + 1 == b.len() => return Ok(out),
+            Some(b'e') if i + 1 == b.len() => return Ok(()),
             Some(b'e') => return Err("trailing bytes".into()),
             None => return Err("dict not closed".into()),
             Some(_) => {}
@@ -94,10 +95,14 @@ fn flat_dict(b: &[u8]) -> Result<Vec<(&[u8], Flat<'_>)>, String> {
             }
             _ => return Err("values must be strings or integers".into()),
         };
-        if out.iter().any(|(k, _)| *k == key) {
-            return Err("duplicate key".into());
+        // Keys in strictly ascending order, as bencode's canonical form has them (and every
+        // encoder of this layer writes them): one comparison per key refuses duplicates in
+        // linear time, where a search of the keys so far would be quadratic in a 10 MiB dict.
+        if prev.is_some_and(|p| p >= key) {
+            return Err("keys out of order or repeated".into());
         }
-        out.push((key, value));
+        prev = Some(key);
+        entry(key, value);
         i = next;
     }
 }
@@ -110,8 +115,21 @@ pub fn decode_layer(bytes: &[u8]) -> Result<Layer, HopError> {
         ));
     }
     let bad = |e: String| HopError::Parse(format!("bad onion hop: {e}"));
-    let dict = flat_dict(bytes).map_err(bad)?;
-    let get = |k: &[u8]| dict.iter().find(|(key, _)| *key == k).map(|(_, v)| v);
+    // The four keys of a layer; others are read past.
+    let mut fields: [Option<Flat<'_>>; 4] = [None, None, None, None];
+    let names: [&[u8]; 4] = [b"data", b"enc_type", b"ephemeral_key", b"hop_no"];
+    flat_dict(bytes, |k, v| {
+        if let Some(i) = names.iter().position(|n| *n == k) {
+            fields[i] = Some(v);
+        }
+    })
+    .map_err(bad)?;
+    let get = |k: &[u8]| {
+        names
+            .iter()
+            .position(|n| *n == k)
+            .and_then(|i| fields[i].as_ref())
+    };
     let data = match get(b"data") {
         Some(Flat::Bytes(d)) => d.to_vec(),
         _ => return Err(bad("data must be a string".into())),

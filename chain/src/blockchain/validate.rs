@@ -339,26 +339,28 @@ impl<E: ChainExtension> Blockchain<E> {
         if !block.tx_hashes.iter().all(|h| unique.insert(*h)) {
             return Err(BlockError::TxList("duplicate transaction".into()));
         }
-        let mut prepared = Vec::with_capacity(tx_blobs.len());
+        // By hash, so putting them in the block's order is linear (a search of the list per
+        // hash would be quadratic in a block of 10,000).
+        let mut prepared = std::collections::HashMap::with_capacity(tx_blobs.len());
         for blob in tx_blobs {
             let tx = Transaction::from_bytes(blob).map_err(|e| {
                 BlockError::TxList(format!("supplied transaction does not decode: {e}"))
             })?;
-            prepared.push(PreparedTx {
-                hash: tx.hash(),
-                tx,
-                blob: blob.clone(),
-            });
+            let hash = tx.hash();
+            prepared.insert(
+                hash,
+                PreparedTx {
+                    hash,
+                    tx,
+                    blob: blob.clone(),
+                },
+            );
         }
-        let mut ordered = Vec::with_capacity(block.tx_hashes.len());
-        for h in &block.tx_hashes {
-            let pos = prepared
-                .iter()
-                .position(|p| p.hash == *h)
-                .ok_or(BlockError::MissingTx(*h))?;
-            ordered.push(prepared.swap_remove(pos));
-        }
-        Ok(ordered)
+        block
+            .tx_hashes
+            .iter()
+            .map(|h| prepared.remove(h).ok_or(BlockError::MissingTx(*h)))
+            .collect()
     }
 }
 
