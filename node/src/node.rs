@@ -110,6 +110,11 @@ impl Node {
         self.sn_directory(&self.lock()).by_key(pk)
     }
 
+    /// The ids of the swarms with active members at the tip, sorted (kept per tip).
+    pub fn swarm_ids(&self) -> Arc<[u64]> {
+        self.sn_directory(&self.lock()).swarm_ids()
+    }
+
     /// The directory of active service nodes, brought to the tip of `st` (the caller holds
     /// the chain lock, which is taken before this one).
     pub fn sn_directory(&self, st: &NodeState) -> MutexGuard<'_, SnDirectory> {

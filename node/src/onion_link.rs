@@ -520,23 +520,12 @@ async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
     let _ = writer.await;
 }
 
-/// The answer to one request on a link: an onion layer waits on its next hop (a task); a
-/// forwarded write runs on a blocking thread, as on the storage protocol.
+/// The answer to one request on a link: an onion layer or a forwarded write, answered as on the
+/// storage protocol.
 async fn answer(node: &Node, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
-    match request.split_first() {
-        Some((&crate::onion::ONION, layer)) => crate::onion::on_hop(node, &peer, layer).await,
-        Some((&crate::storage_sync::FORWARD, _)) => {
-            let n = node.clone();
-            tokio::task::spawn_blocking(move || match n.storage.get() {
-                Some(storage) => crate::storage_sync::on_request(&n, storage, &peer, &request),
-                None => [
-                    &503u16.to_be_bytes()[..],
-                    b"no storage service on this node",
-                ]
-                .concat(),
-            })
-            .await
-            .unwrap_or_else(|_| [&500u16.to_be_bytes()[..], b"request failed"].concat())
+    match request.first() {
+        Some(&crate::onion::ONION | &crate::storage_sync::FORWARD) => {
+            crate::p2p::answer_storage_request(node, peer, request).await
         }
         _ => [&400u16.to_be_bytes()[..], b"not a link request"].concat(),
     }

@@ -42,6 +42,8 @@ pub const PROOFS_TOPIC: &str = "sispop/proofs/1";
 /// Gossip topic for votes (used by the testing suite).
 pub const VOTES_TOPIC: &str = "sispop/votes/1";
 /// How long a misbehaving peer stays banned.
+/// The protocol swarm members talk storage on (and onion layers, without a link).
+pub const STORAGE_PROTOCOL: &str = "/sispop/storage/1";
 pub const BAN_TIME: Duration = Duration::from_secs(600);
 /// Gossip messages one peer may send per window before it counts as flooding.
 pub const FLOOD_LIMIT: u32 = 400;
@@ -61,9 +63,11 @@ pub const MAX_PEERS: u32 = peers::MAX_INBOUND + peers::MAX_OUTBOUND;
 
 mod codec;
 mod gossip_net;
+mod inbound;
 mod peers;
 mod sn_net;
 mod storage_net;
+pub(crate) use storage_net::answer as answer_storage_request;
 mod sync_net;
 pub mod sync_policy;
 pub use codec::{BytesCodec, MAX_STORAGE_REQUEST_BYTES, OVERSIZED_REQUEST};
@@ -118,13 +122,8 @@ pub enum NetCommand {
 /// Events the network task sends itself from blocking threads (never from outside).
 #[derive(Debug)]
 enum Internal {
-    /// The answer to a peer's storage request.
-    StorageRespond {
-        /// Its channel.
-        channel: request_response::ResponseChannel<Vec<u8>>,
-        /// The answer.
-        data: Vec<u8>,
-    },
+    /// Ban a peer that broke a protocol's rules.
+    Ban(PeerId, &'static str),
     /// The answer to a peer's sync request, built off the event loop.
     SyncRespond {
         /// Its channel.
@@ -208,7 +207,10 @@ pub struct Behaviour {
     txgossip: gossipsub::Behaviour,
     sync: request_response::Behaviour<BytesCodec>,
     sn: request_response::Behaviour<BytesCodec>,
+    /// Storage requests out; the answers come back through it.
     storage: request_response::Behaviour<BytesCodec>,
+    /// Storage requests in, read once their sender is known ([`inbound`]).
+    storage_in: inbound::Inbound,
     link: libp2p_stream::Behaviour,
 }
 
@@ -342,6 +344,8 @@ pub fn start(
             .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))
     };
     let (signed_cfg, anonymous_cfg) = (gossip_cfg(false)?, gossip_cfg(true)?);
+    let (storage_in, storage_streams) =
+        inbound::Inbound::new(StreamProtocol::new(STORAGE_PROTOCOL));
     let mut swarm = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -392,15 +396,14 @@ pub fn start(
                     rr_cfg.clone(),
                 ),
                 storage: request_response::Behaviour::with_codec(
-                    BytesCodec {
-                        max_request: MAX_STORAGE_REQUEST_BYTES,
-                    },
+                    BytesCodec::default(),
                     [(
-                        StreamProtocol::new("/sispop/storage/1"),
-                        ProtocolSupport::Full,
+                        StreamProtocol::new(STORAGE_PROTOCOL),
+                        ProtocolSupport::Outbound,
                     )],
                     rr_cfg,
                 ),
+                storage_in,
                 link: libp2p_stream::Behaviour::new(),
             })
         })?
@@ -454,6 +457,14 @@ pub fn start(
         run: 0,
         book: peers::PeerBook::default(),
     };
+    let banner = lp.tx.clone();
+    tokio::spawn(inbound::serve(
+        lp.node.clone(),
+        storage_streams,
+        move |peer, reason| {
+            let _ = banner.send(Internal::Ban(peer, reason));
+        },
+    ));
     let interval = cfg.sync_interval;
     let task = tokio::spawn(async move { lp.run(interval).await });
     Ok((NetHandle { tx, stats, link }, task))
@@ -595,13 +606,7 @@ impl Loop {
             Internal::SyncRespond { channel, data } => {
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, data);
             }
-            Internal::StorageRespond { channel, data } => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .storage
-                    .send_response(channel, data);
-            }
+            Internal::Ban(peer, reason) => self.ban(peer, reason),
             Internal::Validated {
                 id,
                 source,

@@ -259,7 +259,8 @@ fn swarm_of(node: &Node, pubkey: &str) -> RpcResult {
     swarm_for_pubkey(&[], &bytes).map_err(|e| invalid(e.to_string()))?;
     let st = node.lock();
     let state = st.chain.ext().state();
-    let Some(swarm) = crate::storage_server::owner_of(state, &bytes) else {
+    let ids = node.sn_directory(&st).swarm_ids();
+    let Some(swarm) = swarm_for_pubkey(&ids, &bytes).ok().flatten() else {
         return Ok(json!({"snodes": [], "swarm": format!("{:x}", UNASSIGNED_SWARM_ID)}));
     };
     let snodes: Vec<Value> = state

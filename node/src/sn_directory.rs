@@ -8,6 +8,10 @@
 //! per request cost the destination of an onion `get_swarm` about 15 µs per swarm member,
 //! under the node's lock. Here they are computed once per key and kept while the key is
 //! active: the directory holds exactly the active set of the tip it was built for.
+//!
+//! It also keeps the tip's swarm ids, sorted: every owner lookup (which swarm owns an account)
+//! needs them, and collecting and sorting them per lookup, under the chain lock, cost a pass
+//! over every registered node for each message a peer pushes.
 
 use std::collections::HashMap;
 
@@ -44,6 +48,7 @@ pub struct SnDirectory {
     tip: Option<BlockHash>,
     by_peer: HashMap<PeerId, PublicKey>,
     by_key: HashMap<PublicKey, SnIds>,
+    swarm_ids: std::sync::Arc<[u64]>,
 }
 
 impl SnDirectory {
@@ -66,6 +71,7 @@ impl SnDirectory {
             })
             .collect();
         self.by_peer = self.by_key.iter().map(|(pk, i)| (i.peer, *pk)).collect();
+        self.swarm_ids = crate::storage_server::swarm_ids(st.chain.ext().state()).into();
         self.tip = Some(tip);
     }
 
@@ -77,6 +83,11 @@ impl SnDirectory {
     /// An active service node's identities.
     pub fn by_key(&self, pk: &PublicKey) -> Option<SnIds> {
         self.by_key.get(pk).copied()
+    }
+
+    /// The ids of the swarms with active members, sorted (`storage_server::swarm_ids`).
+    pub fn swarm_ids(&self) -> std::sync::Arc<[u64]> {
+        self.swarm_ids.clone()
     }
 }
 

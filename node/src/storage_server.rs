@@ -75,12 +75,12 @@ struct Route {
     /// Our swarm, or why we do not serve.
     serving: Result<u64, String>,
     /// The swarms with active members, sorted.
-    ids: Vec<u64>,
+    ids: Arc<[u64]>,
 }
 
 impl Storage {
     /// The swarms with active members, sorted, as of the current tip.
-    pub fn swarm_ids(&self, node: &Node) -> Vec<u64> {
+    pub fn swarm_ids(&self, node: &Node) -> Arc<[u64]> {
         self.route(node).ids.clone()
     }
 
@@ -96,7 +96,7 @@ impl Storage {
                     height: height.0,
                     hf: u64::from(node.params.hard_fork_at(height)),
                     serving: serving_in(&st),
-                    ids: swarm_ids(st.chain.ext().state()),
+                    ids: node.sn_directory(&st).swarm_ids(),
                 });
                 *cached = Some(r.clone());
                 r
@@ -183,28 +183,12 @@ pub fn owner_among(ids: &[u64], pubkey: &UserPubkey) -> Option<u64> {
     swarm_for_pubkey(ids, &raw).ok().flatten()
 }
 
-/// The swarm that owns raw account bytes (prefix and key) in `state`.
-pub fn owner_of(state: &sispop_staking::State, raw: &[u8]) -> Option<u64> {
-    swarm_for_pubkey(&swarm_ids(state), raw).ok().flatten()
-}
-
-fn owner_in(state: &sispop_staking::State, pubkey: &UserPubkey) -> Option<u64> {
-    let mut raw = vec![pubkey.prefix];
-    raw.extend_from_slice(&pubkey.key);
-    owner_of(state, &raw)
-}
-
-/// The swarm that owns an account, if any.
-pub fn owner_swarm(node: &Node, pubkey: &UserPubkey) -> Option<u64> {
-    owner_in(node.lock().chain.ext().state(), pubkey)
-}
-
 /// The swarm that owns `pubkey` and the `get_swarm` answer for it, with each member's
 /// addresses from its last uptime proof.
 pub fn swarm_answer(node: &Node, pubkey: &UserPubkey) -> (Option<u64>, Value) {
     let st = node.lock();
     let state = st.chain.ext().state();
-    let Some(swarm) = owner_in(state, pubkey) else {
+    let Some(swarm) = owner_among(&node.sn_directory(&st).swarm_ids(), pubkey) else {
         return (
             None,
             json!({"snodes": [], "swarm": format!("{:x}", UNASSIGNED_SWARM_ID)}),

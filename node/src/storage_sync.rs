@@ -33,7 +33,6 @@
 //! A member that pulls messages pulls the subaccount revocations after them, so a revoked
 //! subaccount stays revoked on a member that joins or returns.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,13 +43,16 @@ use sispop_storage::auth::TOKEN_LEN;
 use sispop_storage::rpc::TTL_MAXIMUM_PRIVATE;
 use sispop_storage::store::{message_from_json, message_to_json, Message, MAX_REVOKED};
 use sispop_storage::UserPubkey;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use crate::node::Node;
 use crate::onion_link::LinkError;
 use crate::p2p::{peer_id_of, NetCommand};
 use crate::storage_redeliver::{self as redeliver, missed_status, Write};
-use crate::storage_server::{owner_swarm, serving, storage_rpc, Storage};
+use crate::storage_server::{owner_among, serving, storage_rpc, Storage};
+
+mod keeping;
+pub use keeping::run;
 
 /// How long a member may take to answer.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -242,6 +244,25 @@ fn page_asked(req: &[u8]) -> (Option<Vec<u8>>, usize) {
     (after, max)
 }
 
+/// Whether a request with this tag may come only from a member of our swarm.
+pub(crate) fn swarm_only(tag: u8) -> bool {
+    matches!(tag, FORWARD | PULL | PULL_REVOKED)
+}
+
+/// Whether `from` is a member of the swarm this node serves.
+pub(crate) fn same_swarm(node: &Node, from: &PublicKey) -> bool {
+    let Ok(our_swarm) = serving(node) else {
+        return false;
+    };
+    node.lock()
+        .chain
+        .ext()
+        .state()
+        .nodes
+        .get(from)
+        .is_some_and(|n| n.swarm_id == our_swarm)
+}
+
 /// Answers a storage request from a peer (runs on a blocking thread).
 pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) -> Vec<u8> {
     let answer = |status: u16, body: Vec<u8>| {
@@ -376,6 +397,7 @@ async fn spread(node: Node, swarm: u64, msgs: Vec<Message>) {
 /// The valid, unexpired messages in `list` whose accounts `swarm` owns.
 fn owned_messages(node: &Node, swarm: u64, list: &Value) -> Vec<Message> {
     let now = crate::storage_server::now_ms();
+    let ids = node.swarm_ids();
     list.as_array()
         .into_iter()
         .flatten()
@@ -387,7 +409,7 @@ fn owned_messages(node: &Node, swarm: u64, list: &Value) -> Vec<Message> {
                 None
             }
         })
-        .filter(|m| m.expiry > now && owner_swarm(node, &m.pubkey) == Some(swarm))
+        .filter(|m| m.expiry > now && owner_among(&ids, &m.pubkey) == Some(swarm))
         .map(|mut m| {
             // No peer makes a message outlive what a client could have asked for.
             m.expiry = m.expiry.min(now.saturating_add(TTL_MAXIMUM_PRIVATE));
@@ -433,6 +455,7 @@ fn next_page(after: &Option<String>, page: &Value) -> Option<String> {
 /// to now. (They never push out revocations held here: `MessageStore::merge_revocations`.)
 fn revocations_in(node: &Node, swarm: u64, list: &Value) -> Vec<(UserPubkey, Vec<Revoked>)> {
     let now = crate::storage_server::now_ms();
+    let ids = node.swarm_ids();
     let mut by_account: std::collections::BTreeMap<[u8; 33], (UserPubkey, Vec<Revoked>)> =
         Default::default();
     for e in list
@@ -453,7 +476,7 @@ fn revocations_in(node: &Node, swarm: u64, list: &Value) -> Vec<(UserPubkey, Vec
         ) else {
             continue;
         };
-        if owner_swarm(node, &acct) != Some(swarm) {
+        if owner_among(&ids, &acct) != Some(swarm) {
             continue;
         }
         let mut raw = [0u8; 33];
@@ -534,365 +557,4 @@ fn keep_revocations(
             .map_err(|e| e.to_string())?;
     }
     Ok(n)
-}
-
-/// Sends every message held for an account another swarm owns to that swarm, and drops it
-/// here once a member took it. Returns how many moved.
-async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> (usize, usize) {
-    let mut cursor: Option<Vec<u8>> = None;
-    let (mut moved, mut left) = (0, 0);
-    loop {
-        // We may have moved meanwhile: what was another swarm's may be ours now.
-        if serving(node).ok() != Some(our_swarm) {
-            return (moved, left.max(1));
-        }
-        let s = storage.clone();
-        let c = cursor.clone();
-        let Ok(Ok((page, next))) =
-            tokio::task::spawn_blocking(move || s.store.scan(c.as_deref(), PAGE, PUSH_PAGE_BYTES))
-                .await
-        else {
-            return (moved, left.max(1));
-        };
-        let mut by_swarm: std::collections::BTreeMap<u64, Vec<Message>> = Default::default();
-        for m in page {
-            match owner_swarm(node, &m.pubkey) {
-                Some(s) if s != our_swarm => by_swarm.entry(s).or_default().push(m),
-                _ => {}
-            }
-        }
-        for (swarm, msgs) in by_swarm {
-            let members: Vec<PublicKey> = {
-                let st = node.lock();
-                let me = st.sn_keys.as_ref().map(|k| k.primary);
-                st.chain
-                    .ext()
-                    .state()
-                    .active()
-                    .filter(|(pk, n)| n.swarm_id == swarm && Some(**pk) != me)
-                    .map(|(pk, _)| *pk)
-                    .collect()
-            };
-            // The accounts' revocations go with their messages.
-            let accounts: BTreeSet<UserPubkey> = msgs.iter().map(|m| m.pubkey).collect();
-            let s = storage.clone();
-            let revoked: Vec<(UserPubkey, [u8; TOKEN_LEN], u64)> =
-                tokio::task::spawn_blocking(move || {
-                    accounts
-                        .into_iter()
-                        .flat_map(|a| {
-                            let list = s.store.revocations(&a).unwrap_or_default();
-                            list.into_iter().map(move |(t, at)| (a, t, at))
-                        })
-                        .collect()
-                })
-                .await
-                .unwrap_or_default();
-            let mut data = vec![PUSH];
-            data.extend_from_slice(
-                json!({"messages": msgs.iter().map(message_to_json).collect::<Vec<_>>(),
-                       "revoked": revocations_json(&revoked)})
-                .to_string()
-                .as_bytes(),
-            );
-            let mut taken = false;
-            for (pk, addr) in members_with_addr(node, members) {
-                match ask(node, &pk, addr, data.clone()).await {
-                    Ok(r) if r.starts_with(&200u16.to_be_bytes()) => taken = true,
-                    Ok(_) | Err(_) => debug!(node = %pk, "hand-over refused or failed"),
-                }
-            }
-            if taken {
-                let s = storage.clone();
-                let n = msgs.len();
-                let _ = tokio::task::spawn_blocking(move || {
-                    for m in &msgs {
-                        let _ = s.store.delete(&m.pubkey, std::slice::from_ref(&m.hash));
-                    }
-                })
-                .await;
-                moved += n;
-            } else {
-                left += msgs.len();
-            }
-        }
-        match next {
-            Some(n) => cursor = Some(n),
-            None => return (moved, left),
-        }
-    }
-}
-
-/// When a node became what it is now: its registration and how many times it was
-/// decommissioned. A node that was decommissioned and came back has a new one.
-type Incarnation = (u64, u32);
-
-/// What the swarms look like, as this node needs it for keeping in step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Epoch {
-    /// Our swarm.
-    swarm: u64,
-    /// Our own incarnation.
-    me: Incarnation,
-    /// The other active members of our swarm.
-    members: BTreeMap<PublicKey, Incarnation>,
-    /// Every swarm id.
-    ids: BTreeSet<u64>,
-}
-
-impl Epoch {
-    /// Members that are new since `before` (joined, or back from decommission).
-    fn joined_since(&self, before: &Epoch) -> impl Iterator<Item = PublicKey> + '_ {
-        let old = before.members.clone();
-        self.members
-            .iter()
-            .filter(move |(pk, inc)| old.get(pk) != Some(inc))
-            .map(|(pk, _)| *pk)
-    }
-}
-
-fn epoch(node: &Node) -> Option<Epoch> {
-    let ours = serving(node).ok()?;
-    let st = node.lock();
-    let me = st.sn_keys.as_ref().map(|k| k.primary)?;
-    let state = st.chain.ext().state();
-    let incarnation =
-        |n: &sispop_staking::ServiceNodeInfo| (n.registration_height.0, n.decommission_count);
-    let mut members: BTreeMap<PublicKey, Incarnation> = state
-        .active()
-        .filter(|(_, n)| n.swarm_id == ours)
-        .map(|(pk, n)| (*pk, incarnation(n)))
-        .collect();
-    let mine = members.remove(&me)?;
-    let ids = state.active().map(|(_, n)| n.swarm_id).collect();
-    Some(Epoch {
-        swarm: ours,
-        me: mine,
-        members,
-        ids,
-    })
-}
-
-/// Pulls still to make toward being in step with an epoch.
-struct Pending {
-    target: Epoch,
-    sources: BTreeSet<PublicKey>,
-}
-
-/// The first wait before handing over again messages no member of their swarm took; it
-/// doubles with each try, up to [`HAND_OVER_RETRY_MAX`].
-const HAND_OVER_RETRY: Duration = Duration::from_secs(30);
-const HAND_OVER_RETRY_MAX: Duration = Duration::from_secs(30 * 60);
-
-/// The pulls to be in step with `now`, and whether accounts may have changed swarms (a
-/// hand-over is due), after `done` (the last epoch we were in step with) and what was left of
-/// the pulls toward a later one (`before`).
-fn pending_for(now: Epoch, done: Option<&Epoch>, before: Option<Pending>) -> (Pending, bool) {
-    let (base, carried) = match before {
-        Some(b) => (Some(b.target), b.sources),
-        None => (done.cloned(), BTreeSet::new()),
-    };
-    // New to this swarm (started, back from decommission or not serving, or moved): pull from
-    // every member. Otherwise only from members that joined since (they may bring messages of
-    // our accounts), and those still to pull from; one that left takes nothing with it.
-    let new_here = base
-        .as_ref()
-        .is_none_or(|b| b.swarm != now.swarm || b.me != now.me);
-    let sources: BTreeSet<PublicKey> = match &base {
-        Some(b) if !new_here => now
-            .joined_since(b)
-            .chain(
-                carried
-                    .into_iter()
-                    .filter(|pk| now.members.contains_key(pk)),
-            )
-            .collect(),
-        _ => now.members.keys().copied().collect(),
-    };
-    // Accounts change swarms only when the swarms do (or when we moved).
-    let reassigned = new_here || base.is_some_and(|b| b.ids != now.ids);
-    (
-        Pending {
-            target: now,
-            sources,
-        },
-        reassigned,
-    )
-}
-
-/// Keeps this node's data in step with its swarm until the daemon stops.
-pub async fn run(node: Node, storage: Arc<Storage>) {
-    let mut stop = node.shutdown.subscribe();
-    let mut done: Option<Epoch> = None;
-    let mut pending: Option<Pending> = None;
-    // When to hand over (again), and how many tries failed.
-    let mut hand_over_at: Option<(tokio::time::Instant, u32)> = None;
-    let mut tick = tokio::time::interval(CHECK_EVERY);
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            _ = tick.tick() => {}
-        }
-        let Some(now) = epoch(&node) else {
-            done = None;
-            pending = None;
-            hand_over_at = None;
-            continue;
-        };
-        let current = pending.as_ref().map(|p| &p.target).or(done.as_ref());
-        if current != Some(&now) {
-            let (work, reassigned) = pending_for(now, done.as_ref(), pending.take());
-            pending = Some(work);
-            if reassigned {
-                hand_over_at = Some((tokio::time::Instant::now(), 0));
-            }
-        }
-        if let Some(work) = pending.as_mut() {
-            let swarm = work.target.swarm;
-            let members = peers(&node, swarm);
-            let todo: Vec<_> = members
-                .into_iter()
-                .filter(|(pk, _)| work.sources.contains(pk))
-                .collect();
-            work.sources.retain(|pk| todo.iter().any(|(m, _)| m == pk));
-            let mut failed = false;
-            for (pk, addr) in todo {
-                let from = (&pk, addr.clone());
-                let mut ok = true;
-                match pull_pages(&node, &storage, swarm, from, PULL, keep_messages).await {
-                    Ok(n) if n > 0 => {
-                        info!(from = %pk, messages = n, "caught up from a swarm member")
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        debug!(from = %pk, error = %e, "pull from a swarm member failed");
-                        ok = false;
-                    }
-                }
-                let from = (&pk, addr);
-                match pull_pages(&node, &storage, swarm, from, PULL_REVOKED, keep_revocations).await
-                {
-                    Ok(n) if n > 0 => info!(from = %pk, revocations = n, "revocations caught up"),
-                    Ok(_) => {}
-                    Err(e) => {
-                        debug!(from = %pk, error = %e, "revocation pull from a swarm member failed");
-                        ok = false;
-                    }
-                }
-                if ok {
-                    work.sources.remove(&pk);
-                } else {
-                    failed = true;
-                }
-            }
-            if work.sources.is_empty() {
-                done = pending.take().map(|p| p.target);
-            } else if failed {
-                warn!("swarm sync incomplete; retrying");
-            }
-        }
-        if let Some((at, tries)) = hand_over_at {
-            if tokio::time::Instant::now() >= at {
-                let swarm = done.as_ref().or(pending.as_ref().map(|p| &p.target));
-                let Some(swarm) = swarm.map(|e| e.swarm) else {
-                    continue;
-                };
-                let (moved, left) = hand_over(&node, &storage, swarm).await;
-                if moved > 0 {
-                    info!(
-                        messages = moved,
-                        "handed messages over to the swarms that now own them"
-                    );
-                }
-                hand_over_at = (left > 0).then(|| {
-                    let wait = HAND_OVER_RETRY
-                        .saturating_mul(1u32 << tries.min(6))
-                        .min(HAND_OVER_RETRY_MAX);
-                    info!(messages = left, retry_in = ?wait, "messages not taken by their swarms yet");
-                    (tokio::time::Instant::now() + wait, tries.saturating_add(1))
-                });
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pk(b: u8) -> PublicKey {
-        PublicKey([b; 32])
-    }
-
-    /// An epoch where we are in `swarm` (first incarnation) with `members` (each in its first
-    /// incarnation unless listed in `back`: decommissioned once and back).
-    fn epoch_of(swarm: u64, members: &[u8], back: &[u8], ids: &[u64]) -> Epoch {
-        Epoch {
-            swarm,
-            me: (1, 0),
-            members: members
-                .iter()
-                .map(|b| (pk(*b), (1, u32::from(back.contains(b)))))
-                .collect(),
-            ids: ids.iter().copied().collect(),
-        }
-    }
-
-    fn set(members: &[u8]) -> BTreeSet<PublicKey> {
-        members.iter().map(|b| pk(*b)).collect()
-    }
-
-    #[test]
-    fn only_a_node_new_to_its_swarm_pulls_from_everyone() {
-        // At start: pull from all, hand over.
-        let now = epoch_of(7, &[1, 2], &[], &[7, 9]);
-        let (p, reassigned) = pending_for(now.clone(), None, None);
-        assert_eq!((p.sources, reassigned), (set(&[1, 2]), true));
-        // A member leaves: nothing to do.
-        let later = epoch_of(7, &[1], &[], &[7, 9]);
-        let (p, reassigned) = pending_for(later.clone(), Some(&now), None);
-        assert_eq!((p.sources, reassigned), (set(&[]), false));
-        // A member joins, another comes back from decommission: pull from those alone.
-        let joined = epoch_of(7, &[1, 3], &[1], &[7, 9]);
-        let (p, reassigned) = pending_for(joined.clone(), Some(&later), None);
-        assert_eq!((p.sources, reassigned), (set(&[1, 3]), false));
-        // The swarms change (one dissolved): hand over, pull from no one.
-        let fewer = epoch_of(7, &[1, 3], &[1], &[7]);
-        let (p, reassigned) = pending_for(fewer.clone(), Some(&joined), None);
-        assert_eq!((p.sources, reassigned), (set(&[]), true));
-        // We were decommissioned and are back, in the same swarm: pull from all again.
-        let mut back = fewer.clone();
-        back.me = (1, 1);
-        let (p, reassigned) = pending_for(back, Some(&fewer), None);
-        assert_eq!((p.sources, reassigned), (set(&[1, 3]), true));
-        // We moved to swarm 9: pull from all of it, hand over.
-        let moved = epoch_of(9, &[4, 5], &[], &[7, 9]);
-        let (p, reassigned) = pending_for(moved, Some(&fewer), None);
-        assert_eq!((p.sources, reassigned), (set(&[4, 5]), true));
-    }
-
-    #[test]
-    fn unfinished_pulls_carry_over_and_finished_ones_are_not_made_again() {
-        let done = epoch_of(7, &[1, 2], &[], &[7]);
-        let first = epoch_of(7, &[1, 2, 3, 4, 5], &[], &[7]);
-        let (mut p, _) = pending_for(first, Some(&done), None);
-        assert_eq!(p.sources, set(&[3, 4, 5]));
-        // 3 was pulled; 4 and 5 not yet when member 2 left and 5 left too.
-        p.sources.remove(&pk(3));
-        let next = epoch_of(7, &[1, 3, 4], &[], &[7]);
-        let (p, reassigned) = pending_for(next, Some(&done), Some(p));
-        assert_eq!(p.sources, set(&[4]), "3 is not pulled again, 5 is gone");
-        assert!(!reassigned);
-    }
-
-    #[test]
-    fn moving_away_and_back_before_done_pulls_everything() {
-        let done = epoch_of(7, &[1, 2], &[], &[7, 9]);
-        let away = epoch_of(9, &[4], &[], &[7, 9]);
-        let (p, _) = pending_for(away, Some(&done), None);
-        let home = epoch_of(7, &[1, 2], &[], &[7, 9]);
-        let (p, reassigned) = pending_for(home, Some(&done), Some(p));
-        assert_eq!(p.sources, set(&[1, 2]));
-        assert!(reassigned);
-    }
 }

@@ -272,7 +272,25 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let target_p2p = port();
-    let target = spawn(dir.path(), "target", port(), target_p2p, &[]).await;
+    // A service node (not registered: it refuses storage requests, as a registered one does
+    // requests from nodes that are not), with its storage protocol and onion links up.
+    let storage_port = port().to_string();
+    let target = spawn_args(
+        dir.path(),
+        "target",
+        port(),
+        target_p2p,
+        &[],
+        None,
+        &[
+            "--service-node",
+            "--storage-bind-ip",
+            "127.0.0.1",
+            "--storage-port",
+            &storage_port,
+        ],
+    )
+    .await;
     generate(&target.d, 5, &Account::generate()).await;
 
     // An in-process node (not a service node) connected to the target.
@@ -329,6 +347,44 @@ async fn a_misbehaving_peer_is_refused_and_banned() {
     );
     let info = target.d.call("get_info", json!({})).await.expect("info");
     assert_eq!(info["sn_only_refusals"], 1);
+
+    // The storage protocol: refused before the request is read. A request that never ends
+    // (64 KiB of a push, then nothing) still gets its 403 at once.
+    {
+        use futures::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut control = handle.link.clone();
+        let protocol = libp2p::StreamProtocol::new("/sispop/storage/1");
+        let mut s = control
+            .open_stream(target_peer, protocol)
+            .await
+            .expect("a storage stream");
+        let mut push = vec![3u8];
+        push.extend_from_slice(&[b' '; 64 * 1024]);
+        s.write_all(&push).await.expect("written");
+        s.flush().await.expect("flushed");
+        let mut answer = [0u8; 2];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut answer))
+            .await
+            .expect("refused without waiting for the rest of the request")
+            .expect("an answer");
+        assert_eq!(u16::from_be_bytes(answer), 403);
+        let info = target.d.call("get_info", json!({})).await.expect("info");
+        assert_eq!(info["sn_only_refusals"], 2);
+        // An onion link: closed as soon as it is opened.
+        let protocol = libp2p::StreamProtocol::new("/sispop/sn-link/2");
+        let mut link = control
+            .open_stream(target_peer, protocol)
+            .await
+            .expect("a link stream");
+        let mut greeting = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), link.read_to_end(&mut greeting))
+            .await
+            .expect("the link is closed at once");
+        assert!(
+            read.is_err() || greeting.is_empty(),
+            "no hello for a node that is not a service node: {greeting:?}"
+        );
+    }
 
     // A block paying its miner far too much: refused, and the sender is banned.
     let bad = {

@@ -1,6 +1,6 @@
-//! The network side of `/sispop/storage/1`: requests out to service nodes, and requests in,
-//! answered by [`crate::storage_sync::on_request`] on a blocking thread (the event loop only
-//! moves bytes).
+//! The network side of `/sispop/storage/1`: requests out to service nodes, and the answers to
+//! requests in (read by [`super::inbound`]): onion layers by [`crate::onion::on_hop`], the rest
+//! by [`crate::storage_sync::on_request`] on a blocking thread.
 
 use std::collections::HashMap;
 
@@ -9,7 +9,8 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use super::{Internal, Loop, OVERSIZED_REQUEST};
+use super::Loop;
+use crate::node::Node;
 
 /// Where the answers to our storage requests go.
 pub type StorageWaiters = HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>>;
@@ -31,42 +32,6 @@ impl Loop {
 
     pub(super) fn storage_event(&mut self, e: request_response::Event<Vec<u8>, Vec<u8>>) {
         match e {
-            request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                if request == OVERSIZED_REQUEST {
-                    self.ban(peer, "oversized storage request");
-                    return;
-                }
-                let node = self.node.clone();
-                let tx = self.tx.clone();
-                // An onion layer waits on the next hop: a task, not a blocking thread.
-                if request.first() == Some(&crate::onion::ONION) {
-                    tokio::spawn(async move {
-                        let data = crate::onion::on_hop(&node, &peer, &request[1..]).await;
-                        let _ = tx.send(Internal::StorageRespond { channel, data });
-                    });
-                    return;
-                }
-                tokio::task::spawn_blocking(move || {
-                    let data = match node.storage.get() {
-                        Some(storage) => {
-                            crate::storage_sync::on_request(&node, storage, &peer, &request)
-                        }
-                        None => {
-                            let mut v = 503u16.to_be_bytes().to_vec();
-                            v.extend_from_slice(b"no storage service on this node");
-                            v
-                        }
-                    };
-                    let _ = tx.send(Internal::StorageRespond { channel, data });
-                });
-            }
             request_response::Event::Message {
                 message:
                     request_response::Message::Response {
@@ -95,4 +60,27 @@ impl Loop {
             _ => {}
         }
     }
+}
+
+/// The answer to a request from `peer` (`status u16 BE ‖ body`).
+pub(crate) async fn answer(node: &Node, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
+    // An onion layer waits on the next hop: a task, not a blocking thread.
+    if request.first() == Some(&crate::onion::ONION) {
+        return crate::onion::on_hop(node, &peer, request).await;
+    }
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || match n.storage.get() {
+        Some(storage) => crate::storage_sync::on_request(&n, storage, &peer, &request),
+        None => {
+            let mut v = 503u16.to_be_bytes().to_vec();
+            v.extend_from_slice(b"no storage service on this node");
+            v
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        let mut v = 500u16.to_be_bytes().to_vec();
+        v.extend_from_slice(b"request failed");
+        v
+    })
 }
