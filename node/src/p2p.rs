@@ -24,6 +24,7 @@ use libp2p::{
     StreamProtocol, SwarmBuilder,
 };
 use rand::seq::IteratorRandom;
+use sispop_chain::reader::DecodeError;
 use sispop_chain::{AddOutcome, BlockError, Height, PublicKey};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -124,6 +125,8 @@ pub enum NetCommand {
 enum Internal {
     /// Ban a peer that broke a protocol's rules.
     Ban(PeerId, &'static str),
+    /// A sync answer decoded off the event loop.
+    SyncAnswer(PeerId, OutboundRequestId, Result<Response, DecodeError>),
     /// The answer to a peer's sync request, built off the event loop.
     SyncRespond {
         /// Its channel.
@@ -325,14 +328,20 @@ pub fn start(
     cfg: NetConfig,
 ) -> anyhow::Result<(NetHandle, tokio::task::JoinHandle<()>)> {
     let local = node.params.sn.allow_dev_faults;
+    // Transactions are at most `max_tx_size`: nothing larger is hashed for its id or kept.
+    let tx_limit = node.params.max_tx_size.saturating_add(1024);
     let gossip_cfg = |anonymous: bool| {
         let mut b = gossipsub::ConfigBuilder::default();
-        b.max_transmit_size(MAX_GOSSIP_BYTES)
-            .validate_messages()
-            .heartbeat_interval(Duration::from_millis(700))
-            .message_id_fn(|m: &gossipsub::Message| {
-                MessageId::from(sispop_chain::crypto::keccak256(&m.data).to_vec())
-            });
+        b.max_transmit_size(if anonymous {
+            tx_limit
+        } else {
+            MAX_GOSSIP_BYTES
+        })
+        .validate_messages()
+        .heartbeat_interval(Duration::from_millis(700))
+        .message_id_fn(|m: &gossipsub::Message| {
+            MessageId::from(sispop_chain::crypto::keccak256(&m.data).to_vec())
+        });
         if anonymous {
             // Transactions: no origin key, sequence number or signature on the wire.
             b.validation_mode(ValidationMode::Anonymous)
@@ -391,7 +400,10 @@ pub fn start(
                     rr_cfg.clone(),
                 ),
                 sn: request_response::Behaviour::with_codec(
-                    BytesCodec::default(),
+                    BytesCodec {
+                        max_response: codec::MAX_SN_RESPONSE_BYTES,
+                        ..BytesCodec::default()
+                    },
                     [(StreamProtocol::new("/sispop/sn/1"), ProtocolSupport::Full)],
                     rr_cfg.clone(),
                 ),
@@ -607,6 +619,7 @@ impl Loop {
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, data);
             }
             Internal::Ban(peer, reason) => self.ban(peer, reason),
+            Internal::SyncAnswer(peer, id, answer) => self.sync_response(peer, id, answer),
             Internal::Validated {
                 id,
                 source,
@@ -795,7 +808,7 @@ impl Loop {
                 request_response::Message::Response {
                     request_id,
                     response,
-                } => self.sync_response(peer, request_id, &response),
+                } => self.sync_answer(peer, request_id, response),
             },
             SwarmEvent::Behaviour(BehaviourEvent::Sync(
                 request_response::Event::OutboundFailure {

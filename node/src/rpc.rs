@@ -696,7 +696,7 @@ async fn handle(
     let parsed: Result<Value, _> = if body.is_empty() {
         Ok(json!({}))
     } else {
-        serde_json::from_slice(&body)
+        crate::workers::parse_json(body.to_vec(), 0).await
     };
     let Ok(doc) = parsed else {
         let err = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error: body is not JSON"}});

@@ -391,6 +391,8 @@ fn pushed(answer: Result<Vec<u8>, String>) -> Pushed {
         _ => return Pushed::Failed,
     };
     match u16::from_be_bytes([r[0], r[1]]) {
+        // `{"stored": n}`: anything long is not that.
+        200 if r.len() > crate::workers::INLINE_JSON => Pushed::Taken(0),
         200 => Pushed::Taken(
             serde_json::from_slice::<Value>(&r[2..])
                 .map_or(0, |v| v["stored"].as_u64().unwrap_or(0)),

@@ -213,9 +213,11 @@ pub async fn forward(
                 Err(_) => json!({"failed": true, "query_failure": true}),
                 Ok(r) if r.len() >= 2 => {
                     let status = u16::from_be_bytes([r[0], r[1]]);
-                    let body: Value = serde_json::from_slice(&r[2..]).unwrap_or_else(|_| {
-                        Value::String(String::from_utf8_lossy(&r[2..]).into_owned())
-                    });
+                    let text = || Value::String(String::from_utf8_lossy(&r[2..]).into_owned());
+                    let body = match crate::workers::parse_json(r.clone(), 2).await {
+                        Ok(v) => v,
+                        Err(_) => text(),
+                    };
                     match body["swarm"][pk.to_hex()].clone() {
                         // 404: a `delete` with `required` that found nothing there.
                         entry @ Value::Object(_) if status == 200 || status == 404 => entry,
@@ -435,7 +437,7 @@ async fn ask_page(
             String::from_utf8_lossy(r.get(2..).unwrap_or_default())
         ));
     }
-    serde_json::from_slice(&r[2..]).map_err(|e| e.to_string())
+    crate::workers::parse_json(r, 2).await
 }
 
 /// The cursor of the next page, if the page names one past `after`: the cursor must move

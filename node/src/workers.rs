@@ -11,6 +11,24 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+/// JSON at most this long is parsed where it is (microseconds); longer, on a blocking thread.
+pub const INLINE_JSON: usize = 4096;
+
+/// Parses the JSON in `bytes[from..]` (a peer's answer, after its status) without holding an
+/// async thread for it when it is long (a peer may answer up to 16 MiB).
+pub async fn parse_json(bytes: Vec<u8>, from: usize) -> Result<serde_json::Value, String> {
+    let inline = bytes.len() <= INLINE_JSON;
+    let parse = move || -> Result<serde_json::Value, String> {
+        serde_json::from_slice(bytes.get(from..).unwrap_or_default()).map_err(|e| e.to_string())
+    };
+    if inline {
+        return parse();
+    }
+    tokio::task::spawn_blocking(parse)
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// A fixed pool of threads fed by a bounded queue. Dropping it lets the threads finish the

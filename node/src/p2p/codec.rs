@@ -14,15 +14,21 @@ use crate::wire::{MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 pub struct BytesCodec {
     /// Largest inbound request.
     pub max_request: u64,
+    /// Largest answer taken.
+    pub max_response: u64,
 }
 
 impl Default for BytesCodec {
     fn default() -> BytesCodec {
         BytesCodec {
             max_request: MAX_REQUEST_BYTES,
+            max_response: MAX_RESPONSE_BYTES,
         }
     }
 }
+
+/// Largest answer on the SN-only protocol (a pong or a refusal: a few dozen bytes).
+pub const MAX_SN_RESPONSE_BYTES: u64 = 4096;
 
 /// Largest storage request between swarm members: a client request (10 MiB) and a tag.
 pub const MAX_STORAGE_REQUEST_BYTES: u64 = 10 * 1024 * 1024 + 64;
@@ -63,7 +69,7 @@ impl request_response::Codec for BytesCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
-        read_limited(io, MAX_RESPONSE_BYTES).await
+        read_limited(io, self.max_response).await
     }
     async fn write_request<T: AsyncWrite + Unpin + Send>(
         &mut self,

@@ -141,13 +141,34 @@ impl Loop {
         });
     }
 
+    /// A sync answer: decoded here when short, else on a blocking thread (a batch of blocks
+    /// may be 16 MiB), which hands it back to the loop.
+    pub(super) fn sync_answer(
+        &mut self,
+        peer: PeerId,
+        request_id: OutboundRequestId,
+        data: Vec<u8>,
+    ) {
+        if data.len() <= crate::workers::INLINE_JSON {
+            return self.sync_response(peer, request_id, Response::decode(&data));
+        }
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(Internal::SyncAnswer(
+                peer,
+                request_id,
+                Response::decode(&data),
+            ));
+        });
+    }
+
     pub(super) fn sync_response(
         &mut self,
         peer: PeerId,
         request_id: OutboundRequestId,
-        data: &[u8],
+        decoded: Result<Response, DecodeError>,
     ) {
-        match Response::decode(data) {
+        match decoded {
             Err(e) => self.ban(peer, &format!("malformed sync response: {e}")),
             Ok(Response::Tip {
                 height,
