@@ -59,7 +59,7 @@ pub fn decayed(amount: u64, n: u64, d: u64) -> u64 {
             sum += term;
         }
     }
-    let scaled = u128::from(amount) * sum >> 64;
+    let scaled = (u128::from(amount) * sum) >> 64;
     u64::try_from(scaled >> halvings).unwrap_or(u64::MAX)
 }
 
