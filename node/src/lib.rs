@@ -20,6 +20,8 @@ pub mod storage_replicate;
 pub mod storage_server;
 pub mod storage_sync;
 pub mod storage_test;
+#[cfg(test)]
+pub mod testnode;
 pub mod wire;
 pub mod workers;
 

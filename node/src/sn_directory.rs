@@ -11,9 +11,13 @@
 //!
 //! It also keeps the tip's swarm ids, sorted: every owner lookup (which swarm owns an account)
 //! needs them, and collecting and sorting them per lookup, under the chain lock, cost a pass
-//! over every registered node for each message a peer pushes.
+//! over every registered node for each message a peer pushes. And it remembers the last few
+//! layouts of the swarms (which node was in which swarm), so that a node can tell a hand-over
+//! from a member of the swarm that owned an account before the swarms changed from a push by
+//! a node that never held it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use libp2p::PeerId;
 use sispop_chain::{BlockHash, PublicKey};
@@ -42,13 +46,40 @@ impl SnIds {
     }
 }
 
+/// Layouts of the swarms remembered (the current one included).
+pub const LAYOUTS: usize = 16;
+
+/// One layout of the swarms: the swarm ids, and each active node's swarm.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    ids: Arc<[u64]>,
+    swarm_of: HashMap<PublicKey, u64>,
+}
+
+impl Layout {
+    fn of(state: &sispop_staking::State) -> Layout {
+        Layout {
+            ids: crate::storage_server::swarm_ids(state).into(),
+            swarm_of: state.active().map(|(pk, n)| (*pk, n.swarm_id)).collect(),
+        }
+    }
+
+    /// Whether `node` is in the swarm that owns `account`.
+    pub fn holds(&self, node: &PublicKey, account: &sispop_storage::UserPubkey) -> bool {
+        let owner = crate::storage_server::owner_among(&self.ids, account);
+        owner.is_some() && self.swarm_of.get(node).copied() == owner
+    }
+}
+
 /// The active service nodes of one tip, both ways.
 #[derive(Default)]
 pub struct SnDirectory {
     tip: Option<BlockHash>,
     by_peer: HashMap<PeerId, PublicKey>,
     by_key: HashMap<PublicKey, SnIds>,
-    swarm_ids: std::sync::Arc<[u64]>,
+    swarm_ids: Arc<[u64]>,
+    /// The last [`LAYOUTS`] distinct layouts, oldest first; the last is the tip's.
+    layouts: std::collections::VecDeque<Arc<Layout>>,
 }
 
 impl SnDirectory {
@@ -71,7 +102,19 @@ impl SnDirectory {
             })
             .collect();
         self.by_peer = self.by_key.iter().map(|(pk, i)| (i.peer, *pk)).collect();
-        self.swarm_ids = crate::storage_server::swarm_ids(st.chain.ext().state()).into();
+        let list = st.chain.ext();
+        if self.layouts.is_empty() {
+            // At start: what the chain still remembers.
+            for state in list.recent_states() {
+                self.remember(Layout::of(state));
+            }
+        }
+        self.remember(Layout::of(list.state()));
+        self.swarm_ids = self
+            .layouts
+            .back()
+            .map(|l| l.ids.clone())
+            .unwrap_or_default();
         self.tip = Some(tip);
     }
 
@@ -83,6 +126,28 @@ impl SnDirectory {
     /// An active service node's identities.
     pub fn by_key(&self, pk: &PublicKey) -> Option<SnIds> {
         self.by_key.get(pk).copied()
+    }
+
+    fn remember(&mut self, layout: Layout) {
+        if self.layouts.back().is_some_and(|l| **l == layout) {
+            return;
+        }
+        self.layouts.push_back(Arc::new(layout));
+        while self.layouts.len() > LAYOUTS {
+            self.layouts.pop_front();
+        }
+    }
+
+    /// Whether, in one of the last [`LAYOUTS`] layouts of the swarms (the tip's included),
+    /// `node` was a member of the swarm that owned `account`: it may hold the account's
+    /// messages, and hand them over.
+    pub fn held(&self, node: &PublicKey, account: &sispop_storage::UserPubkey) -> bool {
+        self.layouts.iter().any(|l| l.holds(node, account))
+    }
+
+    /// The recent layouts, oldest first (for many [`Layout::holds`] questions at once).
+    pub fn layouts(&self) -> Vec<Arc<Layout>> {
+        self.layouts.iter().cloned().collect()
     }
 
     /// The ids of the swarms with active members, sorted (`storage_server::swarm_ids`).

@@ -17,9 +17,13 @@
 //!   here; what no one took yet is offered again after 30 s, then after waits doubling up to
 //!   30 minutes.
 //!
-//! Requests are accepted only from active service nodes; forward and pull only from members
-//! of our own swarm, and pushed messages only for accounts our swarm owns. Every message from a
-//! peer is checked: its hash must be the hash of its content.
+//! Requests are accepted only from active service nodes (checked before a request is read:
+//! `p2p::inbound`); forward and pull only from members of our own swarm (checked after the
+//! tag, before the body). Pushed messages are taken only for accounts our swarm owns, and only
+//! from a member of our swarm or, for a hand-over, from a node that was a member of the swarm
+//! owning the account in one of the last layouts of the swarms (`SnDirectory::layouts`).
+//! Revocations are taken only with the account's own signature on a request that revoked the
+//! token. Every message from a peer is checked: its hash must be the hash of its content.
 //!
 //! Messages: a tag byte, then: 1 forward: the client's JSON body (answer: status u16 BE ‖
 //! body); 2 pull: JSON `{"after": hex|null, "max": n}` (answer: JSON `{"messages": [...],
@@ -28,7 +32,8 @@
 //! on);
 //! 4 and 5: storage tests, from any active service node ([`crate::storage_test`]); 6: an
 //! onion layer ([`crate::onion`]); 7 pull revocations: JSON `{"after": hex|null, "max": n}`
-//! (answer: JSON `{"revoked": [{"pubkey", "token" (hex), "t" (ms)}...], "next": hex|null}`).
+//! (answer: JSON `{"revoked": [{"pubkey", "token" (hex), "t" (ms), "proof" (the account's
+//! signed `revoke_subaccount` params, as a JSON string)}...], "next": hex|null}`).
 //!
 //! A member that pulls messages pulls the subaccount revocations after them, so a revoked
 //! subaccount stays revoked on a member that joins or returns.
@@ -40,8 +45,9 @@ use libp2p::{Multiaddr, PeerId};
 use serde_json::{json, Value};
 use sispop_chain::PublicKey;
 use sispop_storage::auth::TOKEN_LEN;
+use sispop_storage::rpc::proven_revocation;
 use sispop_storage::rpc::TTL_MAXIMUM_PRIVATE;
-use sispop_storage::store::{message_from_json, message_to_json, Message, MAX_REVOKED};
+use sispop_storage::store::{message_from_json, message_to_json, Message, Revocation, MAX_REVOKED};
 use sispop_storage::UserPubkey;
 use tracing::debug;
 
@@ -53,6 +59,8 @@ use crate::storage_server::{owner_among, serving, storage_rpc, Storage};
 
 mod keeping;
 pub use keeping::run;
+#[cfg(test)]
+mod tests;
 
 /// How long a member may take to answer.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -325,7 +333,21 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
         }
         PUSH => {
             let req: Value = serde_json::from_slice(rest).unwrap_or(Value::Null);
-            let msgs = owned_messages(node, our_swarm, &req["messages"]);
+            let mut msgs = owned_messages(node, our_swarm, &req["messages"]);
+            // From a member of our swarm (passing on, or a missed write sent again), or handed
+            // over by a node that was in the swarm owning the account in a recent layout of the
+            // swarms; from anyone else, nothing.
+            if !same_swarm {
+                let layouts = {
+                    let st = node.lock();
+                    node.sn_directory(&st).layouts()
+                };
+                let before = msgs.len();
+                msgs.retain(|m| layouts.iter().any(|l| l.holds(&from, &m.pubkey)));
+                if msgs.len() < before {
+                    debug!(node = %from, refused = before - msgs.len(), "pushed messages from a node that never held their accounts refused");
+                }
+            }
             match storage.store.store_new(&msgs) {
                 Ok(new) => {
                     // Revocations handed over with their accounts' messages.
@@ -452,13 +474,18 @@ fn next_page(after: &Option<String>, page: &Value) -> Option<String> {
     moved.then(|| n.to_owned())
 }
 
-/// Revocations as a peer lists them (`[{"pubkey", "token", "t"}]`: at most those of a page of
-/// accounts), by account, for the accounts `swarm` owns; times in the future are brought back
-/// to now. (They never push out revocations held here: `MessageStore::merge_revocations`.)
-fn revocations_in(node: &Node, swarm: u64, list: &Value) -> Vec<(UserPubkey, Vec<Revoked>)> {
+/// Revocations as a peer lists them (`[{"pubkey", "token", "t", "proof"}]`: at most those of
+/// a page of accounts), by account, for the accounts `swarm` owns, each only with the
+/// account's own signature on a request that revoked that token (`proof`; its timestamp is the
+/// revocation's time, brought back to now if in the future). (They never push out revocations
+/// held here: `MessageStore::merge_revocations`.)
+fn revocations_in(node: &Node, swarm: u64, list: &Value) -> Vec<(UserPubkey, Vec<Revocation>)> {
     let now = crate::storage_server::now_ms();
     let ids = node.swarm_ids();
-    let mut by_account: std::collections::BTreeMap<[u8; 33], (UserPubkey, Vec<Revoked>)> =
+    let mut by_account: std::collections::BTreeMap<[u8; 33], (UserPubkey, Vec<Revocation>)> =
+        Default::default();
+    // The tokens of a revoke often share one request: checked once.
+    let mut proven: std::collections::HashMap<(UserPubkey, String), Option<Proven>> =
         Default::default();
     for e in list
         .as_array()
@@ -466,7 +493,7 @@ fn revocations_in(node: &Node, swarm: u64, list: &Value) -> Vec<(UserPubkey, Vec
         .flatten()
         .take(PAGE * MAX_REVOKED)
     {
-        let (Some(acct), Some(token), Some(at)) = (
+        let (Some(acct), Some(token), Some(proof)) = (
             e["pubkey"]
                 .as_str()
                 .and_then(|h| UserPubkey::from_hex(h).ok()),
@@ -474,13 +501,20 @@ fn revocations_in(node: &Node, swarm: u64, list: &Value) -> Vec<(UserPubkey, Vec
                 .as_str()
                 .and_then(|t| hex::decode(t).ok())
                 .and_then(|t| <[u8; TOKEN_LEN]>::try_from(t).ok()),
-            e["t"].as_u64(),
+            e["proof"].as_str(),
         ) else {
             continue;
         };
         if owner_among(&ids, &acct) != Some(swarm) {
             continue;
         }
+        let checked = proven
+            .entry((acct, proof.to_owned()))
+            .or_insert_with(|| proven_revocation(&acct, proof.as_bytes()));
+        let Some((at, _)) = checked.as_ref().filter(|(_, toks)| toks.contains(&token)) else {
+            debug!(account = %sispop_storage::pubkey_hex(&acct), "revocation without the account's signature refused");
+            continue;
+        };
         let mut raw = [0u8; 33];
         raw[0] = acct.prefix;
         raw[1..].copy_from_slice(&acct.key);
@@ -488,19 +522,24 @@ fn revocations_in(node: &Node, swarm: u64, list: &Value) -> Vec<(UserPubkey, Vec
             .entry(raw)
             .or_insert_with(|| (acct, Vec::new()))
             .1
-            .push((token, at.min(now)));
+            .push(Revocation {
+                token,
+                at: (*at).min(now),
+                proof: proof.as_bytes().to_vec(),
+            });
     }
     by_account.into_values().collect()
 }
 
-/// A revoked token and when.
-type Revoked = ([u8; TOKEN_LEN], u64);
+/// What a revocation's proof proves: its time and the tokens it revoked.
+type Proven = (u64, Vec<[u8; TOKEN_LEN]>);
 
-/// Revocations as listed between members.
-fn revocations_json(list: &[(UserPubkey, [u8; TOKEN_LEN], u64)]) -> Vec<Value> {
+/// Revocations as listed between members, with their proofs.
+fn revocations_json(list: &[(UserPubkey, Revocation)]) -> Vec<Value> {
     list.iter()
-        .map(|(pk, t, at)| {
-            json!({"pubkey": sispop_storage::pubkey_hex(pk), "token": hex::encode(t), "t": at})
+        .map(|(pk, r)| {
+            json!({"pubkey": sispop_storage::pubkey_hex(pk), "token": hex::encode(r.token),
+                   "t": r.at, "proof": String::from_utf8_lossy(&r.proof)})
         })
         .collect()
 }

@@ -449,9 +449,35 @@ impl ServiceNodeList {
         }
     }
 
+    /// A list that starts from `state` (for tests and tools that need a given list without
+    /// the blocks that would make it; `state.tip` must be a block of the chain it is used with).
+    pub fn from_state(params: &'static NetworkParams, state: State) -> ServiceNodeList {
+        ServiceNodeList::from_states(params, Vec::new(), state)
+    }
+
+    /// [`ServiceNodeList::from_state`] with the states of earlier blocks, oldest first (what
+    /// [`ServiceNodeList::recent_states`] gives).
+    pub fn from_states(
+        params: &'static NetworkParams,
+        history: Vec<State>,
+        state: State,
+    ) -> ServiceNodeList {
+        ServiceNodeList {
+            params,
+            state,
+            history: history.into(),
+        }
+    }
+
     /// The current state.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The states after each of the last blocks (at most [`STATE_HISTORY`]), oldest first, not
+    /// counting the current one.
+    pub fn recent_states(&self) -> impl Iterator<Item = &State> {
+        self.history.iter()
     }
 
     /// Network parameters.

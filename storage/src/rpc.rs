@@ -24,6 +24,7 @@ pub const TTL_MAXIMUM_PRIVATE: u64 = 30 * 86_400_000;
 pub const STORE_TOLERANCE: u64 = 10_000;
 mod meta;
 mod subaccounts;
+pub use subaccounts::proven_revocation;
 
 pub use meta::OXEND_ENDPOINTS;
 

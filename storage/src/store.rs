@@ -43,7 +43,7 @@ const CF_REVOKED: &str = "revoked";
 
 mod revoked;
 mod sampling;
-pub use revoked::MAX_REVOKED;
+pub use revoked::{Revocation, MAX_REVOKED};
 pub use sampling::{wire_size, MessageMeta};
 const SEQ_KEY: &[u8] = b"seq";
 /// Sequence numbers are reserved this many at a time (one write of `seq` per block of inserts).

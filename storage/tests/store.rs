@@ -552,19 +552,31 @@ fn discarding_store_acknowledges_and_keeps_nothing() {
 /// messages here.
 #[test]
 fn revocations_page_and_merge() {
-    use sispop_storage::store::MAX_REVOKED;
+    use sispop_storage::store::{Revocation, MAX_REVOKED};
     let dir = tempfile::tempdir().expect("tempdir");
     let s = open(&dir);
     let tok = |i: u8| [i; sispop_storage::auth::TOKEN_LEN];
+    let rev = |i: u8, at: u64, proof: &str| Revocation {
+        token: tok(i),
+        at,
+        proof: proof.as_bytes().to_vec(),
+    };
+    let pairs = |l: &[(u8, u64)]| -> Vec<Revocation> {
+        l.iter().map(|(t, at)| rev(*t, *at, "p")).collect()
+    };
     s.store(&msg(1, 0, "held", 0, 9000), false).expect("store");
     s.store(&msg(2, 0, "held", 0, 9000), false).expect("store");
-    s.revoke(&pk(1), &[tok(1), tok(2)], 100).expect("revoke");
-    s.revoke(&pk(2), &[tok(3)], 200).expect("revoke");
-    // Pages of two, then one, in (account, token) order.
+    s.revoke(&pk(1), &[tok(1), tok(2)], 100, b"p1")
+        .expect("revoke");
+    s.revoke(&pk(2), &[tok(3)], 200, b"p2").expect("revoke");
+    // Pages of two, then one, in (account, token) order, each with its proof.
     let (first, next) = s.revocations_after(None, 2).expect("page");
-    assert_eq!(first, vec![(pk(1), tok(1), 100), (pk(1), tok(2), 100)]);
+    assert_eq!(
+        first,
+        vec![(pk(1), rev(1, 100, "p1")), (pk(1), rev(2, 100, "p1"))]
+    );
     let (second, end) = s.revocations_after(next.as_deref(), 2).expect("page");
-    assert_eq!(second, vec![(pk(2), tok(3), 200)]);
+    assert_eq!(second, vec![(pk(2), rev(3, 200, "p2"))]);
     assert_eq!(end, None);
 
     // Merged into another member's store: later times win, earlier ones change nothing.
@@ -573,9 +585,9 @@ fn revocations_page_and_merge() {
     other
         .store(&msg(1, 0, "held", 0, 9000), false)
         .expect("store");
-    other.revoke(&pk(1), &[tok(1)], 150).expect("revoke");
+    other.revoke(&pk(1), &[tok(1)], 150, b"p").expect("revoke");
     let changed = other
-        .merge_revocations(&pk(1), &[(tok(1), 100), (tok(2), 100)])
+        .merge_revocations(&pk(1), &pairs(&[(1, 100), (2, 100)]))
         .expect("merge");
     assert_eq!(changed, 1, "only the token it lacked");
     assert_eq!(
@@ -586,15 +598,15 @@ fn revocations_page_and_merge() {
     // An account that holds nothing here keeps no revocations.
     assert_eq!(
         other
-            .merge_revocations(&pk(2), &[(tok(3), 200)])
+            .merge_revocations(&pk(2), &pairs(&[(3, 200)]))
             .expect("merge"),
         0
     );
     assert!(!other.is_revoked(&pk(2), &tok(3)));
-    // Merged revocations come unsigned: they fill the room left, newest first, and never
-    // push out one held here, however new they claim to be.
+    // Merged revocations fill the room left, newest first, and never push out one held here,
+    // however new they are.
     let many: Vec<_> = (0..MAX_REVOKED as u8 + 5)
-        .map(|i| (tok(100 + i), 1000 + u64::from(i)))
+        .map(|i| rev(100 + i, 1000 + u64::from(i), "p"))
         .collect();
     assert_eq!(
         other.merge_revocations(&pk(1), &many).expect("merge"),
@@ -616,7 +628,7 @@ fn revocations_page_and_merge() {
         .expect("store");
     assert_eq!(
         third
-            .merge_revocations(&pk(1), &[(tok(9), 500), (tok(9), 300)])
+            .merge_revocations(&pk(1), &pairs(&[(9, 500), (9, 300)]))
             .expect("merge"),
         1
     );
@@ -628,8 +640,9 @@ fn revocations_page_and_merge() {
     third
         .revoke(
             &pk(1),
-            &many.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            &many.iter().map(|r| r.token).collect::<Vec<_>>(),
             2000,
+            b"p",
         )
         .expect("revoke");
     assert_eq!(third.revocations(&pk(1)).expect("list").len(), MAX_REVOKED);

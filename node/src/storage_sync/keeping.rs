@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sispop_chain::PublicKey;
-use sispop_storage::auth::TOKEN_LEN;
-use sispop_storage::store::{message_to_json, Message};
+use sispop_storage::store::{message_to_json, Message, Revocation};
 use sispop_storage::UserPubkey;
 use tracing::{debug, info, warn};
 
@@ -61,18 +60,19 @@ async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> (usiz
             // The accounts' revocations go with their messages.
             let accounts: BTreeSet<UserPubkey> = msgs.iter().map(|m| m.pubkey).collect();
             let s = storage.clone();
-            let revoked: Vec<(UserPubkey, [u8; TOKEN_LEN], u64)> =
-                tokio::task::spawn_blocking(move || {
-                    accounts
-                        .into_iter()
-                        .flat_map(|a| {
-                            let list = s.store.revocations(&a).unwrap_or_default();
-                            list.into_iter().map(move |(t, at)| (a, t, at))
-                        })
-                        .collect()
-                })
-                .await
-                .unwrap_or_default();
+            let revoked: Vec<(UserPubkey, Revocation)> = tokio::task::spawn_blocking(move || {
+                accounts
+                    .into_iter()
+                    .flat_map(|a| {
+                        let list = s.store.revocations_with_proofs(&a).unwrap_or_default();
+                        list.into_iter()
+                            .filter(|r| !r.proof.is_empty())
+                            .map(move |r| (a, r))
+                    })
+                    .collect()
+            })
+            .await
+            .unwrap_or_default();
             let mut data = vec![PUSH];
             data.extend_from_slice(
                 json!({"messages": msgs.iter().map(message_to_json).collect::<Vec<_>>(),

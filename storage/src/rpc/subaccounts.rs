@@ -41,6 +41,45 @@ fn tokens(p: &Map<String, Value>, field: &str) -> R<Vec<[u8; TOKEN_LEN]>> {
         .collect()
 }
 
+/// The fields of a `revoke_subaccount` request that make its proof.
+const PROOF_FIELDS: [&str; 5] = [
+    "pubkey",
+    "pubkey_ed25519",
+    "timestamp",
+    "revoke",
+    "signature",
+];
+
+/// What the account signs: the method, the timestamp, the tokens.
+fn signed_text(what: &str, ts: u64, tokens: &[[u8; TOKEN_LEN]]) -> Vec<u8> {
+    let mut msg = format!("{what}{ts}").into_bytes();
+    tokens.iter().for_each(|t| msg.extend_from_slice(t));
+    msg
+}
+
+/// Checks a revocation's proof (a `revoke_subaccount` request as kept with it): signed by
+/// `acct`'s own key. Returns its timestamp and tokens; `None` if it proves nothing.
+pub fn proven_revocation(acct: &UserPubkey, proof: &[u8]) -> Option<(u64, Vec<[u8; TOKEN_LEN]>)> {
+    let Ok(Value::Object(p)) = serde_json::from_slice::<Value>(proof) else {
+        return None;
+    };
+    if pubkey(&p).ok()? != *acct {
+        return None;
+    }
+    let toks = tokens(&p, "revoke").ok()?;
+    let ts = required(&p, "timestamp").ok()?;
+    let s = signed(&p).ok()??;
+    auth::verify(
+        acct,
+        &s,
+        &signed_text("revoke_subaccount", ts, &toks),
+        0,
+        &never,
+    )
+    .ok()?;
+    Some((ts, toks))
+}
+
 /// Handles `revoke_subaccount` (`unrevoke` false) or `unrevoke_subaccount`.
 pub(super) fn revoke(
     store: &MessageStore,
@@ -63,9 +102,8 @@ pub(super) fn revoke(
     own.remove("subaccount");
     own.remove("subaccount_sig");
     let s = signed(&own)?.ok_or_else(|| Reply::bad("Required field 'signature' missing"))?;
-    let mut msg = format!("{what}{ts}").into_bytes();
-    toks.iter().for_each(|t| msg.extend_from_slice(t));
-    auth::verify(&acct, &s, &msg, 0, &never).map_err(|e| auth_error(what, e))?;
+    auth::verify(&acct, &s, &signed_text(what, ts, &toks), 0, &never)
+        .map_err(|e| auth_error(what, e))?;
     let count = if unrevoke {
         Some(store.unrevoke(&acct, &toks).map_err(store_error)?)
     } else {
@@ -73,8 +111,15 @@ pub(super) fn revoke(
         // holds none there is nothing to protect, and nothing is kept (so no key can fill the
         // store with revocations for free).
         if store.usage(&acct).map_err(store_error)?.0 > 0 {
+            // Kept with the account's signed request, which members that pull it check.
+            let proof = Value::Object(
+                PROOF_FIELDS
+                    .iter()
+                    .filter_map(|k| own.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+                    .collect(),
+            );
             store
-                .revoke(&acct, &toks, ctx.now_ms)
+                .revoke(&acct, &toks, ts, proof.to_string().as_bytes())
                 .map_err(store_error)?;
         }
         None

@@ -1,7 +1,10 @@
 //! Revoked subaccount tokens, per account: a subaccount whose token is here may no longer act
 //! for the account. At most [`MAX_REVOKED`] per account are kept, the most recently revoked.
 //!
-//! Key `account(33) ‖ token(36)` → the unix ms it was (last) revoked.
+//! Key `account(33) ‖ token(36)` → the unix ms it was (last) revoked (8, big-endian) ‖ the
+//! account's signed request that revoked it (its `revoke_subaccount` params as JSON: the
+//! [`Revocation::proof`] members pass on; empty for a record made before proofs were kept,
+//! which is never passed on).
 
 use rocksdb::WriteBatch;
 
@@ -12,6 +15,31 @@ use crate::UserPubkey;
 /// Revocations kept per account (upstream's `MAX_SUBACCOUNT_TOKENS`).
 pub const MAX_REVOKED: usize = 50;
 
+/// A revoked token as members pass it on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// The token.
+    pub token: [u8; TOKEN_LEN],
+    /// When it was revoked (unix ms: the signed request's timestamp).
+    pub at: u64,
+    /// The account's signed request (see the module docs; `rpc::proven_revocation` checks it).
+    pub proof: Vec<u8>,
+}
+
+fn value(at: u64, proof: &[u8]) -> Vec<u8> {
+    let mut v = at.to_be_bytes().to_vec();
+    v.extend_from_slice(proof);
+    v
+}
+
+fn parse(v: &[u8]) -> Result<(u64, &[u8]), StoreError> {
+    let at = v
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .ok_or(StoreError::Corrupt("revocation record"))?;
+    Ok((u64::from_be_bytes(at), &v[8..]))
+}
+
 fn key(pk: &UserPubkey, token: &[u8; TOKEN_LEN]) -> Vec<u8> {
     let mut k = owner_bytes(pk).to_vec();
     k.extend_from_slice(token);
@@ -19,28 +47,36 @@ fn key(pk: &UserPubkey, token: &[u8; TOKEN_LEN]) -> Vec<u8> {
 }
 
 impl MessageStore {
-    /// Revokes `tokens` for `pk` at `now_ms` (a token revoked again keeps the later time),
-    /// keeping the account's [`MAX_REVOKED`] most recent.
+    /// Revokes `tokens` for `pk` at `at` (a token revoked again keeps the later time), with the
+    /// account's signed request as their proof, keeping the account's [`MAX_REVOKED`] most
+    /// recent.
     pub fn revoke(
         &self,
         pk: &UserPubkey,
         tokens: &[[u8; TOKEN_LEN]],
-        now_ms: u64,
+        at: u64,
+        proof: &[u8],
     ) -> Result<(), StoreError> {
-        let entries: Vec<_> = tokens.iter().map(|t| (*t, now_ms)).collect();
+        let entries: Vec<_> = tokens
+            .iter()
+            .map(|t| Revocation {
+                token: *t,
+                at,
+                proof: proof.to_vec(),
+            })
+            .collect();
         self.put_revocations(pk, &entries, true).map(|_| ())
     }
 
     /// Takes revocations another node holds (when this node joins or returns, or an account
-    /// is handed over): each keeps the later of its time here and there. They come without the
-    /// account's signature, so they never push out a revocation held here: past
-    /// [`MAX_REVOKED`], only the newest of those that fit are added. Only an account that holds
-    /// messages here keeps any (as with [`MessageStore::revoke`] through the RPC). Returns how
-    /// many were new or later.
+    /// is handed over), whose proofs the caller checked: each keeps the later of its time here
+    /// and there. They never push out a revocation held here: past [`MAX_REVOKED`], only the
+    /// newest of those that fit are added. Only an account that holds messages here keeps any
+    /// (as with [`MessageStore::revoke`] through the RPC). Returns how many were new or later.
     pub fn merge_revocations(
         &self,
         pk: &UserPubkey,
-        entries: &[([u8; TOKEN_LEN], u64)],
+        entries: &[Revocation],
     ) -> Result<usize, StoreError> {
         if entries.is_empty() || !self.holds_messages(pk)? {
             return Ok(0);
@@ -56,7 +92,7 @@ impl MessageStore {
     fn put_revocations(
         &self,
         pk: &UserPubkey,
-        entries: &[([u8; TOKEN_LEN], u64)],
+        entries: &[Revocation],
         own: bool,
     ) -> Result<usize, StoreError> {
         if entries.is_empty() || self.discarding() {
@@ -66,15 +102,19 @@ impl MessageStore {
         let _w = self.lock();
         let held: std::collections::HashMap<[u8; TOKEN_LEN], u64> =
             self.revocations(pk)?.into_iter().collect();
-        // One time per token, the latest.
-        let mut latest: std::collections::HashMap<[u8; TOKEN_LEN], u64> = Default::default();
-        for (t, at) in entries {
-            let e = latest.entry(*t).or_insert(*at);
-            *e = (*e).max(*at);
+        // One time per token, the latest (with its proof).
+        let mut latest: std::collections::HashMap<[u8; TOKEN_LEN], (u64, &[u8])> =
+            Default::default();
+        for r in entries {
+            let e = latest.entry(r.token).or_insert((r.at, &r.proof));
+            if r.at > e.0 {
+                *e = (r.at, &r.proof);
+            }
         }
-        let mut fresh: Vec<([u8; TOKEN_LEN], u64)> = latest
+        let mut fresh: Vec<([u8; TOKEN_LEN], u64, &[u8])> = latest
             .into_iter()
-            .filter(|(t, at)| held.get(t).is_none_or(|h| h < at))
+            .filter(|(t, (at, _))| held.get(t).is_none_or(|h| h < at))
+            .map(|(t, (at, proof))| (t, at, proof))
             .collect();
         if !own {
             // Later times for tokens held, then new tokens while there is room, newest first.
@@ -85,7 +125,7 @@ impl MessageStore {
                     .then(a.0.cmp(&b.0))
             });
             let mut room = MAX_REVOKED.saturating_sub(held.len());
-            fresh.retain(|(t, _)| {
+            fresh.retain(|(t, _, _)| {
                 held.contains_key(t) || {
                     let fits = room > 0;
                     room = room.saturating_sub(1);
@@ -94,15 +134,15 @@ impl MessageStore {
             });
         }
         let mut b = WriteBatch::default();
-        for (t, at) in &fresh {
-            b.put_cf(cf, key(pk, t), at.to_be_bytes());
+        for (t, at, proof) in &fresh {
+            b.put_cf(cf, key(pk, t), value(*at, proof));
         }
         let changed = fresh.len();
         self.db.write(b)?;
         let mut all = self.revocations(pk)?;
         if all.len() > MAX_REVOKED {
             let now: std::collections::HashSet<&[u8; TOKEN_LEN]> = if own {
-                entries.iter().map(|(t, _)| t).collect()
+                entries.iter().map(|r| &r.token).collect()
             } else {
                 Default::default()
             };
@@ -120,15 +160,16 @@ impl MessageStore {
         Ok(changed)
     }
 
-    /// Every revocation held, in key order (account, token), from `after` (a key returned by
-    /// an earlier call) on, at most `max`: what a member that joins the swarm pulls. Returns
-    /// (account, token, unix ms) of each and the key to continue from.
+    /// The revocations held with their proofs, in key order (account, token), from `after` (a
+    /// key returned by an earlier call) on, at most `max`: what a member that joins the swarm
+    /// pulls. Records without a proof are passed over. Returns (account, revocation) of each
+    /// and the key to continue from.
     #[expect(clippy::type_complexity, reason = "a page and its cursor")]
     pub fn revocations_after(
         &self,
         after: Option<&[u8]>,
         max: usize,
-    ) -> Result<(Vec<(UserPubkey, [u8; TOKEN_LEN], u64)>, Option<Vec<u8>>), StoreError> {
+    ) -> Result<(Vec<(UserPubkey, Revocation)>, Option<Vec<u8>>), StoreError> {
         let cf = self.cf(CF_REVOKED)?;
         let mode = match after {
             Some(k) => rocksdb::IteratorMode::From(k, rocksdb::Direction::Forward),
@@ -144,24 +185,31 @@ impl MessageStore {
             if out.len() >= max {
                 return Ok((out, last));
             }
-            let (Some(prefix), Ok(t), Ok(ts)) = (
+            let (Some(prefix), Ok(token)) = (
                 k.first(),
                 <[u8; TOKEN_LEN]>::try_from(k.get(OWNER_LEN..).unwrap_or_default()),
-                <[u8; 8]>::try_from(&v[..]),
             ) else {
                 return Err(StoreError::Corrupt("revocation record"));
             };
+            let (at, proof) = parse(&v)?;
+            last = Some(k.to_vec());
+            if proof.is_empty() {
+                continue;
+            }
             let mut acct = [0u8; 32];
             acct.copy_from_slice(&k[1..OWNER_LEN]);
+            let account = UserPubkey {
+                prefix: *prefix,
+                key: acct,
+            };
             out.push((
-                UserPubkey {
-                    prefix: *prefix,
-                    key: acct,
+                account,
+                Revocation {
+                    token,
+                    at,
+                    proof: proof.to_vec(),
                 },
-                t,
-                u64::from_be_bytes(ts),
             ));
-            last = Some(k.to_vec());
         }
         Ok((out, None))
     }
@@ -203,6 +251,16 @@ impl MessageStore {
 
     /// An account's revoked tokens with when they were revoked.
     pub fn revocations(&self, pk: &UserPubkey) -> Result<Vec<([u8; TOKEN_LEN], u64)>, StoreError> {
+        Ok(self
+            .revocations_with_proofs(pk)?
+            .into_iter()
+            .map(|r| (r.token, r.at))
+            .collect())
+    }
+
+    /// An account's revocations with their proofs (empty for records made before proofs were
+    /// kept).
+    pub fn revocations_with_proofs(&self, pk: &UserPubkey) -> Result<Vec<Revocation>, StoreError> {
         let cf = self.cf(CF_REVOKED)?;
         let prefix = owner_bytes(pk);
         let mut out = Vec::new();
@@ -211,13 +269,15 @@ impl MessageStore {
             if !k.starts_with(&prefix) {
                 break;
             }
-            let (Ok(t), Ok(ts)) = (
-                <[u8; TOKEN_LEN]>::try_from(&k[prefix.len()..]),
-                <[u8; 8]>::try_from(&v[..]),
-            ) else {
+            let Ok(token) = <[u8; TOKEN_LEN]>::try_from(&k[prefix.len()..]) else {
                 return Err(StoreError::Corrupt("revocation record"));
             };
-            out.push((t, u64::from_be_bytes(ts)));
+            let (at, proof) = parse(&v)?;
+            out.push(Revocation {
+                token,
+                at,
+                proof: proof.to_vec(),
+            });
         }
         Ok(out)
     }
