@@ -54,7 +54,8 @@ const MAX_CONNECTIONS: usize = 4096;
 pub struct Storage {
     /// The messages.
     pub store: MessageStore,
-    signer: ed25519_dalek::SigningKey,
+    /// This node's Ed25519 key (it signs results and confirmations).
+    pub(crate) signer: ed25519_dalek::SigningKey,
     /// Per-client-IP request budget (upstream: 300/s, bursts of 600).
     limiter: std::sync::Mutex<RateLimiter>,
     /// What serving needs from the chain, as of one tip.

@@ -28,8 +28,9 @@
 //! Messages: a tag byte, then: 1 forward: the client's JSON body (answer: status u16 BE ‖
 //! body); 2 pull: JSON `{"after": hex|null, "max": n}` (answer: JSON `{"messages": [...],
 //! "next": hex|null}`); 3 push: JSON `{"messages": [...], "revoked": [...]?, "only_here":
-//! bool?}` (answer: JSON `{"stored": n}`; `only_here` from a member of our swarm: not passed
-//! on);
+//! bool?}` (answer: JSON `{"stored": n, "held": [hash…], "signature": hex}`: how many were
+//! new, and the hashes of those pushed that this node now holds, signed with its key over
+//! `storage::store::held_statement`; `only_here` from a member of our swarm: not passed on);
 //! 4 and 5: storage tests, from any active service node ([`crate::storage_test`]); 6: an
 //! onion layer ([`crate::onion`]); 7 pull revocations: JSON `{"after": hex|null, "max": n}`
 //! (answer: JSON `{"revoked": [{"pubkey", "token" (hex), "t" (ms), "proof" (the account's
@@ -47,7 +48,9 @@ use sispop_chain::PublicKey;
 use sispop_storage::auth::TOKEN_LEN;
 use sispop_storage::rpc::proven_revocation;
 use sispop_storage::rpc::TTL_MAXIMUM_PRIVATE;
-use sispop_storage::store::{message_from_json, message_to_json, Message, Revocation, MAX_REVOKED};
+use sispop_storage::store::{
+    held_statement, message_from_json, message_to_json, Message, Revocation, MAX_REVOKED,
+};
 use sispop_storage::UserPubkey;
 use tracing::debug;
 
@@ -348,8 +351,8 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
                     debug!(node = %from, refused = before - msgs.len(), "pushed messages from a node that never held their accounts refused");
                 }
             }
-            match storage.store.store_new(&msgs) {
-                Ok(new) => {
+            match storage.store.store_held(&msgs) {
+                Ok((new, held)) => {
                     // Revocations handed over with their accounts' messages.
                     for (acct, entries) in revocations_in(node, our_swarm, &req["revoked"]) {
                         if let Err(e) = storage.store.merge_revocations(&acct, &entries) {
@@ -367,7 +370,18 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
                             rt.spawn(spread(node.clone(), our_swarm, fresh));
                         }
                     }
-                    answer(200, json!({"stored": new.len()}).to_string().into_bytes())
+                    // Signed, so the node handing them over drops only what is held here.
+                    let held: Vec<&str> = held
+                        .iter()
+                        .filter_map(|i| msgs.get(*i).map(|m| m.hash.as_str()))
+                        .collect();
+                    let signature = ed25519_dalek::Signer::sign(
+                        &storage.signer,
+                        &held_statement(held.iter().copied()),
+                    );
+                    let v = json!({"stored": new.len(), "held": held,
+                                   "signature": hex::encode(signature.to_bytes())});
+                    answer(200, v.to_string().into_bytes())
                 }
                 Err(e) => answer(500, e.to_string().into_bytes()),
             }
@@ -385,6 +399,43 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
         FORWARD | PULL | PULL_REVOKED => answer(421, b"not a member of this swarm".to_vec()),
         _ => answer(400, b"unknown storage request".to_vec()),
     }
+}
+
+/// The hashes a member confirmed holding in its answer to a push (`{"held": [hash…],
+/// "signature": hex}`, signed by its key over [`held_statement`]), among those pushed; none if
+/// the answer is not a good signature of it.
+pub(crate) fn confirmed(member: &PublicKey, answer: &[u8], pushed: &[&str]) -> Vec<String> {
+    if answer.get(..2) != Some(&200u16.to_be_bytes()[..]) {
+        return Vec::new();
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&answer[2..]) else {
+        return Vec::new();
+    };
+    let held: Vec<&str> = v["held"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let signature = v["signature"]
+        .as_str()
+        .and_then(|s| hex::decode(s).ok())
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .map(|b| ed25519_dalek::Signature::from_bytes(&b));
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&member.0);
+    let (Some(signature), Ok(key)) = (signature, key) else {
+        return Vec::new();
+    };
+    if key
+        .verify_strict(&held_statement(held.iter().copied()), &signature)
+        .is_err()
+    {
+        return Vec::new();
+    }
+    held.into_iter()
+        .filter(|h| pushed.contains(h))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Pushes messages that were new here to the other members of our swarm.

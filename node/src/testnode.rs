@@ -37,7 +37,8 @@ impl Member {
     }
 }
 
-/// The node under test (member 0) and the list it sees.
+/// The node under test (member 0 unless made with [`TestNode::as_member`]) and the list it
+/// sees.
 pub struct TestNode {
     /// The node.
     pub node: Node,
@@ -67,6 +68,16 @@ impl TestNode {
         swarms: &[u64],
         edit: impl FnOnce(&mut State, &[Member]),
     ) -> TestNode {
+        TestNode::as_member(0, before, swarms, edit)
+    }
+
+    /// [`TestNode::with_history`], the node being member `me`.
+    pub fn as_member(
+        me: usize,
+        before: Option<&[u64]>,
+        swarms: &[u64],
+        edit: impl FnOnce(&mut State, &[Member]),
+    ) -> TestNode {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let members: Vec<Member> = (0..swarms.len())
             .map(|i| Member::new(u8::try_from(i).unwrap_or(u8::MAX)))
@@ -90,7 +101,7 @@ impl TestNode {
             ServiceNodeList::from_states(params(), history, state),
         )
         .unwrap_or_else(|e| panic!("chain: {e}"));
-        let keys = ServiceNodeKeys::from_seed(&[1; 32]);
+        let keys = ServiceNodeKeys::from_seed(&[u8::try_from(me + 1).unwrap_or(u8::MAX); 32]);
         let node = Node::new(chain, None, Some(keys));
         let (storage, _) = crate::storage_server::open(&node, dir.path())
             .unwrap_or_else(|e| panic!("storage: {e}"));

@@ -45,3 +45,15 @@ pub fn message_from_json(v: &serde_json::Value) -> Result<Message, String> {
         data,
     })
 }
+
+/// What a node signs to confirm that it holds pushed messages (so the node that handed them
+/// over may drop its copies): a domain tag, then each hash followed by a newline, in the order
+/// listed.
+pub fn held_statement<'a>(hashes: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
+    let mut out = b"sispop storage held\n".to_vec();
+    for h in hashes {
+        out.extend_from_slice(h.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}

@@ -830,16 +830,27 @@ impl MessageStore {
     /// [`MessageStore::bulk_store`], returning the indices of the messages that were new. A
     /// message its account has no room for is skipped; the rest are still stored.
     pub fn store_new(&self, msgs: &[Message]) -> Result<Vec<usize>, StoreError> {
-        let mut new = Vec::new();
+        Ok(self.store_held(msgs)?.0)
+    }
+
+    /// [`MessageStore::store_new`], returning also the indices of every message held once done
+    /// (new, or held already): all but those their account had no room for.
+    pub fn store_held(&self, msgs: &[Message]) -> Result<(Vec<usize>, Vec<usize>), StoreError> {
+        let (mut new, mut held) = (Vec::new(), Vec::new());
         for (i, m) in msgs.iter().enumerate() {
             match self.store(m, false) {
-                Ok((StoreOutcome::New, _)) => new.push(i),
-                Ok(_) | Err(StoreError::Full(..)) => {}
+                Ok((outcome, _)) => {
+                    if outcome == StoreOutcome::New {
+                        new.push(i);
+                    }
+                    held.push(i);
+                }
+                Err(StoreError::Full(..)) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(new)
+        Ok((new, held))
     }
 }
 
-pub use crate::peer::{message_from_json, message_to_json};
+pub use crate::peer::{held_statement, message_from_json, message_to_json};

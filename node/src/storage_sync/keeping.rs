@@ -13,15 +13,32 @@ use sispop_storage::UserPubkey;
 use tracing::{debug, info, warn};
 
 use super::{
-    ask, keep_messages, keep_revocations, members_with_addr, peers, pull_pages, revocations_json,
-    CHECK_EVERY, PAGE, PULL, PULL_REVOKED, PUSH, PUSH_PAGE_BYTES,
+    ask, confirmed, keep_messages, keep_revocations, members_with_addr, peers, pull_pages,
+    revocations_json, CHECK_EVERY, PAGE, PULL, PULL_REVOKED, PUSH, PUSH_PAGE_BYTES,
 };
 use crate::node::Node;
 use crate::storage_server::{owner_among, serving, Storage};
 
 /// Sends every message held for an account another swarm owns to that swarm, and drops it
-/// here once a member took it. Returns how many moved.
+/// here once a member signed for holding it. Returns how many moved and how many are left.
 async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> (usize, usize) {
+    hand_over_by(node, storage, our_swarm, |pk, addr, data| {
+        Box::pin(async move { ask(node, &pk, addr, data).await })
+    })
+    .await
+}
+
+/// A request to a member and its answer (the network's [`ask`], or a test's stand-in).
+type Asked<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'a>>;
+
+/// [`hand_over`], asking members through `ask`.
+pub(super) async fn hand_over_by<'a>(
+    node: &'a Node,
+    storage: &Arc<Storage>,
+    our_swarm: u64,
+    ask: impl Fn(PublicKey, Option<libp2p::Multiaddr>, Vec<u8>) -> Asked<'a>,
+) -> (usize, usize) {
     let mut cursor: Option<Vec<u8>> = None;
     let (mut moved, mut left) = (0, 0);
     loop {
@@ -80,25 +97,28 @@ async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> (usiz
                 .to_string()
                 .as_bytes(),
             );
-            let mut taken = false;
+            // Every member is offered them; dropped here is only what a member signed for
+            // holding. The rest is offered again later.
+            let pushed: Vec<&str> = msgs.iter().map(|m| m.hash.as_str()).collect();
+            let mut taken: std::collections::HashSet<String> = Default::default();
             for (pk, addr) in members_with_addr(node, members) {
-                match ask(node, &pk, addr, data.clone()).await {
-                    Ok(r) if r.starts_with(&200u16.to_be_bytes()) => taken = true,
-                    Ok(_) | Err(_) => debug!(node = %pk, "hand-over refused or failed"),
+                match ask(pk, addr, data.clone()).await {
+                    Ok(r) => taken.extend(confirmed(&pk, &r, &pushed)),
+                    Err(e) => debug!(node = %pk, error = %e, "hand-over failed"),
                 }
             }
-            if taken {
+            let (gone, kept): (Vec<Message>, Vec<Message>) =
+                msgs.into_iter().partition(|m| taken.contains(&m.hash));
+            left += kept.len();
+            if !gone.is_empty() {
+                moved += gone.len();
                 let s = storage.clone();
-                let n = msgs.len();
                 let _ = tokio::task::spawn_blocking(move || {
-                    for m in &msgs {
+                    for m in &gone {
                         let _ = s.store.delete(&m.pubkey, std::slice::from_ref(&m.hash));
                     }
                 })
                 .await;
-                moved += n;
-            } else {
-                left += msgs.len();
             }
         }
         match next {

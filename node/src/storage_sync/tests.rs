@@ -17,6 +17,11 @@ const C: u64 = 0xc000_0000_0000_0000;
 
 /// An Ed25519 account (prefix 03) that swarm `swarm` owns among `ids`, with its key.
 fn account_of(ids: &[u64], swarm: u64) -> (SigningKey, UserPubkey) {
+    account_where(|pk| owner_among(ids, pk) == Some(swarm))
+}
+
+/// An Ed25519 account (prefix 03) for which `wanted` holds, with its key.
+fn account_where(wanted: impl Fn(&UserPubkey) -> bool) -> (SigningKey, UserPubkey) {
     for i in 0..=u16::MAX {
         let mut seed = [7u8; 32];
         seed[..2].copy_from_slice(&i.to_le_bytes());
@@ -25,11 +30,11 @@ fn account_of(ids: &[u64], swarm: u64) -> (SigningKey, UserPubkey) {
             prefix: 3,
             key: key.verifying_key().to_bytes(),
         };
-        if owner_among(ids, &pk) == Some(swarm) {
+        if wanted(&pk) {
             return (key, pk);
         }
     }
-    unreachable!("one account in a few owned by each swarm")
+    unreachable!("one account in a few is what is wanted")
 }
 
 fn message(pk: &UserPubkey, namespace: i16, text: &str) -> Message {
@@ -137,4 +142,103 @@ fn revocations_from_peers_need_the_accounts_signature() {
     assert!(listed[0]["proof"]
         .as_str()
         .is_some_and(|p| p.contains("signature")));
+}
+
+#[test]
+fn a_hand_over_drops_only_what_a_receiver_signed_for() {
+    use super::confirmed;
+    // The receiver: member 0 of [A, A, B]. The giver: member 2, handing over two messages of
+    // an account A owns now and one of an account it does not (as from a giver whose chain
+    // view is ahead of the receiver's, or behind).
+    let before = [B, B, B];
+    let t = TestNode::with_history(Some(&before), &[A, A, B], |_, _| {});
+    let (_, ours) = account_of(&[A, B], A);
+    let (_, theirs) = account_of(&[A, B], B);
+    let msgs = [
+        message(&ours, 0, "one"),
+        message(&ours, 0, "two"),
+        message(&theirs, 0, "not ours"),
+    ];
+    let body = json!({"messages": msgs.iter().map(message_to_json).collect::<Vec<_>>()});
+    let mut data = body.to_string().into_bytes();
+    let (status, answer) = t.request(2, PUSH, &data);
+    assert_eq!(status, 200);
+    let mut raw = status.to_be_bytes().to_vec();
+    raw.extend_from_slice(&answer);
+    let pushed: Vec<&str> = msgs.iter().map(|m| m.hash.as_str()).collect();
+    let receiver = t.members[0].pk;
+    let mut got = confirmed(&receiver, &raw, &pushed);
+    got.sort();
+    let mut want = vec![msgs[0].hash.clone(), msgs[1].hash.clone()];
+    want.sort();
+    assert_eq!(got, want, "the two it took, not the one it refused");
+    // Signed by someone else, or altered: nothing is confirmed.
+    assert!(confirmed(&t.members[1].pk, &raw, &pushed).is_empty());
+    let forged = String::from_utf8_lossy(&raw[2..]).replace(&msgs[0].hash, &msgs[2].hash);
+    let mut altered = raw[..2].to_vec();
+    altered.extend_from_slice(forged.as_bytes());
+    assert!(confirmed(&receiver, &altered, &pushed).is_empty());
+    // A receiver that stores nothing (all refused: `{"stored": 0}`, a 200 nonetheless)
+    // confirms nothing.
+    data = json!({"messages": [message_to_json(&msgs[2])]})
+        .to_string()
+        .into_bytes();
+    let (status, answer) = t.request(2, PUSH, &data);
+    let mut raw = status.to_be_bytes().to_vec();
+    raw.extend_from_slice(&answer);
+    assert_eq!(status, 200);
+    assert!(confirmed(&receiver, &raw, &pushed).is_empty());
+}
+
+/// The giver's side: `hand_over` drops exactly what a receiver signed for, and keeps the rest
+/// (to offer again) when receivers store nothing.
+#[tokio::test]
+async fn a_hand_over_keeps_what_no_receiver_stored() {
+    // The giver (member 0) is in B; the accounts moved to A (members 1 and 2).
+    let before = [B, B, B];
+    let now = [B, A, A];
+    let giver = TestNode::as_member(0, Some(&before), &now, |_, _| {});
+    let taker = TestNode::as_member(1, Some(&before), &now, |_, _| {});
+    // Member 1 seen by a receiver whose view of the swarms differs (B and C, member 1 in C):
+    // the account is B's there.
+    let (_, acct) = account_where(|pk| {
+        owner_among(&[A, B], pk) == Some(A) && owner_among(&[B, C], pk) == Some(B)
+    });
+    let msgs: Vec<Message> = (0..3)
+        .map(|i| message(&acct, 0, &format!("message {i}")))
+        .collect();
+    giver.storage.store.bulk_store(&msgs).expect("store");
+    let (m1, m2) = (taker.members[1].pk, taker.members[2].pk);
+    // Member 1 answers as the real code does but stores nothing (its view of the swarms lags:
+    // the account is not its swarm's); member 2 answers 200 `{"stored": 0}` unsigned.
+    let lagging = TestNode::as_member(1, Some(&before), &[B, C, C], |_, _| {});
+    let (moved, left) =
+        super::keeping::hand_over_by(&giver.node, &giver.storage, B, |pk, _, data| {
+            let answer = if pk == m1 {
+                let (s, b) = lagging.request(0, data[0], &data[1..]);
+                [&s.to_be_bytes()[..], &b].concat()
+            } else {
+                [&200u16.to_be_bytes()[..], br#"{"stored": 0}"#].concat()
+            };
+            Box::pin(async move { Ok(answer) })
+        })
+        .await;
+    assert_eq!((moved, left), (0, 3));
+    assert!(msgs.iter().all(|m| held(&giver, m)), "nothing was dropped");
+    // Member 1 in step now: it signs for all three, and they go.
+    let (moved, left) =
+        super::keeping::hand_over_by(&giver.node, &giver.storage, B, |pk, _, data| {
+            let answer = if pk == m1 {
+                let (s, b) = taker.request(0, data[0], &data[1..]);
+                [&s.to_be_bytes()[..], &b].concat()
+            } else {
+                assert_eq!(pk, m2);
+                [&503u16.to_be_bytes()[..], b"busy"].concat()
+            };
+            Box::pin(async move { Ok(answer) })
+        })
+        .await;
+    assert_eq!((moved, left), (3, 0));
+    assert!(msgs.iter().all(|m| !held(&giver, m)));
+    assert!(msgs.iter().all(|m| held(&taker, m)));
 }
