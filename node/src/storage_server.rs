@@ -318,6 +318,17 @@ pub fn storage_rpc(node: &Node, storage: &Storage, body: &[u8]) -> Reply {
 
 /// [`storage_rpc`] for a parsed body.
 pub fn storage_rpc_value(node: &Node, storage: &Storage, req: &Value) -> Reply {
+    storage_rpc_within(node, storage, req, &Default::default())
+}
+
+/// [`storage_rpc_value`], its messages within what is left of `answer` (the budget of the
+/// whole answer it is part of: a `sequence`'s subrequests share one).
+pub fn storage_rpc_within(
+    node: &Node,
+    storage: &Storage,
+    req: &Value,
+    answer: &sispop_storage::rpc::AnswerBudget,
+) -> Reply {
     let route = storage.route(node);
     let hf = route.hf;
     let misc = |mut v: Value| {
@@ -367,6 +378,7 @@ pub fn storage_rpc_value(node: &Node, storage: &Storage, req: &Value) -> Reply {
         height: route.height,
         signer: &storage.signer,
         oxend: &oxend,
+        answer,
     };
     rpc::handle_value(&storage.store, &ctx, req)
 }
@@ -534,11 +546,13 @@ async fn serve_sequence(node: &Node, storage: &Arc<Storage>, req: &Value) -> Rep
         Err(r) => return r,
     };
     let mut results = Vec::with_capacity(subs.len());
+    // One budget for the messages of the whole answer, as for a `batch`.
+    let budget = Arc::new(sispop_storage::rpc::AnswerBudget::default());
     for sub in subs {
-        let (n, s, one) = (node.clone(), storage.clone(), sub.clone());
+        let (n, s, one, b) = (node.clone(), storage.clone(), sub.clone(), budget.clone());
         let mut r = storage
             .workers
-            .run(move || storage_rpc_value(&n, &s, &one))
+            .run(move || storage_rpc_within(&n, &s, &one, &b))
             .await
             .unwrap_or_else(refused);
         if let Ok(swarm) = serving(node) {

@@ -160,6 +160,7 @@ proptest! {
             height: 1,
             signer: &signer,
             oxend: &sispop_storage::rpc::no_daemon,
+            answer: &Default::default(),
         };
         let r = sispop_storage::rpc::handle(s, &ctx, &b);
         prop_assert!((200..600).contains(&r.status));

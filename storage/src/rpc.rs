@@ -50,6 +50,40 @@ pub struct Context<'a> {
     /// Answers `oxend_request` for an allowed endpoint and its params: the daemon's JSON
     /// result, or its error message.
     pub oxend: &'a dyn Fn(&str, &Value) -> Result<Value, String>,
+    /// What the messages of one answer may still take (shared by the retrieves of a batch or
+    /// sequence, which would otherwise hold 20 retrieves' worth).
+    pub answer: &'a AnswerBudget,
+}
+
+/// Most bytes of messages (at upstream's cost per message) one answer holds, `batch` and
+/// `sequence` included: twice one retrieve's ceiling. A retrieve past it answers what fits
+/// (always one message) with `"more": true`; upstream has no such bound, so a batch of 20
+/// retrieves could build an answer of some 150 MB.
+pub const ANSWER_MAX_SIZE: u64 = 2 * RETRIEVE_MAX_SIZE;
+
+/// The bytes of messages one answer may still take ([`ANSWER_MAX_SIZE`] at first).
+#[derive(Debug)]
+pub struct AnswerBudget(std::sync::atomic::AtomicU64);
+
+impl Default for AnswerBudget {
+    fn default() -> AnswerBudget {
+        AnswerBudget(std::sync::atomic::AtomicU64::new(ANSWER_MAX_SIZE))
+    }
+}
+
+impl AnswerBudget {
+    /// What is left.
+    pub fn left(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn spend(&self, bytes: u64) {
+        let _ = self.0.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |left| Some(left.saturating_sub(bytes)),
+        );
+    }
 }
 
 /// An [`Context::oxend`] for a store with no daemon behind it.
@@ -511,9 +545,11 @@ fn retrieve(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> 
             ns,
             last,
             usize::try_from(max_count).unwrap_or(usize::MAX),
-            budget,
+            budget.min(ctx.answer.left()),
         )
         .map_err(store_error)?;
+    ctx.answer
+        .spend(msgs.iter().map(crate::store::retrieve_cost).sum());
     let messages: Vec<Value> = msgs
         .iter()
         .map(|m| {

@@ -74,6 +74,11 @@ pub const MAX_MESSAGE_BODY: usize = 76_800;
 /// The retrieve budget ceiling (bytes of response).
 pub const RETRIEVE_MAX_SIZE: u64 = 7_800_000;
 
+/// What a message costs a retrieve's budget (upstream's: its base64 body, its hash and 100).
+pub fn retrieve_cost(m: &Message) -> u64 {
+    100 + m.hash.len() as u64 + (m.data.len() as u64).div_ceil(3) * 4
+}
+
 /// A stored message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
@@ -635,7 +640,7 @@ impl MessageStore {
                 break;
             }
             let m = decode(&k, &v)?;
-            let cost = 100 + m.hash.len() as u64 + (m.data.len() as u64).div_ceil(3) * 4;
+            let cost = retrieve_cost(&m);
             if (max_count > 0 && out.len() >= max_count)
                 || (!out.is_empty() && used.saturating_add(cost) > max_size)
             {

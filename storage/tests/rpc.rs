@@ -49,6 +49,7 @@ impl T {
             height: 100,
             signer: &self.node,
             oxend: &oxend,
+            answer: &Default::default(),
         };
         let body = json!({"method": method, "params": params}).to_string();
         let r = handle(&self.store, &ctx, body.as_bytes());
@@ -215,6 +216,7 @@ fn bad_stores_get_upstream_codes() {
         height: 100,
         signer: &t.node,
         oxend: &sispop_storage::rpc::no_daemon,
+        answer: &Default::default(),
     };
     for garbage in [
         &b"not json"[..],
@@ -634,4 +636,55 @@ fn oxend_request_passes_allowed_endpoints_to_the_daemon() {
             json!("invalid request: Invalid oxend endpoint 'get_info'")
         )
     );
+}
+
+/// A `batch` of 20 retrieves of an account's largest pages builds one answer of at most
+/// `ANSWER_MAX_SIZE` (and a message over, since each retrieve returns at least one), not 20
+/// retrieves' worth; each says there is more.
+#[test]
+fn a_batch_of_retrieves_is_one_answers_worth() {
+    use sispop_storage::rpc::ANSWER_MAX_SIZE;
+    use sispop_storage::store::{Message, MAX_MESSAGE_BODY};
+    let t = T::new();
+    let big: Vec<Message> = (0..300u32)
+        .map(|i| {
+            let mut data = vec![0u8; MAX_MESSAGE_BODY];
+            data[..4].copy_from_slice(&i.to_le_bytes());
+            Message {
+                pubkey: t.acct,
+                namespace: 0,
+                hash: message_hash(&t.acct, 0, &data),
+                timestamp: NOW,
+                expiry: NOW + 3_600_000,
+                data,
+            }
+        })
+        .collect();
+    assert_eq!(t.store.bulk_store(&big).expect("store"), 300);
+    let one = t.signed(
+        &format!("retrieve{NOW}"),
+        json!({"timestamp": NOW, "max_size": -1}),
+    );
+    let requests: Vec<Value> = (0..20)
+        .map(|_| json!({"method": "retrieve", "params": one}))
+        .collect();
+    let (code, body) = t.call("batch", json!({"requests": requests}));
+    assert_eq!(code, 200);
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 20);
+    let bytes: usize = results
+        .iter()
+        .flat_map(|r| r["body"]["messages"].as_array().expect("messages"))
+        .map(|m| m["data"].as_str().expect("data").len())
+        .sum();
+    let one_message = MAX_MESSAGE_BODY.div_ceil(3) * 4;
+    assert!(
+        bytes as u64 <= ANSWER_MAX_SIZE + 20 * one_message as u64,
+        "{bytes} bytes of messages in one answer"
+    );
+    assert!(
+        bytes > 10_000_000,
+        "the first retrieves got their pages: {bytes}"
+    );
+    assert!(results.iter().all(|r| r["body"]["more"] == true));
 }
