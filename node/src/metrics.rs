@@ -276,6 +276,12 @@ pub fn render(node: &Node) -> String {
             "Bytes of messages held (estimate)",
             s.bytes,
         );
+        gauge(
+            &mut r,
+            "storage_connections",
+            "Client connections open on the storage port",
+            storage.clients.open() as u64,
+        );
         let (missed, dropped) = {
             let m = storage.missed.lock().unwrap_or_else(|p| p.into_inner());
             (m.len() as u64, m.dropped)

@@ -117,8 +117,8 @@ pub fn busy() -> Reply {
     Reply::plain(503, "Server busy, try again later")
 }
 
-/// A request from a client at `/onion_req/v2` (the caller holds a [`slot`]).
-pub async fn entry(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Reply {
+/// A request from a client at `/onion_req/v2` (the caller holds a [`slot`]), from `client`.
+pub async fn entry(node: &Node, storage: &Arc<Storage>, body: Bytes, client: IpAddr) -> Reply {
     let Some(relay) = node.relay.get() else {
         return Reply::plain(503, "Service node is not ready: no relay service\n");
     };
@@ -127,7 +127,7 @@ pub async fn entry(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Reply {
     }
     // Parsed on a worker with the peel (a client may send 10 MiB of JSON).
     let open = move || hop::parse_entry(&body).map_err(|e| e.reply(&mut rng()));
-    let r = process(node, relay, storage, open, None).await;
+    let r = process(node, relay, storage, open, Came::Client(client)).await;
     node.metrics.onion("entry", r.status);
     r
 }
@@ -160,7 +160,16 @@ async fn hop_reply(node: &Node, peer: &PeerId, request: Vec<u8>) -> Reply {
         hop::decode_layer(request.get(1..).unwrap_or_default())
             .map_err(|e| Reply::plain(400, &format!("Invalid internal onion request: {e}")))
     };
-    process(node, relay, storage, open, Some(from)).await
+    process(node, relay, storage, open, Came::Node(from)).await
+}
+
+/// Where a layer came from.
+#[derive(Clone, Copy)]
+enum Came {
+    /// A client, at the entry.
+    Client(IpAddr),
+    /// The previous hop.
+    Node(PublicKey),
 }
 
 /// Opens a layer (`open` reads it from the request, on a worker with the peel: an error there
@@ -170,8 +179,12 @@ async fn process(
     relay: &Arc<Relay>,
     storage: &Arc<Storage>,
     open: impl FnOnce() -> Result<Layer, Reply> + Send + 'static,
-    from: Option<PublicKey>,
+    came: Came,
 ) -> Reply {
+    let from = match came {
+        Came::Node(pk) => Some(pk),
+        Came::Client(_) => None,
+    };
     let r = relay.clone();
     let salt = node.params.onion_gcm_salt;
     let peeled = move || {
@@ -187,6 +200,15 @@ async fn process(
         Err(why) => return refused(why),
     };
     match hop {
+        // A request that ends at its first hop reaches storage straight from the client, whose
+        // address is known here: it is held to the client's storage rate, as a direct one is.
+        Hop::Final { key, opts, .. } if matches!(came, Came::Client(ip) if !storage.allow(ip)) => {
+            let limited = sispop_storage::rpc::Reply {
+                status: 429,
+                body: serde_json::json!("Too Many Requests"),
+            };
+            key.wrap(limited.status, &limited.body, opts, &mut rng())
+        }
         Hop::Final { request, opts, key } => {
             // Encrypting a large answer is real work: off the executor, on the storage worker
             // that made it when it is final there, else on ours.
@@ -472,5 +494,50 @@ mod tests {
         ] {
             assert!(!is_public(a.parse().expect("ip")), "{a}");
         }
+    }
+
+    use crate::testnode::TestNode;
+    use sispop_relay::client::{build, open_answer, Answer, Destination, Node as PathNode};
+    use sispop_relay::crypto::EncType;
+
+    /// A request that ends at its first hop reaches storage straight from the client: it is
+    /// held to the client's storage rate (429 past it, encrypted like any answer), and another
+    /// client is not.
+    #[tokio::test]
+    async fn a_one_hop_onion_is_held_to_the_clients_storage_rate() {
+        let t = TestNode::new(&[7, 7, 7], |_, _| {});
+        let me = PathNode::from_ed25519(t.members[0].pk.0).expect("a node key");
+        let request = br#"{"method": "info", "params": {}}"#;
+        let ask = |ip: IpAddr| {
+            let (node, storage) = (t.node.clone(), t.storage.clone());
+            async move {
+                let built = build(
+                    &[me],
+                    &Destination::Storage,
+                    request,
+                    EncType::XChaCha20,
+                    node.params.onion_gcm_salt,
+                    &mut rand::rngs::OsRng,
+                    None,
+                )
+                .expect("built");
+                let r = entry(&node, &storage, Bytes::from(built.body), ip).await;
+                match open_answer(&built.reply, r.status, &r.body).expect("opens") {
+                    Answer::Destination { status, .. } => status,
+                    Answer::Path { status, text } => panic!("{status} {text}"),
+                }
+            }
+        };
+        let greedy: IpAddr = "10.1.1.1".parse().expect("ip");
+        let mut limited = 0;
+        for _ in 0..700 {
+            match ask(greedy).await {
+                200 => {}
+                429 => limited += 1,
+                s => panic!("status {s}"),
+            }
+        }
+        assert!(limited > 0, "700 at once is over a burst of 600");
+        assert_eq!(ask("10.2.2.2".parse().expect("ip")).await, 200);
     }
 }

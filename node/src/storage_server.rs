@@ -7,6 +7,9 @@
 //! are swept every 10 s.
 //!
 //! Each client IP may make 300 requests a second with bursts of 600 (429 beyond, as upstream).
+//! What a client may hold of the port (connections, large bodies and answers, time to send or
+//! read them) is bounded by [`clients`]; bodies are read within a deadline, and an onion
+//! request takes its place among those in hand only once its body is here.
 //! Writes are replicated to the rest of the swarm by [`crate::storage_sync`]; other nodes test
 //! that this one keeps them through [`crate::storage_test`].
 
@@ -17,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -36,6 +39,9 @@ use tracing::{debug, info, warn};
 use crate::node::Node;
 use crate::workers::{Refused, Workers};
 
+mod clients;
+pub use clients::{Answer, Clients};
+
 /// Client requests waiting for a worker; beyond this many the server answers 503.
 const QUEUE: usize = 4096;
 /// Threads that run client requests (parsing, signatures, the store).
@@ -47,8 +53,6 @@ const MAX_BODY: usize = 10 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often expired messages are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
-/// Most open client connections.
-const MAX_CONNECTIONS: usize = 4096;
 
 /// The storage service of a running daemon.
 pub struct Storage {
@@ -66,6 +70,8 @@ pub struct Storage {
     workers: Workers,
     /// Writes swarm members missed, to deliver again.
     pub missed: std::sync::Mutex<crate::storage_redeliver::Missed>,
+    /// Client connections and the memory they hold.
+    pub clients: Arc<Clients>,
 }
 
 /// What serving a request needs from the chain: computed once per block, not per request.
@@ -105,7 +111,8 @@ impl Storage {
         }
     }
 
-    fn allow(&self, client: std::net::IpAddr) -> bool {
+    /// Whether a client's request is within its rate (and counts it).
+    pub(crate) fn allow(&self, client: std::net::IpAddr) -> bool {
         self.limiter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -260,7 +267,7 @@ fn serving_in(st: &crate::node::NodeState) -> Result<u64, String> {
     }
 }
 
-fn respond(status: u16, body: &Value) -> Response<Full<Bytes>> {
+fn respond(status: u16, body: &Value) -> Response<Bytes> {
     let (text, ctype) = match body {
         Value::String(s) => (s.clone(), "text/plain; charset=utf-8"),
         other => (
@@ -268,13 +275,28 @@ fn respond(status: u16, body: &Value) -> Response<Full<Bytes>> {
             "application/json",
         ),
     };
-    let mut r = Response::new(Full::new(Bytes::from(text)));
+    let mut r = Response::new(Bytes::from(text));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static(ctype),
     );
     r
+}
+
+/// An answer to send: a large one takes its share of the answer budget until written, and is
+/// 503 when that is spent.
+fn deliver(storage: &Storage, r: Response<Bytes>) -> Response<Answer> {
+    let (parts, bytes) = r.into_parts();
+    match storage.clients.answer(bytes) {
+        Some(body) => Response::from_parts(parts, body),
+        None => busy_answer(),
+    }
+}
+
+fn busy_answer() -> Response<Answer> {
+    let (parts, bytes) = respond(503, &json!("Server busy, try again later")).into_parts();
+    Response::from_parts(parts, Answer::small(bytes))
 }
 
 /// The accounts a request names (one, or one per subrequest of a batch or sequence, or of
@@ -388,46 +410,63 @@ async fn handle(
     storage: Arc<Storage>,
     client: std::net::IpAddr,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Answer>, Infallible> {
+    let r = handle_bytes(&node, &storage, client, req).await;
+    Ok(deliver(&storage, r))
+}
+
+async fn handle_bytes(
+    node: &Node,
+    storage: &Arc<Storage>,
+    client: std::net::IpAddr,
+    req: Request<Incoming>,
+) -> Response<Bytes> {
     let onion = req.uri().path() == "/onion_req/v2";
     // Onion requests are not limited per IP (upstream): the entry is all a relay sees of its
-    // clients. Their concurrency is bounded in `crate::onion` instead.
+    // clients (a request that ends here, at its first hop, is: `crate::onion`).
     if !onion && !storage.allow(client) {
-        return Ok(respond(429, &json!("Too Many Requests")));
+        return respond(429, &json!("Too Many Requests"));
     }
     if !onion && req.uri().path() != "/storage_rpc/v1" {
-        return Ok(respond(404, &json!("not found")));
+        return respond(404, &json!("not found"));
     }
     if req.method() != Method::POST {
-        return Ok(respond(405, &json!("use POST")));
+        return respond(405, &json!("use POST"));
     }
-    // An onion request takes its place before its body is read, so at most that many bodies
-    // are in memory.
-    let slot = match onion.then(|| crate::onion::slot(&node)) {
-        Some(None) => {
-            let r = crate::onion::busy();
-            return Ok(respond(r.status, &json!(String::from_utf8_lossy(&r.body))));
-        }
-        other => other.flatten(),
+    // A body larger than allowed is refused before it is read; a large one needs room in the
+    // budget of large bodies, and every one must arrive within the deadline.
+    let len = hyper::body::Body::size_hint(req.body()).exact();
+    if len.is_some_and(|l| l > MAX_BODY as u64) {
+        return respond(413, &json!("request body too large"));
+    }
+    let Ok(_room) = storage.clients.body_room(len, MAX_BODY) else {
+        return respond(503, &json!("Server busy, try again later"));
     };
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return Ok(respond(413, &json!("request body too large"))),
+    let read = Limited::new(req.into_body(), MAX_BODY).collect();
+    let body = match tokio::time::timeout(clients::BODY_DEADLINE, read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return respond(413, &json!("request body too large")),
+        Err(_) => return respond(408, &json!("request body timed out")),
     };
     if onion {
-        let r = crate::onion::entry(&node, &storage, body).await;
-        drop(slot);
-        let mut resp = Response::new(Full::new(Bytes::from(r.body)));
+        // Its place among the onion requests in hand is taken once its body is here: a slow
+        // sender holds none.
+        let Some(_slot) = crate::onion::slot(node) else {
+            let r = crate::onion::busy();
+            return respond(r.status, &json!(String::from_utf8_lossy(&r.body)));
+        };
+        let r = crate::onion::entry(node, storage, body, client).await;
+        let mut resp = Response::new(Bytes::from(r.body));
         *resp.status_mut() =
             StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return Ok(resp);
+        return resp;
     }
     // The answer is serialised on the worker that made it, when nothing is left to do here.
     let answer = |r: Reply| respond(r.status, &r.body);
-    Ok(match serve_rpc_then(&node, &storage, body, answer).await {
+    match serve_rpc_then(node, storage, body, answer).await {
         Ok(resp) => resp,
         Err((r, _)) => respond(r.status, &r.body),
-    })
+    }
 }
 
 /// Serves a client's storage request as `/storage_rpc/v1` does (on a worker thread), writes
@@ -608,6 +647,7 @@ pub fn open(node: &Node, data_dir: &Path) -> anyhow::Result<(Arc<Storage>, TlsAc
             workers: Workers::start("storage", WORKERS, QUEUE)
                 .context("starting the storage worker threads")?,
             missed: Default::default(),
+            clients: Clients::new(),
         }),
         acceptor,
     ))
@@ -626,7 +666,6 @@ pub async fn serve(
         ?addr,
         "storage server listening at https://…/storage_rpc/v1"
     );
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     loop {
         let accepted = tokio::select! {
@@ -660,14 +699,19 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            debug!(%peer, "storage connection refused: too many open");
+        let Some(admitted) = storage.clients.admit(peer.ip()) else {
+            debug!(%peer, "storage connection refused: that client holds enough");
             continue;
         };
         let (node, storage, acceptor) = (node.clone(), storage.clone(), acceptor.clone());
         tokio::spawn(async move {
-            let _permit = permit;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            // Every read and write, the handshake's included, must move within the timeout.
+            let mut io = tokio_io_timeout::TimeoutStream::new(stream);
+            io.set_read_timeout(Some(clients::IO_TIMEOUT));
+            io.set_write_timeout(Some(clients::IO_TIMEOUT));
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(Box::pin(io)))
+                .await
+            {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
                     debug!(%peer, error = %e, "storage TLS handshake failed");
@@ -681,7 +725,10 @@ pub async fn serve(
                 .header_read_timeout(HANDSHAKE_TIMEOUT)
                 .timer(hyper_util::rt::TokioTimer::new())
                 .serve_connection(TokioIo::new(tls), svc);
-            let _ = tokio::time::timeout(Duration::from_secs(300), conn).await;
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(300), conn) => {}
+                _ = admitted.closed.notified() => debug!(%peer, "storage connection pushed out by a newer client"),
+            }
         });
     }
     info!("storage server stopped");

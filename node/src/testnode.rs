@@ -101,8 +101,11 @@ impl TestNode {
             ServiceNodeList::from_states(params(), history, state),
         )
         .unwrap_or_else(|e| panic!("chain: {e}"));
-        let keys = ServiceNodeKeys::from_seed(&[u8::try_from(me + 1).unwrap_or(u8::MAX); 32]);
+        let seed = [u8::try_from(me + 1).unwrap_or(u8::MAX); 32];
+        let keys = ServiceNodeKeys::from_seed(&seed);
         let node = Node::new(chain, None, Some(keys));
+        let relay = crate::onion::Relay::start(&seed, 1).unwrap_or_else(|e| panic!("relay: {e}"));
+        let _ = node.relay.set(Arc::new(relay));
         let (storage, _) = crate::storage_server::open(&node, dir.path())
             .unwrap_or_else(|e| panic!("storage: {e}"));
         let _ = node.storage.set(storage.clone());

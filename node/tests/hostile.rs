@@ -56,8 +56,18 @@ fn height(port: u16) -> Option<u64> {
     rpc(port, "get_info", json!({}))?["result"]["height"].as_u64()
 }
 
-#[test]
-fn resets_mid_answer_on_every_port_leave_the_node_serving() {
+/// An unregistered service node (its storage port answers 503 past the connection layer) with
+/// 30 blocks, and its ports: RPC, p2p, storage, metrics.
+struct Node {
+    d: Daemon,
+    dir: tempfile::TempDir,
+    rpc: u16,
+    p2p: u16,
+    storage: u16,
+    metrics: u16,
+}
+
+fn start() -> Node {
     let dir = tempfile::tempdir().expect("tempdir");
     let (rpc_port, p2p, storage, metrics) = (free_port(), free_port(), free_port(), free_port());
     let miner = Address {
@@ -66,7 +76,7 @@ fn resets_mid_answer_on_every_port_leave_the_node_serving() {
     }
     .to_string(NetworkParams::get(Network::Devnet));
     let log = std::fs::File::create(dir.path().join("log")).expect("log");
-    let mut d = Daemon(
+    let d = Daemon(
         Command::new(SISPOPD)
             .args(["--devnet", "--service-node", "--rpc-bind-port"])
             .arg(rpc_port.to_string())
@@ -96,10 +106,40 @@ fn resets_mid_answer_on_every_port_leave_the_node_serving() {
         json!({"amount_of_blocks": 30, "wallet_address": miner}),
     );
     assert!(height(rpc_port).is_some_and(|h| h >= 30), "{made:?}");
+    Node {
+        d,
+        dir,
+        rpc: rpc_port,
+        p2p,
+        storage,
+        metrics,
+    }
+}
+
+fn at(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let (_, text) = request(
+        port,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn resets_mid_answer_on_every_port_leave_the_node_serving() {
+    let node = start();
+    let (rpc_port, p2p, storage, metrics) = (node.rpc, node.p2p, node.storage, node.metrics);
+    let (dir, mut d) = (&node.dir, node.d);
     let headers = json!({"jsonrpc": "2.0", "id": 1, "method": "get_block_headers_range",
         "params": {"start_height": 0, "end_height": 29}})
     .to_string();
-    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let storage_info = json!({"method": "info", "params": {}}).to_string();
     let attacks = [
         (
@@ -139,7 +179,16 @@ fn resets_mid_answer_on_every_port_leave_the_node_serving() {
         .build()
         .expect("runtime");
     for (name, addr, what) in attacks {
-        let report = rt.block_on(resets(addr, what, 300, 32, Duration::from_millis(4)));
+        // From 16 addresses: each client may hold a few dozen connections at once.
+        let sources = sispopd::hostile::loopback_sources(16);
+        let report = rt.block_on(resets(
+            addr,
+            &sources,
+            what,
+            300,
+            32,
+            Duration::from_millis(4),
+        ));
         assert!(
             d.0.try_wait().expect("wait").is_none(),
             "sispopd died of resets on the {name} port:\n{}",
@@ -168,4 +217,80 @@ fn resets_mid_answer_on_every_port_leave_the_node_serving() {
     assert_eq!(code, 503, "{body}");
     assert!(std::net::TcpStream::connect(at(p2p)).is_ok(), "p2p accepts");
     assert!(d.0.try_wait().expect("wait").is_none(), "still running");
+}
+
+/// 4,600 connections, more than the node keeps open, that send a body a byte at a time,
+/// announce a 10 MB body, or never read their answers, from 200 addresses: a fresh client is
+/// answered within a second (it pushes out one of theirs), the node's memory stays bounded,
+/// and the deadlines close them all.
+#[test]
+fn slow_and_silent_clients_do_not_starve_the_storage_port() {
+    use sispopd::hostile::{hold, loopback_sources, resident_bytes, Hold};
+    let node = start();
+    let pid = node.d.0.id();
+    let before = resident_bytes(pid).expect("rss");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sources = loopback_sources(200);
+    let target = at(node.storage);
+    let info = json!({"method": "info", "params": {}}).to_string();
+    let started = Instant::now();
+    let (slow, big, silent) = rt.block_on(async {
+        let slow = hold(target, &sources, 2600, 64, Hold::SlowBody(1000)).await;
+        let big = hold(target, &sources, 400, 64, Hold::SlowBody(10_000_000)).await;
+        let request = http_post("127.0.0.1", "/storage_rpc/v1", info.as_bytes());
+        let silent = hold(target, &sources, 1600, 64, Hold::NoRead(request)).await;
+        (slow, big, silent)
+    });
+    let opened = [&slow, &big, &silent]
+        .iter()
+        .map(|h| h.opened.load(std::sync::atomic::Ordering::Relaxed))
+        .sum::<usize>();
+    println!(
+        "{opened} hostile connections made in {:?}",
+        started.elapsed()
+    );
+    assert!(opened >= 4096, "{opened}");
+    let open = metric(node.metrics, "sispop_storage_connections").expect("metric");
+    assert!(open >= 4000.0, "the node holds about all it may: {open}");
+    // A fresh client, from an address of its own, is answered at once (503 here: the node is
+    // not registered; the point is that the port serves).
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let answer = rt.block_on(sispopd::storage_client::post(
+            target,
+            &json!({"method": "info", "params": {}}),
+        ));
+        let took = asked.elapsed();
+        let (code, body) = answer.expect("the fresh client is answered");
+        assert_eq!(code, 503, "{body}");
+        assert!(took < Duration::from_secs(1), "answered in {took:?}");
+    }
+    let during = resident_bytes(pid).expect("rss");
+    println!(
+        "resident memory: {} MiB before, {} MiB with the connections held",
+        before >> 20,
+        during >> 20
+    );
+    assert!(
+        during < before + (512 << 20),
+        "resident memory grew by {} MiB",
+        (during - before) >> 20
+    );
+    // The deadlines close every one of them (bodies within 30 s, silent connections once a
+    // read or write has made no progress for 15 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let open = metric(node.metrics, "sispop_storage_connections").expect("metric");
+        if open < 10.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{open} connections still open");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    drop((slow, big, silent));
+    assert!(node.d.0.id() == pid);
 }
