@@ -633,6 +633,12 @@ pub fn open(node: &Node, data_dir: &Path) -> anyhow::Result<(Arc<Storage>, TlsAc
     }
     let store = MessageStore::open(&dir, Limits::default())
         .with_context(|| format!("opening the message store at {}", dir.display()))?;
+    if store.upgraded() > 0 {
+        info!(
+            messages = store.upgraded(),
+            "message store moved to its second layout"
+        );
+    }
     if node.faults.drop_storage {
         store.discard_writes();
     }
@@ -677,10 +683,26 @@ pub async fn serve(
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .purge(now_ms().saturating_mul(1000));
-                    match s.store.sweep(now_ms(), 10_000) {
-                        Ok(0) => {}
-                        Ok(n) => debug!(messages = n, "expired messages swept"),
-                        Err(e) => warn!(error = %e, "sweeping expired messages failed"),
+                    // Until done (a chunk at a time under the write lock), or for at most
+                    // half the interval: the sweep keeps up with short-lived messages.
+                    let began = std::time::Instant::now();
+                    let mut swept = 0;
+                    loop {
+                        match s.store.sweep(now_ms(), 10_000) {
+                            Ok(n) => {
+                                swept += n;
+                                if n < 10_000 || began.elapsed() > SWEEP_EVERY / 2 {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                warn!(error = %e, "sweeping expired messages failed");
+                                break;
+                            }
+                        }
+                    }
+                    if swept > 0 {
+                        debug!(messages = swept, "expired messages swept");
                     }
                     s.arrivals
                         .lock()

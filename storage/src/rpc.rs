@@ -546,6 +546,7 @@ fn retrieve(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> 
             last,
             usize::try_from(max_count).unwrap_or(usize::MAX),
             budget.min(ctx.answer.left()),
+            ctx.now_ms,
         )
         .map_err(store_error)?;
     ctx.answer

@@ -4,24 +4,37 @@
 //!
 //! | family | key | value |
 //! |---|---|---|
-//! | `msg` | owner (33: prefix ‖ key) ‖ namespace (2, sign bit flipped) ‖ seq (8) | timestamp ms (8) ‖ expiry ms (8) ‖ hash length (1) ‖ hash ‖ data |
-//! | `hash` | message hash (43 ASCII) | the `msg` key |
-//! | `expiry` | expiry ms (8) ‖ the `msg` key | empty |
-//! | default | `seq` | a bound on the sequence numbers handed out (8; reserved 1,024 at a time) |
+//! | `meta` | owner (33: prefix ‖ key) ‖ namespace (2, sign bit flipped) ‖ seq (8) | timestamp ms (8) ‖ expiry ms (8) ‖ body length (4) ‖ hash length (1) ‖ hash |
+//! | `msg` | the same key | the body |
+//! | `hash` | message hash (43 ASCII) | the key |
+//! | `expiry` | expiry ms (8) ‖ the key | empty |
+//! | `revoked` | owner ‖ token | see `revoked` |
+//! | default | `seq`; `format` | a bound on the sequence numbers handed out (8; reserved 1,024 at a time); the layout (2) |
 //!
 //! `seq` (kept in memory under the write lock, and in each insert's batch) grows with every
 //! insert on this node, so iterating an owner's namespace in key order
-//! gives insertion order, as upstream's row ids do. Every operation is one `WriteBatch`; the
-//! write-ahead log is written before a call returns, so a store acknowledged to a client
-//! survives the process being killed (the WAL is not fsynced per write: a power loss may lose
-//! the last writes, which the swarm's other members still hold).
+//! gives insertion order, as upstream's row ids do. Every operation is one `WriteBatch`, or
+//! for the bulk ones a batch per chunk; the write-ahead log is written before a call returns,
+//! so a store acknowledged to a client survives the process being killed (the WAL is not
+//! fsynced per write: a power loss may lose the last writes, which the swarm's other members
+//! still hold).
+//!
+//! Bodies are apart from everything else about a message (`meta`), so the operations over a
+//! whole account (`delete_all`, `delete_before`, `expire_all`, counting its totals) and the
+//! sweep read records of some 70 bytes, never bodies; and they work in chunks of
+//! [`CHUNK`] messages, each under the write lock on its own, so that other clients' stores go
+//! on between them. A store of the first layout (everything in `msg`) is moved to this one at
+//! open.
 //!
 //! Writes are serialised by one mutex (they read before they write); reads take no lock.
 //!
 //! An account's totals (messages and body bytes, for its limits) are not stored: they are
-//! counted from its messages the first time a write needs them, then kept in memory under the
+//! counted from its records the first time a write needs them, then kept in memory under the
 //! write lock and moved with every write ([`OWNER_CACHE`] accounts at most). Storing them
 //! cost a read and a write per store, the largest share of a store after the message itself.
+//! They are kept apart for the public namespaces (those anyone may store to unsigned: `ns %
+//! 10 == 0`) and the others, and each has its own limits: what strangers send an account
+//! cannot fill the room its owner's signed namespaces need.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,23 +48,32 @@ use rocksdb::{
 use crate::{Namespace, UserPubkey};
 
 const CF_MSG: &str = "msg";
+const CF_META: &str = "meta";
 const CF_HASH: &str = "hash";
 const CF_EXPIRY: &str = "expiry";
 /// Where account totals were kept before they were counted in memory; dropped at open.
 const CF_OWNER_OLD: &str = "owner";
 const CF_REVOKED: &str = "revoked";
 
+mod bulk;
+mod layout;
 mod revoked;
 mod sampling;
+use layout::{expiry_key, msg_key, ns_bytes, owner_bytes, u64_at, Meta};
 pub use revoked::{Revocation, MAX_REVOKED};
 pub use sampling::{wire_size, MessageMeta};
 const SEQ_KEY: &[u8] = b"seq";
 /// Sequence numbers are reserved this many at a time (one write of `seq` per block of inserts).
 const SEQ_BLOCK: u64 = 1024;
 
-/// Most accounts whose totals are kept in memory; past it some are forgotten (and counted
-/// again from their messages when next needed).
+/// Most accounts whose totals are kept in memory; past it some are forgotten (the smallest
+/// first, cheapest to count again from their records when next needed).
 pub const OWNER_CACHE: usize = 100_000;
+/// Messages an operation over a whole account handles per hold of the write lock.
+pub const CHUNK: usize = 2_000;
+
+/// An account's totals: (messages, body bytes) in its public namespaces and in the others.
+type Totals = [(u64, u64); 2];
 
 /// What the write lock guards: the sequence numbers (the last one handed out, and the bound
 /// stored on disk: every number up to it may be in use after a restart) and the accounts'
@@ -60,14 +82,18 @@ pub const OWNER_CACHE: usize = 100_000;
 struct Seq {
     last: u64,
     bound: u64,
-    /// Owner → (message count, body bytes), exactly what the store holds.
-    owners: std::collections::HashMap<[u8; OWNER_LEN], (u64, u64)>,
+    /// Owner → totals, exactly what the store holds.
+    owners: std::collections::HashMap<[u8; OWNER_LEN], Totals>,
+}
+
+/// Which of an account's totals a namespace counts in: 0 for the public namespaces (anyone may
+/// store there unsigned), 1 for the others.
+fn class(ns: Namespace) -> usize {
+    usize::from(!crate::rpc::is_public(ns))
 }
 
 /// Bytes of an owner key: prefix and key.
 pub const OWNER_LEN: usize = 33;
-/// Bytes of a `msg` key.
-const MSG_KEY_LEN: usize = OWNER_LEN + 2 + 8;
 
 /// Largest message body (raw bytes).
 pub const MAX_MESSAGE_BODY: usize = 76_800;
@@ -127,12 +153,12 @@ pub enum ExpireMode {
     Extend,
 }
 
-/// Per-account limits.
+/// Per-account limits, for the public namespaces and for the others each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Most messages one account may hold.
+    /// Most messages one account may hold in either kind of namespace.
     pub max_messages: u64,
-    /// Most body bytes one account may hold.
+    /// Most body bytes one account may hold in either kind of namespace.
     pub max_bytes: u64,
 }
 
@@ -180,6 +206,8 @@ pub struct MessageStore {
     /// Fault injection for devnet scenarios (`--dev-fault drop-storage`): writes are
     /// acknowledged as if they were made and nothing is kept.
     discard: std::sync::atomic::AtomicBool,
+    /// Messages moved from the first layout at open.
+    upgraded: usize,
 }
 
 impl std::fmt::Debug for MessageStore {
@@ -190,91 +218,21 @@ impl std::fmt::Debug for MessageStore {
     }
 }
 
-fn owner_bytes(pk: &UserPubkey) -> [u8; OWNER_LEN] {
-    let mut o = [0u8; OWNER_LEN];
-    o[0] = pk.prefix;
-    o[1..].copy_from_slice(&pk.key);
-    o
-}
-
-fn ns_bytes(ns: Namespace) -> [u8; 2] {
-    // Flip the sign bit so that negative namespaces sort before positive ones.
-    ((ns as u16) ^ 0x8000).to_be_bytes()
-}
-
-fn ns_from(b: [u8; 2]) -> Namespace {
-    (u16::from_be_bytes(b) ^ 0x8000) as i16
-}
-
-fn msg_key(owner: &[u8; OWNER_LEN], ns: Namespace, seq: u64) -> [u8; MSG_KEY_LEN] {
-    let mut k = [0u8; MSG_KEY_LEN];
-    k[..OWNER_LEN].copy_from_slice(owner);
-    k[OWNER_LEN..OWNER_LEN + 2].copy_from_slice(&ns_bytes(ns));
-    k[OWNER_LEN + 2..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn expiry_key(expiry: u64, msg_key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + MSG_KEY_LEN);
-    k.extend_from_slice(&expiry.to_be_bytes());
-    k.extend_from_slice(msg_key);
-    k
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    b.get(at..at + 8)
-        .and_then(|s| <[u8; 8]>::try_from(s).ok())
-        .map(u64::from_be_bytes)
-}
-
-fn encode_value(m: &Message) -> Vec<u8> {
-    let mut v = Vec::with_capacity(17 + m.hash.len() + m.data.len());
-    v.extend_from_slice(&m.timestamp.to_be_bytes());
-    v.extend_from_slice(&m.expiry.to_be_bytes());
-    v.push(m.hash.len() as u8);
-    v.extend_from_slice(m.hash.as_bytes());
-    v.extend_from_slice(&m.data);
-    v
-}
-
-fn decode(key: &[u8], value: &[u8]) -> Result<Message, StoreError> {
-    if key.len() != MSG_KEY_LEN {
-        return Err(StoreError::Corrupt("message key length"));
-    }
-    let mut pk = [0u8; 32];
-    pk.copy_from_slice(&key[1..OWNER_LEN]);
-    let timestamp = u64_at(value, 0).ok_or(StoreError::Corrupt("message value"))?;
-    let expiry = u64_at(value, 8).ok_or(StoreError::Corrupt("message value"))?;
-    let hlen = usize::from(*value.get(16).ok_or(StoreError::Corrupt("message value"))?);
-    let hash = value
-        .get(17..17 + hlen)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or(StoreError::Corrupt("message hash"))?
-        .to_owned();
-    Ok(Message {
-        pubkey: UserPubkey {
-            prefix: key[0],
-            key: pk,
-        },
-        namespace: ns_from([key[OWNER_LEN], key[OWNER_LEN + 1]]),
-        hash,
-        timestamp,
-        expiry,
-        data: value[17 + hlen..].to_vec(),
-    })
-}
-
 /// What one write changes in owners' totals.
 #[derive(Default)]
 struct Delta {
-    owners: BTreeMap<[u8; OWNER_LEN], (i64, i64)>,
+    owners: BTreeMap<[u8; OWNER_LEN], [(i64, i64); 2]>,
 }
 
 impl Delta {
-    fn add(&mut self, owner: &[u8; OWNER_LEN], count: i64, bytes: i64) {
-        let e = self.owners.entry(*owner).or_default();
+    fn add(&mut self, owner: &[u8; OWNER_LEN], ns: Namespace, count: i64, bytes: i64) {
+        let e = &mut self.owners.entry(*owner).or_default()[class(ns)];
         e.0 += count;
         e.1 += bytes;
+    }
+
+    fn of(&self, owner: &[u8; OWNER_LEN], ns: Namespace) -> (i64, i64) {
+        self.owners.get(owner).map_or((0, 0), |d| d[class(ns)])
     }
 }
 
@@ -321,6 +279,7 @@ impl MessageStore {
         };
         let cfs = [
             ColumnFamilyDescriptor::new(CF_MSG, plain()),
+            ColumnFamilyDescriptor::new(CF_META, plain()),
             ColumnFamilyDescriptor::new(CF_HASH, hashed()),
             ColumnFamilyDescriptor::new(CF_EXPIRY, plain()),
             ColumnFamilyDescriptor::new(CF_REVOKED, point()),
@@ -338,6 +297,7 @@ impl MessageStore {
         if old {
             db.drop_cf(CF_OWNER_OLD)?;
         }
+        let upgraded = layout::upgrade(&db)?;
         // Every number up to the stored bound may have been handed out: carry on above it.
         let bound = db.get(SEQ_KEY)?.and_then(|v| u64_at(&v, 0)).unwrap_or(0);
         Ok(MessageStore {
@@ -349,7 +309,13 @@ impl MessageStore {
             }),
             limits,
             discard: std::sync::atomic::AtomicBool::new(false),
+            upgraded,
         })
+    }
+
+    /// How many messages were moved from the first layout when the store was opened.
+    pub fn upgraded(&self) -> usize {
+        self.upgraded
     }
 
     /// Devnet fault injection: from now on every write is acknowledged as if it were made, and
@@ -364,16 +330,19 @@ impl MessageStore {
 
     /// How many messages and bytes the store holds, estimated.
     pub fn stats(&self) -> StoreStats {
-        let prop = |name: &str| {
+        let prop = |cf: &str, name: &str| {
             self.db
-                .cf_handle(CF_MSG)
+                .cf_handle(cf)
                 .and_then(|cf| self.db.property_int_value_cf(&cf, name).ok().flatten())
                 .unwrap_or(0)
         };
+        let bytes = |cf: &str| {
+            prop(cf, "rocksdb.estimate-live-data-size")
+                .saturating_add(prop(cf, "rocksdb.cur-size-all-mem-tables"))
+        };
         StoreStats {
-            messages: prop("rocksdb.estimate-num-keys"),
-            bytes: prop("rocksdb.estimate-live-data-size")
-                .saturating_add(prop("rocksdb.cur-size-all-mem-tables")),
+            messages: prop(CF_META, "rocksdb.estimate-num-keys"),
+            bytes: bytes(CF_MSG).saturating_add(bytes(CF_META)),
         }
     }
 
@@ -384,7 +353,13 @@ impl MessageStore {
 
     /// The message with `hash`, whoever owns it.
     pub fn get(&self, hash: &str) -> Result<Option<Message>, StoreError> {
-        Ok(self.by_hash(hash)?.map(|(_, m)| m))
+        let Some((key, rec)) = self.by_hash(hash)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_MSG)?, key)?
+            .map(|body| rec.with_body(body)))
     }
 
     fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -401,7 +376,7 @@ impl MessageStore {
     pub fn holds_messages(&self, pk: &UserPubkey) -> Result<bool, StoreError> {
         let owner = owner_bytes(pk);
         let mut it = self.db.iterator_cf(
-            self.cf(CF_MSG)?,
+            self.cf(CF_META)?,
             IteratorMode::From(&owner, Direction::Forward),
         );
         Ok(match it.next() {
@@ -410,21 +385,22 @@ impl MessageStore {
         })
     }
 
-    /// An account's message count and body bytes.
+    /// An account's message count and body bytes (all namespaces).
     pub fn usage(&self, pk: &UserPubkey) -> Result<(u64, u64), StoreError> {
         let mut w = self.lock();
-        self.totals(&mut w, &owner_bytes(pk))
+        let t = self.totals(&mut w, &owner_bytes(pk))?;
+        Ok((t[0].0 + t[1].0, t[0].1 + t[1].1))
     }
 
-    /// An owner's totals: from memory, or counted from its messages (under the write lock, so
-    /// nothing moves meanwhile).
-    fn totals(&self, w: &mut Seq, owner: &[u8; OWNER_LEN]) -> Result<(u64, u64), StoreError> {
+    /// An owner's totals: from memory, or counted from its records (under the write lock, so
+    /// nothing moves meanwhile; records only, no bodies).
+    fn totals(&self, w: &mut Seq, owner: &[u8; OWNER_LEN]) -> Result<Totals, StoreError> {
         if let Some(t) = w.owners.get(owner) {
             return Ok(*t);
         }
-        let (mut count, mut bytes) = (0u64, 0u64);
+        let mut t: Totals = [(0, 0); 2];
         let it = self.db.iterator_cf(
-            self.cf(CF_MSG)?,
+            self.cf(CF_META)?,
             IteratorMode::From(owner, Direction::Forward),
         );
         for item in it {
@@ -432,31 +408,39 @@ impl MessageStore {
             if !k.starts_with(owner) {
                 break;
             }
-            let hlen = usize::from(*v.get(16).ok_or(StoreError::Corrupt("message value"))?);
-            count = count.saturating_add(1);
-            bytes = bytes.saturating_add(v.len().saturating_sub(17 + hlen) as u64);
+            let rec = Meta::decode(&k, &v)?;
+            let e = &mut t[class(rec.namespace)];
+            e.0 = e.0.saturating_add(1);
+            e.1 = e.1.saturating_add(u64::from(rec.body_len));
         }
         if w.owners.len() >= OWNER_CACHE {
-            // Room for more: a sixteenth goes (whichever the map lists first), not all, so a
-            // full cache does not send every account back to be counted.
-            let gone: Vec<[u8; OWNER_LEN]> =
-                w.owners.keys().take(OWNER_CACHE / 16).copied().collect();
-            for o in gone {
-                w.owners.remove(&o);
+            // Room for more: the smallest sixteenth goes (cheapest to count again), not all,
+            // so a full cache does not send every account back to be counted.
+            let mut by_size: Vec<([u8; OWNER_LEN], u64)> = w
+                .owners
+                .iter()
+                .map(|(o, t)| (*o, t[0].0 + t[1].0))
+                .collect();
+            let cut = OWNER_CACHE / 16;
+            by_size.select_nth_unstable_by_key(cut, |(_, n)| *n);
+            for (o, _) in &by_size[..cut] {
+                w.owners.remove(o);
             }
         }
-        w.owners.insert(*owner, (count, bytes));
-        Ok((count, bytes))
+        w.owners.insert(*owner, t);
+        Ok(t)
     }
 
     /// Writes `batch` and moves the totals of the owners it changed (those counted so far;
-    /// the others are counted from the messages when next needed).
+    /// the others are counted from the records when next needed).
     fn apply(&self, w: &mut Seq, batch: WriteBatch, delta: Delta) -> Result<(), StoreError> {
         self.db.write(batch)?;
-        for (owner, (dc, db)) in delta.owners {
-            if let Some((c, b)) = w.owners.get_mut(&owner) {
-                *c = c.saturating_add_signed(dc);
-                *b = b.saturating_add_signed(db);
+        for (owner, d) in delta.owners {
+            if let Some(t) = w.owners.get_mut(&owner) {
+                for (t, (dc, db)) in t.iter_mut().zip(d) {
+                    t.0 = t.0.saturating_add_signed(dc);
+                    t.1 = t.1.saturating_add_signed(db);
+                }
             }
         }
         Ok(())
@@ -467,15 +451,16 @@ impl MessageStore {
         batch: &mut WriteBatch,
         delta: &mut Delta,
         key: &[u8],
-        m: &Message,
+        rec: &Meta,
     ) -> Result<(), StoreError> {
         batch.delete_cf(self.cf(CF_MSG)?, key);
-        batch.delete_cf(self.cf(CF_HASH)?, m.hash.as_bytes());
-        batch.delete_cf(self.cf(CF_EXPIRY)?, expiry_key(m.expiry, key));
+        batch.delete_cf(self.cf(CF_META)?, key);
+        batch.delete_cf(self.cf(CF_HASH)?, rec.hash.as_bytes());
+        batch.delete_cf(self.cf(CF_EXPIRY)?, expiry_key(rec.expiry, key));
         let owner: [u8; OWNER_LEN] = key[..OWNER_LEN]
             .try_into()
             .map_err(|_| StoreError::Corrupt("message key length"))?;
-        delta.add(&owner, -1, -(m.data.len() as i64));
+        delta.add(&owner, rec.namespace, -1, -i64::from(rec.body_len));
         Ok(())
     }
 
@@ -483,19 +468,19 @@ impl MessageStore {
         &self,
         batch: &mut WriteBatch,
         key: &[u8],
-        m: &Message,
+        rec: &Meta,
         expiry: u64,
     ) -> Result<(), StoreError> {
-        let mut updated = m.clone();
+        let mut updated = rec.clone();
         updated.expiry = expiry;
-        batch.put_cf(self.cf(CF_MSG)?, key, encode_value(&updated));
-        batch.delete_cf(self.cf(CF_EXPIRY)?, expiry_key(m.expiry, key));
+        batch.put_cf(self.cf(CF_META)?, key, updated.value());
+        batch.delete_cf(self.cf(CF_EXPIRY)?, expiry_key(rec.expiry, key));
         batch.put_cf(self.cf(CF_EXPIRY)?, expiry_key(expiry, key), []);
         Ok(())
     }
 
-    /// The message with `hash`, with its `msg` key.
-    fn by_hash(&self, hash: &str) -> Result<Option<(Vec<u8>, Message)>, StoreError> {
+    /// The record of the message with `hash`, with its key.
+    fn by_hash(&self, hash: &str) -> Result<Option<(Vec<u8>, Meta)>, StoreError> {
         // Only well-formed hashes are held (and the hashed memtable reads 4 bytes of a key).
         if !crate::is_valid_message_hash(hash) {
             return Ok(None);
@@ -503,34 +488,62 @@ impl MessageStore {
         let Some(key) = self.db.get_cf(self.cf(CF_HASH)?, hash.as_bytes())? else {
             return Ok(None);
         };
-        let Some(value) = self.db.get_cf(self.cf(CF_MSG)?, &key)? else {
+        let Some(value) = self.db.get_cf(self.cf(CF_META)?, &key)? else {
             return Ok(None);
         };
-        let m = decode(&key, &value)?;
-        Ok(Some((key, m)))
+        let rec = Meta::decode(&key, &value)?;
+        Ok(Some((key, rec)))
     }
 
-    /// An owner's messages in the namespaces `ns` selects, in insertion order per namespace,
-    /// each with its key.
-    fn owned(&self, pk: &UserPubkey, ns: NsFilter) -> Result<Vec<(Vec<u8>, Message)>, StoreError> {
+    /// The records of an owner's messages in the namespaces `ns` selects, in key order, after
+    /// `after` (a key from an earlier call) and at most `max`, each with its key.
+    fn owned(
+        &self,
+        pk: &UserPubkey,
+        ns: NsFilter,
+        after: Option<&[u8]>,
+        max: usize,
+    ) -> Result<Vec<(Vec<u8>, Meta)>, StoreError> {
         let owner = owner_bytes(pk);
         let prefix: Vec<u8> = match ns {
             NsFilter::One(n) => [&owner[..], &ns_bytes(n)].concat(),
             NsFilter::All => owner.to_vec(),
         };
+        let from = after.unwrap_or(&prefix);
         let mut out = Vec::new();
         let it = self.db.iterator_cf(
-            self.cf(CF_MSG)?,
-            IteratorMode::From(&prefix, Direction::Forward),
+            self.cf(CF_META)?,
+            IteratorMode::From(from, Direction::Forward),
         );
         for item in it {
             let (k, v) = item?;
-            if !k.starts_with(&prefix) {
+            if !k.starts_with(&prefix) || out.len() >= max {
                 break;
             }
-            out.push((k.to_vec(), decode(&k, &v)?));
+            if after.is_some_and(|a| a == &k[..]) {
+                continue;
+            }
+            out.push((k.to_vec(), Meta::decode(&k, &v)?));
         }
         Ok(out)
+    }
+
+    /// Bodies of `keys` (records read earlier, under `snapshot` when given), in order.
+    fn bodies(
+        &self,
+        keys: &[Vec<u8>],
+        snapshot: Option<&rocksdb::Snapshot<'_>>,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let cf = self.cf(CF_MSG)?;
+        let mut opts = rocksdb::ReadOptions::default();
+        if let Some(s) = snapshot {
+            opts.set_snapshot(s);
+        }
+        self.db
+            .multi_get_cf_opt(keys.iter().map(|k| (cf, k)), &opts)
+            .into_iter()
+            .map(|r| r?.ok_or(StoreError::Corrupt("a message's body is missing")))
+            .collect()
     }
 
     /// Stores a message (§1.7): a public-outbox namespace keeps only the newest message; a
@@ -554,7 +567,8 @@ impl MessageStore {
         let mut batch = WriteBatch::default();
         let mut delta = Delta::default();
         if public_outbox {
-            for (k, old) in self.owned(&m.pubkey, NsFilter::One(m.namespace))? {
+            // One message: whatever else is there goes (a handful at most).
+            for (k, old) in self.owned(&m.pubkey, NsFilter::One(m.namespace), None, usize::MAX)? {
                 if old.hash != m.hash {
                     self.remove(&mut batch, &mut delta, &k, &old)?;
                 }
@@ -571,8 +585,8 @@ impl MessageStore {
             return Ok(outcome);
         }
         let owner = owner_bytes(&m.pubkey);
-        let usage = self.totals(&mut w, &owner)?;
-        let (dc, db) = delta.owners.get(&owner).copied().unwrap_or_default();
+        let usage = self.totals(&mut w, &owner)?[class(m.namespace)];
+        let (dc, db) = delta.of(&owner, m.namespace);
         let count = usage.0.saturating_add_signed(dc);
         let bytes = usage.1.saturating_add_signed(db);
         if count >= self.limits.max_messages {
@@ -593,10 +607,20 @@ impl MessageStore {
         } else {
             w.bound
         };
-        batch.put_cf(self.cf(CF_MSG)?, key, encode_value(m));
+        let rec = Meta {
+            pubkey: m.pubkey,
+            namespace: m.namespace,
+            seq,
+            timestamp: m.timestamp,
+            expiry: m.expiry,
+            body_len: u32::try_from(m.data.len()).unwrap_or(u32::MAX),
+            hash: m.hash.clone(),
+        };
+        batch.put_cf(self.cf(CF_MSG)?, key, &m.data);
+        batch.put_cf(self.cf(CF_META)?, key, rec.value());
         batch.put_cf(self.cf(CF_HASH)?, m.hash.as_bytes(), key);
         batch.put_cf(self.cf(CF_EXPIRY)?, expiry_key(m.expiry, &key), []);
-        delta.add(&owner, 1, m.data.len() as i64);
+        delta.add(&owner, m.namespace, 1, m.data.len() as i64);
         self.apply(&mut w, batch, delta)?;
         w.last = seq;
         w.bound = bound;
@@ -605,7 +629,8 @@ impl MessageStore {
 
     /// Messages of an account's namespace after `last_hash` (from the start when it is not
     /// found), at most `max_count` (0: no limit) and within `max_size` bytes of response, the
-    /// first always included (§1.8). Returns the messages and whether more remain.
+    /// first always included (§1.8); none that has expired by `now_ms` (the sweep may not have
+    /// reached it yet). Returns the messages and whether more remain.
     pub fn retrieve(
         &self,
         pk: &UserPubkey,
@@ -613,6 +638,7 @@ impl MessageStore {
         last_hash: Option<&str>,
         max_count: usize,
         max_size: u64,
+        now_ms: u64,
     ) -> Result<(Vec<Message>, bool), StoreError> {
         let owner = owner_bytes(pk);
         let prefix = [&owner[..], &ns_bytes(ns)].concat();
@@ -627,11 +653,14 @@ impl MessageStore {
             },
             None => prefix.clone(),
         };
-        let mut out = Vec::new();
+        // Records first (they carry each body's length, so the budget is decided on them),
+        // then the bodies of those taken, both from one snapshot.
+        let snapshot = self.db.snapshot();
+        let mut taken: Vec<(Vec<u8>, Meta)> = Vec::new();
         let mut used = 0u64;
         let mut more = false;
-        let it = self.db.iterator_cf(
-            self.cf(CF_MSG)?,
+        let it = snapshot.iterator_cf(
+            self.cf(CF_META)?,
             IteratorMode::From(&start, Direction::Forward),
         );
         for item in it {
@@ -639,141 +668,28 @@ impl MessageStore {
             if !k.starts_with(&prefix) {
                 break;
             }
-            let m = decode(&k, &v)?;
-            let cost = retrieve_cost(&m);
-            if (max_count > 0 && out.len() >= max_count)
-                || (!out.is_empty() && used.saturating_add(cost) > max_size)
+            let rec = Meta::decode(&k, &v)?;
+            if rec.expiry <= now_ms {
+                continue;
+            }
+            let cost = 100 + rec.hash.len() as u64 + u64::from(rec.body_len).div_ceil(3) * 4;
+            if (max_count > 0 && taken.len() >= max_count)
+                || (!taken.is_empty() && used.saturating_add(cost) > max_size)
             {
                 more = true;
                 break;
             }
             used = used.saturating_add(cost);
-            out.push(m);
+            taken.push((k.to_vec(), rec));
         }
+        let keys: Vec<Vec<u8>> = taken.iter().map(|(k, _)| k.clone()).collect();
+        let bodies = self.bodies(&keys, Some(&snapshot))?;
+        let out = taken
+            .into_iter()
+            .zip(bodies)
+            .map(|((_, rec), body)| rec.with_body(body))
+            .collect();
         Ok((out, more))
-    }
-
-    /// Deletes an account's messages by hash (any namespace); returns the hashes deleted,
-    /// sorted.
-    pub fn delete(&self, pk: &UserPubkey, hashes: &[String]) -> Result<Vec<String>, StoreError> {
-        let mut w = self.lock();
-        let owner = owner_bytes(pk);
-        let mut batch = WriteBatch::default();
-        let mut delta = Delta::default();
-        let mut deleted = std::collections::BTreeSet::new();
-        for h in hashes {
-            if deleted.contains(h) {
-                continue;
-            }
-            if let Some((k, m)) = self.by_hash(h)? {
-                if k.starts_with(&owner) {
-                    self.remove(&mut batch, &mut delta, &k, &m)?;
-                    deleted.insert(m.hash);
-                }
-            }
-        }
-        self.apply(&mut w, batch, delta)?;
-        Ok(deleted.into_iter().collect())
-    }
-
-    /// Deletes an account's messages in `ns` whose timestamp is at most `before` (`u64::MAX`:
-    /// all). Returns (namespace, hash) of each, sorted by namespace then hash.
-    pub fn delete_before(
-        &self,
-        pk: &UserPubkey,
-        ns: NsFilter,
-        before: u64,
-    ) -> Result<Vec<(Namespace, String)>, StoreError> {
-        let mut w = self.lock();
-        let mut batch = WriteBatch::default();
-        let mut delta = Delta::default();
-        let mut deleted = Vec::new();
-        for (k, m) in self.owned(pk, ns)? {
-            if m.timestamp <= before {
-                self.remove(&mut batch, &mut delta, &k, &m)?;
-                deleted.push((m.namespace, m.hash));
-            }
-        }
-        self.apply(&mut w, batch, delta)?;
-        deleted.sort();
-        Ok(deleted)
-    }
-
-    /// Deletes all of an account's messages in `ns`.
-    pub fn delete_all(
-        &self,
-        pk: &UserPubkey,
-        ns: NsFilter,
-    ) -> Result<Vec<(Namespace, String)>, StoreError> {
-        self.delete_before(pk, ns, u64::MAX)
-    }
-
-    /// Shortens to `expiry` every message of the account in `ns` that expires later. Returns
-    /// (namespace, hash) of each updated, sorted.
-    pub fn expire_all(
-        &self,
-        pk: &UserPubkey,
-        ns: NsFilter,
-        expiry: u64,
-    ) -> Result<Vec<(Namespace, String)>, StoreError> {
-        let mut w = self.lock();
-        let mut batch = WriteBatch::default();
-        let mut updated = Vec::new();
-        for (k, m) in self.owned(pk, ns)? {
-            if m.expiry > expiry {
-                self.set_expiry(&mut batch, &k, &m, expiry)?;
-                updated.push((m.namespace, m.hash));
-            }
-        }
-        self.apply(&mut w, batch, Delta::default())?;
-        updated.sort();
-        Ok(updated)
-    }
-
-    /// Sets the expiry of each (hash, expiry) of the account as `mode` allows. Returns the
-    /// updated hashes with their new expiry, and the unchanged ones (found, but the mode did
-    /// not allow the change) with their current expiry, both sorted by hash.
-    #[expect(clippy::type_complexity, reason = "two sorted (hash, expiry) lists")]
-    pub fn expire(
-        &self,
-        pk: &UserPubkey,
-        changes: &[(String, u64)],
-        mode: ExpireMode,
-    ) -> Result<(Vec<(String, u64)>, Vec<(String, u64)>), StoreError> {
-        let mut w = self.lock();
-        let owner = owner_bytes(pk);
-        let mut batch = WriteBatch::default();
-        let mut updated = Vec::new();
-        let mut unchanged = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for (h, e) in changes {
-            if !seen.insert(h.clone()) {
-                continue;
-            }
-            let Some((k, m)) = self.by_hash(h)? else {
-                continue;
-            };
-            if !k.starts_with(&owner) {
-                continue;
-            }
-            let allowed = match mode {
-                ExpireMode::Set => m.expiry != *e,
-                ExpireMode::Shorten => *e < m.expiry,
-                ExpireMode::Extend => *e > m.expiry,
-            };
-            if allowed {
-                self.set_expiry(&mut batch, &k, &m, *e)?;
-                updated.push((m.hash, *e));
-            } else if m.expiry == *e && mode == ExpireMode::Set {
-                updated.push((m.hash, *e));
-            } else {
-                unchanged.push((m.hash, m.expiry));
-            }
-        }
-        self.apply(&mut w, batch, Delta::default())?;
-        updated.sort();
-        unchanged.sort();
-        Ok((updated, unchanged))
     }
 
     /// The expiries of the account's messages among `hashes`.
@@ -785,45 +701,13 @@ impl MessageStore {
         let owner = owner_bytes(pk);
         let mut out = BTreeMap::new();
         for h in hashes {
-            if let Some((k, m)) = self.by_hash(h)? {
+            if let Some((k, rec)) = self.by_hash(h)? {
                 if k.starts_with(&owner) {
-                    out.insert(m.hash, m.expiry);
+                    out.insert(rec.hash, rec.expiry);
                 }
             }
         }
         Ok(out)
-    }
-
-    /// Deletes every message whose expiry is at or before `now_ms` (§1.9); returns how many,
-    /// at most `max` per call so a large sweep does not hold the write lock for long.
-    pub fn sweep(&self, now_ms: u64, max: usize) -> Result<usize, StoreError> {
-        let mut w = self.lock();
-        let mut batch = WriteBatch::default();
-        let mut delta = Delta::default();
-        let mut n = 0;
-        let it = self
-            .db
-            .iterator_cf(self.cf(CF_EXPIRY)?, IteratorMode::Start);
-        for item in it {
-            let (k, _) = item?;
-            let Some(expiry) = u64_at(&k, 0) else {
-                return Err(StoreError::Corrupt("expiry key"));
-            };
-            if expiry > now_ms || n >= max {
-                break;
-            }
-            let key = &k[8..];
-            match self.db.get_cf(self.cf(CF_MSG)?, key)? {
-                Some(v) => {
-                    let m = decode(key, &v)?;
-                    self.remove(&mut batch, &mut delta, key, &m)?;
-                }
-                None => batch.delete_cf(self.cf(CF_EXPIRY)?, &k),
-            }
-            n += 1;
-        }
-        self.apply(&mut w, batch, delta)?;
-        Ok(n)
     }
 
     /// Stores messages received from swarm peers: each one not held yet is inserted, one held

@@ -72,7 +72,9 @@ fn store_outcomes_and_retrieval_order() {
     for m in [&b, &c, &other_ns, &other_owner] {
         s.store(m, false).expect("store");
     }
-    let (got, more) = s.retrieve(&pk(1), 0, None, 0, u64::MAX).expect("retrieve");
+    let (got, more) = s
+        .retrieve(&pk(1), 0, None, 0, u64::MAX, 0)
+        .expect("retrieve");
     assert_eq!(
         hashes(&got),
         [a.hash.clone(), b.hash.clone(), c.hash.clone()]
@@ -81,25 +83,29 @@ fn store_outcomes_and_retrieval_order() {
     assert_eq!(got[0].data, b"a", "data kept");
     assert_eq!(got[0].expiry, 9000);
     let (got, _) = s
-        .retrieve(&pk(1), -10, None, 0, u64::MAX)
+        .retrieve(&pk(1), -10, None, 0, u64::MAX, 0)
         .expect("retrieve");
     assert_eq!(got, std::slice::from_ref(&other_ns));
     // last_hash: after it; unknown (or another namespace's) hash: from the start.
     let (got, _) = s
-        .retrieve(&pk(1), 0, Some(&a.hash), 0, u64::MAX)
+        .retrieve(&pk(1), 0, Some(&a.hash), 0, u64::MAX, 0)
         .expect("retrieve");
     assert_eq!(hashes(&got), [b.hash.clone(), c.hash.clone()]);
     let (got, _) = s
-        .retrieve(&pk(1), 0, Some(&other_ns.hash), 0, u64::MAX)
+        .retrieve(&pk(1), 0, Some(&other_ns.hash), 0, u64::MAX, 0)
         .expect("retrieve");
     assert_eq!(got.len(), 3);
     // Count and byte budgets; the first message is always returned.
-    let (got, more) = s.retrieve(&pk(1), 0, None, 2, u64::MAX).expect("retrieve");
+    let (got, more) = s
+        .retrieve(&pk(1), 0, None, 2, u64::MAX, 0)
+        .expect("retrieve");
     assert_eq!((got.len(), more), (2, true));
-    let (got, more) = s.retrieve(&pk(1), 0, None, 0, 1).expect("retrieve");
+    let (got, more) = s.retrieve(&pk(1), 0, None, 0, 1, 0).expect("retrieve");
     assert_eq!((got.len(), more), (1, true));
     let one = 100 + 43 + 4;
-    let (got, more) = s.retrieve(&pk(1), 0, None, 0, 2 * one).expect("retrieve");
+    let (got, more) = s
+        .retrieve(&pk(1), 0, None, 0, 2 * one, 0)
+        .expect("retrieve");
     assert_eq!((got.len(), more), (2, true));
     assert_eq!(s.usage(&pk(1)).expect("usage"), (4, 4));
 }
@@ -114,9 +120,13 @@ fn public_outbox_keeps_one_message() {
     s.store(&first, true).expect("store");
     s.store(&inbox, false).expect("store");
     s.store(&second, true).expect("store");
-    let (got, _) = s.retrieve(&pk(1), -1, None, 0, u64::MAX).expect("retrieve");
+    let (got, _) = s
+        .retrieve(&pk(1), -1, None, 0, u64::MAX, 0)
+        .expect("retrieve");
     assert_eq!(got, [second]);
-    let (got, _) = s.retrieve(&pk(1), 0, None, 0, u64::MAX).expect("retrieve");
+    let (got, _) = s
+        .retrieve(&pk(1), 0, None, 0, u64::MAX, 0)
+        .expect("retrieve");
     assert_eq!(got, [inbox], "other namespaces untouched");
     assert_eq!(s.usage(&pk(1)).expect("usage").0, 2);
 }
@@ -215,7 +225,7 @@ fn expiry_changes_and_sweeping() {
     assert_eq!(s.sweep(1500, 100).expect("sweep"), 3);
     assert_eq!(s.usage(&pk(1)).expect("usage"), (0, 0));
     assert!(s
-        .retrieve(&pk(1), 0, None, 0, u64::MAX)
+        .retrieve(&pk(1), 0, None, 0, u64::MAX, 0)
         .expect("retrieve")
         .0
         .is_empty());
@@ -261,6 +271,64 @@ fn limits_refuse_and_change_nothing() {
     assert_eq!(s.usage(&pk(4)).expect("usage"), (1, 1));
 }
 
+/// What anyone may store unsigned (the public namespaces, `ns % 10 == 0`) and what only the
+/// owner's signature stores have budgets of their own: a full inbox leaves the owner's own
+/// namespaces their whole room, counted again from the records after a reopen too.
+#[test]
+fn an_inbox_filled_by_strangers_leaves_the_owners_namespaces_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limits = Limits {
+        max_messages: 3,
+        max_bytes: 1_000,
+    };
+    let s = MessageStore::open(&dir.path().join("storage"), limits).expect("open");
+    for i in 0..3 {
+        s.store(&msg(1, 0, &format!("spam {i}"), 0, 9), false)
+            .expect("store");
+    }
+    assert!(matches!(
+        s.store(&msg(1, 0, "one more", 0, 9), false),
+        Err(StoreError::Full(..))
+    ));
+    assert!(matches!(
+        s.store(&msg(1, -10, "another public one", 0, 9), false),
+        Err(StoreError::Full(..))
+    ));
+    for ns in [2, 3, -11] {
+        s.store(&msg(1, ns, "the owner's", 0, 9), false)
+            .expect("signed namespaces have their own room");
+    }
+    drop(s);
+    let s = MessageStore::open(&dir.path().join("storage"), limits).expect("open");
+    assert!(matches!(
+        s.store(&msg(1, 5, "a fourth signed", 0, 9), false),
+        Err(StoreError::Full(..))
+    ));
+    assert!(matches!(
+        s.store(&msg(1, 0, "spam again", 0, 9), false),
+        Err(StoreError::Full(..))
+    ));
+    assert_eq!(s.usage(&pk(1)).expect("usage").0, 6);
+}
+
+/// A message past its expiry is never retrieved, swept yet or not.
+#[test]
+fn expired_messages_are_never_retrieved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let (gone, kept) = (msg(1, 0, "gone", 0, 1_000), msg(1, 0, "kept", 0, 5_000));
+    s.store(&gone, false).expect("store");
+    s.store(&kept, false).expect("store");
+    let (got, _) = s
+        .retrieve(&pk(1), 0, None, 0, u64::MAX, 1_000)
+        .expect("retrieve");
+    assert_eq!(got, std::slice::from_ref(&kept));
+    let (got, _) = s
+        .retrieve(&pk(1), 0, None, 0, u64::MAX, 999)
+        .expect("retrieve");
+    assert_eq!(got.len(), 2);
+}
+
 #[test]
 fn reopened_store_keeps_everything_and_order() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -272,7 +340,9 @@ fn reopened_store_keeps_everything_and_order() {
     let s = open(&dir);
     let after = msg(1, 0, "after", 0, 9000);
     s.store(&after, false).expect("store");
-    let (got, _) = s.retrieve(&pk(1), 0, None, 0, u64::MAX).expect("retrieve");
+    let (got, _) = s
+        .retrieve(&pk(1), 0, None, 0, u64::MAX, 0)
+        .expect("retrieve");
     assert_eq!(got, [before, after]);
     // Scanning in pages visits every message once.
     for m in (0..5).map(|i| msg(2, 7, &format!("s{i}"), 0, 9000)) {
@@ -400,7 +470,7 @@ proptest! {
             let mut count = 0u64;
             let mut bytes = 0u64;
             for ns in [0i16, -1, 3] {
-                let (got, _) = s.retrieve(&pk(o), ns, None, 0, u64::MAX).expect("retrieve");
+                let (got, _) = s.retrieve(&pk(o), ns, None, 0, u64::MAX, 0).expect("retrieve");
                 let want = model.get(&(o, ns)).cloned().unwrap_or_default();
                 prop_assert_eq!(&got, &want);
                 count += want.len() as u64;
@@ -540,7 +610,7 @@ fn discarding_store_acknowledges_and_keeps_nothing() {
         1
     );
     assert_eq!(
-        s.retrieve(&pk(1), 0, None, 0, u64::MAX)
+        s.retrieve(&pk(1), 0, None, 0, u64::MAX, 0)
             .expect("retrieve")
             .0,
         vec![]

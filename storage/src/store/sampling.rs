@@ -3,7 +3,7 @@
 
 use rocksdb::{Direction, IteratorMode};
 
-use super::{decode, u64_at, Message, MessageStore, StoreError, CF_MSG, MSG_KEY_LEN, OWNER_LEN};
+use super::{layout::Meta, Message, MessageStore, StoreError, CF_META, OWNER_LEN};
 use crate::UserPubkey;
 
 /// A stored message without its body: what storage-test sampling looks at.
@@ -19,21 +19,15 @@ pub struct MessageMeta {
     pub expiry: u64,
 }
 
-fn meta(key: &[u8], value: &[u8]) -> Result<MessageMeta, StoreError> {
-    if key.len() != MSG_KEY_LEN {
-        return Err(StoreError::Corrupt("message key length"));
+impl From<&Meta> for MessageMeta {
+    fn from(r: &Meta) -> MessageMeta {
+        MessageMeta {
+            pubkey: r.pubkey,
+            seq: r.seq,
+            timestamp: r.timestamp,
+            expiry: r.expiry,
+        }
     }
-    let mut pk = [0u8; 32];
-    pk.copy_from_slice(&key[1..OWNER_LEN]);
-    Ok(MessageMeta {
-        pubkey: UserPubkey {
-            prefix: key[0],
-            key: pk,
-        },
-        seq: u64_at(key, OWNER_LEN + 2).ok_or(StoreError::Corrupt("message key"))?,
-        timestamp: u64_at(value, 0).ok_or(StoreError::Corrupt("message value"))?,
-        expiry: u64_at(value, 8).ok_or(StoreError::Corrupt("message value"))?,
-    })
 }
 
 impl MessageStore {
@@ -49,7 +43,7 @@ impl MessageStore {
         max_scan: usize,
         eligible: impl Fn(&MessageMeta) -> bool,
     ) -> Result<Option<Message>, StoreError> {
-        let cf = self.cf(CF_MSG)?;
+        let cf = self.cf(CF_META)?;
         let prefix = match self
             .db
             .iterator_cf(cf, IteratorMode::From(&random[..1], Direction::Forward))
@@ -62,7 +56,7 @@ impl MessageStore {
         let mut start = *random;
         start[0] = prefix;
         let mut seen = 0;
-        let mut found: Vec<Box<[u8]>> = Vec::new();
+        let mut found: Vec<(Box<[u8]>, Meta)> = Vec::new();
         // From the start point to the end, then from the first key up to the start point.
         for (pass, mode) in [
             IteratorMode::From(&start, Direction::Forward),
@@ -77,17 +71,18 @@ impl MessageStore {
                     break;
                 }
                 seen += 1;
-                if eligible(&meta(&k, &v)?) {
-                    found.push(k);
+                let rec = Meta::decode(&k, &v)?;
+                if eligible(&MessageMeta::from(&rec)) {
+                    found.push((k, rec));
                 }
             }
         }
         let Some(len) = u64::try_from(found.len()).ok().filter(|n| *n > 0) else {
             return Ok(None);
         };
-        let key = &found[usize::try_from(pick % len).unwrap_or(0)];
-        match self.db.get_cf(cf, key)? {
-            Some(v) => Ok(Some(decode(key, &v)?)),
+        let (key, rec) = found.swap_remove(usize::try_from(pick % len).unwrap_or(0));
+        match self.db.get_cf(self.cf(super::CF_MSG)?, &key)? {
+            Some(body) => Ok(Some(rec.with_body(body))),
             None => Ok(None),
         }
     }
@@ -107,24 +102,33 @@ impl MessageStore {
             Some(k) => IteratorMode::From(k, Direction::Forward),
             None => IteratorMode::Start,
         };
-        let mut out = Vec::new();
-        let mut last = None;
+        // Records first, then the bodies of those taken, from one snapshot.
+        let snapshot = self.db.snapshot();
+        let mut taken: Vec<(Vec<u8>, Meta)> = Vec::new();
+        let mut next = None;
         let mut used = 0u64;
-        for item in self.db.iterator_cf(self.cf(CF_MSG)?, mode) {
+        for item in snapshot.iterator_cf(self.cf(CF_META)?, mode) {
             let (k, v) = item?;
             if after.is_some_and(|a| a == &k[..]) {
                 continue;
             }
-            let m = decode(&k, &v)?;
-            let cost = wire_size(&m);
-            if out.len() >= max || (!out.is_empty() && used.saturating_add(cost) > max_bytes) {
-                return Ok((out, last));
+            let rec = Meta::decode(&k, &v)?;
+            let cost = 256 + u64::from(rec.body_len).div_ceil(3) * 4;
+            if taken.len() >= max || (!taken.is_empty() && used.saturating_add(cost) > max_bytes) {
+                next = taken.last().map(|(k, _)| k.clone());
+                break;
             }
             used = used.saturating_add(cost);
-            out.push(m);
-            last = Some(k.to_vec());
+            taken.push((k.to_vec(), rec));
         }
-        Ok((out, None))
+        let keys: Vec<Vec<u8>> = taken.iter().map(|(k, _)| k.clone()).collect();
+        let bodies = self.bodies(&keys, Some(&snapshot))?;
+        let out = taken
+            .into_iter()
+            .zip(bodies)
+            .map(|((_, rec), body)| rec.with_body(body))
+            .collect();
+        Ok((out, next))
     }
 }
 
