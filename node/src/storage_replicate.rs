@@ -12,6 +12,7 @@ use std::pin::Pin;
 use serde_json::Value;
 
 use sispop_storage::rpc::RECURSIVE_METHODS;
+use sispop_storage::storage_test::Acked;
 
 use crate::node::Node;
 use crate::storage_sync::forward;
@@ -33,9 +34,11 @@ pub fn passes_on(req: &Value, status: u16) -> bool {
     ) || forwards(req, status)
 }
 
-/// The hash of the message a `store` answer (`body`) says was stored.
-fn stored(body: &Value) -> Option<String> {
-    body["hash"].as_str().map(str::to_owned)
+/// What a `store` (`req`, answered `body` here) stored, for its acks.
+fn stored(req: &Value, body: &Value) -> Option<Acked> {
+    (req["method"] == "store")
+        .then(|| sispop_storage::storage_test::stored(&req["params"], body))
+        .flatten()
 }
 
 /// Merges peers' entries into our answer `body` (under `"swarm"`); a `delete` with `required`
@@ -90,17 +93,16 @@ pub fn replicate<'a>(
                     .filter(|(_, (sub, r))| forwards(sub, r["code"].as_u64().unwrap_or(0) as u16))
                     .map(|(i, (sub, _))| (i, sub))
                     .collect();
-                let stored: Vec<Option<String>> =
-                    results.iter().map(|r| stored(&r["body"])).collect();
+                let stored: Vec<Option<Acked>> = subs
+                    .iter()
+                    .zip(results.iter())
+                    .map(|(sub, r)| stored(sub, &r["body"]))
+                    .collect();
                 let stored = &stored;
                 let ask = |(i, sub): (usize, &'a Value)| async move {
                     let bytes = serde_json::to_vec(sub).unwrap_or_default();
-                    let hash = if sub["method"] == "store" {
-                        stored.get(i).cloned().flatten()
-                    } else {
-                        None
-                    };
-                    (i, forward(node, swarm, &bytes, hash.as_deref()).await)
+                    let m = stored.get(i).and_then(Option::as_ref);
+                    (i, forward(node, swarm, &bytes, m).await)
                 };
                 let answers = if in_order {
                     let mut out = Vec::with_capacity(todo.len());
@@ -140,12 +142,8 @@ pub fn replicate<'a>(
                     None => serde_json::to_vec(req).unwrap_or_default(),
                 };
                 let sent = std::time::Instant::now();
-                let hash = if req["method"] == "store" {
-                    stored(body)
-                } else {
-                    None
-                };
-                let entries = forward(node, swarm, &bytes, hash.as_deref()).await;
+                let m = stored(req, body);
+                let entries = forward(node, swarm, &bytes, m.as_ref()).await;
                 node.metrics.replicated(sent.elapsed());
                 merge(req, status, body, entries);
             }

@@ -704,6 +704,10 @@ pub async fn serve(
                     if swept > 0 {
                         debug!(messages = swept, "expired messages swept");
                     }
+                    // The account's requests that ended messages, once no ack can need them.
+                    if let Err(e) = s.store.sweep_refutations(now_ms(), 10_000) {
+                        warn!(error = %e, "sweeping kept requests failed");
+                    }
                     s.arrivals
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

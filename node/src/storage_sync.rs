@@ -58,7 +58,8 @@ use crate::node::Node;
 use crate::onion_link::LinkError;
 use crate::p2p::{peer_id_of, NetCommand};
 use crate::storage_redeliver::{self as redeliver, missed_status, Write};
-use crate::storage_server::{owner_among, serving, storage_rpc, Storage};
+use crate::storage_server::{owner_among, serving, Storage};
+use sispop_storage::storage_test::{Ack, Acked};
 
 mod keeping;
 pub use keeping::run;
@@ -190,20 +191,56 @@ pub(crate) async fn ask_within(
 /// Sends a client's write on to the other members of our swarm and returns their `"swarm"`
 /// entries (their own, or a failure entry as upstream writes them). A member that did not
 /// take it gets it again later ([`crate::storage_redeliver`]): the message, for a store
-/// (`stored`: its hash), else the write itself.
+/// (`stored`: what was stored), else the write itself. A store carries this node's ack of the
+/// message (`"sispop_ack"`, next to the client's fields), and the members' acks in their
+/// answers are kept with it ([`crate::storage_test`]).
 pub async fn forward(
     node: &Node,
     swarm: u64,
     body: &[u8],
-    stored: Option<&str>,
+    stored: Option<&Acked>,
+) -> Vec<(String, Value)> {
+    forward_by(node, swarm, body, stored, |pk, addr, data| {
+        Box::pin(async move { ask(node, &pk, addr, data).await })
+    })
+    .await
+}
+
+/// A request to a member and its answer (the network's [`ask`], or a test's stand-in).
+pub(crate) type Asked<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'a>>;
+
+/// [`forward`], asking members through `ask`.
+pub(crate) async fn forward_by<'a>(
+    node: &'a Node,
+    swarm: u64,
+    body: &[u8],
+    stored: Option<&Acked>,
+    ask: impl Fn(PublicKey, Option<Multiaddr>, Vec<u8>) -> Asked<'a>,
 ) -> Vec<(String, Value)> {
     let mut data = vec![FORWARD];
-    data.extend_from_slice(body);
+    match (stored, node.storage.get()) {
+        (Some(m), Some(storage)) => {
+            let mut req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            if let Value::Object(fields) = &mut req {
+                let ack = crate::storage_test::our_ack(node, storage, m);
+                fields.insert("sispop_ack".into(), ack.to_json());
+                data.extend_from_slice(req.to_string().as_bytes());
+            } else {
+                data.extend_from_slice(body);
+            }
+        }
+        _ => data.extend_from_slice(body),
+    }
+    let data = &data;
+    let acks = std::sync::Mutex::new(Vec::new());
+    let acks = &acks;
+    let ask = &ask;
     let asks = peers(node, swarm).into_iter().map(|(pk, addr)| {
         let data = data.clone();
         async move {
             let write = || match stored {
-                Some(h) => Write::Message(h.to_owned()),
+                Some(m) => Write::Message(m.hash.clone()),
                 None => Write::Request(body.to_vec()),
             };
             // Behind writes it missed: in order, after them.
@@ -211,7 +248,7 @@ pub async fn forward(
                 redeliver::note(node, pk, write());
                 return (pk.to_hex(), json!({"failed": true, "query_failure": true}));
             }
-            let answer = ask(node, &pk, addr, data).await;
+            let answer = ask(pk, addr, data).await;
             let missed = match &answer {
                 Ok(r) if r.len() >= 2 => missed_status(u16::from_be_bytes([r[0], r[1]])),
                 _ => true,
@@ -229,6 +266,11 @@ pub async fn forward(
                         Ok(v) => v,
                         Err(_) => text(),
                     };
+                    if let (Some(m), Some(a)) = (stored, Ack::from_json(&body["sispop_ack"])) {
+                        if crate::storage_test::keepable(node, &pk, &a, m) {
+                            acks.lock().unwrap_or_else(|p| p.into_inner()).push(a);
+                        }
+                    }
                     match body["swarm"][pk.to_hex()].clone() {
                         // 404: a `delete` with `required` that found nothing there.
                         entry @ Value::Object(_) if status == 200 || status == 404 => entry,
@@ -241,7 +283,16 @@ pub async fn forward(
             (pk.to_hex(), entry)
         }
     });
-    futures::future::join_all(asks).await
+    let entries = futures::future::join_all(asks).await;
+    let acks = std::mem::take(&mut *acks.lock().unwrap_or_else(|p| p.into_inner()));
+    if let (Some(m), Some(storage), false) = (stored, node.storage.get(), acks.is_empty()) {
+        let (storage, hash) = (storage.clone(), m.hash.clone());
+        let kept = tokio::task::spawn_blocking(move || storage.store.add_acks(&hash, &acks)).await;
+        if let Ok(Err(e)) = kept {
+            debug!(error = %e, "members' acks not kept");
+        }
+    }
+    entries
 }
 
 /// The cursor and size of a page a member asks for (`{"after": hex|null, "max": n}`; at most
@@ -303,8 +354,24 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
     };
     match tag {
         FORWARD if same_swarm => {
-            let r = storage_rpc(node, storage, rest);
-            let body = match r.body {
+            let req: Value = serde_json::from_slice(rest).unwrap_or(Value::Null);
+            let r = crate::storage_server::storage_rpc_value(node, storage, &req);
+            let mut body = r.body;
+            // A store: the entry's ack is kept with the message, and ours goes back.
+            let stored = (r.status == 200 && req["method"] == "store")
+                .then(|| sispop_storage::storage_test::stored(&req["params"], &body))
+                .flatten();
+            if let Some(m) = stored {
+                if let Some(a) = Ack::from_json(&req["sispop_ack"]) {
+                    if crate::storage_test::keepable(node, &from, &a, &m) {
+                        if let Err(e) = storage.store.add_acks(&m.hash, &[a]) {
+                            debug!(error = %e, "the entry's ack not kept");
+                        }
+                    }
+                }
+                body["sispop_ack"] = crate::storage_test::our_ack(node, storage, &m).to_json();
+            }
+            let body = match body {
                 Value::String(s) => s.into_bytes(),
                 v => v.to_string().into_bytes(),
             };

@@ -90,6 +90,10 @@ pub struct ServiceNodeInfo {
     pub portions_for_operator: u64,
     /// Swarm, or `UNASSIGNED_SWARM_ID`.
     pub swarm_id: u64,
+    /// The height at which `swarm_id` last changed (a node that left its swarm and came back
+    /// has a later one): what the node held before it may have been handed over.
+    #[serde(default)]
+    pub swarm_since: Height,
     /// Operator wallet.
     pub operator_address: Address,
     /// Height of the last IP change penalty (or registration).
@@ -188,6 +192,10 @@ pub struct State {
     /// valid, each built from the state after its block (§2.2 step 9).
     #[serde(default)]
     pub quorums: BTreeMap<Height, Quorum>,
+    /// The height at which the set of swarm ids last changed (accounts move between swarms
+    /// only then).
+    #[serde(default)]
+    pub swarm_ids_since: Height,
 }
 
 impl State {
@@ -244,6 +252,7 @@ impl State {
         n.last_decommission_reason_consensus_any = reasons_any;
         n.decommission_count += 1;
         n.swarm_id = UNASSIGNED_SWARM_ID;
+        n.swarm_since = height;
         true
     }
 
@@ -537,14 +546,29 @@ impl ServiceNodeList {
             for (pk, n) in state.active() {
                 input.entry(n.swarm_id).or_default().push(*pk);
             }
+            let ids_before: std::collections::BTreeSet<u64> = input
+                .keys()
+                .copied()
+                .filter(|id| *id != sispop_swarm::UNASSIGNED_SWARM_ID)
+                .collect();
             let mut seed = [0u8; 8];
             seed.copy_from_slice(&hash.0[..8]);
             let out = calc_swarm_changes(input, u64::from_le_bytes(seed));
+            let ids_after: std::collections::BTreeSet<u64> = out
+                .iter()
+                .filter(|(_, members)| !members.is_empty())
+                .map(|(id, _)| *id)
+                .collect();
+            if ids_after != ids_before {
+                state.swarm_ids_since = height;
+            }
             for (id, members) in out {
                 for pk in members {
                     if let Some(n) = state.nodes.get_mut(&pk) {
                         if n.swarm_id != id {
-                            Arc::make_mut(n).swarm_id = id;
+                            let n = Arc::make_mut(n);
+                            n.swarm_id = id;
+                            n.swarm_since = height;
                         }
                     }
                 }
@@ -751,6 +775,7 @@ mod tests {
             fee: 0,
             portions_for_operator: 0,
             swarm_id: 5,
+            swarm_since: Height(0),
             operator_address: addr(1),
             last_ip_change_height: Height(1),
         }

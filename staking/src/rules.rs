@@ -289,6 +289,7 @@ pub fn validate_registration(
         portions_for_operator: (u128::from(reg.fee) * u128::from(STAKING_PORTIONS)
             / u128::from(FEE_BASIS)) as u64,
         swarm_id: UNASSIGNED_SWARM_ID,
+        swarm_since: Height(0),
         operator_address: spots[0].0,
         last_ip_change_height: height,
     })

@@ -56,6 +56,7 @@ pub fn node(i: u32) -> (PublicKey, ServiceNodeInfo) {
         fee: 1000,
         portions_for_operator: 0,
         swarm_id: sispop_swarm::UNASSIGNED_SWARM_ID,
+        swarm_since: Height(0),
         operator_address: a,
         last_ip_change_height: Height(1),
     };
@@ -75,6 +76,7 @@ pub fn state(n: u32, tip: (Height, BlockHash)) -> (State, HashMap<PublicKey, Sca
         blacklist: vec![],
         locked: Default::default(),
         quorums: Default::default(),
+        swarm_ids_since: Height(0),
     };
     s.rebuild_locked();
     (s, secrets)

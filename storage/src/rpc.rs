@@ -22,8 +22,10 @@ pub const TTL_MAXIMUM: u64 = 14 * 86_400_000;
 pub const TTL_MAXIMUM_PRIVATE: u64 = 30 * 86_400_000;
 /// Clock tolerance of a store (ms).
 pub const STORE_TOLERANCE: u64 = 10_000;
+mod deletes;
 mod meta;
 mod subaccounts;
+pub use deletes::{refutes, MAX_HASHES};
 pub use subaccounts::proven_revocation;
 
 pub use meta::OXEND_ENDPOINTS;
@@ -312,6 +314,11 @@ fn hashes(p: &Map<String, Value>) -> R<Vec<String>> {
     if list.is_empty() {
         return Err(Reply::bad("messages must not be empty"));
     }
+    if list.len() > MAX_HASHES {
+        return Err(Reply::bad(format!(
+            "messages may name at most {MAX_HASHES} hashes"
+        )));
+    }
     if let Some(h) = list.iter().find(|h| !is_valid_message_hash(h)) {
         return Err(Reply::bad(format!("invalid message hash {h:?}")));
     }
@@ -376,13 +383,13 @@ pub fn handle_method(
     let r = match method {
         "store" => store_msg(store, ctx, p),
         "retrieve" => retrieve(store, ctx, p),
-        "delete" => delete(store, ctx, p),
-        "delete_all" => delete_all(store, ctx, p),
-        "delete_before" => delete_before(store, ctx, p),
+        "delete" => deletes::delete(store, ctx, p),
+        "delete_all" => deletes::delete_all(store, ctx, p),
+        "delete_before" => deletes::delete_before(store, ctx, p),
         // `expire_msgs` is the name some clients and our issue tracker use; upstream's is
         // `expire` (the signed string starts with "expire" either way).
-        "expire" | "expire_msgs" => expire(store, ctx, p),
-        "expire_all" => expire_all(store, ctx, p),
+        "expire" | "expire_msgs" => deletes::expire(store, ctx, p),
+        "expire_all" => deletes::expire_all(store, ctx, p),
         "get_expiries" => get_expiries(store, ctx, p).map(Reply::ok),
         "revoke_subaccount" => subaccounts::revoke(store, ctx, p, false),
         "oxend_request" => meta::oxend_request(ctx, p),
@@ -567,234 +574,6 @@ fn retrieve(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> 
 
 fn swarm_entry(ctx: &Context<'_>, entry: Value) -> Reply {
     Reply::ok(json!({"swarm": {hex(ctx): entry}}))
-}
-
-fn delete(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
-    let acct = pubkey(p)?;
-    let hs = hashes(p)?;
-    let msg = ["delete".to_owned()]
-        .into_iter()
-        .chain(hs.iter().cloned())
-        .collect::<String>();
-    authorise(
-        "delete_msgs",
-        &acct,
-        p,
-        msg.as_bytes(),
-        flags::DELETE,
-        &revoked(store, &acct),
-    )?;
-    let deleted = store.delete(&acct, &hs).map_err(store_error)?;
-    let sig = sign(
-        ctx,
-        &[
-            pubkey_hex(&acct).as_bytes(),
-            hs.concat().as_bytes(),
-            deleted.concat().as_bytes(),
-        ],
-    );
-    let required = get(p, "required").and_then(Value::as_bool).unwrap_or(false);
-    let mut r = swarm_entry(ctx, json!({"deleted": deleted, "signature": sig}));
-    if required && deleted.is_empty() {
-        r.status = 404;
-    }
-    Ok(r)
-}
-
-/// `"deleted"`/`"updated"`: a sorted list for one namespace, a dict by namespace for all.
-fn by_ns(ns: NsFilter, items: &[(Namespace, String)]) -> Value {
-    match ns {
-        NsFilter::One(_) => json!(items.iter().map(|(_, h)| h).collect::<Vec<_>>()),
-        NsFilter::All => {
-            let mut m: std::collections::BTreeMap<String, Vec<&String>> = Default::default();
-            for (n, h) in items {
-                m.entry(n.to_string()).or_default().push(h);
-            }
-            json!(m)
-        }
-    }
-}
-
-fn sorted_hashes(items: &[(Namespace, String)]) -> String {
-    let mut hs: Vec<&str> = items.iter().map(|(_, h)| h.as_str()).collect();
-    hs.sort_unstable();
-    hs.concat()
-}
-
-fn delete_all(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
-    let acct = pubkey(p)?;
-    let ns = ns_filter(p)?;
-    let ts = required(p, "timestamp")?;
-    check_time("delete_all", ts, ctx)?;
-    let msg = format!("delete_all{}{ts}", ns_string(ns));
-    authorise(
-        "delete_all",
-        &acct,
-        p,
-        msg.as_bytes(),
-        flags::DELETE,
-        &revoked(store, &acct),
-    )?;
-    let deleted = store.delete_all(&acct, ns).map_err(store_error)?;
-    let sig = sign(
-        ctx,
-        &[
-            pubkey_hex(&acct).as_bytes(),
-            ts.to_string().as_bytes(),
-            sorted_hashes(&deleted).as_bytes(),
-        ],
-    );
-    Ok(swarm_entry(
-        ctx,
-        json!({"deleted": by_ns(ns, &deleted), "signature": sig}),
-    ))
-}
-
-fn delete_before(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
-    let acct = pubkey(p)?;
-    let ns = ns_filter(p)?;
-    let before = required(p, "before")?;
-    if before > ctx.now_ms.saturating_add(SIGNATURE_TOLERANCE) {
-        return Err(Reply::err(
-            401,
-            "delete_before: 'before' is too far in the future",
-        ));
-    }
-    let msg = format!("delete_before{}{before}", ns_string(ns));
-    authorise(
-        "delete_before",
-        &acct,
-        p,
-        msg.as_bytes(),
-        flags::DELETE,
-        &revoked(store, &acct),
-    )?;
-    let deleted = store
-        .delete_before(&acct, ns, before)
-        .map_err(store_error)?;
-    let sig = sign(
-        ctx,
-        &[
-            pubkey_hex(&acct).as_bytes(),
-            before.to_string().as_bytes(),
-            sorted_hashes(&deleted).as_bytes(),
-        ],
-    );
-    Ok(swarm_entry(
-        ctx,
-        json!({"deleted": by_ns(ns, &deleted), "signature": sig}),
-    ))
-}
-
-fn expire_all(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
-    let acct = pubkey(p)?;
-    let ns = ns_filter(p)?;
-    let expiry = required(p, "expiry")?;
-    if expiry < ctx.now_ms.saturating_sub(SIGNATURE_TOLERANCE) {
-        return Err(Reply::err(
-            406,
-            "expire_all timestamp should be >= current time",
-        ));
-    }
-    let msg = format!("expire_all{}{expiry}", ns_string(ns));
-    authorise(
-        "expire_all",
-        &acct,
-        p,
-        msg.as_bytes(),
-        flags::DELETE,
-        &revoked(store, &acct),
-    )?;
-    let updated = store.expire_all(&acct, ns, expiry).map_err(store_error)?;
-    let sig = sign(
-        ctx,
-        &[
-            pubkey_hex(&acct).as_bytes(),
-            expiry.to_string().as_bytes(),
-            sorted_hashes(&updated).as_bytes(),
-        ],
-    );
-    Ok(swarm_entry(
-        ctx,
-        json!({"updated": by_ns(ns, &updated), "signature": sig}),
-    ))
-}
-
-fn expire(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
-    let acct = pubkey(p)?;
-    let hs = hashes(p)?;
-    let expiry = match get(p, "expiry") {
-        // One value in a list is the single-expiry form.
-        Some(Value::Array(a)) if a.len() == 1 => a[0]
-            .as_u64()
-            .ok_or_else(|| Reply::bad("expiry must be an integer"))?,
-        Some(Value::Array(_)) => {
-            return Err(Reply::err(403, "multiple expiries are not supported"));
-        }
-        _ => required(p, "expiry")?,
-    };
-    let shorten = get(p, "shorten").and_then(Value::as_bool).unwrap_or(false);
-    let extend = get(p, "extend").and_then(Value::as_bool).unwrap_or(false);
-    let word = match (shorten, extend) {
-        (true, true) => return Err(Reply::bad("shorten and extend are mutually exclusive")),
-        (true, false) => "shorten",
-        (false, true) => "extend",
-        (false, false) => "",
-    };
-    // As upstream: Write is always needed; a subaccount without Delete may only extend.
-    let can_delete = signed(p)?
-        .and_then(|s| s.subaccount)
-        .is_none_or(|sub| sub.token[1] & flags::DELETE != 0);
-    if shorten && !can_delete {
-        return Err(Reply::bad(
-            "expire: shorten parameter cannot be used with this subaccount token (missing delete access)",
-        ));
-    }
-    let mode = if shorten {
-        ExpireMode::Shorten
-    } else if extend || !can_delete {
-        ExpireMode::Extend
-    } else {
-        ExpireMode::Set
-    };
-    if expiry < ctx.now_ms.saturating_sub(SIGNATURE_TOLERANCE) {
-        return Err(Reply::err(
-            401,
-            "expire: timestamp should be >= current time",
-        ));
-    }
-    let msg = format!("expire{word}{expiry}{}", hs.concat());
-    authorise(
-        "expire",
-        &acct,
-        p,
-        msg.as_bytes(),
-        flags::WRITE,
-        &revoked(store, &acct),
-    )?;
-    let applied = expiry.min(ctx.now_ms.saturating_add(TTL_MAXIMUM_PRIVATE));
-    let changes: Vec<(String, u64)> = hs.iter().map(|h| (h.clone(), applied)).collect();
-    let (updated, unchanged) = store.expire(&acct, &changes, mode).map_err(store_error)?;
-    let updated_hashes: Vec<&str> = updated.iter().map(|(h, _)| h.as_str()).collect();
-    let unchanged_concat: String = unchanged.iter().map(|(h, e)| format!("{h}{e}")).collect();
-    let sig = sign(
-        ctx,
-        &[
-            pubkey_hex(&acct).as_bytes(),
-            applied.to_string().as_bytes(),
-            hs.concat().as_bytes(),
-            updated_hashes.concat().as_bytes(),
-            unchanged_concat.as_bytes(),
-        ],
-    );
-    let mut entry = json!({"updated": updated_hashes, "expiry": applied, "signature": sig});
-    if shorten || extend {
-        entry["unchanged"] = json!(unchanged
-            .iter()
-            .map(|(h, e)| (h.clone(), *e))
-            .collect::<std::collections::BTreeMap<_, _>>());
-    }
-    Ok(swarm_entry(ctx, entry))
 }
 
 fn get_expiries(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Value> {

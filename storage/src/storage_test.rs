@@ -1,42 +1,67 @@
 //! Storage tests: how one service node tells whether another keeps its swarm's messages
-//! (reference `storage-and-onion.md` §4.1, made stronger and made to count).
+//! (reference `storage-and-onion.md` §4.1, made stronger and made to count), such that **a
+//! failure is a proof**: a node fails only for a message it signed for holding.
 //!
-//! Upstream's test has one swarm member (the tester) ask another (the testee) for the body of a
-//! message the tester holds; the results were never reported, so they never counted. Here the
-//! tester is a validator of the obligations quorum that judges the worker, and usually not in
-//! its swarm:
+//! 1. **Acknowledgements.** A member that takes a message a client stored (as the entry node,
+//!    or forwarded from it) signs an [`Ack`]: its key, the account, namespace, hash,
+//!    timestamp and expiry of the message, its clock and its chain height. The entry keeps the
+//!    members' acks with the message, and each member keeps the entry's. Nothing else makes
+//!    an ack: messages pushed between members (`only_here` redeliveries, hand-overs, pulls)
+//!    and public-outbox messages (one per account, replaced by the next) never get one.
+//! 2. **The test.** A validator of the quorum judging a node (the worker) asks another member
+//!    of its swarm (the witness) for a random message it holds that carries the worker's ack,
+//!    old enough to have reached every member ([`MIN_AGE_MS`], by the witness's arrival order)
+//!    and far from its acknowledged expiry ([`MIN_REMAINING_MS`]). The witness answers the
+//!    ack and the message's body. The validator checks that the ack is the worker's
+//!    signature over that message ([`Ack::verify`], the body's hash is the acked hash) and is
+//!    usable ([`usable`]: recent, not an outbox's, and made while the worker was already in
+//!    the swarm that owns the account, as the validator's own chain says), then asks the worker
+//!    for `BLAKE2b-256("sispop storage test" ‖ nonce ‖ body)` under a fresh nonce.
+//! 3. **The verdict** ([`judge`]). The right proof passes. A wrong proof, or none, fails,
+//!    unless the worker shows the account's own signed request that ended the message (a
+//!    delete naming it, a `delete_all` or `delete_before` that covered it, an expiry change
+//!    that made it expire by now: `rpc::refutes`), which makes the test count for nothing, as
+//!    does no answer at all (left to the reachability checks).
 //!
-//! 1. The tester sends a fresh random nonce to a *witness*, another active member of the
-//!    worker's swarm, which picks a random message of its swarm's accounts that reached it long
-//!    enough ago to have reached every member ([`MIN_AGE_MS`], by this node's arrival order,
-//!    not the client's timestamp: see [`Arrivals`]) and is far enough from expiry
-//!    ([`MIN_REMAINING_MS`]), and answers its hash and the [`proof`] of its body under the
-//!    nonce.
-//! 2. The tester asks the worker for the proof of the message with that hash under the same
-//!    nonce. The nonce is new for every test, so an answer cannot be remembered from an earlier
-//!    one: the worker must hold the body (or fetch it, which a live, honest swarm peer could
-//!    also have done for it).
-//! 3. A matching proof passes. A miss, a different proof or a refusal fails only once a
-//!    second witness confirms the first witness's proof; otherwise (or when the swarm has no
-//!    second witness) the test counts for nothing. A lying witness alone cannot get an honest
-//!    worker voted out.
-//!
-//! No message body leaves the swarm: the tester sees hashes and proofs only. A worker that does
-//! not answer at all is left to the reachability checks.
+//! Why it is sound: the proof is computed by the validator from a body that hashes to the
+//! acked hash, so no witness can make an honest worker's right answer look wrong. A worker
+//! fails only for a message it signed for holding, whose acknowledged expiry is still ahead,
+//! in a namespace that keeps every message, while it has been in the swarm that owns the
+//! account since it signed; an honest worker still holds such a message unless the account
+//! ended it, and then it kept the account's signed request ([`REFUTE_KEEP_MS`], longer than an
+//! ack is usable). A member pushing a message to every member but one gets no ack from that
+//! one; racing stores to a public outbox make no acks at all; a message handed over when the
+//! swarms change is kept for a while after (`storage_sync`), and acks from before the change
+//! are not usable.
 
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use serde_json::{json, Value};
 
 use std::collections::VecDeque;
 
-use crate::store::MessageMeta;
+use crate::store::{Message, MessageMeta};
+use crate::{Namespace, UserPubkey};
 
 /// A message is sampled only once it is this old (replication reaches a swarm within seconds).
 pub const MIN_AGE_MS: u64 = 20_000;
-/// A message is sampled only while it has this long left to live.
+/// A message is sampled only while its acknowledged expiry is this far ahead.
 pub const MIN_REMAINING_MS: u64 = 60_000;
 /// Most messages a witness looks at to find one to sample.
 pub const MAX_SCAN: usize = 256;
+/// How long after it was signed an ack can be held against its signer.
+pub const ACK_WINDOW_MS: u64 = 24 * 3600 * 1000;
+/// How long a node keeps the account's request that ended a message it had acknowledged:
+/// longer than any ack of it is usable.
+pub const REFUTE_KEEP_MS: u64 = ACK_WINDOW_MS + 3600 * 1000;
+/// Acks of other members a node keeps with one message.
+pub const MAX_ACKS: usize = 4;
+/// An ack signed at a height this far below the keeper's own tip is not kept (its signer
+/// lags, or chose a height before the last swarm change so that it could never be tested).
+pub const ACK_HEIGHT_SLACK: u64 = 10;
+/// Bytes of an ack as kept with its message (the message gives the rest).
+pub const ACK_LEN: usize = 32 + 8 + 8 + 8 + 64;
 
 /// The answer to a test: BLAKE2b-256 of a domain tag, the nonce and the message body.
 pub fn proof(nonce: &[u8; 32], data: &[u8]) -> [u8; 32] {
@@ -51,10 +76,222 @@ pub fn proof(nonce: &[u8; 32], data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// What an ack names of a message: everything but its body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acked {
+    /// The account.
+    pub account: UserPubkey,
+    /// The namespace.
+    pub namespace: Namespace,
+    /// The hash.
+    pub hash: String,
+    /// The client's timestamp.
+    pub timestamp: u64,
+    /// The expiry, as held.
+    pub expiry: u64,
+}
+
+impl From<&Message> for Acked {
+    fn from(m: &Message) -> Acked {
+        Acked {
+            account: m.pubkey,
+            namespace: m.namespace,
+            hash: m.hash.clone(),
+            timestamp: m.timestamp,
+            expiry: m.expiry,
+        }
+    }
+}
+
+/// What a `store` that succeeded stored: from its `params` and its answer (`body`, whose
+/// `"swarm"` entry gives the expiry as held). `None` for a public outbox (never acked).
+pub fn stored(params: &Value, body: &Value) -> Option<Acked> {
+    let account = crate::rpc::request_pubkey(params)?;
+    let namespace = match &params["namespace"] {
+        Value::Null => 0,
+        v => i16::try_from(v.as_i64()?).ok()?,
+    };
+    if crate::rpc::is_public_outbox(namespace) {
+        return None;
+    }
+    let hash = body["hash"].as_str()?.to_owned();
+    let entry = body["swarm"].as_object()?.values().next()?;
+    Some(Acked {
+        account,
+        namespace,
+        hash,
+        timestamp: params["timestamp"].as_u64()?,
+        expiry: entry["expiry"].as_u64()?,
+    })
+}
+
+/// A member's signed statement that it holds a message (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    /// The signer's Ed25519 key (its service node key).
+    pub member: [u8; 32],
+    /// The message's account.
+    pub account: UserPubkey,
+    /// Its namespace.
+    pub namespace: Namespace,
+    /// Its hash.
+    pub hash: String,
+    /// Its timestamp (the client's).
+    pub timestamp: u64,
+    /// Its expiry, as the signer held it.
+    pub expiry: u64,
+    /// The signer's clock when it signed (unix ms).
+    pub at: u64,
+    /// The signer's chain height when it signed.
+    pub height: u64,
+    /// The signature.
+    pub signature: [u8; 64],
+}
+
+impl Ack {
+    /// What is signed.
+    fn text(&self) -> Vec<u8> {
+        let mut t = b"sispop storage ack\n".to_vec();
+        t.extend_from_slice(&self.member);
+        t.push(self.account.prefix);
+        t.extend_from_slice(&self.account.key);
+        t.extend_from_slice(&self.namespace.to_be_bytes());
+        t.extend_from_slice(self.hash.as_bytes());
+        t.push(b'\n');
+        for n in [self.timestamp, self.expiry, self.at, self.height] {
+            t.extend_from_slice(&n.to_be_bytes());
+        }
+        t
+    }
+
+    /// `signer`'s ack of `m` (as it holds it) at `at`, its chain at `height`.
+    pub fn sign(signer: &SigningKey, m: &Acked, at: u64, height: u64) -> Ack {
+        let mut a = Ack {
+            member: signer.verifying_key().to_bytes(),
+            account: m.account,
+            namespace: m.namespace,
+            hash: m.hash.clone(),
+            timestamp: m.timestamp,
+            expiry: m.expiry,
+            at,
+            height,
+            signature: [0; 64],
+        };
+        a.signature = signer.sign(&a.text()).to_bytes();
+        a
+    }
+
+    /// Whether the signature is the member's.
+    pub fn verify(&self) -> bool {
+        VerifyingKey::from_bytes(&self.member).is_ok_and(|k| {
+            k.verify_strict(
+                &self.text(),
+                &ed25519_dalek::Signature::from_bytes(&self.signature),
+            )
+            .is_ok()
+        })
+    }
+
+    /// As members send it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "member": hex::encode(self.member),
+            "pubkey": crate::pubkey_hex(&self.account),
+            "namespace": self.namespace,
+            "hash": self.hash,
+            "timestamp": self.timestamp,
+            "expiry": self.expiry,
+            "at": self.at,
+            "height": self.height,
+            "signature": hex::encode(self.signature),
+        })
+    }
+
+    /// Reads one a member sent (not checked: see [`Ack::verify`]).
+    pub fn from_json(v: &Value) -> Option<Ack> {
+        let bytes = |k: &str| v[k].as_str().and_then(|s| hex::decode(s).ok());
+        Some(Ack {
+            member: bytes("member")?.try_into().ok()?,
+            account: UserPubkey::from_hex(v["pubkey"].as_str()?).ok()?,
+            namespace: i16::try_from(v["namespace"].as_i64()?).ok()?,
+            hash: v["hash"]
+                .as_str()
+                .filter(|h| crate::is_valid_message_hash(h))?
+                .to_owned(),
+            timestamp: v["timestamp"].as_u64()?,
+            expiry: v["expiry"].as_u64()?,
+            at: v["at"].as_u64()?,
+            height: v["height"].as_u64()?,
+            signature: bytes("signature")?.try_into().ok()?,
+        })
+    }
+
+    /// As kept with its message: member ‖ expiry ‖ at ‖ height ‖ signature.
+    pub fn compact(&self) -> [u8; ACK_LEN] {
+        let mut b = [0u8; ACK_LEN];
+        b[..32].copy_from_slice(&self.member);
+        b[32..40].copy_from_slice(&self.expiry.to_be_bytes());
+        b[40..48].copy_from_slice(&self.at.to_be_bytes());
+        b[48..56].copy_from_slice(&self.height.to_be_bytes());
+        b[56..].copy_from_slice(&self.signature);
+        b
+    }
+
+    /// An ack kept with a message (`m` gives the account, namespace, hash and timestamp).
+    pub fn from_compact(b: &[u8; ACK_LEN], m: &Acked) -> Ack {
+        let n = |at: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[at..at + 8]);
+            u64::from_be_bytes(x)
+        };
+        let mut member = [0u8; 32];
+        member.copy_from_slice(&b[..32]);
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(&b[56..]);
+        Ack {
+            member,
+            account: m.account,
+            namespace: m.namespace,
+            hash: m.hash.clone(),
+            timestamp: m.timestamp,
+            expiry: n(32),
+            at: n(40),
+            height: n(48),
+            signature,
+        }
+    }
+
+    /// The member of a compact ack.
+    pub fn member_of(b: &[u8; ACK_LEN]) -> &[u8] {
+        &b[..32]
+    }
+}
+
+/// Why an ack cannot be held against its signer now (`None`: it can), as far as the ack
+/// alone tells; the daemon checks the swarms against its chain besides.
+pub fn unusable(ack: &Ack, now_ms: u64) -> Option<&'static str> {
+    if !ack.verify() {
+        return Some("not the member's signature");
+    }
+    if crate::rpc::is_public_outbox(ack.namespace) {
+        return Some("a public outbox keeps only its newest message");
+    }
+    if ack.expiry < now_ms.saturating_add(MIN_REMAINING_MS) {
+        return Some("expired, or about to");
+    }
+    if ack.at.saturating_add(ACK_WINDOW_MS) < now_ms {
+        return Some("too old");
+    }
+    if ack.at > now_ms.saturating_add(crate::rpc::SIGNATURE_TOLERANCE) {
+        return Some("signed in the future");
+    }
+    None
+}
+
 /// Whether a witness may sample `m` at `now_ms`: it arrived here at or before `watermark`
-/// ([`Arrivals::watermark`]) and has long enough to live.
-pub fn eligible(m: &MessageMeta, now_ms: u64, watermark: u64) -> bool {
-    m.seq <= watermark && m.expiry >= now_ms.saturating_add(MIN_REMAINING_MS)
+/// ([`Arrivals::watermark`]).
+pub fn eligible(m: &MessageMeta, watermark: u64) -> bool {
+    m.seq <= watermark
 }
 
 /// When this node's inserts happened: the store's last sequence number noted now and then, so
@@ -89,14 +326,15 @@ impl Arrivals {
     }
 }
 
-/// What a node answered when asked for a proof.
+/// What the worker answered when asked for its proof.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answer {
     /// A proof.
     Proof([u8; 32]),
-    /// Anything else it answered: it does not hold the message, it refused, or it answered
-    /// garbage.
-    NotFound,
+    /// No proof, and the account's signed request that ended the message (checked).
+    Ended,
+    /// No proof and nothing to show for it (or garbage).
+    Missing,
     /// No answer at all (unreachable, timeout): left to the reachability checks.
     NoAnswer,
 }
@@ -106,104 +344,21 @@ pub enum Answer {
 pub enum Verdict {
     /// The worker holds the message.
     Pass,
-    /// The worker does not hold a message its swarm holds.
+    /// The worker does not hold a message it signed for holding.
     Fail,
     /// Nothing can be concluded.
     Inconclusive,
 }
 
-/// Judges a test: `expected` is the first witness's proof, `worker` the worker's answer, and
-/// `confirmation` a second witness's answer (`None` when the swarm has no other member to ask).
-pub fn judge(expected: &[u8; 32], worker: Answer, confirmation: Option<Answer>) -> Verdict {
-    match worker {
+/// Judges a test of a usable ack: `expected` is the proof the tester computed from the body
+/// (which hashes to the acked hash), `answer` the worker's.
+pub fn judge(expected: &[u8; 32], answer: Answer) -> Verdict {
+    match answer {
         Answer::Proof(p) if p == *expected => Verdict::Pass,
-        Answer::NoAnswer => Verdict::Inconclusive,
-        Answer::Proof(_) | Answer::NotFound => match confirmation {
-            Some(Answer::Proof(p)) if p == *expected => Verdict::Fail,
-            Some(_) | None => Verdict::Inconclusive,
-        },
+        Answer::Proof(_) | Answer::Missing => Verdict::Fail,
+        Answer::Ended | Answer::NoAnswer => Verdict::Inconclusive,
     }
-}
-
-/// Whether the worker's answer needs a second witness before it is judged.
-pub fn needs_confirmation(expected: &[u8; 32], worker: Answer) -> bool {
-    matches!(worker, Answer::NotFound) || matches!(worker, Answer::Proof(p) if p != *expected)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::UserPubkey;
-
-    #[test]
-    fn proofs_depend_on_nonce_and_body() {
-        let a = proof(&[1; 32], b"body");
-        assert_eq!(a, proof(&[1; 32], b"body"));
-        assert_ne!(a, proof(&[2; 32], b"body"));
-        assert_ne!(a, proof(&[1; 32], b"bodz"));
-    }
-
-    #[test]
-    fn verdicts() {
-        let e = [7; 32];
-        let other = Answer::Proof([8; 32]);
-        let good = Answer::Proof(e);
-        assert_eq!(judge(&e, good, None), Verdict::Pass);
-        assert_eq!(
-            judge(&e, Answer::NoAnswer, Some(good)),
-            Verdict::Inconclusive
-        );
-        // A miss is a failure when a second witness agrees with the first, or there is none.
-        assert_eq!(judge(&e, Answer::NotFound, Some(good)), Verdict::Fail);
-        assert_eq!(judge(&e, other, Some(good)), Verdict::Fail);
-        // The first witness is never believed on its own word.
-        assert_eq!(judge(&e, Answer::NotFound, None), Verdict::Inconclusive);
-        for c in [Answer::NotFound, other, Answer::NoAnswer] {
-            assert_eq!(judge(&e, Answer::NotFound, Some(c)), Verdict::Inconclusive);
-        }
-        assert!(needs_confirmation(&e, Answer::NotFound));
-        assert!(needs_confirmation(&e, other));
-        assert!(!needs_confirmation(&e, good));
-        assert!(!needs_confirmation(&e, Answer::NoAnswer));
-    }
-
-    #[test]
-    fn sampling_window() {
-        let m = MessageMeta {
-            pubkey: UserPubkey {
-                prefix: 5,
-                key: [0; 32],
-            },
-            seq: 10,
-            timestamp: 0,
-            expiry: 2_000_000,
-        };
-        assert!(!eligible(&m, 1_000_000, 9), "arrived too recently");
-        assert!(eligible(&m, 1_000_000, 10));
-        assert!(eligible(&m, 2_000_000 - MIN_REMAINING_MS, 10));
-        assert!(
-            !eligible(&m, 2_000_000 - MIN_REMAINING_MS + 1, 10),
-            "about to expire"
-        );
-    }
-
-    #[test]
-    fn arrivals_give_the_sequence_number_of_min_age_ago() {
-        let mut a = Arrivals::default();
-        assert_eq!(a.watermark(1_000_000), 0, "nothing known");
-        a.note(100_000, 5);
-        a.note(110_000, 8);
-        a.note(120_000, 20);
-        assert_eq!(a.watermark(100_000 + MIN_AGE_MS - 1), 0);
-        assert_eq!(a.watermark(100_000 + MIN_AGE_MS), 5);
-        assert_eq!(a.watermark(110_000 + MIN_AGE_MS), 8);
-        assert_eq!(a.watermark(u64::MAX), 20);
-        // Old notes are dropped, but never the one the watermark needs.
-        for i in 0..1000u64 {
-            a.note(130_000 + i * 10_000, 20 + i);
-        }
-        assert!(a.notes.len() <= 4, "{}", a.notes.len());
-        let now = 130_000 + 999 * 10_000;
-        assert_eq!(a.watermark(now), 20 + 997);
-    }
-}
+mod tests;

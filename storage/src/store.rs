@@ -4,11 +4,12 @@
 //!
 //! | family | key | value |
 //! |---|---|---|
-//! | `meta` | owner (33: prefix ‖ key) ‖ namespace (2, sign bit flipped) ‖ seq (8) | timestamp ms (8) ‖ expiry ms (8) ‖ body length (4) ‖ hash length (1) ‖ hash |
+//! | `meta` | owner (33: prefix ‖ key) ‖ namespace (2, sign bit flipped) ‖ seq (8) | timestamp ms (8) ‖ expiry ms (8) ‖ body length (4) ‖ hash length (1) ‖ hash ‖ other members' acks (`storage_test::ACK_LEN` each) |
 //! | `msg` | the same key | the body |
 //! | `hash` | message hash (43 ASCII) | the key |
 //! | `expiry` | expiry ms (8) ‖ the key | empty |
 //! | `revoked` | owner ‖ token | see `revoked` |
+//! | `refute`, `tomb`, `bulkref` | | the account's requests that ended messages: see `refutes` |
 //! | default | `seq`; `format` | a bound on the sequence numbers handed out (8; reserved 1,024 at a time); the layout (2) |
 //!
 //! `seq` (kept in memory under the write lock, and in each insert's batch) grows with every
@@ -26,7 +27,9 @@
 //! on between them. A store of the first layout (everything in `msg`) is moved to this one at
 //! open.
 //!
-//! Writes are serialised by one mutex (they read before they write); reads take no lock.
+//! Writes are serialised by one mutex (they read before they write); reads take no lock. A
+//! chunked operation hands the mutex over fairly after each chunk, so a writer waiting for it
+//! goes next.
 //!
 //! An account's totals (messages and body bytes, for its limits) are not stored: they are
 //! counted from its records the first time a write needs them, then kept in memory under the
@@ -36,10 +39,10 @@
 //! 10 == 0`) and the others, and each has its own limits: what strangers send an account
 //! cannot fill the room its owner's signed namespaces need.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
 
 use rocksdb::{
     BlockBasedOptions, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB,
@@ -57,6 +60,7 @@ const CF_REVOKED: &str = "revoked";
 
 mod bulk;
 mod layout;
+mod refutes;
 mod revoked;
 mod sampling;
 use layout::{expiry_key, msg_key, ns_bytes, owner_bytes, u64_at, Meta};
@@ -70,7 +74,7 @@ const SEQ_BLOCK: u64 = 1024;
 /// first, cheapest to count again from their records when next needed).
 pub const OWNER_CACHE: usize = 100_000;
 /// Messages an operation over a whole account handles per hold of the write lock.
-pub const CHUNK: usize = 2_000;
+pub const CHUNK: usize = 256;
 
 /// An account's totals: (messages, body bytes) in its public namespaces and in the others.
 type Totals = [(u64, u64); 2];
@@ -283,6 +287,9 @@ impl MessageStore {
             ColumnFamilyDescriptor::new(CF_HASH, hashed()),
             ColumnFamilyDescriptor::new(CF_EXPIRY, plain()),
             ColumnFamilyDescriptor::new(CF_REVOKED, point()),
+            ColumnFamilyDescriptor::new(refutes::CF_REFUTE, plain()),
+            ColumnFamilyDescriptor::new(refutes::CF_TOMB, point()),
+            ColumnFamilyDescriptor::new(refutes::CF_BULK, plain()),
         ];
         // A store made before totals were counted in memory has their family: it must be
         // opened to open the database, and is then dropped.
@@ -368,8 +375,8 @@ impl MessageStore {
             .ok_or(StoreError::Corrupt("missing column family"))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Seq> {
-        self.write.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Seq> {
+        self.write.lock()
     }
 
     /// Whether an account holds any message (one seek, no lock).
@@ -528,22 +535,16 @@ impl MessageStore {
         Ok(out)
     }
 
-    /// Bodies of `keys` (records read earlier, under `snapshot` when given), in order.
-    fn bodies(
-        &self,
-        keys: &[Vec<u8>],
-        snapshot: Option<&rocksdb::Snapshot<'_>>,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let cf = self.cf(CF_MSG)?;
-        let mut opts = rocksdb::ReadOptions::default();
-        if let Some(s) = snapshot {
-            opts.set_snapshot(s);
-        }
-        self.db
-            .multi_get_cf_opt(keys.iter().map(|k| (cf, k)), &opts)
-            .into_iter()
-            .map(|r| r?.ok_or(StoreError::Corrupt("a message's body is missing")))
-            .collect()
+    /// A cursor over bodies, for records read in key order from the same snapshot: one seek,
+    /// then steps forward (a point lookup per body would search every level of `msg`).
+    fn body_cursor<'a>(
+        &'a self,
+        snapshot: &'a rocksdb::Snapshot<'a>,
+        start: &[u8],
+    ) -> Result<BodyCursor<'a>, StoreError> {
+        let mut it = snapshot.raw_iterator_cf(self.cf(CF_MSG)?);
+        it.seek(start);
+        Ok(BodyCursor(it))
     }
 
     /// Stores a message (§1.7): a public-outbox namespace keeps only the newest message; a
@@ -615,6 +616,7 @@ impl MessageStore {
             expiry: m.expiry,
             body_len: u32::try_from(m.data.len()).unwrap_or(u32::MAX),
             hash: m.hash.clone(),
+            acks: Vec::new(),
         };
         batch.put_cf(self.cf(CF_MSG)?, key, &m.data);
         batch.put_cf(self.cf(CF_META)?, key, rec.value());
@@ -653,10 +655,11 @@ impl MessageStore {
             },
             None => prefix.clone(),
         };
-        // Records first (they carry each body's length, so the budget is decided on them),
-        // then the bodies of those taken, both from one snapshot.
+        // Records (they carry each body's length, so the budget is decided on them) and the
+        // bodies of those taken, side by side from one snapshot.
         let snapshot = self.db.snapshot();
-        let mut taken: Vec<(Vec<u8>, Meta)> = Vec::new();
+        let mut bodies = self.body_cursor(&snapshot, &start)?;
+        let mut out: Vec<Message> = Vec::new();
         let mut used = 0u64;
         let mut more = false;
         let it = snapshot.iterator_cf(
@@ -673,23 +676,53 @@ impl MessageStore {
                 continue;
             }
             let cost = 100 + rec.hash.len() as u64 + u64::from(rec.body_len).div_ceil(3) * 4;
-            if (max_count > 0 && taken.len() >= max_count)
-                || (!taken.is_empty() && used.saturating_add(cost) > max_size)
+            if (max_count > 0 && out.len() >= max_count)
+                || (!out.is_empty() && used.saturating_add(cost) > max_size)
             {
                 more = true;
                 break;
             }
             used = used.saturating_add(cost);
-            taken.push((k.to_vec(), rec));
+            let body = bodies.body_of(&k)?;
+            out.push(rec.with_body(body));
         }
-        let keys: Vec<Vec<u8>> = taken.iter().map(|(k, _)| k.clone()).collect();
-        let bodies = self.bodies(&keys, Some(&snapshot))?;
-        let out = taken
-            .into_iter()
-            .zip(bodies)
-            .map(|((_, rec), body)| rec.with_body(body))
-            .collect();
         Ok((out, more))
+    }
+
+    /// Keeps other members' acks (checked by the caller) with the message `hash`, at most
+    /// [`MAX_ACKS`](crate::storage_test::MAX_ACKS) per message, one per member, each only while
+    /// it names the message as held here. Returns how many were added.
+    pub fn add_acks(
+        &self,
+        hash: &str,
+        acks: &[crate::storage_test::Ack],
+    ) -> Result<usize, StoreError> {
+        use crate::storage_test::{Ack, MAX_ACKS};
+        if acks.is_empty() || self.discarding() {
+            return Ok(0);
+        }
+        let mut w = self.lock();
+        let Some((key, mut rec)) = self.by_hash(hash)? else {
+            return Ok(0);
+        };
+        let mut added = 0;
+        for a in acks {
+            let fits = a.hash == rec.hash
+                && a.account == rec.pubkey
+                && a.namespace == rec.namespace
+                && a.timestamp == rec.timestamp;
+            let known = rec.acks.iter().any(|k| Ack::member_of(k) == a.member);
+            if fits && !known && rec.acks.len() < MAX_ACKS {
+                rec.acks.push(a.compact());
+                added += 1;
+            }
+        }
+        if added > 0 {
+            let mut batch = WriteBatch::default();
+            batch.put_cf(self.cf(CF_META)?, &key, rec.value());
+            self.apply(&mut w, batch, Delta::default())?;
+        }
+        Ok(added)
     }
 
     /// The expiries of the account's messages among `hashes`.
@@ -739,6 +772,25 @@ impl MessageStore {
             }
         }
         Ok((new, held))
+    }
+}
+
+/// See [`MessageStore::body_cursor`].
+struct BodyCursor<'a>(rocksdb::DBRawIteratorWithThreadMode<'a, DB>);
+
+impl BodyCursor<'_> {
+    /// The body under `key`, at or after the cursor (keys asked for in ascending order).
+    fn body_of(&mut self, key: &[u8]) -> Result<Vec<u8>, StoreError> {
+        while self.0.valid() && self.0.key().is_some_and(|k| k < key) {
+            self.0.next();
+        }
+        match (self.0.key(), self.0.value()) {
+            (Some(k), Some(v)) if k == key => Ok(v.to_vec()),
+            _ => {
+                self.0.status()?;
+                Err(StoreError::Corrupt("a message's body is missing"))
+            }
+        }
     }
 }
 

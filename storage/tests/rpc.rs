@@ -688,3 +688,105 @@ fn a_batch_of_retrieves_is_one_answers_worth() {
     );
     assert!(results.iter().all(|r| r["body"]["more"] == true));
 }
+
+/// What ended a message the node had acknowledged is kept, and is a refutation only for the
+/// messages it covered, signed by the account, once the message ended by `now`.
+#[test]
+fn the_accounts_requests_that_ended_messages_refute_tests_of_them() {
+    use sispop_storage::rpc::refutes;
+    use sispop_storage::storage_test::Ack;
+    use sispop_storage::store::Message;
+    let t = T::new();
+    let pk = pubkey_hex(&t.acct);
+    let member = SigningKey::from_bytes(&[4; 32]);
+    // Three messages in namespace 0 and one in 3, acknowledged by a member at NOW - 1000.
+    let mut msgs = Vec::new();
+    for (i, ns) in [0i16, 0, 0, 3].iter().enumerate() {
+        let body = format!("m{i}");
+        let ts = NOW - 10_000 + i as u64;
+        let p = json!({"pubkey": pk, "timestamp": ts, "ttl": 3_600_000,
+                       "namespace": ns, "data": STANDARD.encode(&body)});
+        let p = if *ns == 0 {
+            p
+        } else {
+            t.signed(&format!("store{ns}{ts}"), p)
+        };
+        assert_eq!(t.call("store", p).0, 200);
+        msgs.push(Message {
+            pubkey: t.acct,
+            namespace: *ns,
+            hash: message_hash(&t.acct, *ns, body.as_bytes()),
+            timestamp: ts,
+            expiry: ts + 3_600_000,
+            data: body.into_bytes(),
+        });
+    }
+    let ack = |m: &Message| Ack::sign(&member, &m.into(), NOW - 1_000, 10);
+    let kept = |m: &Message| t.store.refutations(&t.acct, &m.hash, NOW).expect("kept");
+    let refuted = |m: &Message, now: u64| {
+        kept(m)
+            .iter()
+            .any(|(method, params)| refutes(method, params, &ack(m), now))
+    };
+    assert!(msgs.iter().all(|m| kept(m).is_empty()), "nothing ended yet");
+    // `delete` names m0: it refutes m0 only.
+    let h0 = msgs[0].hash.clone();
+    let (code, _) = t.call(
+        "delete",
+        t.signed(&format!("delete{h0}"), json!({"messages": [h0]})),
+    );
+    assert_eq!(code, 200);
+    assert!(refuted(&msgs[0], NOW));
+    assert!(!refuted(&msgs[1], NOW));
+    // An expiry shortened to the past... as the client can only ask for one at or after now,
+    // it refutes once that time has come.
+    let e = NOW + 1_000;
+    let h1 = msgs[1].hash.clone();
+    let (code, body) = t.call(
+        "expire",
+        t.signed(
+            &format!("expireshorten{e}{h1}"),
+            json!({"messages": [h1], "expiry": e, "shorten": true}),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(!refuted(&msgs[1], NOW), "not expired yet");
+    assert!(refuted(&msgs[1], e));
+    // `delete_all` of namespace 0: m2 (namespace 0), not m3 (namespace 3); and not a message
+    // acknowledged after the request could have been made.
+    let (code, body) = t.call(
+        "delete_all",
+        t.signed(
+            &format!("delete_all{NOW}"),
+            json!({"timestamp": NOW, "namespace": 0}),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(refuted(&msgs[2], NOW));
+    assert!(!refuted(&msgs[3], NOW));
+    let later = Ack::sign(&member, &(&msgs[2]).into(), NOW + 120_000, 10);
+    assert!(!kept(&msgs[2])
+        .iter()
+        .any(|(m, p)| refutes(m, p, &later, NOW + 120_000)));
+    // A kept request altered, or signed by someone else: nothing.
+    let (method, mut params) = kept(&msgs[0]).remove(0);
+    params["messages"] = json!([msgs[3].hash]);
+    assert!(!refutes(&method, &params, &ack(&msgs[3]), NOW));
+    let stranger = SigningKey::from_bytes(&[8; 32]);
+    let mut forged = t.signed(
+        &format!("delete{}", msgs[3].hash),
+        json!({"messages": [msgs[3].hash]}),
+    );
+    forged["signature"] = json!(STANDARD.encode(
+        stranger
+            .sign(format!("delete{}", msgs[3].hash).as_bytes())
+            .to_bytes()
+    ));
+    assert!(!refutes("delete", &forged, &ack(&msgs[3]), NOW));
+    // Extending ends nothing.
+    let extend = t.signed(
+        &format!("expireextend{e}{}", msgs[3].hash),
+        json!({"messages": [msgs[3].hash], "expiry": e, "extend": true}),
+    );
+    assert!(!refutes("expire", &extend, &ack(&msgs[3]), u64::MAX));
+}

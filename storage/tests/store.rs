@@ -548,8 +548,10 @@ fn storage_test_samples_and_lookups() {
     s.store(&young, false).expect("store");
     let watermark = s.last_seq() - 1;
     let pick = |start: &[u8; 33], pick: u64, max: usize| {
-        s.sample(start, pick, max, |m| eligible(m, now, watermark))
-            .expect("sample")
+        s.sample(start, pick, max, |m| {
+            eligible(m, watermark) && m.expiry >= now + MIN_REMAINING_MS
+        })
+        .expect("sample")
     };
     // From any start, wrapping around, only the eligible message is picked.
     for start in [[0u8; 33], [2; 33], [3; 33], [4; 33], [0xff; 33]] {
@@ -571,7 +573,7 @@ fn storage_test_samples_and_lookups() {
     let watermark = s.last_seq();
     let picked: std::collections::BTreeSet<String> = (0..12)
         .filter_map(|i| {
-            s.sample(&[3; 33], i, 10, |m| eligible(m, now, watermark))
+            s.sample(&[3; 33], i, 10, |m| eligible(m, watermark))
                 .expect("sample")
         })
         .map(|m| m.hash)
@@ -588,10 +590,104 @@ fn storage_test_samples_and_lookups() {
     s.store(&other, false).expect("store");
     let watermark = s.last_seq();
     assert_eq!(
-        s.sample(&[0; 33], 0, 1, |m| eligible(m, now, watermark))
+        s.sample(&[0; 33], 0, 1, |m| eligible(m, watermark))
             .expect("sample"),
         Some(other.clone())
     );
+}
+
+/// Acks kept with a message (at most four, one per member, only acks of that message), and a
+/// sample for a worker finds only messages carrying its ack, with that ack.
+#[test]
+fn acks_are_kept_with_their_messages_and_sampled_by_worker() {
+    use ed25519_dalek::SigningKey;
+    use sispop_storage::storage_test::{Ack, MAX_ACKS};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let (a, b) = (msg(1, 0, "a", 1, 9_000), msg(1, 0, "b", 1, 9_000));
+    s.store(&a, false).expect("store");
+    s.store(&b, false).expect("store");
+    let members: Vec<SigningKey> = (0..6u8).map(|i| SigningKey::from_bytes(&[i; 32])).collect();
+    let acks: Vec<Ack> = members
+        .iter()
+        .map(|k| Ack::sign(k, &(&a).into(), 5, 1))
+        .collect();
+    // One of b's does not go with a; a repeated member counts once; four at most.
+    let wrong = Ack::sign(&members[0], &(&b).into(), 5, 1);
+    assert_eq!(
+        s.add_acks(&a.hash, std::slice::from_ref(&wrong))
+            .expect("add"),
+        0
+    );
+    assert_eq!(s.add_acks(&a.hash, &acks[..2]).expect("add"), 2);
+    assert_eq!(s.add_acks(&a.hash, &acks).expect("add"), MAX_ACKS - 2);
+    let worker = |i: usize| members[i].verifying_key().to_bytes();
+    for start in [[0u8; 33], [0xff; 33]] {
+        let (m, ack) = s
+            .sample_acked(&start, 3, 10, &worker(1), |_, _| true)
+            .expect("sample")
+            .expect("a's ack by member 1");
+        assert_eq!((m, &ack), (a.clone(), &acks[1]));
+        assert!(ack.verify());
+    }
+    assert_eq!(
+        s.sample_acked(&[0; 33], 0, 10, &worker(5), |_, _| true)
+            .expect("sample"),
+        None,
+        "member 5's ack did not fit"
+    );
+    // Acks outlive an expiry change (kept in the record), and go with the message.
+    s.expire(&pk(1), &[(a.hash.clone(), 8_000)], ExpireMode::Set)
+        .expect("expire");
+    assert!(s
+        .sample_acked(&[0; 33], 0, 10, &worker(0), |_, _| true)
+        .expect("sample")
+        .is_some());
+    s.delete(&pk(1), std::slice::from_ref(&a.hash))
+        .expect("delete");
+    assert_eq!(
+        s.sample_acked(&[0; 33], 0, 10, &worker(0), |_, _| true)
+            .expect("sample"),
+        None
+    );
+}
+
+/// The account's requests that ended messages are kept, found by the message they named or by
+/// the account, and forgotten when their time is up.
+#[test]
+fn requests_that_ended_messages_are_kept_for_a_while() {
+    use sispop_storage::storage_test::REFUTE_KEEP_MS;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let named = serde_json::json!({"messages": ["h1", "h2"], "signature": "x"});
+    let bulk = serde_json::json!({"timestamp": 5, "signature": "y"});
+    s.keep_refutation(
+        &pk(1),
+        "delete",
+        &named,
+        1_000,
+        Some(&["h1".into(), "h2".into()]),
+    )
+    .expect("keep");
+    s.keep_refutation(&pk(1), "delete_all", &bulk, 2_000, None)
+        .expect("keep");
+    let found = s.refutations(&pk(1), "h2", 3_000).expect("find");
+    assert_eq!(
+        found,
+        vec![
+            ("delete".to_owned(), named.clone()),
+            ("delete_all".to_owned(), bulk.clone())
+        ]
+    );
+    assert_eq!(s.refutations(&pk(1), "h9", 3_000).expect("find").len(), 1);
+    assert!(s.refutations(&pk(2), "h1", 3_000).expect("find").is_empty());
+    // The first is past its time, the second not yet.
+    let later = 1_000 + REFUTE_KEEP_MS;
+    assert_eq!(s.refutations(&pk(1), "h1", later).expect("find").len(), 1);
+    assert_eq!(s.sweep_refutations(later, 100).expect("sweep"), 1);
+    assert_eq!(s.refutations(&pk(1), "h1", 0).expect("find").len(), 1);
+    assert_eq!(s.sweep_refutations(u64::MAX, 100).expect("sweep"), 1);
+    assert!(s.refutations(&pk(1), "h1", 0).expect("find").is_empty());
 }
 
 #[test]

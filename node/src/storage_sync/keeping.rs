@@ -14,23 +14,28 @@ use tracing::{debug, info, warn};
 
 use super::{
     ask, confirmed, keep_messages, keep_revocations, members_with_addr, peers, pull_pages,
-    revocations_json, CHECK_EVERY, PAGE, PULL, PULL_REVOKED, PUSH, PUSH_PAGE_BYTES,
+    revocations_json, Asked, CHECK_EVERY, PAGE, PULL, PULL_REVOKED, PUSH, PUSH_PAGE_BYTES,
 };
 use crate::node::Node;
 use crate::storage_server::{owner_among, serving, Storage};
 
-/// Sends every message held for an account another swarm owns to that swarm, and drops it
-/// here once a member signed for holding it. Returns how many moved and how many are left.
-async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> (usize, usize) {
+/// How long a message handed over stays here after a member of its new swarm signed for it:
+/// a validator whose chain is a little behind ours may still test this node on it (its acks
+/// from before the change are not usable once the validator knows of the change).
+const HAND_OVER_GRACE: Duration = Duration::from_secs(600);
+
+/// Messages handed over (account and hash), to drop once the grace is over.
+type Handed = Vec<(UserPubkey, String)>;
+
+/// Sends every message held for an account another swarm owns to that swarm. Returns how many
+/// a member signed for holding (to drop here after [`HAND_OVER_GRACE`]: the third) and how
+/// many are left.
+async fn hand_over(node: &Node, storage: &Arc<Storage>, our_swarm: u64) -> (usize, usize, Handed) {
     hand_over_by(node, storage, our_swarm, |pk, addr, data| {
         Box::pin(async move { ask(node, &pk, addr, data).await })
     })
     .await
 }
-
-/// A request to a member and its answer (the network's [`ask`], or a test's stand-in).
-type Asked<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'a>>;
 
 /// [`hand_over`], asking members through `ask`.
 pub(super) async fn hand_over_by<'a>(
@@ -38,13 +43,13 @@ pub(super) async fn hand_over_by<'a>(
     storage: &Arc<Storage>,
     our_swarm: u64,
     ask: impl Fn(PublicKey, Option<libp2p::Multiaddr>, Vec<u8>) -> Asked<'a>,
-) -> (usize, usize) {
+) -> (usize, usize, Handed) {
     let mut cursor: Option<Vec<u8>> = None;
-    let (mut moved, mut left) = (0, 0);
+    let (mut moved, mut left, mut handed) = (0, 0, Vec::new());
     loop {
         // We may have moved meanwhile: what was another swarm's may be ours now.
         if serving(node).ok() != Some(our_swarm) {
-            return (moved, left.max(1));
+            return (moved, left.max(1), handed);
         }
         let s = storage.clone();
         let c = cursor.clone();
@@ -52,7 +57,7 @@ pub(super) async fn hand_over_by<'a>(
             tokio::task::spawn_blocking(move || s.store.scan(c.as_deref(), PAGE, PUSH_PAGE_BYTES))
                 .await
         else {
-            return (moved, left.max(1));
+            return (moved, left.max(1), handed);
         };
         let mut by_swarm: std::collections::BTreeMap<u64, Vec<Message>> = Default::default();
         let ids = node.swarm_ids();
@@ -110,22 +115,34 @@ pub(super) async fn hand_over_by<'a>(
             let (gone, kept): (Vec<Message>, Vec<Message>) =
                 msgs.into_iter().partition(|m| taken.contains(&m.hash));
             left += kept.len();
-            if !gone.is_empty() {
-                moved += gone.len();
-                let s = storage.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    for m in &gone {
-                        let _ = s.store.delete(&m.pubkey, std::slice::from_ref(&m.hash));
-                    }
-                })
-                .await;
-            }
+            moved += gone.len();
+            handed.extend(gone.into_iter().map(|m| (m.pubkey, m.hash)));
         }
         match next {
             Some(n) => cursor = Some(n),
-            None => return (moved, left),
+            None => return (moved, left, handed),
         }
     }
+}
+
+/// Drops messages handed over (their grace over), but not one whose account is our swarm's
+/// again.
+pub(super) async fn drop_handed(node: &Node, storage: &Arc<Storage>, handed: Handed) {
+    let Ok(ours) = serving(node) else {
+        return;
+    };
+    let ids = node.swarm_ids();
+    let gone: Handed = handed
+        .into_iter()
+        .filter(|(pk, _)| owner_among(&ids, pk) != Some(ours))
+        .collect();
+    let s = storage.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        for (pk, hash) in &gone {
+            let _ = s.store.delete(pk, std::slice::from_ref(hash));
+        }
+    })
+    .await;
 }
 
 /// When a node became what it is now: its registration and how many times it was
@@ -232,11 +249,22 @@ pub async fn run(node: Node, storage: Arc<Storage>) {
     let mut pending: Option<Pending> = None;
     // When to hand over (again), and how many tries failed.
     let mut hand_over_at: Option<(tokio::time::Instant, u32)> = None;
+    // Handed over, to drop when due.
+    let mut to_drop: std::collections::VecDeque<(tokio::time::Instant, Handed)> =
+        Default::default();
     let mut tick = tokio::time::interval(CHECK_EVERY);
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = tick.tick() => {}
+        }
+        while to_drop
+            .front()
+            .is_some_and(|(due, _)| *due <= tokio::time::Instant::now())
+        {
+            if let Some((_, handed)) = to_drop.pop_front() {
+                drop_handed(&node, &storage, handed).await;
+            }
         }
         let Some(now) = epoch(&node) else {
             done = None;
@@ -302,7 +330,10 @@ pub async fn run(node: Node, storage: Arc<Storage>) {
                 let Some(swarm) = swarm.map(|e| e.swarm) else {
                     continue;
                 };
-                let (moved, left) = hand_over(&node, &storage, swarm).await;
+                let (moved, left, handed) = hand_over(&node, &storage, swarm).await;
+                if !handed.is_empty() {
+                    to_drop.push_back((tokio::time::Instant::now() + HAND_OVER_GRACE, handed));
+                }
                 if moved > 0 {
                     info!(
                         messages = moved,

@@ -39,6 +39,7 @@ impl MessageStore {
                 }
             }
             self.apply(&mut w, batch, delta)?;
+            parking_lot::MutexGuard::unlock_fair(w);
         }
         Ok(deleted.into_iter().collect())
     }
@@ -65,6 +66,7 @@ impl MessageStore {
                 each(self, &mut batch, &mut delta, k, rec)?;
             }
             self.apply(&mut w, batch, delta)?;
+            parking_lot::MutexGuard::unlock_fair(w);
             if chunk.len() < CHUNK {
                 return Ok(());
             }
@@ -162,6 +164,7 @@ impl MessageStore {
                 }
             }
             self.apply(&mut w, batch, Delta::default())?;
+            parking_lot::MutexGuard::unlock_fair(w);
         }
         updated.sort();
         unchanged.sort();
@@ -172,17 +175,24 @@ impl MessageStore {
     /// at a time; returns how many. The daemon calls it until it returns less than `max`.
     pub fn sweep(&self, now_ms: u64, max: usize) -> Result<usize, StoreError> {
         let mut n = 0;
+        // Where the last chunk stopped: the next seeks past it rather than walking again over
+        // the entries it deleted.
+        let mut from: Option<Vec<u8>> = None;
         while n < max {
             let want = CHUNK.min(max - n);
             let mut w = self.lock();
             let mut batch = WriteBatch::default();
             let mut delta = Delta::default();
             let mut here = 0;
-            for item in self
-                .db
-                .iterator_cf(self.cf(CF_EXPIRY)?, IteratorMode::Start)
-            {
+            let mode = match &from {
+                Some(k) => IteratorMode::From(k, rocksdb::Direction::Forward),
+                None => IteratorMode::Start,
+            };
+            for item in self.db.iterator_cf(self.cf(CF_EXPIRY)?, mode) {
                 let (k, _) = item?;
+                if from.as_deref() == Some(&k[..]) {
+                    continue;
+                }
                 let Some(expiry) = u64_at(&k, 0) else {
                     return Err(StoreError::Corrupt("expiry key"));
                 };
@@ -203,8 +213,10 @@ impl MessageStore {
                     None => batch.delete_cf(self.cf(CF_EXPIRY)?, &k),
                 }
                 here += 1;
+                from = Some(k.to_vec());
             }
             self.apply(&mut w, batch, delta)?;
+            parking_lot::MutexGuard::unlock_fair(w);
             n += here;
             if here < want {
                 break;

@@ -4,6 +4,7 @@
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
 use super::{StoreError, CF_META, CF_MSG, OWNER_LEN};
+use crate::storage_test::ACK_LEN;
 use crate::{Namespace, UserPubkey};
 
 /// Bytes of a `msg` / `meta` key.
@@ -66,18 +67,23 @@ pub(super) struct Meta {
     pub body_len: u32,
     /// The message hash.
     pub hash: String,
+    /// Other members' acknowledgements of it (`storage_test::Ack::compact`).
+    pub acks: Vec<[u8; ACK_LEN]>,
 }
 
 impl Meta {
     /// The record's value: timestamp (8) ‖ expiry (8) ‖ body length (4) ‖ hash length (1) ‖
-    /// hash.
+    /// hash ‖ acks.
     pub fn value(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(21 + self.hash.len());
+        let mut v = Vec::with_capacity(21 + self.hash.len() + self.acks.len() * ACK_LEN);
         v.extend_from_slice(&self.timestamp.to_be_bytes());
         v.extend_from_slice(&self.expiry.to_be_bytes());
         v.extend_from_slice(&self.body_len.to_be_bytes());
         v.push(u8::try_from(self.hash.len()).unwrap_or(u8::MAX));
         v.extend_from_slice(self.hash.as_bytes());
+        for a in &self.acks {
+            v.extend_from_slice(a);
+        }
         v
     }
 
@@ -100,6 +106,14 @@ impl Meta {
             .and_then(|h| std::str::from_utf8(h).ok())
             .ok_or(StoreError::Corrupt("message hash"))?
             .to_owned();
+        let rest = &value[21 + hlen..];
+        if !rest.len().is_multiple_of(ACK_LEN) {
+            return Err(StoreError::Corrupt("message acks"));
+        }
+        let acks = rest
+            .chunks_exact(ACK_LEN)
+            .map(|c| <[u8; ACK_LEN]>::try_from(c).map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
         Ok(Meta {
             pubkey: UserPubkey {
                 prefix: key[0],
@@ -111,6 +125,7 @@ impl Meta {
             expiry: u64_at(value, 8).ok_or_else(bad)?,
             body_len,
             hash,
+            acks,
         })
     }
 

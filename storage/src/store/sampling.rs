@@ -30,6 +30,9 @@ impl From<&Meta> for MessageMeta {
     }
 }
 
+/// A record with its key.
+type Keyed = (Box<[u8]>, Meta);
+
 impl MessageStore {
     /// A message for a storage test, picked at random among those `eligible` accepts within
     /// `max_scan` messages from a point chosen by `random` (wrapping around to the first key):
@@ -43,6 +46,28 @@ impl MessageStore {
         max_scan: usize,
         eligible: impl Fn(&MessageMeta) -> bool,
     ) -> Result<Option<Message>, StoreError> {
+        let found = self.scan_window(random, max_scan, |rec| eligible(&MessageMeta::from(rec)))?;
+        let Some(len) = u64::try_from(found.len()).ok().filter(|n| *n > 0) else {
+            return Ok(None);
+        };
+        let (key, rec) = found
+            .into_iter()
+            .nth(usize::try_from(pick % len).unwrap_or(0))
+            .unwrap_or_else(|| unreachable!("pick is below the count"));
+        match self.db.get_cf(self.cf(super::CF_MSG)?, &key)? {
+            Some(body) => Ok(Some(rec.with_body(body))),
+            None => Ok(None),
+        }
+    }
+
+    /// The records `wanted` accepts within `max_scan` from a point chosen by `random`
+    /// (wrapping around to the first key; see [`MessageStore::sample`]), with their keys.
+    fn scan_window(
+        &self,
+        random: &[u8; OWNER_LEN],
+        max_scan: usize,
+        wanted: impl Fn(&Meta) -> bool,
+    ) -> Result<Vec<Keyed>, StoreError> {
         let cf = self.cf(CF_META)?;
         let prefix = match self
             .db
@@ -51,12 +76,12 @@ impl MessageStore {
             .or_else(|| self.db.iterator_cf(cf, IteratorMode::Start).next())
         {
             Some(item) => item?.0.first().copied().unwrap_or(0),
-            None => return Ok(None),
+            None => return Ok(Vec::new()),
         };
         let mut start = *random;
         start[0] = prefix;
         let mut seen = 0;
-        let mut found: Vec<(Box<[u8]>, Meta)> = Vec::new();
+        let mut found = Vec::new();
         // From the start point to the end, then from the first key up to the start point.
         for (pass, mode) in [
             IteratorMode::From(&start, Direction::Forward),
@@ -72,17 +97,51 @@ impl MessageStore {
                 }
                 seen += 1;
                 let rec = Meta::decode(&k, &v)?;
-                if eligible(&MessageMeta::from(&rec)) {
+                if wanted(&rec) {
                     found.push((k, rec));
                 }
             }
         }
+        Ok(found)
+    }
+
+    /// A message for a storage test of `worker`: as [`MessageStore::sample`], among messages
+    /// that carry the worker's ack, with that ack; `eligible` sees each such message and ack.
+    pub fn sample_acked(
+        &self,
+        random: &[u8; OWNER_LEN],
+        pick: u64,
+        max_scan: usize,
+        worker: &[u8; 32],
+        eligible: impl Fn(&MessageMeta, &crate::storage_test::Ack) -> bool,
+    ) -> Result<Option<(Message, crate::storage_test::Ack)>, StoreError> {
+        use crate::storage_test::Ack;
+        let ack_of = |rec: &Meta| {
+            let a = rec.acks.iter().find(|a| Ack::member_of(a) == worker)?;
+            let m = crate::storage_test::Acked {
+                account: rec.pubkey,
+                namespace: rec.namespace,
+                hash: rec.hash.clone(),
+                timestamp: rec.timestamp,
+                expiry: rec.expiry,
+            };
+            Some(Ack::from_compact(a, &m))
+        };
+        let found = self.scan_window(random, max_scan, |rec| {
+            ack_of(rec).is_some_and(|a| eligible(&MessageMeta::from(rec), &a))
+        })?;
         let Some(len) = u64::try_from(found.len()).ok().filter(|n| *n > 0) else {
             return Ok(None);
         };
-        let (key, rec) = found.swap_remove(usize::try_from(pick % len).unwrap_or(0));
+        let (key, rec) = found
+            .into_iter()
+            .nth(usize::try_from(pick % len).unwrap_or(0))
+            .unwrap_or_else(|| unreachable!("pick is below the count"));
+        let Some(ack) = ack_of(&rec) else {
+            return Ok(None);
+        };
         match self.db.get_cf(self.cf(super::CF_MSG)?, &key)? {
-            Some(body) => Ok(Some(rec.with_body(body))),
+            Some(body) => Ok(Some((rec.with_body(body), ack))),
             None => Ok(None),
         }
     }
@@ -102,10 +161,11 @@ impl MessageStore {
             Some(k) => IteratorMode::From(k, Direction::Forward),
             None => IteratorMode::Start,
         };
-        // Records first, then the bodies of those taken, from one snapshot.
+        // Records and their bodies side by side, from one snapshot.
         let snapshot = self.db.snapshot();
-        let mut taken: Vec<(Vec<u8>, Meta)> = Vec::new();
-        let mut next = None;
+        let mut bodies = self.body_cursor(&snapshot, after.unwrap_or_default())?;
+        let mut out = Vec::new();
+        let mut last: Option<Vec<u8>> = None;
         let mut used = 0u64;
         for item in snapshot.iterator_cf(self.cf(CF_META)?, mode) {
             let (k, v) = item?;
@@ -114,21 +174,14 @@ impl MessageStore {
             }
             let rec = Meta::decode(&k, &v)?;
             let cost = 256 + u64::from(rec.body_len).div_ceil(3) * 4;
-            if taken.len() >= max || (!taken.is_empty() && used.saturating_add(cost) > max_bytes) {
-                next = taken.last().map(|(k, _)| k.clone());
-                break;
+            if out.len() >= max || (!out.is_empty() && used.saturating_add(cost) > max_bytes) {
+                return Ok((out, last));
             }
             used = used.saturating_add(cost);
-            taken.push((k.to_vec(), rec));
+            out.push(rec.with_body(bodies.body_of(&k)?));
+            last = Some(k.to_vec());
         }
-        let keys: Vec<Vec<u8>> = taken.iter().map(|(k, _)| k.clone()).collect();
-        let bodies = self.bodies(&keys, Some(&snapshot))?;
-        let out = taken
-            .into_iter()
-            .zip(bodies)
-            .map(|((_, rec), body)| rec.with_body(body))
-            .collect();
-        Ok((out, next))
+        Ok((out, None))
     }
 }
 
