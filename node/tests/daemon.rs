@@ -267,6 +267,113 @@ fn sigkill_while_mining_then_restart_resumes() {
     drop(d2);
 }
 
+/// The operator's methods, as the README lists them: hidden from restricted callers.
+const OPERATOR_METHODS: [&str; 8] = [
+    "stop_daemon",
+    "submit_block",
+    "generateblocks",
+    "get_service_keys",
+    "get_service_node_key",
+    "get_service_node_status",
+    "get_service_node_registration_cmd",
+    "get_service_node_registration_cmd_raw",
+];
+
+/// A blocking JSON-RPC call from `source` (a local address) to `target`.
+fn call_from(
+    source: std::net::IpAddr,
+    target: std::net::SocketAddr,
+    method: &str,
+) -> Option<Value> {
+    use std::io::{Read, Write};
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(target),
+        socket2::Type::STREAM,
+        None,
+    )
+    .ok()?;
+    socket
+        .bind(&std::net::SocketAddr::new(source, 0).into())
+        .ok()?;
+    socket.connect(&target.into()).ok()?;
+    let mut s = std::net::TcpStream::from(socket);
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {}}).to_string();
+    write!(s, "POST /json_rpc HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    serde_json::from_str(resp.split_once("\r\n\r\n")?.1).ok()
+}
+
+/// This machine's first IPv4 address that is not loopback, if it has one.
+fn outside_address() -> Option<std::net::IpAddr> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+        .find(|a| a.is_ipv4() && !a.is_loopback())
+}
+
+/// Without `--restricted-rpc`, callers on loopback reach the operator's methods and callers
+/// from any other address do not (oxend's default for its restricted port); `=0` lets them.
+#[test]
+fn rpc_is_restricted_for_remote_callers_by_default() {
+    use sispopd::rpc::Restriction;
+    let local: std::net::IpAddr = "127.0.0.1".parse().expect("ip");
+    let remote: std::net::IpAddr = "192.0.2.7".parse().expect("ip");
+    assert!(!Restriction::from_flag(None).applies_to(local));
+    assert!(Restriction::from_flag(None).applies_to(remote));
+    assert!(Restriction::from_flag(Some(true)).applies_to(local));
+    assert!(!Restriction::from_flag(Some(false)).applies_to(remote));
+    let Some(outside) = outside_address() else {
+        println!("no address but loopback here: the daemon's side is not checked");
+        return;
+    };
+    for (flag, remote_hidden) in [(None, true), (Some("--restricted-rpc=0"), false)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("log")).expect("log");
+        let mut cmd = Command::new(SISPOPD);
+        cmd.args(["--devnet", "--rpc-bind-ip", "0.0.0.0", "--rpc-bind-port"])
+            .arg(port.to_string())
+            .args(["--p2p-bind-ip", "127.0.0.1", "--p2p-bind-port"])
+            .arg(free_port().to_string())
+            .arg("--data-dir")
+            .arg(dir.path().join("data"));
+        cmd.args(flag);
+        let child = cmd
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn sispopd");
+        let _d = Daemon { child };
+        wait_for_height(port, 0, 30);
+        let target = std::net::SocketAddr::new(outside, port);
+        for method in OPERATOR_METHODS {
+            // (`stop_daemon` is only asked where it must be refused.)
+            let stops = method == "stop_daemon";
+            if !stops {
+                let from_local = call_from(local, std::net::SocketAddr::new(local, port), method)
+                    .expect("answer");
+                assert_ne!(
+                    from_local["error"]["code"], -32601,
+                    "{method} on loopback: {from_local}"
+                );
+            }
+            if stops && !remote_hidden {
+                continue;
+            }
+            let from_outside = call_from(outside, target, method).expect("answer");
+            assert_eq!(
+                from_outside["error"]["code"] == -32601,
+                remote_hidden,
+                "{method} from {outside} with {flag:?}: {from_outside}"
+            );
+        }
+    }
+}
+
 /// An oxend-style `sispop.conf` (switches written `key=1`, keys sispopd does not have) starts
 /// the daemon; with `restricted-rpc=1` the operator's methods are hidden and the rest answer.
 #[test]
@@ -295,15 +402,15 @@ fn restricted_rpc_from_an_oxend_config() {
         .expect("spawn sispopd");
     let _d = Daemon { child };
     wait_for_height(port, 1, 30);
-    for method in [
-        "stop_daemon",
-        "generateblocks",
-        "submit_block",
-        "get_service_keys",
-    ] {
+    for method in OPERATOR_METHODS {
         let r = call(port, method, json!({})).expect("answer");
         assert_eq!(r["error"]["code"], -32601, "{method} hidden: {r}");
         assert_eq!(r["id"], 1);
+    }
+    // The public ones answer.
+    for method in ["get_info", "get_height", "get_service_nodes"] {
+        let r = call(port, method, json!({})).expect("answer");
+        assert!(r.get("result").is_some(), "{method}: {r}");
     }
     let plain = post(port, "/stop_daemon", "{}").expect("answer");
     assert_eq!(plain["status"], "Failed", "{plain}");

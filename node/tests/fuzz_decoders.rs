@@ -132,6 +132,57 @@ proptest! {
         }
     }
 
+    /// Layers encrypted to the key that peels them (random bytes never are): a request built
+    /// for a node, to it alone or on to another, opens to exactly what was sent; one with a
+    /// byte of its ciphertext changed, or peeled by another node, is refused.
+    #[test]
+    fn onion_layers_built_for_the_node(
+        request in proptest::collection::vec(any::<u8>(), 0..400),
+        aes in any::<bool>(),
+        two_hops in any::<bool>(),
+        flip in any::<prop::sample::Index>(),
+    ) {
+        use sispop_relay::client::{build, Destination, Node};
+        use sispop_relay::hop::{parse_entry, peel, Hop, NodeKey};
+        let seed = [3u8; 32];
+        let key = NodeKey::from_ed25519_seed(&seed).expect("key");
+        let me = Node::from_ed25519(
+            ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes(),
+        )
+        .expect("a node");
+        let next = Node::from_ed25519(
+            ed25519_dalek::SigningKey::from_bytes(&[4; 32]).verifying_key().to_bytes(),
+        )
+        .expect("a node");
+        let path: Vec<Node> = if two_hops { vec![me, next] } else { vec![me] };
+        let enc = if aes {
+            sispop_relay::crypto::EncType::AesGcm
+        } else {
+            sispop_relay::crypto::EncType::XChaCha20
+        };
+        let salt = sispop_relay::crypto::SISPOP_GCM_SALT;
+        let built = build(&path, &Destination::Storage, &request, enc, salt, &mut rand::rngs::OsRng, None)
+            .expect("built");
+        let layer = parse_entry(&built.body).expect("a layer");
+        match peel(&key, &layer, salt).expect("opens with its key") {
+            Hop::Final { request: got, .. } => {
+                prop_assert!(!two_hops);
+                prop_assert_eq!(got, request);
+            }
+            Hop::Relay { next: to, .. } => {
+                prop_assert!(two_hops);
+                prop_assert_eq!(to, next.ed25519);
+            }
+            Hop::Http { .. } => prop_assert!(false, "not an HTTP destination"),
+        }
+        let mut changed = layer.clone();
+        let i = flip.index(changed.data.len());
+        changed.data[i] ^= 0x40;
+        prop_assert!(peel(&key, &changed, salt).is_err());
+        let stranger = NodeKey::from_ed25519_seed(&[5; 32]).expect("key");
+        prop_assert!(peel(&stranger, &layer, salt).is_err());
+    }
+
     #[test]
     fn onion_layers_and_payloads(b in input()) {
         if let Ok(l) = sispop_relay::hop::decode_layer(&b) {
