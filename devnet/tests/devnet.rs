@@ -3,7 +3,8 @@
 //! SIGKILL miss 20 blocks and catch up after `devnet up` resumes them; the outage scenario
 //! (`devnet scenario outage`) gets dead and faulty nodes voted out and back in while the healthy
 //! ones are left alone; onion requests pass through 3 hops and bad ones get their error replies
-//! (`devnet scenario onion`); `devnet down` stops all.
+//! (`devnet scenario onion`); a node survives what anyone can do to it from outside (`devnet
+//! scenario hostile`); `devnet down` stops all.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -497,6 +498,24 @@ fn twenty_service_nodes_agree_survive_kills_and_stop() {
         assert!(out.contains(step), "{step}: {out}");
     }
     assert!(started.elapsed() < Duration::from_secs(260));
+
+    // What anyone on the internet can do (issue 23): resets on every port, then thousands of
+    // slow and silent connections while a fresh client is answered within a second and the
+    // node's memory stays bounded (the scenario checks each and fails otherwise).
+    let started = Instant::now();
+    let out = devnet(&dir, &["scenario", "hostile"]);
+    println!("{out}");
+    assert!(out.contains("hostile scenario passed"), "{out}");
+    for port in [
+        "storage (large answers)",
+        "onion",
+        "JSON-RPC",
+        "metrics",
+        "p2p",
+    ] {
+        assert!(out.contains(&format!("{port}: ")), "{port}: {out}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(300));
 
     let down = devnet(&dir, &["down"]);
     assert_eq!(

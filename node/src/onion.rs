@@ -214,7 +214,12 @@ async fn process(
             // that made it when it is final there, else on ours.
             let wrap =
                 move |a: sispop_storage::rpc::Reply| key.wrap(a.status, &a.body, opts, &mut rng());
-            match serve_rpc_then(node, storage, Bytes::from(request), wrap).await {
+            // In turn with the other clients: the onion client's, or the previous hop's.
+            let whose = match came {
+                Came::Client(ip) => crate::storage_server::Client::from(ip).key(),
+                Came::Node(pk) => u64::from_le_bytes(pk.0[..8].try_into().unwrap_or_default()),
+            };
+            match serve_rpc_then(node, storage, whose, Bytes::from(request), wrap).await {
                 Ok(r) => r,
                 Err((answer, Some(wrap))) => relay
                     .workers

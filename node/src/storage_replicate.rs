@@ -34,8 +34,8 @@ pub fn passes_on(req: &Value, status: u16) -> bool {
     ) || forwards(req, status)
 }
 
-/// What a `store` (`req`, answered `body` here) stored, for its acks.
-fn stored(req: &Value, body: &Value) -> Option<Acked> {
+/// What a `store` (`req`, answered `body` here) stored and when, for its acks.
+fn stored(req: &Value, body: &Value) -> Option<(Acked, u64)> {
     (req["method"] == "store")
         .then(|| sispop_storage::storage_test::stored(&req["params"], body))
         .flatten()
@@ -93,7 +93,7 @@ pub fn replicate<'a>(
                     .filter(|(_, (sub, r))| forwards(sub, r["code"].as_u64().unwrap_or(0) as u16))
                     .map(|(i, (sub, _))| (i, sub))
                     .collect();
-                let stored: Vec<Option<Acked>> = subs
+                let stored: Vec<Option<(Acked, u64)>> = subs
                     .iter()
                     .zip(results.iter())
                     .map(|(sub, r)| stored(sub, &r["body"]))

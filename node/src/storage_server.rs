@@ -40,7 +40,7 @@ use crate::node::Node;
 use crate::workers::{Refused, Workers};
 
 mod clients;
-pub use clients::{Answer, Clients};
+pub use clients::{Answer, Client, Clients};
 
 /// Client requests waiting for a worker; beyond this many the server answers 503.
 const QUEUE: usize = 4096;
@@ -411,8 +411,7 @@ async fn handle(
     client: std::net::IpAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Answer>, Infallible> {
-    let r = handle_bytes(&node, &storage, client, req).await;
-    Ok(deliver(&storage, r))
+    Ok(handle_bytes(&node, &storage, client, req).await)
 }
 
 async fn handle_bytes(
@@ -420,64 +419,64 @@ async fn handle_bytes(
     storage: &Arc<Storage>,
     client: std::net::IpAddr,
     req: Request<Incoming>,
-) -> Response<Bytes> {
+) -> Response<Answer> {
+    let small = |status: u16, text: &str| deliver(storage, respond(status, &json!(text)));
     let onion = req.uri().path() == "/onion_req/v2";
     // Onion requests are not limited per IP (upstream): the entry is all a relay sees of its
     // clients (a request that ends here, at its first hop, is: `crate::onion`).
     if !onion && !storage.allow(client) {
-        return respond(429, &json!("Too Many Requests"));
+        return small(429, "Too Many Requests");
     }
     if !onion && req.uri().path() != "/storage_rpc/v1" {
-        return respond(404, &json!("not found"));
+        return small(404, "not found");
     }
     if req.method() != Method::POST {
-        return respond(405, &json!("use POST"));
+        return small(405, "use POST");
     }
     // A body larger than allowed is refused before it is read; a large one needs room in the
     // budget of large bodies, and every one must arrive within the deadline.
     let len = hyper::body::Body::size_hint(req.body()).exact();
     if len.is_some_and(|l| l > MAX_BODY as u64) {
-        return respond(413, &json!("request body too large"));
+        return small(413, "request body too large");
     }
     let Ok(_room) = storage.clients.body_room(len, MAX_BODY) else {
-        return respond(503, &json!("Server busy, try again later"));
+        return small(503, "Server busy, try again later");
     };
     let read = Limited::new(req.into_body(), MAX_BODY).collect();
     let body = match tokio::time::timeout(clients::BODY_DEADLINE, read).await {
         Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(_)) => return respond(413, &json!("request body too large")),
-        Err(_) => return respond(408, &json!("request body timed out")),
+        Ok(Err(_)) => return small(413, "request body too large"),
+        Err(_) => return small(408, "request body timed out"),
     };
     if onion {
         // Its place among the onion requests in hand is taken once its body is here: a slow
         // sender holds none.
         let Some(_slot) = crate::onion::slot(node) else {
             let r = crate::onion::busy();
-            return respond(r.status, &json!(String::from_utf8_lossy(&r.body)));
+            return small(r.status, &String::from_utf8_lossy(&r.body));
         };
         let r = crate::onion::entry(node, storage, body, client).await;
         let mut resp = Response::new(Bytes::from(r.body));
         *resp.status_mut() =
             StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return resp;
+        return deliver(storage, resp);
     }
-    // The answer is serialised on the worker that made it, when nothing is left to do here.
-    let answer = |r: Reply| respond(r.status, &r.body);
-    match serve_rpc_then(node, storage, body, answer).await {
+    // The answer is serialised on the worker that made it, when nothing is left to do here,
+    // and takes its room in the answer budget there: answers finished faster than the
+    // connections take them do not pile up in memory beyond it.
+    let s = storage.clone();
+    let answer = move |r: Reply| deliver(&s, respond(r.status, &r.body));
+    let whose = clients::Client::from(client).key();
+    match serve_rpc_then(node, storage, whose, body, answer).await {
         Ok(resp) => resp,
-        Err((r, _)) => respond(r.status, &r.body),
+        Err((r, Some(answer))) => answer(r),
+        Err((r, None)) => deliver(storage, respond(r.status, &r.body)),
     }
 }
 
-/// Serves a client's storage request as `/storage_rpc/v1` does (on a worker thread), writes
-/// replicated to the rest of the swarm.
-pub async fn serve_rpc(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Reply {
-    match serve_rpc_then(node, storage, body, |r| r).await {
-        Ok(r) | Err((r, _)) => r,
-    }
-}
-
-/// [`serve_rpc`], and `finish` applied to the answer on the worker thread that made it, in
+/// Serves a client's storage request as `/storage_rpc/v1` does (on a worker thread, in turn
+/// with other clients': `client` says whose), writes replicated to the rest of the swarm;
+/// and `finish` applied to the answer on the worker thread that made it, in
 /// the same job, when nothing is left to do on the executor (the answer to anything but a
 /// write to pass on to the swarm): one hand-off between threads instead of two. Otherwise the
 /// answer comes back with `finish`, for the caller to apply where it would have; `None` if a
@@ -485,6 +484,7 @@ pub async fn serve_rpc(node: &Node, storage: &Arc<Storage>, body: Bytes) -> Repl
 pub async fn serve_rpc_then<T, F>(
     node: &Node,
     storage: &Arc<Storage>,
+    client: u64,
     body: Bytes,
     finish: F,
 ) -> Result<T, (Reply, Option<F>)>
@@ -517,7 +517,7 @@ where
     // on a worker as a whole.
     let job = storage
         .workers
-        .run(move || match serde_json::from_slice::<Value>(&b) {
+        .run_for(client, move || match serde_json::from_slice::<Value>(&b) {
             Ok(req) if req["method"] == "sequence" => Job::Sequence(req),
             Ok(req) => {
                 let r = storage_rpc_value(&n, &s, &req);
@@ -534,7 +534,7 @@ where
         Ok(Job::Done(t)) => return Ok(t),
         Ok(Job::Local(r, req)) => (r, Some(req)),
         Ok(Job::Sequence(req)) => (
-            Box::pin(serve_sequence(node, storage, &req)).await,
+            Box::pin(serve_sequence(node, storage, client, &req)).await,
             Some(req),
         ),
         Err(why) => (refused(why), None),
@@ -573,7 +573,7 @@ fn refused(why: Refused) -> Reply {
 /// A `sequence`, as upstream runs it: each subrequest runs here and goes on to the swarm
 /// before the next starts (so members apply them in order), and the result with the swarm's
 /// answers merged in decides whether the next runs. Every subrequest is checked first.
-async fn serve_sequence(node: &Node, storage: &Arc<Storage>, req: &Value) -> Reply {
+async fn serve_sequence(node: &Node, storage: &Arc<Storage>, client: u64, req: &Value) -> Reply {
     if let Err(why) = &storage.route(node).serving {
         return Reply {
             status: 503,
@@ -591,7 +591,7 @@ async fn serve_sequence(node: &Node, storage: &Arc<Storage>, req: &Value) -> Rep
         let (n, s, one, b) = (node.clone(), storage.clone(), sub.clone(), budget.clone());
         let mut r = storage
             .workers
-            .run(move || storage_rpc_within(&n, &s, &one, &b))
+            .run_for(client, move || storage_rpc_within(&n, &s, &one, &b))
             .await
             .unwrap_or_else(refused);
         if let Ok(swarm) = serving(node) {

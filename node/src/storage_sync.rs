@@ -198,7 +198,7 @@ pub async fn forward(
     node: &Node,
     swarm: u64,
     body: &[u8],
-    stored: Option<&Acked>,
+    stored: Option<&(Acked, u64)>,
 ) -> Vec<(String, Value)> {
     forward_by(node, swarm, body, stored, |pk, addr, data| {
         Box::pin(async move { ask(node, &pk, addr, data).await })
@@ -215,23 +215,27 @@ pub(crate) async fn forward_by<'a>(
     node: &'a Node,
     swarm: u64,
     body: &[u8],
-    stored: Option<&Acked>,
+    stored: Option<&(Acked, u64)>,
     ask: impl Fn(PublicKey, Option<Multiaddr>, Vec<u8>) -> Asked<'a>,
 ) -> Vec<(String, Value)> {
     let mut data = vec![FORWARD];
+    // What the members' acks must name: the message as we hold it.
+    let mut held: Option<Acked> = None;
     match (stored, node.storage.get()) {
-        (Some(m), Some(storage)) => {
+        (Some((m, at)), Some(storage)) => {
             let mut req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             if let Value::Object(fields) = &mut req {
-                let ack = crate::storage_test::our_ack(node, storage, m);
+                let (ack, ours) = crate::storage_test::our_ack(node, storage, m, *at);
                 fields.insert("sispop_ack".into(), ack.to_json());
                 data.extend_from_slice(req.to_string().as_bytes());
+                held = Some(ours);
             } else {
                 data.extend_from_slice(body);
             }
         }
         _ => data.extend_from_slice(body),
     }
+    let held = held.as_ref();
     let data = &data;
     let acks = std::sync::Mutex::new(Vec::new());
     let acks = &acks;
@@ -240,7 +244,7 @@ pub(crate) async fn forward_by<'a>(
         let data = data.clone();
         async move {
             let write = || match stored {
-                Some(m) => Write::Message(m.hash.clone()),
+                Some((m, _)) => Write::Message(m.hash.clone()),
                 None => Write::Request(body.to_vec()),
             };
             // Behind writes it missed: in order, after them.
@@ -266,7 +270,7 @@ pub(crate) async fn forward_by<'a>(
                         Ok(v) => v,
                         Err(_) => text(),
                     };
-                    if let (Some(m), Some(a)) = (stored, Ack::from_json(&body["sispop_ack"])) {
+                    if let (Some(m), Some(a)) = (held, Ack::from_json(&body["sispop_ack"])) {
                         if crate::storage_test::keepable(node, &pk, &a, m) {
                             acks.lock().unwrap_or_else(|p| p.into_inner()).push(a);
                         }
@@ -285,7 +289,7 @@ pub(crate) async fn forward_by<'a>(
     });
     let entries = futures::future::join_all(asks).await;
     let acks = std::mem::take(&mut *acks.lock().unwrap_or_else(|p| p.into_inner()));
-    if let (Some(m), Some(storage), false) = (stored, node.storage.get(), acks.is_empty()) {
+    if let (Some(m), Some(storage), false) = (held, node.storage.get(), acks.is_empty()) {
         let (storage, hash) = (storage.clone(), m.hash.clone());
         let kept = tokio::task::spawn_blocking(move || storage.store.add_acks(&hash, &acks)).await;
         if let Ok(Err(e)) = kept {
@@ -361,15 +365,16 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
             let stored = (r.status == 200 && req["method"] == "store")
                 .then(|| sispop_storage::storage_test::stored(&req["params"], &body))
                 .flatten();
-            if let Some(m) = stored {
+            if let Some((m, at)) = stored {
+                let (ours, held) = crate::storage_test::our_ack(node, storage, &m, at);
                 if let Some(a) = Ack::from_json(&req["sispop_ack"]) {
-                    if crate::storage_test::keepable(node, &from, &a, &m) {
+                    if crate::storage_test::keepable(node, &from, &a, &held) {
                         if let Err(e) = storage.store.add_acks(&m.hash, &[a]) {
                             debug!(error = %e, "the entry's ack not kept");
                         }
                     }
                 }
-                body["sispop_ack"] = crate::storage_test::our_ack(node, storage, &m).to_json();
+                body["sispop_ack"] = ours.to_json();
             }
             let body = match body {
                 Value::String(s) => s.into_bytes(),

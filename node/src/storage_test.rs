@@ -51,15 +51,24 @@ fn tip_height(node: &Node) -> u64 {
     node.lock().chain.tip().0 .0
 }
 
-/// This node's ack of a message it took (as entry, or forwarded from one).
-pub(crate) fn our_ack(node: &Node, storage: &Storage, m: &Acked) -> Ack {
-    Ack::sign(&storage.signer, m, now_ms(), tip_height(node))
+/// This node's ack of a message it took at `at` (as entry, or forwarded from one; `m` as the
+/// request gave it): of the message as it holds it (an earlier copy keeps its timestamp and
+/// a later expiry), or as given when the store keeps nothing (`--dev-fault drop-storage`).
+pub(crate) fn our_ack(node: &Node, storage: &Storage, m: &Acked, at: u64) -> (Ack, Acked) {
+    let held = match storage.store.get(&m.hash) {
+        Ok(Some(h)) => Acked::from(&h),
+        _ => m.clone(),
+    };
+    (
+        Ack::sign(&storage.signer, &held, at, tip_height(node)),
+        held,
+    )
 }
 
-/// Whether `a`, from `member`, acknowledges `m`, is signed by it, and was made at a height
-/// near ours (an ack below it by more than [`ACK_HEIGHT_SLACK`] comes from a node that lags,
-/// or that picked a height before the last change of the swarms so it could never be tested:
-/// it is not kept).
+/// Whether `a`, from `member`, acknowledges `m`, is signed by it, and was made now, at a
+/// height near ours (an ack below it by more than [`ACK_HEIGHT_SLACK`], or of another time,
+/// comes from a node that lags, or that picked a height before the last change of the swarms
+/// or an old time so that it could never be tested: it is not kept).
 pub(crate) fn keepable(node: &Node, member: &PublicKey, a: &Ack, m: &Acked) -> bool {
     let tip = tip_height(node);
     a.member == member.0
@@ -69,6 +78,7 @@ pub(crate) fn keepable(node: &Node, member: &PublicKey, a: &Ack, m: &Acked) -> b
         && a.timestamp == m.timestamp
         && a.height.saturating_add(ACK_HEIGHT_SLACK) >= tip
         && a.height <= tip.saturating_add(ACK_HEIGHT_SLACK)
+        && a.at.abs_diff(now_ms()) <= sispop_storage::rpc::SIGNATURE_TOLERANCE
         && a.verify()
 }
 
@@ -336,7 +346,10 @@ pub(crate) async fn test_by<'a>(
         .as_bytes(),
     );
     let answer = match ask(worker, worker_addr, data).await {
+        // Only a 200 is an answer: a refusal (its chain does not have the quorum yet, it is
+        // not serving, its store failed) says nothing about what it holds.
         Err(_) => Answer::NoAnswer,
+        Ok(r) if r.get(..2) != Some(&200u16.to_be_bytes()[..]) => Answer::NoAnswer,
         Ok(r) => match ok_body(r, MAX_TEST_ANSWER).await {
             Some(v) => match hex32(&v, "proof") {
                 Some(p) => Answer::Proof(p),

@@ -7,6 +7,12 @@
 //! The queue is a mutex and a condition variable: an idle worker sleeps at once. A channel
 //! that spins and yields before it sleeps (crossbeam's) cost about 2 % of the machine on a
 //! 20-node devnet under `devnet bench onion`, where 80 such threads went idle after every job.
+//!
+//! Jobs are queued per client ([`Workers::run_for`]), and the next job is the oldest of the
+//! client that has used the workers least lately (the time its jobs took, halved every
+//! [`HALF_LIFE`]): a fresh client's request runs as soon as a worker is free, however many
+//! heavy requests others have queued from however many addresses. A client may have at most
+//! [`PER_CLIENT`] jobs queued.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -43,12 +49,69 @@ struct Queue {
     cap: usize,
 }
 
+/// Jobs a client may have waiting.
+pub const PER_CLIENT: usize = 64;
+/// How fast a client's use of the workers is forgotten: halved this often.
+pub const HALF_LIFE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Clients whose use is remembered (those using the most are kept when there are more).
+const REMEMBERED: usize = 65_536;
+
 struct State {
-    jobs: VecDeque<Job>,
+    /// Each client's jobs waiting, oldest first, and when it began to wait (a count).
+    queues: std::collections::HashMap<u64, (u64, VecDeque<Job>)>,
+    /// Each client's recent use of the workers, in microseconds.
+    used: std::collections::HashMap<u64, u64>,
+    /// When `used` was last halved.
+    halved: std::time::Instant,
+    /// Counts the queues as they begin, to serve equal uses oldest first.
+    arrivals: u64,
+    /// Jobs waiting in all.
+    jobs: usize,
     closed: bool,
     /// Workers asleep on `ready`: a job queued while none is needs no wake-up (the system
     /// call is what a busy pool would otherwise pay on every job).
     idle: usize,
+}
+
+impl State {
+    /// The oldest job of the waiting client that used the workers least lately, and whose.
+    fn take(&mut self) -> Option<(u64, Job)> {
+        let now = std::time::Instant::now();
+        while now.duration_since(self.halved) >= HALF_LIFE {
+            self.halved += HALF_LIFE;
+            self.used.retain(|_, u| {
+                *u /= 2;
+                *u > 0
+            });
+        }
+        let used = &self.used;
+        let client = self
+            .queues
+            .iter()
+            .min_by_key(|(c, (since, _))| (used.get(c).copied().unwrap_or(0), *since))
+            .map(|(c, _)| *c)?;
+        let (_, queue) = self.queues.get_mut(&client)?;
+        let job = queue.pop_front();
+        if queue.is_empty() {
+            self.queues.remove(&client);
+        }
+        self.jobs -= usize::from(job.is_some());
+        job.map(|j| (client, j))
+    }
+
+    /// Counts a job's time against its client.
+    fn charge(&mut self, client: u64, took: std::time::Duration) {
+        if self.used.len() >= REMEMBERED && !self.used.contains_key(&client) {
+            // The lightest half are forgotten (they would be served first anyway).
+            let mut uses: Vec<u64> = self.used.values().copied().collect();
+            let mid = uses.len() / 2;
+            let cut = *uses.select_nth_unstable(mid).1;
+            self.used.retain(|_, u| *u > cut);
+        }
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let u = self.used.entry(client).or_default();
+        *u = u.saturating_add(us.max(1));
+    }
 }
 
 impl Queue {
@@ -56,11 +119,11 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The next job; `None` once the pool is dropped and the queue is empty.
-    fn next(&self) -> Option<Job> {
+    /// The next job and whose; `None` once the pool is dropped and the queue is empty.
+    fn next(&self) -> Option<(u64, Job)> {
         let mut st = self.lock();
         loop {
-            if let Some(job) = st.jobs.pop_front() {
+            if let Some(job) = st.take() {
                 return Some(job);
             }
             if st.closed {
@@ -87,7 +150,11 @@ impl Workers {
     pub fn start(name: &str, n: usize, queue: usize) -> std::io::Result<Workers> {
         let queue = Arc::new(Queue {
             state: Mutex::new(State {
-                jobs: VecDeque::new(),
+                queues: Default::default(),
+                used: Default::default(),
+                halved: std::time::Instant::now(),
+                arrivals: 0,
+                jobs: 0,
                 closed: false,
                 idle: 0,
             }),
@@ -99,29 +166,53 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
-                    while let Some(job) = q.next() {
+                    while let Some((client, job)) = q.next() {
+                        let began = std::time::Instant::now();
                         // A job that panics loses its request, not the worker.
                         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        q.lock().charge(client, began.elapsed());
                     }
                 })?;
         }
         Ok(Workers { queue })
     }
 
-    /// Runs `f` on a worker and waits for its result.
+    /// Runs `f` on a worker and waits for its result (a job of no client in particular).
     pub async fn run<T: Send + 'static>(
         &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Refused> {
+        self.run_for(0, f).await
+    }
+
+    /// Runs `f` for `client` on a worker (clients are served in turn) and waits for its
+    /// result.
+    pub async fn run_for<T: Send + 'static>(
+        &self,
+        client: u64,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Refused> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let wake = {
             let mut st = self.queue.lock();
-            if st.jobs.len() >= self.queue.cap {
+            if st.jobs >= self.queue.cap
+                || st
+                    .queues
+                    .get(&client)
+                    .is_some_and(|(_, q)| q.len() >= PER_CLIENT)
+            {
                 return Err(Refused::Busy);
             }
-            st.jobs.push_back(Box::new(move || {
-                let _ = tx.send(f());
-            }));
+            st.arrivals += 1;
+            let since = st.arrivals;
+            st.queues
+                .entry(client)
+                .or_insert_with(|| (since, VecDeque::new()))
+                .1
+                .push_back(Box::new(move || {
+                    let _ = tx.send(f());
+                }));
+            st.jobs += 1;
             // With none asleep, every worker looks at the queue (under the lock) before it
             // sleeps, so the job is taken without a wake-up. (A worker notified but not yet
             // awake still counts as asleep: at worst one wake-up too many, never one too few.)
@@ -181,8 +272,7 @@ mod tests {
                 }));
             }
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while started.load(Ordering::SeqCst) < running || pool.queue.lock().jobs.len() < queued
-            {
+            while started.load(Ordering::SeqCst) < running || pool.queue.lock().jobs < queued {
                 assert!(std::time::Instant::now() < deadline, "jobs did not start");
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
@@ -225,6 +315,77 @@ mod tests {
         assert_eq!(done.load(Ordering::SeqCst), 64 * 200);
     }
 
+    /// The client that used the workers least goes first: behind a client's queued jobs,
+    /// another client's one job is the second to run, not the last; and one client may queue
+    /// at most `PER_CLIENT`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clients_take_turns() {
+        let pool = Arc::new(Workers::start("test-turns", 1, 4096).expect("threads"));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        // The one thread held until every job is queued.
+        let held = {
+            let (pool, gate) = (pool.clone(), gate.clone());
+            tokio::spawn(async move {
+                pool.run_for(9, move || {
+                    let (open, cv) = &*gate;
+                    let mut g = open.lock().expect("gate");
+                    while !*g {
+                        g = cv.wait(g).expect("gate");
+                    }
+                })
+                .await
+            })
+        };
+        let queued = |n: usize| {
+            let pool = pool.clone();
+            async move {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while pool.queue.lock().jobs < n {
+                    assert!(std::time::Instant::now() < deadline, "jobs not queued");
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            }
+        };
+        queued(0).await;
+        let mut tasks = Vec::new();
+        for (client, jobs) in [(1u64, PER_CLIENT), (2, 1)] {
+            for i in 0..jobs {
+                let (pool, order) = (pool.clone(), order.clone());
+                tasks.push(tokio::spawn(async move {
+                    pool.run_for(client, move || {
+                        order.lock().expect("order").push((client, i))
+                    })
+                    .await
+                }));
+            }
+            queued(if client == 1 {
+                PER_CLIENT
+            } else {
+                PER_CLIENT + 1
+            })
+            .await;
+        }
+        assert_eq!(
+            pool.run_for(1, || ()).await,
+            Err(Refused::Busy),
+            "client 1 is full"
+        );
+        *gate.0.lock().expect("gate") = true;
+        gate.1.notify_all();
+        let _ = held.await;
+        for t in tasks {
+            assert!(t.await.expect("task").is_ok());
+        }
+        let order = order.lock().expect("order").clone();
+        assert_eq!(order.len(), PER_CLIENT + 1);
+        let at = order
+            .iter()
+            .position(|(c, _)| *c == 2)
+            .expect("client 2 ran");
+        assert!(at <= 1, "client 2 ran after {at} jobs of client 1");
+    }
+
     #[test]
     fn dropping_the_pool_ends_its_threads_after_the_queued_jobs() {
         let done = Arc::new(AtomicUsize::new(0));
@@ -232,9 +393,16 @@ mod tests {
         let queue = pool.queue.clone();
         for _ in 0..5 {
             let done = done.clone();
-            queue.lock().jobs.push_back(Box::new(move || {
-                done.fetch_add(1, Ordering::SeqCst);
-            }));
+            let mut st = queue.lock();
+            st.queues
+                .entry(0)
+                .or_insert_with(|| (0, VecDeque::new()))
+                .1
+                .push_back(Box::new(move || {
+                    done.fetch_add(1, Ordering::SeqCst);
+                }));
+            st.jobs += 1;
+            drop(st);
             queue.ready.notify_one();
         }
         drop(pool);

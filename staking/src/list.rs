@@ -199,6 +199,14 @@ pub struct State {
 }
 
 impl State {
+    /// The ids of the swarms with active members.
+    pub fn swarm_ids(&self) -> std::collections::BTreeSet<u64> {
+        self.active()
+            .map(|(_, n)| n.swarm_id)
+            .filter(|id| *id != sispop_swarm::UNASSIGNED_SWARM_ID)
+            .collect()
+    }
+
     pub(crate) fn rebuild_locked(&mut self) {
         self.locked = self
             .nodes
@@ -504,6 +512,9 @@ impl ServiceNodeList {
         txs: &[BlockTx<'_>],
     ) {
         let hf = self.params.hard_fork_at(height);
+        // The swarms before this block: a swarm that vanishes through expiries or state
+        // changes counts as a change as much as one that the reassignment makes or removes.
+        let ids_before = state.swarm_ids();
         state.tip = Some((height, hash));
         state.blacklist.retain(|b| height < b.unlock_height);
         let mut swarm_update = false;
@@ -546,22 +557,9 @@ impl ServiceNodeList {
             for (pk, n) in state.active() {
                 input.entry(n.swarm_id).or_default().push(*pk);
             }
-            let ids_before: std::collections::BTreeSet<u64> = input
-                .keys()
-                .copied()
-                .filter(|id| *id != sispop_swarm::UNASSIGNED_SWARM_ID)
-                .collect();
             let mut seed = [0u8; 8];
             seed.copy_from_slice(&hash.0[..8]);
             let out = calc_swarm_changes(input, u64::from_le_bytes(seed));
-            let ids_after: std::collections::BTreeSet<u64> = out
-                .iter()
-                .filter(|(_, members)| !members.is_empty())
-                .map(|(id, _)| *id)
-                .collect();
-            if ids_after != ids_before {
-                state.swarm_ids_since = height;
-            }
             for (id, members) in out {
                 for pk in members {
                     if let Some(n) = state.nodes.get_mut(&pk) {
@@ -573,6 +571,9 @@ impl ServiceNodeList {
                     }
                 }
             }
+        }
+        if state.swarm_ids() != ids_before {
+            state.swarm_ids_since = height;
         }
         // Quorums for this height, from the state after the block (§2.2 step 9); keep those
         // that votes and state changes may still name.

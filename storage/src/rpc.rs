@@ -58,10 +58,10 @@ pub struct Context<'a> {
 }
 
 /// Most bytes of messages (at upstream's cost per message) one answer holds, `batch` and
-/// `sequence` included: twice one retrieve's ceiling. A retrieve past it answers what fits
+/// `sequence` included: one retrieve's ceiling. A retrieve past it answers what fits
 /// (always one message) with `"more": true`; upstream has no such bound, so a batch of 20
 /// retrieves could build an answer of some 150 MB.
-pub const ANSWER_MAX_SIZE: u64 = 2 * RETRIEVE_MAX_SIZE;
+pub const ANSWER_MAX_SIZE: u64 = RETRIEVE_MAX_SIZE;
 
 /// The bytes of messages one answer may still take ([`ANSWER_MAX_SIZE`] at first).
 #[derive(Debug)]

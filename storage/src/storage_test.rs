@@ -103,9 +103,11 @@ impl From<&Message> for Acked {
     }
 }
 
-/// What a `store` that succeeded stored: from its `params` and its answer (`body`, whose
-/// `"swarm"` entry gives the expiry as held). `None` for a public outbox (never acked).
-pub fn stored(params: &Value, body: &Value) -> Option<Acked> {
+/// What a `store` that succeeded stored, from its `params` and its answer (`body`), and when
+/// it was stored (the answer's `"t"`): the message as the request gave it (the node acks what
+/// it holds, which may be an earlier copy: see `MessageStore::get`). `None` for a public
+/// outbox (never acked).
+pub fn stored(params: &Value, body: &Value) -> Option<(Acked, u64)> {
     let account = crate::rpc::request_pubkey(params)?;
     let namespace = match &params["namespace"] {
         Value::Null => 0,
@@ -116,13 +118,16 @@ pub fn stored(params: &Value, body: &Value) -> Option<Acked> {
     }
     let hash = body["hash"].as_str()?.to_owned();
     let entry = body["swarm"].as_object()?.values().next()?;
-    Some(Acked {
-        account,
-        namespace,
-        hash,
-        timestamp: params["timestamp"].as_u64()?,
-        expiry: entry["expiry"].as_u64()?,
-    })
+    Some((
+        Acked {
+            account,
+            namespace,
+            hash,
+            timestamp: params["timestamp"].as_u64()?,
+            expiry: entry["expiry"].as_u64()?,
+        },
+        entry["t"].as_u64()?,
+    ))
 }
 
 /// A member's signed statement that it holds a message (see the module docs).

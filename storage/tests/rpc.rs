@@ -790,3 +790,86 @@ fn the_accounts_requests_that_ended_messages_refute_tests_of_them() {
     );
     assert!(!refutes("expire", &extend, &ack(&msgs[3]), u64::MAX));
 }
+
+/// What an honest worker keeps is enough to refute, whatever form the account's request took:
+/// the legacy `pubKey`, an expiry as a list of one, junk fields of any size (not kept); and a
+/// later request naming the same message (an extension) does not hide the one that ended it.
+#[test]
+fn kept_requests_refute_in_every_form_the_handler_took() {
+    use sispop_storage::rpc::refutes;
+    use sispop_storage::storage_test::Ack;
+    use sispop_storage::store::Message;
+    let t = T::new();
+    let pk = pubkey_hex(&t.acct);
+    let member = SigningKey::from_bytes(&[4; 32]);
+    let mut msgs = Vec::new();
+    for i in 0..3u64 {
+        let body = format!("n{i}");
+        let ts = NOW - 10_000 + i;
+        let p = json!({"pubkey": pk, "timestamp": ts, "ttl": 3_600_000,
+                       "data": STANDARD.encode(&body)});
+        assert_eq!(t.call("store", p).0, 200);
+        msgs.push(Message {
+            pubkey: t.acct,
+            namespace: 0,
+            hash: message_hash(&t.acct, 0, body.as_bytes()),
+            timestamp: ts,
+            expiry: ts + 3_600_000,
+            data: body.into_bytes(),
+        });
+    }
+    let ack = |m: &Message| Ack::sign(&member, &m.into(), NOW - 1_000, 10);
+    let refuted = |m: &Message, now: u64| {
+        let kept = t.store.refutations(&t.acct, &m.hash, NOW).expect("kept");
+        kept.iter()
+            .any(|(method, params)| refutes(method, params, &ack(m), now))
+    };
+    // `pubKey`, and a megabyte of junk beside it.
+    let h0 = msgs[0].hash.clone();
+    let mut p = t.signed(&format!("delete{h0}"), json!({"messages": [h0]}));
+    let key = p
+        .as_object_mut()
+        .and_then(|o| o.remove("pubkey"))
+        .expect("pubkey");
+    p["pubKey"] = key;
+    p["junk"] = json!("x".repeat(1 << 20));
+    let (code, body) = t.call("delete", p);
+    assert_eq!(code, 200, "{body}");
+    assert!(refuted(&msgs[0], NOW));
+    let kept = t.store.refutations(&t.acct, &h0, NOW).expect("kept");
+    assert!(
+        kept.iter().all(|(_, p)| p.to_string().len() < 2_000),
+        "{kept:?}"
+    );
+    // An expiry given as a list of one.
+    let e = NOW + 1_000;
+    let h1 = msgs[1].hash.clone();
+    let (code, body) = t.call(
+        "expire",
+        t.signed(
+            &format!("expireshorten{e}{h1}"),
+            json!({"messages": [h1], "expiry": [e], "shorten": true}),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(refuted(&msgs[1], e));
+    // m2 shortened, then extended again: both requests are kept under it, and the shortening
+    // still refutes once its time came (the message may have been swept in between).
+    let h2 = msgs[2].hash.clone();
+    for (word, expiry) in [("shorten", NOW + 500), ("extend", NOW + 2_000_000)] {
+        let (code, body) = t.call(
+            "expire",
+            t.signed(
+                &format!("expire{word}{expiry}{h2}"),
+                json!({"messages": [h2], "expiry": expiry, word: true}),
+            ),
+        );
+        assert_eq!(code, 200, "{body}");
+    }
+    assert_eq!(
+        t.store.refutations(&t.acct, &h2, NOW).expect("kept").len(),
+        1,
+        "the extension is not kept"
+    );
+    assert!(refuted(&msgs[2], NOW + 500));
+}

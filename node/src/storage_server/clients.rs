@@ -33,7 +33,7 @@ pub const SMALL: usize = 64 * 1024;
 /// Bytes of large request bodies held at once.
 pub const BODY_BUDGET: usize = 256 * 1024 * 1024;
 /// Bytes of large answers held at once (until written).
-pub const ANSWER_BUDGET: usize = 256 * 1024 * 1024;
+pub const ANSWER_BUDGET: usize = 128 * 1024 * 1024;
 /// A read or a write that makes no progress for this long fails the connection.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
 /// A request's body must arrive within this, however it trickles.
@@ -49,6 +49,16 @@ pub enum Client {
     V4(std::net::Ipv4Addr),
     /// An IPv6 /64.
     V6(u64),
+}
+
+impl Client {
+    /// A number for the client (to take turns on the workers by).
+    pub fn key(self) -> u64 {
+        match self {
+            Client::V4(v4) => u64::from(u32::from(v4)) | (1 << 32),
+            Client::V6(prefix) => prefix,
+        }
+    }
 }
 
 impl From<IpAddr> for Client {

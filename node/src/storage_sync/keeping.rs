@@ -19,10 +19,19 @@ use super::{
 use crate::node::Node;
 use crate::storage_server::{owner_among, serving, Storage};
 
-/// How long a message handed over stays here after a member of its new swarm signed for it:
-/// a validator whose chain is a little behind ours may still test this node on it (its acks
-/// from before the change are not usable once the validator knows of the change).
+/// How long a message handed over stays here after a member of its new swarm signed for it,
+/// at least: a validator whose chain is a little behind ours may still test this node on it
+/// (its acks from before the change are not usable once the validator knows of the change),
+/// and the change may yet be undone by a reorganisation (see [`hand_over_grace`]).
 const HAND_OVER_GRACE: Duration = Duration::from_secs(600);
+
+/// [`HAND_OVER_GRACE`], or the time of the blocks a reorganisation may undo and a few more.
+fn hand_over_grace(node: &Node) -> Duration {
+    let blocks = node.params.sn.reorg_safety_buffer.saturating_add(5);
+    HAND_OVER_GRACE.max(Duration::from_secs(
+        blocks.saturating_mul(node.params.target_block_time),
+    ))
+}
 
 /// Messages handed over (account and hash), to drop once the grace is over.
 type Handed = Vec<(UserPubkey, String)>;
@@ -332,7 +341,8 @@ pub async fn run(node: Node, storage: Arc<Storage>) {
                 };
                 let (moved, left, handed) = hand_over(&node, &storage, swarm).await;
                 if !handed.is_empty() {
-                    to_drop.push_back((tokio::time::Instant::now() + HAND_OVER_GRACE, handed));
+                    to_drop
+                        .push_back((tokio::time::Instant::now() + hand_over_grace(&node), handed));
                 }
                 if moved > 0 {
                     info!(

@@ -68,8 +68,13 @@ impl Net {
     /// A client's store at the witness (the entry), forwarded to the worker as the daemon
     /// forwards it; returns the message's hash.
     async fn store(&self, namespace: i16, text: &str) -> String {
+        self.store_at(namespace, text, now_ms()).await
+    }
+
+    /// [`Net::store`] with the client's timestamp `ts`.
+    async fn store_at(&self, namespace: i16, text: &str, ts: u64) -> String {
         let params = json!({"pubkey": sispop_storage::pubkey_hex(&self.account),
-            "namespace": namespace, "timestamp": now_ms(), "ttl": 3_600_000,
+            "namespace": namespace, "timestamp": ts, "ttl": 3_600_000,
             "data": base64::engine::general_purpose::STANDARD.encode(text)});
         let req = json!({"method": "store", "params": params});
         let entry = &self.witness;
@@ -365,5 +370,63 @@ async fn an_ack_from_before_the_swarms_changed_is_not_used() {
         .store
         .delete(&n.account, std::slice::from_ref(&hash))
         .expect("delete");
+    assert_eq!(n.test().await, Verdict::Inconclusive);
+}
+
+/// The worker's ack names the message as it holds it: stored again with a later timestamp
+/// (the hash is the same), the worker keeps the earlier one and signs that; the entry, which
+/// holds the later one, does not keep an ack of another message, so the account's
+/// `delete_before` that covered the earlier timestamp, applied at the worker alone, cannot
+/// make it fail.
+#[tokio::test]
+async fn the_ack_names_what_the_worker_holds() {
+    let (key, account) = (0..=u8::MAX)
+        .map(|i| {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[i; 32]);
+            let account = UserPubkey {
+                prefix: 3,
+                key: key.verifying_key().to_bytes(),
+            };
+            (key, account)
+        })
+        .find(|(_, a)| owner_among(&[A, B], a) == Some(A))
+        .expect("an account of A");
+    let n = Net {
+        account,
+        ..net(|_, _| {})
+    };
+    let (old, new) = (now_ms() - 30_000, now_ms());
+    // The worker already holds it with the earlier timestamp (an earlier store reached it).
+    let m = sispop_storage::store::Message {
+        pubkey: account,
+        namespace: 0,
+        hash: sispop_storage::message_hash(&account, 0, b"again"),
+        timestamp: old,
+        expiry: old + 3_600_000,
+        data: b"again".to_vec(),
+    };
+    n.worker.storage.store.store(&m, false).expect("store");
+    let hash = n.store_at(0, "again", new).await;
+    assert_eq!(hash, m.hash);
+    n.age();
+    let sample = n.witness_answer(
+        super::SAMPLE,
+        json!({"worker": n.tester.members[WORKER].pk.to_hex(),
+        "nonce": hex::encode([1u8; 32])})
+        .to_string()
+        .as_bytes(),
+    );
+    // Its ack names the earlier timestamp, which is not what the witness holds: not kept.
+    let v: Value = serde_json::from_slice(&sample[2..]).expect("json");
+    assert_eq!(v["hash"], Value::Null, "{v}");
+    // The account deletes what is older than `old` + 1 ms: at the worker only.
+    let before = old + 1;
+    let sig = ed25519_dalek::Signer::sign(&key, format!("delete_before{before}").as_bytes());
+    let del = json!({"method": "delete_before", "params": {
+        "pubkey": sispop_storage::pubkey_hex(&account), "before": before,
+        "signature": base64::engine::general_purpose::STANDARD.encode(sig.to_bytes())}});
+    let r = storage_rpc_value(&n.worker.node, &n.worker.storage, &del);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(n.worker.storage.store.get(&hash).expect("get").is_none());
     assert_eq!(n.test().await, Verdict::Inconclusive);
 }

@@ -35,24 +35,9 @@ fn text_expire(word: &str, expiry: u64, hs: &[String]) -> String {
     format!("expire{word}{expiry}{}", hs.concat())
 }
 
-/// The fields of a request kept with what it ended (what checking its signature needs).
-const KEPT_FIELDS: [&str; 12] = [
-    "pubkey",
-    "pubkey_ed25519",
-    "subaccount",
-    "subaccount_sig",
-    "signature",
-    "messages",
-    "timestamp",
-    "namespace",
-    "before",
-    "expiry",
-    "shorten",
-    "extend",
-];
-
 /// Keeps `p`, a request of `method` that ended or shortened messages (`hashes` when it named
-/// them, else all of the account's it covered).
+/// them, else all of the account's it covered): only the fields checking its signature needs,
+/// each of the type it must have (a client may add anything, of any size, to a request).
 fn keep(
     store: &MessageStore,
     ctx: &Context<'_>,
@@ -61,13 +46,58 @@ fn keep(
     p: &Map<String, Value>,
     hashes: Option<&[String]>,
 ) -> R<()> {
-    let kept: Map<String, Value> = KEPT_FIELDS
-        .iter()
-        .filter_map(|k| p.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-        .collect();
+    let mut kept = Map::new();
+    kept.insert("pubkey".into(), json!(pubkey_hex(acct)));
+    let short = |v: &Value| v.as_str().is_some_and(|s| s.len() <= 200);
+    for k in [
+        "pubkey_ed25519",
+        "subaccount",
+        "subaccount_sig",
+        "signature",
+    ] {
+        if let Some(v) = p.get(k).filter(|v| short(v)) {
+            kept.insert(k.into(), v.clone());
+        }
+    }
+    if let Ok(hs) = super::hashes(p) {
+        kept.insert("messages".into(), json!(hs));
+    }
+    for k in ["timestamp", "before"] {
+        if let Ok(Some(n)) = uint(p, k) {
+            kept.insert(k.into(), json!(n));
+        }
+    }
+    if let Ok(e) = expiry_of(p) {
+        kept.insert("expiry".into(), json!(e));
+    }
+    match ns_filter(p) {
+        Ok(NsFilter::All) => {
+            kept.insert("namespace".into(), json!("all"));
+        }
+        Ok(NsFilter::One(n)) => {
+            kept.insert("namespace".into(), json!(n));
+        }
+        Err(_) => {}
+    }
+    for k in ["shorten", "extend"] {
+        if let Some(b) = get(p, k).and_then(Value::as_bool) {
+            kept.insert(k.into(), json!(b));
+        }
+    }
     store
         .keep_refutation(acct, method, &Value::Object(kept), ctx.now_ms, hashes)
         .map_err(store_error)
+}
+
+/// An `expire`'s expiry: a number, or a list of one (the single-expiry form).
+fn expiry_of(p: &Map<String, Value>) -> R<u64> {
+    match get(p, "expiry") {
+        Some(Value::Array(a)) if a.len() == 1 => a[0]
+            .as_u64()
+            .ok_or_else(|| Reply::bad("expiry must be an integer")),
+        Some(Value::Array(_)) => Err(Reply::err(403, "multiple expiries are not supported")),
+        _ => required(p, "expiry"),
+    }
 }
 
 /// Whether `params` is a request of `method`, signed by the account (or a subaccount it
@@ -110,14 +140,14 @@ pub fn refutes(method: &str, params: &Value, ack: &Ack, now_ms: u64) -> bool {
         "expire_all" => match (ns_filter(p), required(p, "expiry")) {
             (Ok(ns), Ok(expiry)) => {
                 covers(ns)
-                    && expiry <= now_ms
+                    && expiry <= now_ms.saturating_add(SIGNATURE_TOLERANCE)
                     && ack.at <= expiry.saturating_add(SIGNATURE_TOLERANCE)
                     && signed_for(text_expire_all(ns, expiry), flags::DELETE)
             }
             _ => false,
         },
         "expire" => {
-            let (Ok(hs), Ok(expiry)) = (hashes(p), required(p, "expiry")) else {
+            let (Ok(hs), Ok(expiry)) = (hashes(p), expiry_of(p)) else {
                 return false;
             };
             let shorten = get(p, "shorten").and_then(Value::as_bool).unwrap_or(false);
@@ -130,7 +160,7 @@ pub fn refutes(method: &str, params: &Value, ack: &Ack, now_ms: u64) -> bool {
             };
             // Shortening needs the right to delete (a subaccount without it only extends).
             hs.contains(&ack.hash)
-                && expiry <= now_ms
+                && expiry <= now_ms.saturating_add(SIGNATURE_TOLERANCE)
                 && signed_for(text_expire(word, expiry, &hs), flags::WRITE | flags::DELETE)
         }
         _ => false,
@@ -308,16 +338,8 @@ pub(super) fn expire_all(
 pub(super) fn expire(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> R<Reply> {
     let acct = pubkey(p)?;
     let hs = hashes(p)?;
-    let expiry = match get(p, "expiry") {
-        // One value in a list is the single-expiry form.
-        Some(Value::Array(a)) if a.len() == 1 => a[0]
-            .as_u64()
-            .ok_or_else(|| Reply::bad("expiry must be an integer"))?,
-        Some(Value::Array(_)) => {
-            return Err(Reply::err(403, "multiple expiries are not supported"));
-        }
-        _ => required(p, "expiry")?,
-    };
+    // One value in a list is the single-expiry form.
+    let expiry = expiry_of(p)?;
     let shorten = get(p, "shorten").and_then(Value::as_bool).unwrap_or(false);
     let extend = get(p, "extend").and_then(Value::as_bool).unwrap_or(false);
     let word = match (shorten, extend) {
@@ -358,9 +380,19 @@ pub(super) fn expire(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Va
     )?;
     let applied = expiry.min(ctx.now_ms.saturating_add(TTL_MAXIMUM_PRIVATE));
     let changes: Vec<(String, u64)> = hs.iter().map(|h| (h.clone(), applied)).collect();
+    let before = if mode == ExpireMode::Extend {
+        Default::default()
+    } else {
+        store.get_expiries(&acct, &hs).map_err(store_error)?
+    };
     let (updated, unchanged) = store.expire(&acct, &changes, mode).map_err(store_error)?;
-    if mode != ExpireMode::Extend && !updated.is_empty() {
-        let shortened: Vec<String> = updated.iter().map(|(h, _)| h.clone()).collect();
+    // Kept only for the messages it made expire sooner.
+    let shortened: Vec<String> = updated
+        .iter()
+        .filter(|(h, e)| before.get(h).is_some_and(|was| e < was))
+        .map(|(h, _)| h.clone())
+        .collect();
+    if !shortened.is_empty() {
         keep(store, ctx, &acct, "expire", p, Some(&shortened))?;
     }
     let updated_hashes: Vec<&str> = updated.iter().map(|(h, _)| h.as_str()).collect();

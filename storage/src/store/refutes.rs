@@ -5,7 +5,7 @@
 //! | family | key | value |
 //! |---|---|---|
 //! | `refute` | kept until, ms (8) ‖ id (8) | account (33) ‖ method length (1) ‖ method ‖ params (JSON) |
-//! | `tomb` | account (33) ‖ hash | the `refute` key: a request that named the message |
+//! | `tomb` | account (33) ‖ hash ‖ the `refute` key | empty: a request that named the message |
 //! | `bulkref` | account (33) ‖ the `refute` key | empty: a request over the account's messages |
 //!
 //! The id is the first 8 bytes of BLAKE2b of the account, method and params: the same request
@@ -36,8 +36,8 @@ fn id(account: &UserPubkey, method: &str, params: &[u8]) -> [u8; 8] {
     out
 }
 
-fn tomb_key(owner: &[u8; OWNER_LEN], hash: &str) -> Vec<u8> {
-    [&owner[..], hash.as_bytes()].concat()
+fn tomb_key(owner: &[u8], hash: &str, refute: &[u8]) -> Vec<u8> {
+    [owner, hash.as_bytes(), refute].concat()
 }
 
 impl MessageStore {
@@ -67,7 +67,7 @@ impl MessageStore {
         match hashes {
             Some(hs) => {
                 for h in hs {
-                    batch.put_cf(self.cf(CF_TOMB)?, tomb_key(&owner, h), &key);
+                    batch.put_cf(self.cf(CF_TOMB)?, tomb_key(&owner, h, &key), []);
                 }
             }
             None => batch.put_cf(self.cf(CF_BULK)?, [&owner[..], &key].concat(), []),
@@ -105,8 +105,16 @@ impl MessageStore {
     ) -> Result<Vec<(String, Value)>, StoreError> {
         let owner = owner_bytes(account);
         let mut keys = Vec::new();
-        if let Some(k) = self.db.get_cf(self.cf(CF_TOMB)?, tomb_key(&owner, hash))? {
-            keys.push(k);
+        let named = [&owner[..], hash.as_bytes()].concat();
+        for item in self.db.iterator_cf(
+            self.cf(CF_TOMB)?,
+            IteratorMode::From(&named, Direction::Forward),
+        ) {
+            let (k, _) = item?;
+            if !k.starts_with(&named) || k.len() != named.len() + 16 {
+                break;
+            }
+            keys.push(k[named.len()..].to_vec());
         }
         let bulk = self.cf(CF_BULK)?;
         for item in self
@@ -148,10 +156,7 @@ impl MessageStore {
                         _ => Vec::new(),
                     };
                     for h in named {
-                        let tk = [owner, h.as_bytes()].concat();
-                        if self.db.get_cf(tomb, &tk)?.as_deref() == Some(&k[..]) {
-                            batch.delete_cf(tomb, tk);
-                        }
+                        batch.delete_cf(tomb, tomb_key(owner, h, &k));
                     }
                 }
             }
