@@ -78,7 +78,9 @@ impl Relay {
         Ok(Relay {
             key: NodeKey::from_ed25519_seed(seed)?,
             me,
-            workers: Workers::start("onion", workers, QUEUE)?,
+            // Layers are peeled in the order they come (an entry's or a hop's), as many of
+            // one client's as the queue holds: what bounds them is `IN_FLIGHT`.
+            workers: Workers::start_with("onion", workers, QUEUE, QUEUE)?,
             slots: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
             http_slots: tokio::sync::Semaphore::new(HTTP_IN_FLIGHT),
             tls: Arc::new(web_tls()?),

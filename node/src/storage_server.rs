@@ -113,6 +113,13 @@ impl Storage {
 
     /// Whether a client's request is within its rate (and counts it).
     pub(crate) fn allow(&self, client: std::net::IpAddr) -> bool {
+        // Per client as the connections are counted: an IPv6 /64 is one.
+        let client = match Client::from(client) {
+            Client::V4(v4) => std::net::IpAddr::V4(v4),
+            Client::V6(prefix) => {
+                std::net::IpAddr::V6(std::net::Ipv6Addr::from(u128::from(prefix) << 64))
+            }
+        };
         self.limiter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -437,6 +444,19 @@ async fn handle_bytes(
     // budget of large bodies, and every one must arrive within the deadline.
     let len = hyper::body::Body::size_hint(req.body()).exact();
     if len.is_some_and(|l| l > MAX_BODY as u64) {
+        // Read past, not kept (up to the limit, within the deadline), so that a client still
+        // writing it reads the 413 rather than a broken connection.
+        let mut body = req.into_body();
+        let drain = async {
+            let mut seen = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, Bytes::len);
+                if seen > MAX_BODY {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(clients::BODY_DEADLINE, drain).await;
         return small(413, "request body too large");
     }
     let Ok(_room) = storage.clients.body_room(len, MAX_BODY) else {
@@ -659,6 +679,55 @@ pub fn open(node: &Node, data_dir: &Path) -> anyhow::Result<(Arc<Storage>, TlsAc
     ))
 }
 
+/// Sweeps expired messages (and kept requests whose time is up) every [`SWEEP_EVERY`], until
+/// shutdown.
+async fn sweep(storage: Arc<Storage>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let s = storage.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            s.limiter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .purge(now_ms().saturating_mul(1000));
+            // Until done (a chunk at a time under the write lock), or for at most
+            // half the interval: the sweep keeps up with short-lived messages.
+            let began = std::time::Instant::now();
+            let mut swept = 0;
+            loop {
+                match s.store.sweep(now_ms(), 10_000) {
+                    Ok(n) => {
+                        swept += n;
+                        if n < 10_000 || began.elapsed() > SWEEP_EVERY / 2 {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "sweeping expired messages failed");
+                        break;
+                    }
+                }
+            }
+            if swept > 0 {
+                debug!(messages = swept, "expired messages swept");
+            }
+            // The account's requests that ended messages, once no ack can need them.
+            if let Err(e) = s.store.sweep_refutations(now_ms(), 10_000) {
+                warn!(error = %e, "sweeping kept requests failed");
+            }
+            s.arrivals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .note(now_ms(), s.store.last_seq());
+        })
+        .await;
+    }
+}
+
 /// Serves `/storage_rpc/v1` over TLS on `listener` and sweeps expired messages, until shutdown.
 pub async fn serve(
     node: Node,
@@ -672,49 +741,11 @@ pub async fn serve(
         ?addr,
         "storage server listening at https://…/storage_rpc/v1"
     );
-    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    // Expired messages are swept on a task of their own: the accept loop never waits for it.
+    tokio::spawn(sweep(storage.clone(), node.shutdown.subscribe()));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = sweep.tick() => {
-                let s = storage.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    s.limiter
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .purge(now_ms().saturating_mul(1000));
-                    // Until done (a chunk at a time under the write lock), or for at most
-                    // half the interval: the sweep keeps up with short-lived messages.
-                    let began = std::time::Instant::now();
-                    let mut swept = 0;
-                    loop {
-                        match s.store.sweep(now_ms(), 10_000) {
-                            Ok(n) => {
-                                swept += n;
-                                if n < 10_000 || began.elapsed() > SWEEP_EVERY / 2 {
-                                    break;
-                                }
-                            }
-                            Err(e) => {
-                                warn!(error = %e, "sweeping expired messages failed");
-                                break;
-                            }
-                        }
-                    }
-                    if swept > 0 {
-                        debug!(messages = swept, "expired messages swept");
-                    }
-                    // The account's requests that ended messages, once no ack can need them.
-                    if let Err(e) = s.store.sweep_refutations(now_ms(), 10_000) {
-                        warn!(error = %e, "sweeping kept requests failed");
-                    }
-                    s.arrivals
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .note(now_ms(), s.store.last_seq());
-                }).await;
-                continue;
-            }
             _ = stop.changed() => break,
         };
         let (stream, peer) = match accepted {
@@ -749,6 +780,8 @@ pub async fn serve(
             let svc = service_fn(move |req| handle(node.clone(), storage.clone(), client, req));
             let conn = http1::Builder::new()
                 .header_read_timeout(HANDSHAKE_TIMEOUT)
+                // A request head fits in this (hyper's default lets one take about 400 KiB).
+                .max_buf_size(64 * 1024)
                 .timer(hyper_util::rt::TokioTimer::new())
                 .serve_connection(TokioIo::new(tls), svc);
             tokio::select! {

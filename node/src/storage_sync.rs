@@ -489,6 +489,10 @@ pub(crate) fn confirmed(member: &PublicKey, answer: &[u8], pushed: &[&str]) -> V
         .flatten()
         .filter_map(Value::as_str)
         .collect();
+    // It can hold no more than what was pushed.
+    if held.len() > pushed.len() {
+        return Vec::new();
+    }
     let signature = v["signature"]
         .as_str()
         .and_then(|s| hex::decode(s).ok())
@@ -504,6 +508,7 @@ pub(crate) fn confirmed(member: &PublicKey, answer: &[u8], pushed: &[&str]) -> V
     {
         return Vec::new();
     }
+    let pushed: std::collections::HashSet<&str> = pushed.iter().copied().collect();
     held.into_iter()
         .filter(|h| pushed.contains(h))
         .map(str::to_owned)

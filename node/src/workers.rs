@@ -47,6 +47,8 @@ struct Queue {
     state: Mutex<State>,
     ready: Condvar,
     cap: usize,
+    /// Jobs one client may have waiting.
+    per_client: usize,
 }
 
 /// Jobs a client may have waiting.
@@ -146,8 +148,19 @@ pub enum Refused {
 }
 
 impl Workers {
-    /// Starts `n` threads named `name-i` with a queue of `queue` jobs.
+    /// Starts `n` threads named `name-i` with a queue of `queue` jobs, at most [`PER_CLIENT`]
+    /// of one client.
     pub fn start(name: &str, n: usize, queue: usize) -> std::io::Result<Workers> {
+        Workers::start_with(name, n, queue, PER_CLIENT)
+    }
+
+    /// [`Workers::start`], a client having at most `per_client` jobs waiting.
+    pub fn start_with(
+        name: &str,
+        n: usize,
+        queue: usize,
+        per_client: usize,
+    ) -> std::io::Result<Workers> {
         let queue = Arc::new(Queue {
             state: Mutex::new(State {
                 queues: Default::default(),
@@ -160,6 +173,7 @@ impl Workers {
             }),
             ready: Condvar::new(),
             cap: queue,
+            per_client,
         });
         for i in 0..n {
             let q = queue.clone();
@@ -199,7 +213,7 @@ impl Workers {
                 || st
                     .queues
                     .get(&client)
-                    .is_some_and(|(_, q)| q.len() >= PER_CLIENT)
+                    .is_some_and(|(_, q)| q.len() >= self.queue.per_client)
             {
                 return Err(Refused::Busy);
             }

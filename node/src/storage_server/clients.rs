@@ -3,9 +3,10 @@
 //! read them.
 //!
 //! - At most [`PER_CLIENT`] connections per client. When all [`MAX_CONNECTIONS`] are taken, a
-//!   new client's connection pushes out the oldest of the client holding the most (so a
-//!   thousand slow connections from many addresses cannot keep a fresh client out); a client
-//!   already holding as many as anyone is refused instead. HTTP/1 runs one request at a time
+//!   new connection pushes out one of a client holding more than its own client does: the
+//!   oldest among those of the clients holding the most (so neither a thousand slow
+//!   connections from a few addresses nor one from each of thousands keeps a fresh client
+//!   out); a client already holding as many as anyone is refused instead. HTTP/1 runs one request at a time
 //!   per connection, so this caps each client's requests in flight as well.
 //! - Bodies and answers up to [`SMALL`] need nothing more (the connection cap bounds them);
 //!   larger ones take their size from a shared budget ([`BODY_BUDGET`], [`ANSWER_BUDGET`])
@@ -43,7 +44,7 @@ const FRAME: usize = 64 * 1024;
 
 /// A client: its IPv4 address, or the /64 of its IPv6 address (an IPv4 address mapped into
 /// IPv6 counts as the IPv4 address).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Client {
     /// IPv4.
     V4(std::net::Ipv4Addr),
@@ -75,8 +76,8 @@ impl From<IpAddr> for Client {
 
 #[derive(Default)]
 struct Table {
-    /// Each client's connections, oldest first: an id and how to close it.
-    by_client: HashMap<Client, VecDeque<(u64, Arc<Notify>)>>,
+    /// Each client's connections, oldest first: an id, when it came, and how to close it.
+    by_client: HashMap<Client, VecDeque<(u64, std::time::Instant, Arc<Notify>)>>,
     total: usize,
     next: u64,
 }
@@ -105,7 +106,7 @@ impl Drop for Admitted {
         let mut t = self.clients.lock();
         let (removed, emptied) = match t.by_client.get_mut(&self.client) {
             Some(list) => {
-                let at = list.iter().position(|(id, _)| *id == self.id);
+                let at = list.iter().position(|(id, _, _)| *id == self.id);
                 if let Some(at) = at {
                     list.remove(at);
                 }
@@ -149,28 +150,32 @@ impl Clients {
             return None;
         }
         if t.total >= MAX_CONNECTIONS {
-            // Push out the oldest connection of the client holding the most, if it holds more
-            // than this one would.
+            // Push out a connection of a client holding more than this one does: the oldest
+            // among those of the clients holding the most (so many clients of one connection
+            // each cannot keep a new one out either).
             let (greediest, most) = t
                 .by_client
                 .iter()
-                .map(|(c, l)| (*c, l.len()))
-                .max_by_key(|(_, n)| *n)?;
-            if most <= held + 1 {
+                .filter(|(_, l)| !l.is_empty())
+                .map(|(c, l)| ((l.len(), std::cmp::Reverse(l.front().map(|e| e.1))), *c))
+                .max()
+                .map(|((n, _), c)| (c, n))?;
+            if most <= held {
                 return None;
             }
             let list = t.by_client.get_mut(&greediest)?;
-            let (_, close) = list.pop_front()?;
+            let (_, _, close) = list.pop_front()?;
             close.notify_one();
             t.total -= 1;
         }
         let id = t.next;
         t.next += 1;
         let closed = Arc::new(Notify::new());
-        t.by_client
-            .entry(client)
-            .or_default()
-            .push_back((id, closed.clone()));
+        t.by_client.entry(client).or_default().push_back((
+            id,
+            std::time::Instant::now(),
+            closed.clone(),
+        ));
         t.total += 1;
         Some(Admitted {
             clients: self.clone(),
@@ -327,6 +332,34 @@ mod tests {
         assert!(clients.admit(ip("10.0.0.1")).is_some());
     }
 
+    /// A full table of clients holding one connection each: a new client still gets in, by
+    /// pushing out the oldest of them; a client already holding one does not.
+    #[test]
+    fn one_connection_each_from_thousands_of_addresses_keeps_no_one_out() {
+        let clients = Clients::new();
+        let mut held = Vec::new();
+        for n in 0..MAX_CONNECTIONS as u32 {
+            let a = IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + n));
+            held.push(clients.admit(a).expect("room"));
+        }
+        let first = held[0].closed.clone();
+        let told = first.notified();
+        tokio::pin!(told);
+        let fresh = clients
+            .admit(ip("192.168.7.7"))
+            .expect("a fresh client is let in");
+        assert!(
+            futures::FutureExt::now_or_never(told.as_mut()).is_some(),
+            "the oldest connection was pushed out"
+        );
+        assert_eq!(clients.open(), MAX_CONNECTIONS);
+        assert!(
+            clients.admit(ip("192.168.7.7")).is_none(),
+            "it holds as many as anyone"
+        );
+        drop(fresh);
+    }
+
     #[test]
     fn large_bodies_and_answers_share_budgets() {
         let clients = Clients::new();
@@ -344,7 +377,7 @@ mod tests {
         assert!(clients.body_room(None, 10 << 20).is_err());
         drop(held);
         assert!(clients.body_room(None, 10 << 20).is_ok());
-        let big = Bytes::from(vec![0u8; 100 << 20]);
+        let big = Bytes::from(vec![0u8; ANSWER_BUDGET / 2]);
         let a = clients.answer(big.clone()).expect("room");
         let b = clients.answer(big.clone()).expect("room");
         assert!(
