@@ -764,8 +764,8 @@ pub async fn serve(
         tokio::spawn(async move {
             // Every read and write, the handshake's included, must move within the timeout.
             let mut io = tokio_io_timeout::TimeoutStream::new(stream);
-            io.set_read_timeout(Some(clients::IO_TIMEOUT));
-            io.set_write_timeout(Some(clients::IO_TIMEOUT));
+            io.set_read_timeout(Some(clients::READ_TIMEOUT));
+            io.set_write_timeout(Some(clients::WRITE_TIMEOUT));
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(Box::pin(io)))
                 .await
             {

@@ -11,7 +11,9 @@
 //! - Bodies and answers up to [`SMALL`] need nothing more (the connection cap bounds them);
 //!   larger ones take their size from a shared budget ([`BODY_BUDGET`], [`ANSWER_BUDGET`])
 //!   for as long as they are held, and are refused with 503 when it is spent.
-//! - Every read and every write of a connection must make progress within [`IO_TIMEOUT`], and
+//! - Every write of a connection must make progress within [`WRITE_TIMEOUT`] and every read
+//!   within [`READ_TIMEOUT`] (longer than a request may take to answer: hyper reads on while
+//!   it waits, and an onion request may wait 30 s for its next hop), and
 //!   a request body must arrive whole within [`BODY_DEADLINE`].
 
 use std::collections::{HashMap, VecDeque};
@@ -35,8 +37,12 @@ pub const SMALL: usize = 64 * 1024;
 pub const BODY_BUDGET: usize = 256 * 1024 * 1024;
 /// Bytes of large answers held at once (until written).
 pub const ANSWER_BUDGET: usize = 128 * 1024 * 1024;
-/// A read or a write that makes no progress for this long fails the connection.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
+/// A write that makes no progress for this long fails the connection (a client that does not
+/// read its answer).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// A read that makes no progress for this long fails the connection (an idle or silent one):
+/// longer than the slowest answer (an onion request's 30 s hop timeout).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(45);
 /// A request's body must arrive within this, however it trickles.
 pub const BODY_DEADLINE: Duration = Duration::from_secs(30);
 /// Answers are written in pieces of this size.
