@@ -24,7 +24,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use sispop_wallet::Daemon;
 
-use crate::{alive, find_sispopd, kill, load, save, spawn, stop};
+use crate::{alive, find_sispopd, kill, load, save, spawn, stop, NodeEntry};
 
 /// One line of the timeline.
 fn note(t: f64, line: String) {
@@ -324,6 +324,32 @@ pub async fn outage(dir: &Path, o: OutageOpts) -> anyhow::Result<()> {
         let age = Duration::from_millis(sispop_storage::storage_test::MIN_AGE_MS);
         tokio::time::sleep(age.saturating_sub(seeded.elapsed())).await;
     }
+    // Clients keep storing there, as they would: a node is tested only on messages it
+    // acknowledged since the swarms last changed, and the outage changes them.
+    let traffic = {
+        let nodes: Vec<NodeEntry> = tracked
+            .iter()
+            .filter(|t| t.role == Role::Faulty("drop-storage"))
+            .map(|t| state.nodes[t.index].clone())
+            .collect();
+        let dir = dir.to_path_buf();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(8)).await;
+                for n in &nodes {
+                    let _ = crate::bench::seed_messages(&dir, n, 4).await;
+                }
+            }
+        })
+    };
+    /// Stops the client traffic when the scenario ends, however it ends.
+    struct Abort(tokio::task::JoinHandle<()>);
+    impl Drop for Abort {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _traffic = Abort(traffic);
 
     let start = Instant::now();
     let secs = |at: Instant| at.duration_since(start).as_secs_f64();
