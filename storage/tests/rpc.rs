@@ -683,7 +683,7 @@ fn a_batch_of_retrieves_is_one_answers_worth() {
         "{bytes} bytes of messages in one answer"
     );
     assert!(
-        bytes > 10_000_000,
+        bytes > 5_000_000,
         "the first retrieves got their pages: {bytes}"
     );
     assert!(results.iter().all(|r| r["body"]["more"] == true));
@@ -738,9 +738,9 @@ fn the_accounts_requests_that_ended_messages_refute_tests_of_them() {
     assert_eq!(code, 200);
     assert!(refuted(&msgs[0], NOW));
     assert!(!refuted(&msgs[1], NOW));
-    // An expiry shortened to the past... as the client can only ask for one at or after now,
-    // it refutes once that time has come.
-    let e = NOW + 1_000;
+    // An expiry shortened: as the client can only ask for one at or after now, it refutes
+    // once that time has come (or within the signature tolerance of it: clocks differ).
+    let e = NOW + 120_000;
     let h1 = msgs[1].hash.clone();
     let (code, body) = t.call(
         "expire",
@@ -751,7 +751,7 @@ fn the_accounts_requests_that_ended_messages_refute_tests_of_them() {
     );
     assert_eq!(code, 200, "{body}");
     assert!(!refuted(&msgs[1], NOW), "not expired yet");
-    assert!(refuted(&msgs[1], e));
+    assert!(refuted(&msgs[1], e - 60_000));
     // `delete_all` of namespace 0: m2 (namespace 0), not m3 (namespace 3); and not a message
     // acknowledged after the request could have been made.
     let (code, body) = t.call(
