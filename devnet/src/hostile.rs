@@ -82,15 +82,48 @@ impl Account {
     }
 }
 
-/// A new account whose swarm `node` is in.
+/// A new account whose swarm `node` is in. The owner of each candidate is worked out here from
+/// the active nodes' swarm ids (a swarm made when the swarms last changed may own a sliver of
+/// the key space, too small for a few dozen `get_swarm` questions to find); the node itself
+/// then confirms it.
 async fn account_of(rpc: &str, node: &str) -> anyhow::Result<Account> {
-    for _ in 0..64 {
-        let a = Account::new();
-        if swarm(rpc, &a.id).await?.iter().any(|(pk, _)| pk == node) {
-            return Ok(a);
+    let d = sispop_wallet::Daemon::new(rpc)?;
+    for _ in 0..3 {
+        let sns = d.call("get_service_nodes", json!({})).await?;
+        let active: Vec<(&str, u64)> = sns["service_node_states"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["active"].as_bool() == Some(true))
+            .filter_map(|e| Some((e["service_node_pubkey"].as_str()?, e["swarm_id"].as_u64()?)))
+            .collect();
+        let mine = active
+            .iter()
+            .find(|(pk, _)| *pk == node)
+            .map(|(_, id)| *id)
+            .context("the node is not active")?;
+        // As the node's own list: swarms with members, the unassigned "swarm" not one.
+        let mut ids: Vec<u64> = active
+            .iter()
+            .map(|(_, id)| *id)
+            .filter(|id| *id != u64::MAX)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for _ in 0..200_000 {
+            let a = Account::new();
+            let key = a.key.verifying_key().to_bytes();
+            let pk = sispop_storage::UserPubkey { prefix: 3, key };
+            if sispopd::storage_server::owner_among(&ids, &pk) != Some(mine) {
+                continue;
+            }
+            if swarm(rpc, &a.id).await?.iter().any(|(pk, _)| pk == node) {
+                return Ok(a);
+            }
+            break; // the swarms changed meanwhile: ask again
         }
     }
-    bail!("no account of {node:.16}'s swarm in 64 tries")
+    bail!("no account of {node:.16}'s swarm found")
 }
 
 /// Runs the scenario against the first running service node.

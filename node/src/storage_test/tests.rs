@@ -25,6 +25,21 @@ const TESTER: usize = 0;
 const WITNESS: usize = 1;
 const WORKER: usize = 2;
 
+/// An Ed25519 account (prefix 03: it signs with its own key) of swarm A, with its key.
+fn ed25519_account_of_a() -> (ed25519_dalek::SigningKey, UserPubkey) {
+    (0..=u8::MAX)
+        .map(|i| {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[i; 32]);
+            let account = UserPubkey {
+                prefix: 3,
+                key: key.verifying_key().to_bytes(),
+            };
+            (key, account)
+        })
+        .find(|(_, a)| owner_among(&[A, B], a) == Some(A))
+        .expect("an account of A")
+}
+
 /// The three nodes, with the tester validating a quorum that tests the worker.
 struct Net {
     tester: TestNode,
@@ -189,18 +204,7 @@ async fn a_worker_that_lost_what_it_signed_for_fails() {
 
 #[tokio::test]
 async fn a_message_the_account_deleted_is_not_held_against_the_worker() {
-    // An Ed25519 account (03: it signs with its own key) of swarm A.
-    let (key, account) = (0..=u8::MAX)
-        .map(|i| {
-            let key = ed25519_dalek::SigningKey::from_bytes(&[i; 32]);
-            let account = UserPubkey {
-                prefix: 3,
-                key: key.verifying_key().to_bytes(),
-            };
-            (key, account)
-        })
-        .find(|(_, a)| owner_among(&[A, B], a) == Some(A))
-        .expect("an account of A");
+    let (key, account) = ed25519_account_of_a();
     let n = Net {
         account,
         ..net(|_, _| {})
@@ -380,17 +384,7 @@ async fn an_ack_from_before_the_swarms_changed_is_not_used() {
 /// make it fail.
 #[tokio::test]
 async fn the_ack_names_what_the_worker_holds() {
-    let (key, account) = (0..=u8::MAX)
-        .map(|i| {
-            let key = ed25519_dalek::SigningKey::from_bytes(&[i; 32]);
-            let account = UserPubkey {
-                prefix: 3,
-                key: key.verifying_key().to_bytes(),
-            };
-            (key, account)
-        })
-        .find(|(_, a)| owner_among(&[A, B], a) == Some(A))
-        .expect("an account of A");
+    let (key, account) = ed25519_account_of_a();
     let n = Net {
         account,
         ..net(|_, _| {})

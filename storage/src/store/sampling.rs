@@ -47,17 +47,24 @@ impl MessageStore {
         eligible: impl Fn(&MessageMeta) -> bool,
     ) -> Result<Option<Message>, StoreError> {
         let found = self.scan_window(random, max_scan, |rec| eligible(&MessageMeta::from(rec)))?;
+        Ok(self.picked(found, pick)?.map(|(m, _)| m))
+    }
+
+    /// The record `pick` chooses among `found` (any, uniformly), with its body.
+    fn picked(&self, found: Vec<Keyed>, pick: u64) -> Result<Option<(Message, Meta)>, StoreError> {
         let Some(len) = u64::try_from(found.len()).ok().filter(|n| *n > 0) else {
             return Ok(None);
         };
-        let (key, rec) = found
+        let Some((key, rec)) = found
             .into_iter()
             .nth(usize::try_from(pick % len).unwrap_or(0))
-            .unwrap_or_else(|| unreachable!("pick is below the count"));
-        match self.db.get_cf(self.cf(super::CF_MSG)?, &key)? {
-            Some(body) => Ok(Some(rec.with_body(body))),
-            None => Ok(None),
-        }
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .db
+            .get_cf(self.cf(super::CF_MSG)?, &key)?
+            .map(|body| (rec.clone().with_body(body), rec)))
     }
 
     /// The records `wanted` accepts within `max_scan` from a point chosen by `random`
@@ -130,20 +137,9 @@ impl MessageStore {
         let found = self.scan_window(random, max_scan, |rec| {
             ack_of(rec).is_some_and(|a| eligible(&MessageMeta::from(rec), &a))
         })?;
-        let Some(len) = u64::try_from(found.len()).ok().filter(|n| *n > 0) else {
-            return Ok(None);
-        };
-        let (key, rec) = found
-            .into_iter()
-            .nth(usize::try_from(pick % len).unwrap_or(0))
-            .unwrap_or_else(|| unreachable!("pick is below the count"));
-        let Some(ack) = ack_of(&rec) else {
-            return Ok(None);
-        };
-        match self.db.get_cf(self.cf(super::CF_MSG)?, &key)? {
-            Some(body) => Ok(Some((rec.with_body(body), ack))),
-            None => Ok(None),
-        }
+        Ok(self
+            .picked(found, pick)?
+            .and_then(|(m, rec)| Some((m, ack_of(&rec)?))))
     }
 
     /// Every message held, in key order (account, namespace, insertion), from `after` (a key
