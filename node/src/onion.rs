@@ -214,8 +214,9 @@ async fn process(
         Hop::Final { request, opts, key } => {
             // Encrypting a large answer is real work: off the executor, on the storage worker
             // that made it when it is final there, else on ours.
-            let wrap =
-                move |a: sispop_storage::rpc::Reply| key.wrap(a.status, &a.body, opts, &mut rng());
+            let wrap = move |a: sispop_storage::rpc::Reply, _room: crate::storage_server::Room| {
+                key.wrap(a.status, &a.body, opts, &mut rng())
+            };
             // In turn with the other clients: the onion client's, or the previous hop's.
             let whose = match came {
                 Came::Client(ip) => crate::storage_server::Client::from(ip).key(),
@@ -223,12 +224,12 @@ async fn process(
             };
             match serve_rpc_then(node, storage, whose, Bytes::from(request), wrap).await {
                 Ok(r) => r,
-                Err((answer, Some(wrap))) => relay
+                Err((answer, room, Some(wrap))) => relay
                     .workers
-                    .run(move || wrap(answer))
+                    .run(move || wrap(answer, room))
                     .await
                     .unwrap_or_else(refused),
-                Err((_, None)) => refused(Refused::Died),
+                Err((_, _, None)) => refused(Refused::Died),
             }
         }
         Hop::Relay { next, layer, .. } => forward(node, relay, from, PublicKey(next), layer).await,

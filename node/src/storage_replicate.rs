@@ -28,10 +28,15 @@ fn forwards(req: &Value, status: u16) -> bool {
 /// Whether [`replicate`] has anything to do for `req` (our `status` for it): a write that
 /// succeeded here, or a request that may hold writes. Anything else is answered as it is.
 pub fn passes_on(req: &Value, status: u16) -> bool {
-    matches!(
-        req["method"].as_str(),
-        Some("batch" | "sequence" | "ifelse")
-    ) || forwards(req, status)
+    match req["method"].as_str().unwrap_or("") {
+        // Its subrequests are no meta-requests: it holds writes when one is a recursive method.
+        "batch" => req["params"]["requests"].as_array().is_some_and(|subs| {
+            subs.iter()
+                .any(|s| RECURSIVE_METHODS.contains(&s["method"].as_str().unwrap_or("")))
+        }),
+        "sequence" | "ifelse" => true,
+        _ => forwards(req, status),
+    }
 }
 
 /// What a `store` (`req`, answered `body` here) stored and when, for its acks.
@@ -228,5 +233,12 @@ mod tests {
             {"code": 401, "body": "no"}, {"code": 200, "body": {"swarm": {}}}]});
         assert!(passes_on(&batch, 200));
         assert_eq!(forwarded(&t, batch, 200, results).await, 2);
+        // A batch of reads only: nothing to pass on, answered on the worker that ran it.
+        let reads = json!({"method": "batch", "params": {"requests": [
+            m("retrieve"), m("info"), m("get_expiries")]}});
+        let results = json!({"results": [
+            {"code": 200, "body": {}}, {"code": 200, "body": {}}, {"code": 200, "body": {}}]});
+        assert!(!passes_on(&reads, 200));
+        assert_eq!(forwarded(&t, reads, 200, results).await, 0);
     }
 }

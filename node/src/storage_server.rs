@@ -40,12 +40,38 @@ use crate::node::Node;
 use crate::workers::{Refused, Workers};
 
 mod clients;
-pub use clients::{Answer, Client, Clients};
+#[cfg(test)]
+mod tests;
+pub use clients::{Answer, Client, Clients, Room};
 
 /// Client requests waiting for a worker; beyond this many the server answers 503.
 const QUEUE: usize = 4096;
 /// Threads that run client requests (parsing, signatures, the store).
 const WORKERS: usize = 4;
+/// Room taken for an answer that may be large: the messages of one answer at most, and the
+/// rest of its JSON.
+const LARGE_ANSWER: usize = sispop_storage::rpc::ANSWER_MAX_SIZE as usize + clients::SMALL;
+
+/// Whether `req` may retrieve messages (a retrieve, or a batch or sequence holding one; an
+/// `ifelse` may run anything).
+fn may_retrieve(req: &Value) -> bool {
+    match req["method"].as_str().unwrap_or("") {
+        "retrieve" | "ifelse" => true,
+        "batch" | "sequence" => req["params"]["requests"]
+            .as_array()
+            .is_some_and(|subs| subs.iter().any(|s| s["method"] == "retrieve")),
+        _ => false,
+    }
+}
+
+/// The bytes of messages an answer made in `room` may hold: [`ANSWER_MAX_SIZE`] in a large
+/// room; in a small one, what keeps its JSON small (upstream's cost of a message is more than
+/// its JSON).
+///
+/// [`ANSWER_MAX_SIZE`]: sispop_storage::rpc::ANSWER_MAX_SIZE
+fn messages_in(room: &Room) -> sispop_storage::rpc::AnswerBudget {
+    sispop_storage::rpc::AnswerBudget::new(room.bytes().saturating_sub(clients::SMALL / 2) as u64)
+}
 
 /// Largest request body (upstream: 10 MiB, else 413).
 const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -86,6 +112,21 @@ struct Route {
 }
 
 impl Storage {
+    /// Room for the answer to `req`, taken before it runs: [`LARGE_ANSWER`] from the answer
+    /// budget when it may retrieve messages, none otherwise (or when the budget has not that
+    /// much left). Its answer is made and held in that room until written, so the answers
+    /// being made count against the budget as well as those being written: when clients that
+    /// do not read their answers hold it, a retrieve answers what fits a small answer with
+    /// `"more": true` at once, instead of building megabytes that would wait for their turn
+    /// or be refused.
+    pub fn room_for(&self, req: &Value) -> Room {
+        if may_retrieve(req) {
+            self.clients.room(LARGE_ANSWER)
+        } else {
+            Room::none()
+        }
+    }
+
     /// The swarms with active members, sorted, as of the current tip.
     pub fn swarm_ids(&self, node: &Node) -> Arc<[u64]> {
         self.route(node).ids.clone()
@@ -277,10 +318,10 @@ fn serving_in(st: &crate::node::NodeState) -> Result<u64, String> {
 fn respond(status: u16, body: &Value) -> Response<Bytes> {
     let (text, ctype) = match body {
         Value::String(s) => (s.clone(), "text/plain; charset=utf-8"),
-        other => (
-            serde_json::to_string(other).unwrap_or_default(),
-            "application/json",
-        ),
+        // `Display` is serde_json's own compiled serialiser of a `Value`: `to_string` would be
+        // instantiated here, unoptimised in a debug build (12 times slower on a 7.8 MB answer,
+        // a second of a worker on a loaded devnet).
+        other => (other.to_string(), "application/json"),
     };
     let mut r = Response::new(Bytes::from(text));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -294,8 +335,13 @@ fn respond(status: u16, body: &Value) -> Response<Bytes> {
 /// An answer to send: a large one takes its share of the answer budget until written, and is
 /// 503 when that is spent.
 fn deliver(storage: &Storage, r: Response<Bytes>) -> Response<Answer> {
+    deliver_in(storage, r, Room::none())
+}
+
+/// [`deliver`] for an answer made in `room`.
+fn deliver_in(storage: &Storage, r: Response<Bytes>, room: Room) -> Response<Answer> {
     let (parts, bytes) = r.into_parts();
-    match storage.clients.answer(bytes) {
+    match storage.clients.answer_in(bytes, room) {
         Some(body) => Response::from_parts(parts, body),
         None => busy_answer(),
     }
@@ -481,41 +527,65 @@ async fn handle_bytes(
             StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return deliver(storage, resp);
     }
-    // The answer is serialised on the worker that made it, when nothing is left to do here,
-    // and takes its room in the answer budget there: answers finished faster than the
-    // connections take them do not pile up in memory beyond it.
+    serve_client_rpc(node, storage, clients::Client::from(client).key(), body).await
+}
+
+/// Answers the body of a `/storage_rpc/v1` request from `whose` (its client key). The answer
+/// (up to [`LARGE_ANSWER`] of JSON) is serialised on a worker, never on the executor: on the
+/// worker that made it when nothing is left to do here, else on one taken in turn with the
+/// client's other requests (a write, or a `batch` holding writes, comes back here to go on to
+/// the swarm first). It is made and held in the room taken for it ([`Storage::room_for`]).
+async fn serve_client_rpc(
+    node: &Node,
+    storage: &Arc<Storage>,
+    whose: u64,
+    body: Bytes,
+) -> Response<Answer> {
     let s = storage.clone();
-    let answer = move |r: Reply| deliver(&s, respond(r.status, &r.body));
-    let whose = clients::Client::from(client).key();
+    let answer = move |r: Reply, room: Room| {
+        debug_assert!(
+            tokio::runtime::Handle::try_current().is_err(),
+            "a storage answer is serialised on the executor"
+        );
+        deliver_in(&s, respond(r.status, &r.body), room)
+    };
+    let refused_answer = |why| {
+        let r = refused(why);
+        deliver(storage, respond(r.status, &r.body))
+    };
     match serve_rpc_then(node, storage, whose, body, answer).await {
         Ok(resp) => resp,
-        Err((r, Some(answer))) => answer(r),
-        Err((r, None)) => deliver(storage, respond(r.status, &r.body)),
+        Err((r, room, Some(answer))) => storage
+            .workers
+            .run_for(whose, move || answer(r, room))
+            .await
+            .unwrap_or_else(refused_answer),
+        Err((_, _, None)) => refused_answer(Refused::Died),
     }
 }
 
 /// Serves a client's storage request as `/storage_rpc/v1` does (on a worker thread, in turn
 /// with other clients': `client` says whose), writes replicated to the rest of the swarm;
-/// and `finish` applied to the answer on the worker thread that made it, in
-/// the same job, when nothing is left to do on the executor (the answer to anything but a
-/// write to pass on to the swarm): one hand-off between threads instead of two. Otherwise the
-/// answer comes back with `finish`, for the caller to apply where it would have; `None` if a
-/// job that took it died.
+/// and `finish` applied to the answer and the room it was made in ([`Storage::room_for`]) on
+/// the worker thread that made it, in the same job, when nothing is left to do on the
+/// executor (the answer to anything but a write to pass on to the swarm): one hand-off between
+/// threads instead of two. Otherwise the answer comes back with its room and `finish`, for the
+/// caller to apply where it would have; `None` if a job that took it died.
 pub async fn serve_rpc_then<T, F>(
     node: &Node,
     storage: &Arc<Storage>,
     client: u64,
     body: Bytes,
     finish: F,
-) -> Result<T, (Reply, Option<F>)>
+) -> Result<T, (Reply, Room, Option<F>)>
 where
     T: Send + 'static,
-    F: FnOnce(Reply) -> T + Send + 'static,
+    F: FnOnce(Reply, Room) -> T + Send + 'static,
 {
     enum Job<T> {
         Done(T),
-        Local(Reply, Value),
-        Sequence(Value),
+        Local(Reply, Value, Room),
+        Sequence(Value, Room),
     }
     let started = std::time::Instant::now();
     // Where the job finds `finish`, and where it stays when the job does not run.
@@ -523,41 +593,46 @@ where
     let take =
         |slot: &std::sync::Mutex<Option<F>>| slot.lock().unwrap_or_else(|p| p.into_inner()).take();
     let (n, b, s, theirs) = (node.clone(), body.clone(), storage.clone(), slot.clone());
-    let done = move |n: &Node, r: Reply, method: Option<&str>| match take(&theirs) {
+    let done = move |n: &Node, r: Reply, room: Room, method: Option<&str>| match take(&theirs) {
         Some(f) => {
             // Counted once `finish` has run: if it died, the request is counted as failed.
             let (status, took) = (r.status, started.elapsed());
-            let t = f(r);
+            let t = f(r, room);
             n.metrics.storage_request(method, status, took);
             Job::Done(t)
         }
-        None => Job::Local(r, Value::Null),
+        None => Job::Local(r, Value::Null, room),
     };
     // A top-level `sequence` runs here, one subrequest at a time (below); anything else runs
     // on a worker as a whole.
     let job = storage
         .workers
         .run_for(client, move || match serde_json::from_slice::<Value>(&b) {
-            Ok(req) if req["method"] == "sequence" => Job::Sequence(req),
+            Ok(req) if req["method"] == "sequence" => {
+                let room = s.room_for(&req);
+                Job::Sequence(req, room)
+            }
             Ok(req) => {
-                let r = storage_rpc_value(&n, &s, &req);
+                let room = s.room_for(&req);
+                let r = storage_rpc_within(&n, &s, &req, &messages_in(&room));
                 if crate::storage_replicate::passes_on(&req, r.status) {
-                    Job::Local(r, req)
+                    Job::Local(r, req, room)
                 } else {
-                    done(&n, r, req["method"].as_str())
+                    done(&n, r, room, req["method"].as_str())
                 }
             }
-            Err(_) => done(&n, storage_rpc(&n, &s, &b), None),
+            Err(_) => done(&n, storage_rpc(&n, &s, &b), Room::none(), None),
         })
         .await;
-    let (mut reply, req) = match job {
+    let (mut reply, req, room) = match job {
         Ok(Job::Done(t)) => return Ok(t),
-        Ok(Job::Local(r, req)) => (r, Some(req)),
-        Ok(Job::Sequence(req)) => (
-            Box::pin(serve_sequence(node, storage, client, &req)).await,
+        Ok(Job::Local(r, req, room)) => (r, Some(req), room),
+        Ok(Job::Sequence(req, room)) => (
+            Box::pin(serve_sequence(node, storage, client, &req, &room)).await,
             Some(req),
+            room,
         ),
-        Err(why) => (refused(why), None),
+        Err(why) => (refused(why), None, Room::none()),
     };
     // Writes go on to the rest of the swarm, whose signed results join ours.
     if let (Some(req), Ok(swarm)) = (&req, serving(node)) {
@@ -576,7 +651,7 @@ where
     let method = req.as_ref().and_then(|r| r["method"].as_str());
     node.metrics
         .storage_request(method, reply.status, started.elapsed());
-    Err((reply, take(&slot)))
+    Err((reply, room, take(&slot)))
 }
 
 fn refused(why: Refused) -> Reply {
@@ -593,7 +668,13 @@ fn refused(why: Refused) -> Reply {
 /// A `sequence`, as upstream runs it: each subrequest runs here and goes on to the swarm
 /// before the next starts (so members apply them in order), and the result with the swarm's
 /// answers merged in decides whether the next runs. Every subrequest is checked first.
-async fn serve_sequence(node: &Node, storage: &Arc<Storage>, client: u64, req: &Value) -> Reply {
+async fn serve_sequence(
+    node: &Node,
+    storage: &Arc<Storage>,
+    client: u64,
+    req: &Value,
+    room: &Room,
+) -> Reply {
     if let Err(why) = &storage.route(node).serving {
         return Reply {
             status: 503,
@@ -606,7 +687,7 @@ async fn serve_sequence(node: &Node, storage: &Arc<Storage>, client: u64, req: &
     };
     let mut results = Vec::with_capacity(subs.len());
     // One budget for the messages of the whole answer, as for a `batch`.
-    let budget = Arc::new(sispop_storage::rpc::AnswerBudget::default());
+    let budget = Arc::new(messages_in(room));
     for sub in subs {
         let (n, s, one, b) = (node.clone(), storage.clone(), sub.clone(), budget.clone());
         let mut r = storage

@@ -12,7 +12,8 @@
 //! client that has used the workers least lately (the time its jobs took, halved every
 //! [`HALF_LIFE`]): a fresh client's request runs as soon as a worker is free, however many
 //! heavy requests others have queued from however many addresses. A client may have at most
-//! [`PER_CLIENT`] jobs queued.
+//! [`PER_CLIENT`] jobs queued. A job whose caller has stopped waiting for it (a client that
+//! reset its connection) is dropped when its turn comes, not run.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -224,7 +225,11 @@ impl Workers {
                 .or_insert_with(|| (since, VecDeque::new()))
                 .1
                 .push_back(Box::new(move || {
-                    let _ = tx.send(f());
+                    // Whoever asked is gone (a client that reset its connection, a request
+                    // past its deadline): its job is not done for nobody.
+                    if !tx.is_closed() {
+                        let _ = tx.send(f());
+                    }
                 }));
             st.jobs += 1;
             // With none asleep, every worker looks at the queue (under the lock) before it
@@ -398,6 +403,40 @@ mod tests {
             .position(|(c, _)| *c == 2)
             .expect("client 2 ran");
         assert!(at <= 1, "client 2 ran after {at} jobs of client 1");
+    }
+
+    /// A job whose caller stopped waiting before a worker took it does not run.
+    #[tokio::test]
+    async fn a_job_nobody_waits_for_is_not_run() {
+        let pool = Arc::new(Workers::start("test-gone", 1, 16).expect("threads"));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let busy = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.run(move || {
+                    let _ = started.send(());
+                    hold.recv().is_ok()
+                })
+                .await
+            })
+        };
+        running.await.expect("the busy job started");
+        // Queued behind the busy worker, then given up on.
+        let r = ran.clone();
+        let waiting = pool.run(move || r.fetch_add(1, Ordering::SeqCst));
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(50), waiting).await;
+        assert!(gave_up.is_err());
+        // One that is waited for still runs after it.
+        release.send(()).expect("release");
+        assert_eq!(busy.await.expect("join"), Ok(true));
+        let r = ran.clone();
+        assert_eq!(
+            pool.run(move || r.fetch_add(10, Ordering::SeqCst)).await,
+            Ok(0)
+        );
+        assert_eq!(ran.load(Ordering::SeqCst), 10);
     }
 
     #[test]

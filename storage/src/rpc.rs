@@ -58,9 +58,10 @@ pub struct Context<'a> {
 }
 
 /// Most bytes of messages (at upstream's cost per message) one answer holds, `batch` and
-/// `sequence` included: one retrieve's ceiling. A retrieve past it answers what fits
-/// (always one message) with `"more": true`; upstream has no such bound, so a batch of 20
-/// retrieves could build an answer of some 150 MB.
+/// `sequence` included: one retrieve's ceiling. A retrieve that reaches it answers what fits
+/// (at least one message, unless earlier retrieves of the same answer took it all) with
+/// `"more": true`; upstream has no such bound, so a batch of 20 retrieves could build an answer
+/// of some 150 MB. The node may give an answer less (see `AnswerBudget::new`).
 pub const ANSWER_MAX_SIZE: u64 = RETRIEVE_MAX_SIZE;
 
 /// The bytes of messages one answer may still take ([`ANSWER_MAX_SIZE`] at first).
@@ -74,6 +75,13 @@ impl Default for AnswerBudget {
 }
 
 impl AnswerBudget {
+    /// A budget of `limit` bytes of messages (at most [`ANSWER_MAX_SIZE`]).
+    pub fn new(limit: u64) -> AnswerBudget {
+        AnswerBudget(std::sync::atomic::AtomicU64::new(
+            limit.min(ANSWER_MAX_SIZE),
+        ))
+    }
+
     /// What is left.
     pub fn left(&self) -> u64 {
         self.0.load(std::sync::atomic::Ordering::Relaxed)
@@ -546,16 +554,26 @@ fn retrieve(store: &MessageStore, ctx: &Context<'_>, p: &Map<String, Value>) -> 
         (_, k) if k < 0 => RETRIEVE_MAX_SIZE / k.unsigned_abs(),
         (_, k) => k.unsigned_abs().min(RETRIEVE_MAX_SIZE),
     };
-    let (msgs, more) = store
-        .retrieve(
-            &acct,
-            ns,
-            last,
-            usize::try_from(max_count).unwrap_or(usize::MAX),
-            budget.min(ctx.answer.left()),
-            ctx.now_ms,
-        )
-        .map_err(store_error)?;
+    let left = ctx.answer.left();
+    let (msgs, more) = if left == 0 {
+        // The answer this is part of is full (earlier retrieves of its batch took it all):
+        // nothing here, and `more` when there is something to ask for again.
+        let (next, _) = store
+            .retrieve(&acct, ns, last, 1, 0, ctx.now_ms)
+            .map_err(store_error)?;
+        (Vec::new(), !next.is_empty())
+    } else {
+        store
+            .retrieve(
+                &acct,
+                ns,
+                last,
+                usize::try_from(max_count).unwrap_or(usize::MAX),
+                budget.min(left),
+                ctx.now_ms,
+            )
+            .map_err(store_error)?
+    };
     ctx.answer
         .spend(msgs.iter().map(crate::store::retrieve_cost).sum());
     let messages: Vec<Value> = msgs

@@ -212,25 +212,82 @@ impl Clients {
     /// An answer's body: written in pieces, holding a share of the answer budget until done
     /// when large; `None` when that budget is spent.
     pub fn answer(&self, bytes: Bytes) -> Option<Answer> {
-        let permit = if bytes.len() > SMALL {
-            Some(
-                self.answers
-                    .clone()
-                    .try_acquire_many_owned(kib(bytes.len()))
-                    .ok()?,
-            )
-        } else {
-            None
+        self.answer_in(bytes, Room::none())
+    }
+
+    /// Room for the answer to a request that may be large (`large` bytes of
+    /// JSON, taken from the answer budget before the request runs), or a small room when
+    /// the budget has not that much left: what the answer is made and held in until it is
+    /// written, so that answers being made count as well as answers being written.
+    pub fn room(&self, large: usize) -> Room {
+        match self.answers.clone().try_acquire_many_owned(kib(large)) {
+            Ok(p) => Room {
+                permit: Some(p),
+                bytes: large,
+            },
+            Err(_) => Room::none(),
+        }
+    }
+
+    /// [`Clients::answer`] for an answer made in `room`: it keeps the part of the room it
+    /// needs (none when small) and gives back the rest; more is taken from the budget if it
+    /// outgrew the room.
+    pub fn answer_in(&self, bytes: Bytes, room: Room) -> Option<Answer> {
+        if bytes.len() <= SMALL {
+            return Some(Answer::small(bytes));
+        }
+        let need = kib(bytes.len());
+        let permit = match room.permit {
+            Some(mut p) if p.num_permits() >= need as usize => {
+                let spare = p.num_permits() - need as usize;
+                drop(p.split(spare));
+                p
+            }
+            held => {
+                let more = need - held.as_ref().map_or(0, |p| p.num_permits() as u32);
+                let mut p = self.answers.clone().try_acquire_many_owned(more).ok()?;
+                if let Some(h) = held {
+                    p.merge(h);
+                }
+                p
+            }
         };
         Some(Answer {
             bytes,
-            _permit: permit,
+            _permit: Some(permit),
         })
+    }
+
+    /// Bytes of large answers that may still be taken (what is left of the answer budget).
+    pub fn answer_room(&self) -> usize {
+        self.answers.available_permits().saturating_mul(1024)
     }
 
     /// How many connections are open.
     pub fn open(&self) -> usize {
         self.lock().total
+    }
+}
+
+/// Room taken in the answer budget for an answer still being made ([`Clients::room`]).
+#[derive(Debug)]
+pub struct Room {
+    permit: Option<OwnedSemaphorePermit>,
+    bytes: usize,
+}
+
+impl Room {
+    /// No room taken: the answer should be small.
+    pub fn none() -> Room {
+        Room {
+            permit: None,
+            bytes: SMALL,
+        }
+    }
+
+    /// Bytes of JSON the answer may take.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 }
 
