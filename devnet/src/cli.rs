@@ -30,7 +30,7 @@ pub(crate) enum Cmd {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
         /// Log filter of the nodes started now and restarted later (sispopd's `--log-level`),
-        /// e.g. `info,sispopd::onion=debug`.
+        /// e.g. `info,sispopd::relay::onion=debug`.
         #[arg(long)]
         log_level: Option<String>,
     },

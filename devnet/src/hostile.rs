@@ -1,5 +1,5 @@
 //! `devnet scenario hostile`: what anyone on the internet can do to a service node, done to one
-//! of the devnet's from outside (`sispopd::hostile`'s clients), and what must still hold:
+//! of the devnet's from outside (`sispop_client::hostile`'s clients), and what must still hold:
 //!
 //! 1. An account of the node's swarm is filled with large messages, so that a `batch` of its
 //!    retrieves is a large answer.
@@ -19,10 +19,10 @@ use anyhow::{bail, ensure, Context};
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey};
 use serde_json::{json, Value};
-use sispopd::hostile::{
+use sispop_client::hostile::{
     hold, http_get, http_post, loopback_sources, resets, resident_bytes, Hold, Reset,
 };
-use sispopd::storage_client::{active_nodes, post, swarm};
+use sispop_client::storage::{active_nodes, post, swarm};
 
 use crate::{alive, load};
 
@@ -51,7 +51,7 @@ fn note(start: Instant, line: &str) {
 }
 
 fn now_ms() -> u64 {
-    sispopd::storage_server::now_ms()
+    sispopd::storage::server::now_ms()
 }
 
 /// An Ed25519 account (prefix 03: it signs with its own key).
@@ -114,7 +114,7 @@ async fn account_of(rpc: &str, node: &str) -> anyhow::Result<Account> {
             let a = Account::new();
             let key = a.key.verifying_key().to_bytes();
             let pk = sispop_storage::UserPubkey { prefix: 3, key };
-            if sispopd::storage_server::owner_among(&ids, &pk) != Some(mine) {
+            if sispopd::storage::server::owner_among(&ids, &pk) != Some(mine) {
                 continue;
             }
             if swarm(rpc, &a.id).await?.iter().any(|(pk, _)| pk == node) {

@@ -31,13 +31,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use rand::seq::SliceRandom as _;
 use serde_json::{json, Value};
+use sispop_client::storage::{active_nodes, post_bytes, swarm, ServiceNode};
 use sispop_relay::client::{
     build, choose_path, open_answer, Answer, Destination, HttpServer, Node,
 };
 use sispop_relay::crypto::EncType;
 use sispop_relay::hop::{self, NodeKey, Protocol};
 use sispop_wallet::Daemon;
-use sispopd::storage_client::{active_nodes, post_bytes, swarm, ServiceNode};
 
 use crate::{alive, find_sispopd, load, save, spawn, stop};
 

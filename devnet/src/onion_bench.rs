@@ -11,9 +11,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use rand::seq::SliceRandom as _;
 use serde_json::json;
+use sispop_client::storage::active_nodes;
 use sispop_relay::client::{build, open_answer, Answer, Destination, KeyTables, Node};
 use sispop_relay::crypto::EncType;
-use sispopd::storage_client::active_nodes;
 
 use crate::onion::{node_of, SALT};
 use crate::{alive, load};
@@ -68,7 +68,7 @@ pub async fn bench(
     let self_before = own_cpu();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let ticker = sispopd::storage_client::progress("onion requests", done.clone(), requests);
+    let ticker = sispop_client::storage::progress("onion requests", done.clone(), requests);
     let start = Instant::now();
     // The client keeps precomputed tables of the nodes' keys, as a client that sends many
     // requests would (each layer then costs about half as much to build).
@@ -112,7 +112,7 @@ pub async fn bench(
                             Some(&tables),
                         )?;
                         if conn.is_none() {
-                            conn = Some(sispopd::storage_client::connect_from(addr, None).await?);
+                            conn = Some(sispop_client::storage::connect_from(addr, None).await?);
                         }
                         let send = conn.as_mut().context("connection")?;
                         let req = hyper::Request::post("/onion_req/v2")

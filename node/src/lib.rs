@@ -3,27 +3,14 @@
 pub mod accountability;
 pub mod config;
 pub mod console;
-pub mod console_reg;
-pub mod hostile;
 pub mod metrics;
 pub mod node;
-pub mod onion;
-pub mod onion_link;
 pub mod p2p;
+pub mod relay;
 pub mod rpc;
-pub mod rpc_sn;
-pub mod sn_directory;
-pub mod snkeys;
-pub mod storage_client;
-pub mod storage_redeliver;
-pub mod storage_replicate;
-pub mod storage_server;
-pub mod storage_sync;
-pub mod storage_test;
+pub mod storage;
 #[cfg(test)]
 pub mod testnode;
-pub mod wire;
-pub mod workers;
 
 use anyhow::Context;
 use sispop_chain::Address;
@@ -67,7 +54,7 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
     let (height, hash) = chain.tip();
     info!(network = params.name, %height, top = %hash, dir = %data_dir.display(), service_nodes = chain.ext().state().nodes.len(), "chain loaded");
     let sn_keys = if args.service_node {
-        let keys = snkeys::ServiceNodeKeys::load_or_create(&data_dir)?;
+        let keys = node::keys::ServiceNodeKeys::load_or_create(&data_dir)?;
         info!(pubkey = %keys.primary, "running as a service node");
         Some(keys)
     } else {
@@ -135,7 +122,7 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
     let miner = mining_to.map(|a| tokio::spawn(node::run_miner(node.clone(), a)));
     let storage_port = args.storage_port.unwrap_or(params.storage_port);
     let storage_task = if args.service_node {
-        let (storage, acceptor) = storage_server::open(&node, &data_dir)?;
+        let (storage, acceptor) = storage::server::open(&node, &data_dir)?;
         let addr = format!("{}:{storage_port}", args.storage_bind_ip);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
@@ -143,16 +130,16 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
         let _ = node.storage.set(storage.clone());
         let seed = node.lock().sn_keys.as_ref().map(|k| k.seed);
         if let Some(seed) = seed {
-            let relay = onion::Relay::start(&seed, args.max_concurrency)
+            let relay = relay::onion::Relay::start(&seed, args.max_concurrency)
                 .context("starting the relay service")?;
             let _ = node.relay.set(std::sync::Arc::new(relay));
             if let Some(net) = node.net.get().filter(|_| !node.faults.no_sn_link) {
-                tokio::spawn(onion_link::serve(node.clone(), net.link.clone()));
+                tokio::spawn(relay::link::serve(node.clone(), net.link.clone()));
             }
         }
-        let sync = tokio::spawn(storage_sync::run(node.clone(), storage.clone()));
-        tokio::spawn(storage_redeliver::run(node.clone(), storage.clone()));
-        let serve = tokio::spawn(storage_server::serve(
+        let sync = tokio::spawn(storage::sync::run(node.clone(), storage.clone()));
+        tokio::spawn(storage::redeliver::run(node.clone(), storage.clone()));
+        let serve = tokio::spawn(storage::server::serve(
             node.clone(),
             storage,
             acceptor,

@@ -10,9 +10,9 @@ use libp2p::PeerId;
 use sispop_chain::{genesis_block, Height, Network, NetworkParams, PublicKey};
 use sispop_staking::{ServiceNodeList, State};
 
+use crate::node::keys::ServiceNodeKeys;
 use crate::node::{Chain, Node};
-use crate::snkeys::ServiceNodeKeys;
-use crate::storage_server::Storage;
+use crate::storage::server::Storage;
 
 /// A node of the test network: its seed and keys.
 pub struct Member {
@@ -104,9 +104,10 @@ impl TestNode {
         let seed = [u8::try_from(me + 1).unwrap_or(u8::MAX); 32];
         let keys = ServiceNodeKeys::from_seed(&seed);
         let node = Node::new(chain, None, Some(keys));
-        let relay = crate::onion::Relay::start(&seed, 1).unwrap_or_else(|e| panic!("relay: {e}"));
+        let relay =
+            crate::relay::onion::Relay::start(&seed, 1).unwrap_or_else(|e| panic!("relay: {e}"));
         let _ = node.relay.set(Arc::new(relay));
-        let (storage, _) = crate::storage_server::open(&node, dir.path())
+        let (storage, _) = crate::storage::server::open(&node, dir.path())
             .unwrap_or_else(|e| panic!("storage: {e}"));
         let _ = node.storage.set(storage.clone());
         TestNode {
@@ -122,7 +123,7 @@ impl TestNode {
     pub fn request(&self, from: usize, tag: u8, body: &[u8]) -> (u16, Vec<u8>) {
         let mut data = vec![tag];
         data.extend_from_slice(body);
-        let r = crate::storage_sync::on_request(
+        let r = crate::storage::sync::on_request(
             &self.node,
             &self.storage,
             &self.members[from].peer,

@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use sispop_chain::{Block, Network, NetworkParams, Transaction};
-use sispopd::wire::{Request, Response, WireBlock};
+use sispopd::p2p::wire::{Request, Response, WireBlock};
 
 const CASES: u32 = 2_000;
 

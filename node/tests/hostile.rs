@@ -10,7 +10,7 @@ use rand::rngs::OsRng;
 use serde_json::{json, Value};
 use sispop_chain::crypto::{public_from_secret, random_scalar};
 use sispop_chain::{Address, Network, NetworkParams};
-use sispopd::hostile::{http_get, http_post, resets, Reset};
+use sispop_client::hostile::{http_get, http_post, resets, Reset};
 
 const SISPOPD: &str = env!("CARGO_BIN_EXE_sispopd");
 
@@ -180,7 +180,7 @@ fn resets_mid_answer_on_every_port_leave_the_node_serving() {
         .expect("runtime");
     for (name, addr, what) in attacks {
         // From 16 addresses: each client may hold a few dozen connections at once.
-        let sources = sispopd::hostile::loopback_sources(16);
+        let sources = sispop_client::hostile::loopback_sources(16);
         let report = rt.block_on(resets(
             addr,
             &sources,
@@ -208,7 +208,7 @@ fn resets_mid_answer_on_every_port_leave_the_node_serving() {
     .expect("metrics answer");
     assert!(status.contains("200"), "{status}");
     assert!(text.contains("sispop_chain_height"), "{text}");
-    let answer = rt.block_on(sispopd::storage_client::post(
+    let answer = rt.block_on(sispop_client::storage::post(
         at(storage),
         &json!({"method": "info", "params": {}}),
     ));
@@ -225,7 +225,7 @@ fn resets_mid_answer_on_every_port_leave_the_node_serving() {
 /// and the deadlines close them all.
 #[test]
 fn slow_and_silent_clients_do_not_starve_the_storage_port() {
-    use sispopd::hostile::{hold, loopback_sources, resident_bytes, Hold};
+    use sispop_client::hostile::{hold, loopback_sources, resident_bytes, Hold};
     let node = start();
     let pid = node.d.0.id();
     let before = resident_bytes(pid).expect("rss");
@@ -260,7 +260,7 @@ fn slow_and_silent_clients_do_not_starve_the_storage_port() {
     // not registered; the point is that the port serves).
     for _ in 0..5 {
         let asked = Instant::now();
-        let answer = rt.block_on(sispopd::storage_client::post(
+        let answer = rt.block_on(sispop_client::storage::post(
             target,
             &json!({"method": "info", "params": {}}),
         ));

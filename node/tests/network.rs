@@ -267,8 +267,8 @@ async fn two_racing_miners_fork_and_converge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_misbehaving_peer_is_refused_and_banned() {
+    use sispopd::p2p::wire::{Request, Response, WireBlock};
     use sispopd::p2p::{self, NetCommand, NetConfig};
-    use sispopd::wire::{Request, Response, WireBlock};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let target_p2p = port();

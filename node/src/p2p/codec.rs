@@ -6,10 +6,10 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;
 use libp2p::StreamProtocol;
 
-use crate::wire::{MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
+use crate::p2p::wire::{MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 
-/// The request-response codec: length-bounded raw bytes, decoded by [`crate::wire`] (sync and
-/// SN protocols) or [`crate::storage_sync`] (storage protocol).
+/// The request-response codec: length-bounded raw bytes, decoded by [`crate::p2p::wire`] (sync and
+/// SN protocols) or [`crate::storage::sync`] (storage protocol).
 #[derive(Clone)]
 pub struct BytesCodec {
     /// Largest inbound request.

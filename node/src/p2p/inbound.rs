@@ -217,7 +217,7 @@ pub(super) async fn read_request(node: &Node, peer: &PeerId, stream: &mut Stream
         Ok(Ok(())) => {}
         _ => return Read::Failed,
     }
-    if crate::storage_sync::swarm_only(tag[0]) && !crate::storage_sync::same_swarm(node, &from) {
+    if crate::storage::sync::swarm_only(tag[0]) && !crate::storage::sync::same_swarm(node, &from) {
         return Read::Refused(answer(421, "not a member of this swarm"));
     }
     let mut request = tag.to_vec();

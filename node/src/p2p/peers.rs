@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use libp2p::multiaddr::Protocol;
 
 use super::*;
-use crate::wire::{MAX_PEER_ADDRS, MAX_PEER_ADDR_BYTES};
+use crate::p2p::wire::{MAX_PEER_ADDRS, MAX_PEER_ADDR_BYTES};
 
 /// Inbound connections at most: peers that dial us can never take the outbound slots.
 pub const MAX_INBOUND: u32 = 96;

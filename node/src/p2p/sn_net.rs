@@ -7,7 +7,7 @@ use tracing::{debug, info};
 
 use super::{Loop, OVERSIZED_REQUEST};
 use crate::node::unix_now;
-use crate::wire::{Request, Response};
+use crate::p2p::wire::{Request, Response};
 
 impl Loop {
     pub(super) fn sn_event(&mut self, e: request_response::Event<Vec<u8>, Vec<u8>>) {

@@ -1,6 +1,6 @@
 //! The network side of `/sispop/storage/1`: requests out to service nodes, and the answers to
-//! requests in (read by [`super::inbound`]): onion layers by [`crate::onion::on_hop`], the rest
-//! by [`crate::storage_sync::on_request`] on a blocking thread.
+//! requests in (read by [`super::inbound`]): onion layers by [`crate::relay::onion::on_hop`], the rest
+//! by [`crate::storage::sync::on_request`] on a blocking thread.
 
 use std::collections::HashMap;
 
@@ -65,12 +65,12 @@ impl Loop {
 /// The answer to a request from `peer` (`status u16 BE ‖ body`).
 pub(crate) async fn answer(node: &Node, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
     // An onion layer waits on the next hop: a task, not a blocking thread.
-    if request.first() == Some(&crate::onion::ONION) {
-        return crate::onion::on_hop(node, &peer, request).await;
+    if request.first() == Some(&crate::relay::onion::ONION) {
+        return crate::relay::onion::on_hop(node, &peer, request).await;
     }
     let n = node.clone();
     tokio::task::spawn_blocking(move || match n.storage.get() {
-        Some(storage) => crate::storage_sync::on_request(&n, storage, &peer, &request),
+        Some(storage) => crate::storage::sync::on_request(&n, storage, &peer, &request),
         None => {
             let mut v = 503u16.to_be_bytes().to_vec();
             v.extend_from_slice(b"no storage service on this node");

@@ -149,7 +149,7 @@ impl Loop {
         request_id: OutboundRequestId,
         data: Vec<u8>,
     ) {
-        if data.len() <= crate::workers::INLINE_JSON {
+        if data.len() <= crate::node::workers::INLINE_JSON {
             return self.sync_response(peer, request_id, Response::decode(&data));
         }
         let tx = self.tx.clone();

@@ -189,10 +189,10 @@ mod tests {
         assert_eq!(l.last(), Some(&0));
         assert!(l.windows(2).all(|w| w[0] > w[1]), "strictly descending");
         assert!(
-            crate::wire::Request::Locator(vec![[0; 32]; MAX_LOCATOR])
+            crate::p2p::wire::Request::Locator(vec![[0; 32]; MAX_LOCATOR])
                 .to_bytes()
                 .len() as u64
-                <= crate::wire::MAX_REQUEST_BYTES
+                <= crate::p2p::wire::MAX_REQUEST_BYTES
         );
     }
 

@@ -3,6 +3,8 @@
 //! `/get_transactions`, `/get_height`, `/get_info`, `/get_outs`, ...) take the params object as
 //! the body and answer the result object.
 
+pub mod service_nodes;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
@@ -569,7 +571,7 @@ pub fn module(node: Node) -> RpcModule<Node> {
             Err(e) => Err(invalid(format!("block rejected: {e}"))),
         }
     });
-    crate::rpc_sn::register(&mut m);
+    crate::rpc::service_nodes::register(&mut m);
     method!("generateblocks", |p, node, _| -> RpcResult {
         #[derive(Deserialize, Default)]
         struct P {
@@ -696,7 +698,7 @@ async fn handle(
     let parsed: Result<Value, _> = if body.is_empty() {
         Ok(json!({}))
     } else {
-        crate::workers::parse_json(body.to_vec(), 0).await
+        crate::node::workers::parse_json(body.to_vec(), 0).await
     };
     let Ok(doc) = parsed else {
         let err = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error: body is not JSON"}});

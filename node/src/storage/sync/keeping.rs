@@ -17,7 +17,7 @@ use super::{
     revocations_json, Asked, CHECK_EVERY, PAGE, PULL, PULL_REVOKED, PUSH, PUSH_PAGE_BYTES,
 };
 use crate::node::Node;
-use crate::storage_server::{owner_among, serving, Storage};
+use crate::storage::server::{owner_among, serving, Storage};
 
 /// How long a message handed over stays here after a member of its new swarm signed for it,
 /// at least: a validator whose chain is a little behind ours may still test this node on it

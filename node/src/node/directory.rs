@@ -59,14 +59,14 @@ pub struct Layout {
 impl Layout {
     fn of(state: &sispop_staking::State) -> Layout {
         Layout {
-            ids: crate::storage_server::swarm_ids(state).into(),
+            ids: crate::storage::server::swarm_ids(state).into(),
             swarm_of: state.active().map(|(pk, n)| (*pk, n.swarm_id)).collect(),
         }
     }
 
     /// Whether `node` is in the swarm that owns `account`.
     pub fn holds(&self, node: &PublicKey, account: &sispop_storage::UserPubkey) -> bool {
-        let owner = crate::storage_server::owner_among(&self.ids, account);
+        let owner = crate::storage::server::owner_among(&self.ids, account);
         owner.is_some() && self.swarm_of.get(node).copied() == owner
     }
 }
@@ -150,7 +150,7 @@ impl SnDirectory {
         self.layouts.iter().cloned().collect()
     }
 
-    /// The ids of the swarms with active members, sorted (`storage_server::swarm_ids`).
+    /// The ids of the swarms with active members, sorted (`storage::server` reads it).
     pub fn swarm_ids(&self) -> std::sync::Arc<[u64]> {
         self.swarm_ids.clone()
     }

@@ -16,7 +16,7 @@ async fn a_batch_answer_is_serialised_on_a_worker() {
     let t = TestNode::new(&[7, 7, 7], |_, _| {});
     let batch = json!({"method": "batch", "params": {"requests": [
         {"method": "info", "params": {}}, {"method": "store", "params": {}}]}});
-    assert!(crate::storage_replicate::passes_on(&batch, 200));
+    assert!(crate::storage::replicate::passes_on(&batch, 200));
     let resp = serve_client_rpc(&t.node, &t.storage, 1, Bytes::from(batch.to_string())).await;
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await.expect("body").to_bytes();

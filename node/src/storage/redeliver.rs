@@ -1,6 +1,6 @@
 //! Writes a swarm member missed, delivered again.
 //!
-//! A write forwarded to the other members of the swarm ([`crate::storage_sync::forward`]) or a
+//! A write forwarded to the other members of the swarm ([`crate::storage::sync::forward`]) or a
 //! message passed on to them after a hand-over can miss a member that is busy, briefly
 //! unreachable, or paused: the member would lack the message until the swarm's membership
 //! next changes. Upstream forgets such a write; here the member that accepted it keeps a note
@@ -20,7 +20,7 @@
 //! client no wait for its answer). A member that answers is done with (its answer stands, as
 //! the first one would have); one that fails again is tried later, 2 s after the first miss
 //! and then twice as long each time up to 30 s. A member that leaves our swarm is forgotten:
-//! when it comes back it pulls every message it lacks ([`crate::storage_sync`]).
+//! when it comes back it pulls every message it lacks ([`crate::storage::sync`]).
 //!
 //! Notes are bounded: [`MAX_NOTES`] over all members (those being delivered included), at most
 //! [`MAX_MEMBER_NOTES`] for one member, [`MAX_REQUEST_BYTES`] of requests. When all are taken,
@@ -36,8 +36,8 @@ use sispop_storage::store::{message_to_json, wire_size, Message};
 use tracing::{debug, info, warn};
 
 use crate::node::Node;
-use crate::storage_server::{serving, Storage};
-use crate::storage_sync::{ask, peers, FORWARD, PAGE, PUSH, PUSH_PAGE_BYTES};
+use crate::storage::server::{serving, Storage};
+use crate::storage::sync::{ask, peers, FORWARD, PAGE, PUSH, PUSH_PAGE_BYTES};
 
 /// How long a missed message is tried.
 pub const KEEP_MESSAGES: Duration = Duration::from_secs(10 * 60);
@@ -392,7 +392,7 @@ fn pushed(answer: Result<Vec<u8>, String>) -> Pushed {
     };
     match u16::from_be_bytes([r[0], r[1]]) {
         // `{"stored": n}`: anything long is not that.
-        200 if r.len() > crate::workers::INLINE_JSON => Pushed::Taken(0),
+        200 if r.len() > crate::node::workers::INLINE_JSON => Pushed::Taken(0),
         200 => Pushed::Taken(
             serde_json::from_slice::<Value>(&r[2..])
                 .map_or(0, |v| v["stored"].as_u64().unwrap_or(0)),
@@ -405,7 +405,7 @@ fn pushed(answer: Result<Vec<u8>, String>) -> Pushed {
 /// The messages of a run of message notes that are still here and unexpired, within a page:
 /// (messages, notes used, whether reading failed after them).
 fn read_page(storage: &Storage, hashes: &[String]) -> (Vec<Message>, usize, bool) {
-    let now = crate::storage_server::now_ms();
+    let now = crate::storage::server::now_ms();
     let (mut out, mut bytes, mut used) = (Vec::new(), 0u64, 0);
     for h in hashes {
         match storage.store.get(h) {

@@ -1,6 +1,8 @@
 //! `sispopd <command>`: console commands forwarded to a running daemon over its RPC, printed
 //! the way the C++ daemon prints them.
 
+pub mod register;
+
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
@@ -357,7 +359,7 @@ pub async fn run(url: &str, words: &[String]) -> Result<String, ConsoleError> {
                 .collect::<Vec<_>>()
                 .join("\n\n"))
         }
-        "prepare_registration" => crate::console_reg::prepare_registration(url).await,
+        "prepare_registration" => crate::console::register::prepare_registration(url).await,
         "print_quorum_state" => {
             let mut p = ObjectParams::new();
             if let Some(h) = rest.first() {

@@ -10,8 +10,8 @@
 //! What a client may hold of the port (connections, large bodies and answers, time to send or
 //! read them) is bounded by [`clients`]; bodies are read within a deadline, and an onion
 //! request takes its place among those in hand only once its body is here.
-//! Writes are replicated to the rest of the swarm by [`crate::storage_sync`]; other nodes test
-//! that this one keeps them through [`crate::storage_test`].
+//! Writes are replicated to the rest of the swarm by [`crate::storage::sync`]; other nodes test
+//! that this one keeps them through [`crate::storage::peer_test`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -36,8 +36,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::node::workers::{Refused, Workers};
 use crate::node::Node;
-use crate::workers::{Refused, Workers};
 
 mod clients;
 #[cfg(test)]
@@ -95,7 +95,7 @@ pub struct Storage {
     /// The threads that run client requests.
     workers: Workers,
     /// Writes swarm members missed, to deliver again.
-    pub missed: std::sync::Mutex<crate::storage_redeliver::Missed>,
+    pub missed: std::sync::Mutex<crate::storage::redeliver::Missed>,
     /// Client connections and the memory they hold.
     pub clients: Arc<Clients>,
 }
@@ -443,7 +443,7 @@ pub fn storage_rpc_within(
         }
     }
     let oxend = |endpoint: &str, params: &Value| match endpoint {
-        "get_service_nodes" => crate::rpc_sn::get_service_nodes_json(node, params),
+        "get_service_nodes" => crate::rpc::service_nodes::get_service_nodes_json(node, params),
         // No name system on Sispop's networks.
         _ => Err(format!("{endpoint} is not available on this network")),
     };
@@ -476,7 +476,7 @@ async fn handle_bytes(
     let small = |status: u16, text: &str| deliver(storage, respond(status, &json!(text)));
     let onion = req.uri().path() == "/onion_req/v2";
     // Onion requests are not limited per IP (upstream): the entry is all a relay sees of its
-    // clients (a request that ends here, at its first hop, is: `crate::onion`).
+    // clients (a request that ends here, at its first hop, is: `crate::relay::onion`).
     if !onion && !storage.allow(client) {
         return small(429, "Too Many Requests");
     }
@@ -517,11 +517,11 @@ async fn handle_bytes(
     if onion {
         // Its place among the onion requests in hand is taken once its body is here: a slow
         // sender holds none.
-        let Some(_slot) = crate::onion::slot(node) else {
-            let r = crate::onion::busy();
+        let Some(_slot) = crate::relay::onion::slot(node) else {
+            let r = crate::relay::onion::busy();
             return small(r.status, &String::from_utf8_lossy(&r.body));
         };
-        let r = crate::onion::entry(node, storage, body, client).await;
+        let r = crate::relay::onion::entry(node, storage, body, client).await;
         let mut resp = Response::new(Bytes::from(r.body));
         *resp.status_mut() =
             StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -615,7 +615,7 @@ where
             Ok(req) => {
                 let room = s.room_for(&req);
                 let r = storage_rpc_within(&n, &s, &req, &messages_in(&room));
-                if crate::storage_replicate::passes_on(&req, r.status) {
+                if crate::storage::replicate::passes_on(&req, r.status) {
                     Job::Local(r, req, room)
                 } else {
                     done(&n, r, room, req["method"].as_str())
@@ -637,7 +637,7 @@ where
     // Writes go on to the rest of the swarm, whose signed results join ours.
     if let (Some(req), Ok(swarm)) = (&req, serving(node)) {
         if req["method"] != "sequence" {
-            crate::storage_replicate::replicate(
+            crate::storage::replicate::replicate(
                 node,
                 swarm,
                 req,
@@ -696,7 +696,7 @@ async fn serve_sequence(
             .await
             .unwrap_or_else(refused);
         if let Ok(swarm) = serving(node) {
-            crate::storage_replicate::replicate(
+            crate::storage::replicate::replicate(
                 node,
                 swarm,
                 &sub,

@@ -15,7 +15,7 @@ use sispop_storage::rpc::RECURSIVE_METHODS;
 use sispop_storage::storage_test::Acked;
 
 use crate::node::Node;
-use crate::storage_sync::forward;
+use crate::storage::sync::forward;
 
 /// Whether `req` (with our `status` for it) is a write to forward: a recursive method that
 /// succeeded here, or a `delete` with `required` that found nothing here (404: the swarm as a

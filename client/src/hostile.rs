@@ -110,7 +110,7 @@ async fn one(
         }
         Reset::Tls(req) => {
             let connector =
-                tokio_rustls::TlsConnector::from(Arc::new(crate::storage_client::tls_config()?));
+                tokio_rustls::TlsConnector::from(Arc::new(crate::storage::tls_config()?));
             let mut tls = connector
                 .connect(ServerName::IpAddress(target.ip().into()), tcp)
                 .await?;
@@ -282,8 +282,7 @@ async fn connect_tls(
     source: Option<std::net::IpAddr>,
 ) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let tcp = connect_from(target, source).await?;
-    let connector =
-        tokio_rustls::TlsConnector::from(Arc::new(crate::storage_client::tls_config()?));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(crate::storage::tls_config()?));
     Ok(connector
         .connect(ServerName::IpAddress(target.ip().into()), tcp)
         .await?)

@@ -29,10 +29,10 @@ use sispop_relay::hop::{self, Hop, HopError, Layer, NodeKey, Protocol, Reply};
 use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::debug;
 
+use crate::node::workers::{Refused, Workers};
 use crate::node::Node;
-use crate::onion_link::{LinkError, Links};
-use crate::storage_server::{serve_rpc_then, serving, Storage};
-use crate::workers::{Refused, Workers};
+use crate::relay::link::{LinkError, Links};
+use crate::storage::server::{serve_rpc_then, serving, Storage};
 
 /// The storage-protocol tag of an onion layer between nodes.
 pub const ONION: u8 = 6;
@@ -214,12 +214,12 @@ async fn process(
         Hop::Final { request, opts, key } => {
             // Encrypting a large answer is real work: off the executor, on the storage worker
             // that made it when it is final there, else on ours.
-            let wrap = move |a: sispop_storage::rpc::Reply, _room: crate::storage_server::Room| {
+            let wrap = move |a: sispop_storage::rpc::Reply, _room: crate::storage::server::Room| {
                 key.wrap(a.status, &a.body, opts, &mut rng())
             };
             // In turn with the other clients: the onion client's, or the previous hop's.
             let whose = match came {
-                Came::Client(ip) => crate::storage_server::Client::from(ip).key(),
+                Came::Client(ip) => crate::storage::server::Client::from(ip).key(),
                 Came::Node(pk) => u64::from_le_bytes(pk.0[..8].try_into().unwrap_or_default()),
             };
             match serve_rpc_then(node, storage, whose, Bytes::from(request), wrap).await {
@@ -300,7 +300,7 @@ async fn forward(
     }
     // The address from the node's proof, looked up only when a connection may be needed.
     let addr = || {
-        crate::storage_sync::members_with_addr(node, vec![next])
+        crate::storage::sync::members_with_addr(node, vec![next])
             .pop()
             .and_then(|(_, a)| a)
     };
@@ -318,7 +318,7 @@ async fn forward(
         Err(LinkError::Failed(e)) => Err(e),
         Err(LinkError::Unsupported) => {
             let data = Vec::from(data);
-            Box::pin(crate::storage_sync::ask_within(
+            Box::pin(crate::storage::sync::ask_within(
                 node,
                 &next,
                 addr(),

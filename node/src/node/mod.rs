@@ -1,6 +1,10 @@
 //! The running node: chain + mempool behind one lock, the miner task, and chain-change
 //! handling. Consensus rules live in `sispop-chain`; this file only wires them to time and tasks.
 
+pub mod directory;
+pub mod keys;
+pub mod workers;
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -8,8 +12,8 @@ use sispop_chain::{AddOutcome, Address, BlockError, Mempool, NetworkParams};
 use sispop_staking::ServiceNodeList;
 
 use crate::accountability::{Accountability, DevFaults};
-use crate::sn_directory::{SnDirectory, SnIds};
-use crate::snkeys::ServiceNodeKeys;
+use crate::node::directory::{SnDirectory, SnIds};
+use crate::node::keys::ServiceNodeKeys;
 
 /// The chain with the service node list kept in step.
 pub type Chain = sispop_chain::Blockchain<ServiceNodeList>;
@@ -56,11 +60,11 @@ pub struct Node {
     /// Devnet fault switches.
     pub faults: DevFaults,
     /// The storage service, on service nodes (set at start).
-    pub storage: Arc<std::sync::OnceLock<Arc<crate::storage_server::Storage>>>,
+    pub storage: Arc<std::sync::OnceLock<Arc<crate::storage::server::Storage>>>,
     /// What the node counts for its metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The relay service, on service nodes (set at start).
-    pub relay: Arc<std::sync::OnceLock<Arc<crate::onion::Relay>>>,
+    pub relay: Arc<std::sync::OnceLock<Arc<crate::relay::onion::Relay>>>,
 }
 
 impl Node {
@@ -258,7 +262,7 @@ impl Node {
             if broadcast {
                 if let Some(net) = self.net.get() {
                     let _ = net.tx.send(crate::p2p::NetCommand::BroadcastBlock(
-                        crate::wire::WireBlock {
+                        crate::p2p::wire::WireBlock {
                             blob: blob.to_vec(),
                             txs: txs.to_vec(),
                         },

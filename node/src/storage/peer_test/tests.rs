@@ -12,8 +12,8 @@ use sispop_storage::UserPubkey;
 use sispop_testing::ObligationsQuorum;
 
 use super::test_by;
-use crate::storage_server::{now_ms, owner_among, storage_rpc_value};
-use crate::storage_sync::{forward_by, PUSH};
+use crate::storage::server::{now_ms, owner_among, storage_rpc_value};
+use crate::storage::sync::{forward_by, PUSH};
 use crate::testnode::TestNode;
 
 const A: u64 = 0x1000;

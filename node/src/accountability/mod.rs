@@ -1,6 +1,6 @@
 //! Accountability, wired to the clock, the network and the disk: this node's uptime proofs,
 //! the proofs and votes of others (gossip), reachability, clock and storage tests
-//! ([`crate::storage_test`]) of the nodes we test,
+//! ([`crate::storage::peer_test`]) of the nodes we test,
 //! our votes, and the state-change transactions that 7 of 10 votes make (issue 8). The rules
 //! themselves live in `sispop-testing` (proofs, checks, votes) and `sispop-staking` (quorums,
 //! applying state changes); nothing here decides consensus.
@@ -27,8 +27,8 @@ use sispop_testing::{
 use tracing::{debug, info, warn};
 
 use crate::node::{unix_now, Node};
+use crate::p2p::wire::{Request, Response};
 use crate::p2p::{peer_id_of, NetCommand, PROOFS_TOPIC, VOTES_TOPIC};
-use crate::wire::{Request, Response};
 
 /// Our version, as the proof advertises it.
 pub const VERSION: [u16; 3] = [0, 1, 0];
@@ -586,7 +586,7 @@ fn round(node: &Node, endpoint: Option<&Endpoint>, running: Duration) {
         };
         node.acct().probed.insert(pk, now);
         tokio::spawn(probe(node.clone(), pk, addr.clone()));
-        tokio::spawn(crate::storage_test::test(node.clone(), pk, addr));
+        tokio::spawn(crate::storage::peer_test::test(node.clone(), pk, addr));
     }
     // Votes, once this node has run long enough to have seen a full proof cycle.
     if running.as_secs() < t.uptime_proof_validity {

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::node::{unix_now, Node};
-use crate::wire::{
+use crate::p2p::wire::{
     Request, Response, WireBlock, MAX_BLOCKS_PER_RESPONSE, MAX_GOSSIP_BYTES, MAX_RESPONSE_BYTES,
 };
 
@@ -71,6 +71,7 @@ mod storage_net;
 pub(crate) use storage_net::answer as answer_storage_request;
 mod sync_net;
 pub mod sync_policy;
+pub mod wire;
 pub use codec::{BytesCodec, MAX_STORAGE_REQUEST_BYTES, OVERSIZED_REQUEST};
 use storage_net::StorageWaiters;
 
@@ -194,7 +195,7 @@ pub struct NetHandle {
     pub tx: mpsc::UnboundedSender<NetCommand>,
     /// Live statistics.
     pub stats: Arc<Mutex<NetStats>>,
-    /// Streams of our own protocols (the onion links of [`crate::onion_link`]).
+    /// Streams of our own protocols (the onion links of [`crate::relay::link`]).
     pub link: libp2p_stream::Control,
 }
 

@@ -35,8 +35,8 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 use tracing::debug;
 
 use crate::node::Node;
+use crate::p2p::wire::MAX_RESPONSE_BYTES;
 use crate::p2p::{NetCommand, MAX_STORAGE_REQUEST_BYTES};
-use crate::wire::MAX_RESPONSE_BYTES;
 
 /// The link protocol. (Version 1 had no hello.)
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/sispop/sn-link/2");
@@ -524,7 +524,7 @@ async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
 /// storage protocol.
 async fn answer(node: &Node, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
     match request.first() {
-        Some(&crate::onion::ONION | &crate::storage_sync::FORWARD) => {
+        Some(&crate::relay::onion::ONION | &crate::storage::sync::FORWARD) => {
             crate::p2p::answer_storage_request(node, peer, request).await
         }
         _ => [&400u16.to_be_bytes()[..], b"not a link request"].concat(),

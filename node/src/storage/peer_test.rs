@@ -31,8 +31,8 @@ use sispop_storage::{is_valid_message_hash, message_hash};
 use tracing::{debug, info};
 
 use crate::node::{unix_now, Node};
-use crate::storage_server::{now_ms, owner_among, Storage};
-use crate::storage_sync::{ask, members_with_addr, Asked, SAMPLE, TEST};
+use crate::storage::server::{now_ms, owner_among, Storage};
+use crate::storage::sync::{ask, members_with_addr, Asked, SAMPLE, TEST};
 
 /// Longest sample answer read (a body of 76,800 bytes in base64, an ack and some JSON).
 const MAX_SAMPLE_ANSWER: usize = 128 * 1024;
@@ -221,7 +221,7 @@ async fn ok_body(r: Vec<u8>, max: usize) -> Option<Value> {
     if r.get(..2)? != 200u16.to_be_bytes() || r.len() > max {
         return None;
     }
-    crate::workers::parse_json(r, 2).await.ok()
+    crate::node::workers::parse_json(r, 2).await.ok()
 }
 
 /// Whether this node's chain says `ack` may be held against `worker` now: the worker is
@@ -245,7 +245,7 @@ fn held_by_chain(node: &Node, worker: &PublicKey, ack: &Ack) -> Result<(), &'sta
     if ack.height > tip.saturating_add(ACK_HEIGHT_SLACK) {
         return Err("signed at a height far above ours");
     }
-    let ids = crate::storage_server::swarm_ids(state);
+    let ids = crate::storage::server::swarm_ids(state);
     if owner_among(&ids, &ack.account) != Some(n.swarm_id) {
         return Err("the account is not the worker's swarm's");
     }

@@ -8,7 +8,7 @@ use sispop_storage::store::{message_to_json, Message};
 use sispop_storage::{message_hash, UserPubkey};
 
 use super::{PULL_REVOKED, PUSH};
-use crate::storage_server::{now_ms, owner_among};
+use crate::storage::server::{now_ms, owner_among};
 use crate::testnode::TestNode;
 
 const A: u64 = 0x1000;

@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use ed25519_dalek::{Signer, SigningKey};
 use rand::seq::SliceRandom as _;
 use serde_json::{json, Value};
-use sispopd::storage_client::{post, swarm};
+use sispop_client::storage::{post, swarm};
 
 #[derive(Parser)]
 #[command(
@@ -313,7 +313,7 @@ async fn onion(cli: &Cli) -> anyhow::Result<()> {
         }
         OnionCmd::GetSwarm => json!({"method": "get_swarm", "params": {"pubkey": id}}),
     };
-    let nodes = sispopd::storage_client::active_nodes(&cli.daemon).await?;
+    let nodes = sispop_client::storage::active_nodes(&cli.daemon).await?;
     let mut members = swarm(&cli.daemon, &id).await?;
     if let Some(prefix) = &cli.node {
         members.retain(|(pk, _)| pk.starts_with(prefix.as_str()));
@@ -367,7 +367,7 @@ async fn onion(cli: &Cli) -> anyhow::Result<()> {
         .map(|s| s.addr)
         .ok_or_else(|| anyhow::anyhow!("no address for the entry node"))?;
     let (status, body) =
-        sispopd::storage_client::post_bytes(entry, "/onion_req/v2", built.body).await?;
+        sispop_client::storage::post_bytes(entry, "/onion_req/v2", built.body).await?;
     match open_answer(&built.reply, status, &body)? {
         Answer::Destination { status, body } => {
             println!("destination answered {status} ({}):", enc.name());
@@ -396,7 +396,7 @@ fn print_messages(v: &Value) {
     }
 }
 
-fn report(what: &str, r: &sispopd::storage_client::LoadResult) {
+fn report(what: &str, r: &sispop_client::storage::LoadResult) {
     println!(
         "{what}: {} ok, {} failed in {:.1} s: {:.0}/s, latency p50 {:.1} ms, p99 {:.1} ms",
         r.ok,
@@ -427,7 +427,7 @@ async fn bench(
         .parse()
         .map_err(|_| anyhow::anyhow!("--target must be https://IP:PORT"))?;
     let text = std::fs::read_to_string(pubkeys)?;
-    let accounts = Arc::new(sispopd::storage_client::read_accounts(&text)?);
+    let accounts = Arc::new(sispop_client::storage::read_accounts(&text)?);
     println!(
         "{stores} stores of {size} B and {retrieves} retrieves against {addr}: {} accounts, {connections} connections from {sources} source addresses",
         accounts.len()
@@ -447,8 +447,7 @@ async fn bench(
         json!({"method": "store", "params": {"pubkey": acct.pubkey, "timestamp": now,
                "ttl": 3_600_000, "data": STANDARD.encode(&data)}})
     };
-    let r =
-        sispopd::storage_client::load(addr, connections, sources, stores, Arc::new(store)).await;
+    let r = sispop_client::storage::load(addr, connections, sources, stores, Arc::new(store)).await;
     report("store", &r);
     let signers: Vec<(String, SigningKey)> = accounts
         .iter()
@@ -475,7 +474,7 @@ async fn bench(
             })
             .collect(),
     );
-    let r = sispopd::storage_client::load(
+    let r = sispop_client::storage::load(
         addr,
         connections,
         sources,

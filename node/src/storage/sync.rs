@@ -1,12 +1,12 @@
 //! Replication between the members of a swarm, over the SN-only libp2p protocol
-//! `/sispop/storage/1` (forwarded writes on the persistent links of [`crate::onion_link`]
+//! `/sispop/storage/1` (forwarded writes on the persistent links of [`crate::relay::link`]
 //! when the member has them; reference `storage-and-onion.md` §3.4–§3.5):
 //!
 //! - **Forward**: a write a client sent to one member (store, delete, expiry changes) is sent
 //!   on, as the client signed it, to every other member of the swarm, which checks and applies
 //!   it as if the client had sent it there; their signed results join the `"swarm"` dict of the
 //!   answer, as upstream's recursive requests do. A member that did not take it gets it again
-//!   later ([`crate::storage_redeliver`]).
+//!   later ([`crate::storage::redeliver`]).
 //! - **Pull**: when a node becomes an active member of a swarm (at start, after a restart, back
 //!   from decommission, or moved to another swarm) it pages through each other member's
 //!   messages and keeps those of accounts its swarm owns, so a node that joins a swarm receives
@@ -31,8 +31,8 @@
 //! bool?}` (answer: JSON `{"stored": n, "held": [hash…], "signature": hex}`: how many were
 //! new, and the hashes of those pushed that this node now holds, signed with its key over
 //! `storage::store::held_statement`; `only_here` from a member of our swarm: not passed on);
-//! 4 and 5: storage tests, from any active service node ([`crate::storage_test`]); 6: an
-//! onion layer ([`crate::onion`]); 7 pull revocations: JSON `{"after": hex|null, "max": n}`
+//! 4 and 5: storage tests, from any active service node ([`crate::storage::peer_test`]); 6: an
+//! onion layer ([`crate::relay::onion`]); 7 pull revocations: JSON `{"after": hex|null, "max": n}`
 //! (answer: JSON `{"revoked": [{"pubkey", "token" (hex), "t" (ms), "proof" (the account's
 //! signed `revoke_subaccount` params, as a JSON string)}...], "next": hex|null}`).
 //!
@@ -55,10 +55,10 @@ use sispop_storage::UserPubkey;
 use tracing::debug;
 
 use crate::node::Node;
-use crate::onion_link::LinkError;
 use crate::p2p::{peer_id_of, NetCommand};
-use crate::storage_redeliver::{self as redeliver, missed_status, Write};
-use crate::storage_server::{owner_among, serving, Storage};
+use crate::relay::link::LinkError;
+use crate::storage::redeliver::{self as redeliver, missed_status, Write};
+use crate::storage::server::{owner_among, serving, Storage};
 use sispop_storage::storage_test::{Ack, Acked};
 
 mod keeping;
@@ -84,7 +84,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(3);
 pub(crate) const FORWARD: u8 = 1;
 const PULL: u8 = 2;
 pub(crate) const PUSH: u8 = 3;
-/// Storage tests (see [`crate::storage_test`]): a witness's sample.
+/// Storage tests (see [`crate::storage::peer_test`]): a witness's sample.
 pub(crate) const SAMPLE: u8 = 4;
 /// Storage tests: a proof of one message.
 pub(crate) const TEST: u8 = 5;
@@ -190,10 +190,10 @@ pub(crate) async fn ask_within(
 
 /// Sends a client's write on to the other members of our swarm and returns their `"swarm"`
 /// entries (their own, or a failure entry as upstream writes them). A member that did not
-/// take it gets it again later ([`crate::storage_redeliver`]): the message, for a store
+/// take it gets it again later ([`crate::storage::redeliver`]): the message, for a store
 /// (`stored`: what was stored), else the write itself. A store carries this node's ack of the
 /// message (`"sispop_ack"`, next to the client's fields), and the members' acks in their
-/// answers are kept with it ([`crate::storage_test`]).
+/// answers are kept with it ([`crate::storage::peer_test`]).
 pub async fn forward(
     node: &Node,
     swarm: u64,
@@ -225,7 +225,7 @@ pub(crate) async fn forward_by<'a>(
         (Some((m, at)), Some(storage)) => {
             let mut req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             if let Value::Object(fields) = &mut req {
-                let (ack, ours) = crate::storage_test::our_ack(node, storage, m, *at);
+                let (ack, ours) = crate::storage::peer_test::our_ack(node, storage, m, *at);
                 fields.insert("sispop_ack".into(), ack.to_json());
                 data.extend_from_slice(req.to_string().as_bytes());
                 held = Some(ours);
@@ -266,12 +266,12 @@ pub(crate) async fn forward_by<'a>(
                 Ok(r) if r.len() >= 2 => {
                     let status = u16::from_be_bytes([r[0], r[1]]);
                     let text = || Value::String(String::from_utf8_lossy(&r[2..]).into_owned());
-                    let body = match crate::workers::parse_json(r.clone(), 2).await {
+                    let body = match crate::node::workers::parse_json(r.clone(), 2).await {
                         Ok(v) => v,
                         Err(_) => text(),
                     };
                     if let (Some(m), Some(a)) = (held, Ack::from_json(&body["sispop_ack"])) {
-                        if crate::storage_test::keepable(node, &pk, &a, m) {
+                        if crate::storage::peer_test::keepable(node, &pk, &a, m) {
                             acks.lock().unwrap_or_else(|p| p.into_inner()).push(a);
                         }
                     }
@@ -359,16 +359,16 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
     match tag {
         FORWARD if same_swarm => {
             let req: Value = serde_json::from_slice(rest).unwrap_or(Value::Null);
-            let r = crate::storage_server::storage_rpc_value(node, storage, &req);
+            let r = crate::storage::server::storage_rpc_value(node, storage, &req);
             let mut body = r.body;
             // A store: the entry's ack is kept with the message, and ours goes back.
             let stored = (r.status == 200 && req["method"] == "store")
                 .then(|| sispop_storage::storage_test::stored(&req["params"], &body))
                 .flatten();
             if let Some((m, at)) = stored {
-                let (ours, held) = crate::storage_test::our_ack(node, storage, &m, at);
+                let (ours, held) = crate::storage::peer_test::our_ack(node, storage, &m, at);
                 if let Some(a) = Ack::from_json(&req["sispop_ack"]) {
-                    if crate::storage_test::keepable(node, &from, &a, &held) {
+                    if crate::storage::peer_test::keepable(node, &from, &a, &held) {
                         if let Err(e) = storage.store.add_acks(&m.hash, &[a]) {
                             debug!(error = %e, "the entry's ack not kept");
                         }
@@ -458,12 +458,12 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
                 Err(e) => answer(500, e.to_string().into_bytes()),
             }
         }
-        SAMPLE => crate::storage_test::answer_sample(node, storage, &from, our_swarm, rest)
+        SAMPLE => crate::storage::peer_test::answer_sample(node, storage, &from, our_swarm, rest)
             .map_or_else(
                 |(code, why)| answer(code, why.into_bytes()),
                 |v| answer(200, v),
             ),
-        TEST => crate::storage_test::answer_test(node, storage, &from, our_swarm, rest)
+        TEST => crate::storage::peer_test::answer_test(node, storage, &from, our_swarm, rest)
             .map_or_else(
                 |(code, why)| answer(code, why.into_bytes()),
                 |v| answer(200, v),
@@ -548,7 +548,7 @@ async fn spread(node: Node, swarm: u64, msgs: Vec<Message>) {
 
 /// The valid, unexpired messages in `list` whose accounts `swarm` owns.
 fn owned_messages(node: &Node, swarm: u64, list: &Value) -> Vec<Message> {
-    let now = crate::storage_server::now_ms();
+    let now = crate::storage::server::now_ms();
     let ids = node.swarm_ids();
     list.as_array()
         .into_iter()
@@ -587,7 +587,7 @@ async fn ask_page(
             String::from_utf8_lossy(r.get(2..).unwrap_or_default())
         ));
     }
-    crate::workers::parse_json(r, 2).await
+    crate::node::workers::parse_json(r, 2).await
 }
 
 /// The cursor of the next page, if the page names one past `after`: the cursor must move
@@ -608,7 +608,7 @@ fn next_page(after: &Option<String>, page: &Value) -> Option<String> {
 /// revocation's time, brought back to now if in the future). (They never push out revocations
 /// held here: `MessageStore::merge_revocations`.)
 fn revocations_in(node: &Node, swarm: u64, list: &Value) -> Vec<(UserPubkey, Vec<Revocation>)> {
-    let now = crate::storage_server::now_ms();
+    let now = crate::storage::server::now_ms();
     let ids = node.swarm_ids();
     let mut by_account: std::collections::BTreeMap<[u8; 33], (UserPubkey, Vec<Revocation>)> =
         Default::default();
