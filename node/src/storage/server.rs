@@ -52,14 +52,17 @@ const WORKERS: usize = 4;
 /// rest of its JSON.
 const LARGE_ANSWER: usize = sispop_storage::rpc::ANSWER_MAX_SIZE as usize + clients::SMALL;
 
-/// Whether `req` may retrieve messages (a retrieve, or a batch or sequence holding one; an
-/// `ifelse` may run anything).
+/// Whether `req` may retrieve messages (a retrieve, a batch or sequence holding one, or an
+/// `ifelse` either of whose branches may).
 fn may_retrieve(req: &Value) -> bool {
     match req["method"].as_str().unwrap_or("") {
-        "retrieve" | "ifelse" => true,
+        "retrieve" => true,
         "batch" | "sequence" => req["params"]["requests"]
             .as_array()
             .is_some_and(|subs| subs.iter().any(|s| s["method"] == "retrieve")),
+        "ifelse" => ["then", "else"]
+            .iter()
+            .any(|b| req["params"].get(b).is_some_and(may_retrieve)),
         _ => false,
     }
 }
@@ -613,9 +616,14 @@ where
                 Job::Sequence(req, room)
             }
             Ok(req) => {
-                let room = s.room_for(&req);
-                let r = storage_rpc_within(&n, &s, &req, &messages_in(&room));
+                let mut room = s.room_for(&req);
+                let budget = messages_in(&room);
+                let r = storage_rpc_within(&n, &s, &req, &budget);
                 if crate::storage::replicate::passes_on(&req, r.status) {
+                    // While its writes go on to the swarm, it holds the room of the messages
+                    // it took (and the rest of its JSON), not a whole answer's.
+                    let took = messages_in(&room).left().saturating_sub(budget.left());
+                    room.keep(took as usize + clients::SMALL);
                     Job::Local(r, req, room)
                 } else {
                     done(&n, r, room, req["method"].as_str())

@@ -289,6 +289,17 @@ impl Room {
     pub fn bytes(&self) -> usize {
         self.bytes
     }
+
+    /// Gives back all but `bytes` of the room (an answer made, waiting for something else
+    /// before it is written, holds no more than it takes).
+    pub fn keep(&mut self, bytes: usize) {
+        let bytes = bytes.max(SMALL);
+        if let Some(p) = self.permit.as_mut() {
+            let spare = p.num_permits().saturating_sub(kib(bytes) as usize);
+            drop(p.split(spare));
+            self.bytes = self.bytes.min(bytes);
+        }
+    }
 }
 
 /// The budget of large bodies is spent (answer 503).

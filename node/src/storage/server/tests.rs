@@ -97,6 +97,11 @@ async fn a_retrieve_is_made_in_the_room_left_for_answers() {
         .map(|r| r["body"]["messages"].as_array().map_or(0, Vec::len))
         .collect();
     assert_eq!(bodies, [1, 0]);
+    assert!(got["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .all(|r| r["body"]["more"] == true));
     drop(held);
 
     // With the budget back, the answer is whole again, and holds only its size while written.
@@ -112,4 +117,41 @@ async fn a_retrieve_is_made_in_the_room_left_for_answers() {
     );
     drop(resp);
     assert_eq!(t.storage.clients.answer_room(), room);
+}
+
+/// Room is taken for what may retrieve messages, an `ifelse` by its branches.
+#[test]
+fn room_is_taken_for_what_may_retrieve() {
+    let r = |m: &str| json!({"method": m, "params": {}});
+    let batch = |subs: Vec<Value>| json!({"method": "batch", "params": {"requests": subs}});
+    let ifelse = |then: Value| json!({"method": "ifelse", "params": {"if": {"height_at_least": 1}, "then": then}});
+    assert!(may_retrieve(&r("retrieve")));
+    assert!(!may_retrieve(&r("store")));
+    assert!(may_retrieve(&batch(vec![r("store"), r("retrieve")])));
+    assert!(!may_retrieve(&batch(vec![r("store"), r("info")])));
+    assert!(!may_retrieve(&ifelse(r("info"))));
+    assert!(may_retrieve(&ifelse(batch(vec![r("retrieve")]))));
+    assert!(may_retrieve(&ifelse(ifelse(r("retrieve")))));
+}
+
+/// A room given back down to what its answer took keeps only that, and at least a small
+/// answer's worth is never asked of the budget.
+#[test]
+fn a_room_keeps_what_it_is_told() {
+    let clients = Clients::new();
+    let full = clients.answer_room();
+    let mut room = clients.room(LARGE_ANSWER);
+    assert_eq!(
+        full - clients.answer_room(),
+        LARGE_ANSWER.div_ceil(1024) * 1024
+    );
+    room.keep(300_000);
+    assert_eq!(
+        full - clients.answer_room(),
+        300_000usize.div_ceil(1024) * 1024
+    );
+    room.keep(10);
+    assert_eq!(full - clients.answer_room(), clients::SMALL);
+    drop(room);
+    assert_eq!(clients.answer_room(), full);
 }
