@@ -60,8 +60,8 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    let faults = accountability::DevFaults::parse(&args.dev_fault).map_err(anyhow::Error::msg)?;
-    if faults != accountability::DevFaults::default() {
+    let faults = node::faults::DevFaults::parse(&args.dev_fault).map_err(anyhow::Error::msg)?;
+    if faults != node::faults::DevFaults::default() {
         if !params.sn.allow_dev_faults {
             anyhow::bail!("--dev-fault is only allowed on devnet");
         }

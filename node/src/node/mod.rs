@@ -1,7 +1,9 @@
 //! The running node: chain + mempool behind one lock, the miner task, and chain-change
 //! handling. Consensus rules live in `sispop-chain`; this file only wires them to time and tasks.
 
+pub mod counters;
 pub mod directory;
+pub mod faults;
 pub mod keys;
 pub mod workers;
 
@@ -11,9 +13,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sispop_chain::{AddOutcome, Address, BlockError, Mempool, NetworkParams};
 use sispop_staking::ServiceNodeList;
 
-use crate::accountability::{Accountability, DevFaults};
+use crate::accountability::Accountability;
 use crate::node::directory::{SnDirectory, SnIds};
 use crate::node::keys::ServiceNodeKeys;
+use faults::DevFaults;
 
 /// The chain with the service node list kept in step.
 pub type Chain = sispop_chain::Blockchain<ServiceNodeList>;
@@ -62,7 +65,7 @@ pub struct Node {
     /// The storage service, on service nodes (set at start).
     pub storage: Arc<std::sync::OnceLock<Arc<crate::storage::server::Storage>>>,
     /// What the node counts for its metrics.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<counters::Metrics>,
     /// The relay service, on service nodes (set at start).
     pub relay: Arc<std::sync::OnceLock<Arc<crate::relay::onion::Relay>>>,
 }
@@ -89,7 +92,7 @@ impl Node {
             faults: DevFaults::default(),
             storage: Arc::new(std::sync::OnceLock::new()),
             relay: Arc::new(std::sync::OnceLock::new()),
-            metrics: Arc::new(crate::metrics::Metrics::default()),
+            metrics: Arc::new(counters::Metrics::default()),
         }
     }
 
