@@ -118,6 +118,21 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
             sync_interval,
         },
     )?;
+    // What the services answer on the network (it imports none of them).
+    let _ = handle.services.set(p2p::Services {
+        on_proof: std::sync::Arc::new(accountability::on_proof),
+        on_vote: std::sync::Arc::new(accountability::on_vote),
+        admits: std::sync::Arc::new(storage::sync::admits),
+        answer: std::sync::Arc::new(|node, peer, request| {
+            Box::pin(async move {
+                // An onion layer waits on the next hop: a task, not a blocking thread.
+                if request.first() == Some(&p2p::wire::tags::ONION) {
+                    return relay::onion::on_hop(&node, &peer, request).await;
+                }
+                storage::sync::answer_peer(node, peer, request).await
+            })
+        }),
+    });
     let _ = node.net.set(handle);
     let miner = mining_to.map(|a| tokio::spawn(node::run_miner(node.clone(), a)));
     let storage_port = args.storage_port.unwrap_or(params.storage_port);
@@ -133,8 +148,9 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
             let relay = relay::onion::Relay::start(&seed, args.max_concurrency)
                 .context("starting the relay service")?;
             let _ = node.relay.set(std::sync::Arc::new(relay));
+            let _ = storage.onion_entry.set(relay::onion::at_entry());
             if let Some(net) = node.net.get().filter(|_| !node.faults.no_sn_link) {
-                tokio::spawn(relay::link::serve(node.clone(), net.link.clone()));
+                tokio::spawn(p2p::link::serve(node.clone(), net.link.clone()));
             }
         }
         let sync = tokio::spawn(storage::sync::run(node.clone(), storage.clone()));

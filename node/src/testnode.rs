@@ -110,6 +110,7 @@ impl TestNode {
         let (storage, _) = crate::storage::server::open(&node, dir.path())
             .unwrap_or_else(|e| panic!("storage: {e}"));
         let _ = node.storage.set(storage.clone());
+        let _ = storage.onion_entry.set(crate::relay::onion::at_entry());
         TestNode {
             node,
             storage,

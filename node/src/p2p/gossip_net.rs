@@ -67,10 +67,11 @@ impl Loop {
             }
             let permit = self.validating.clone();
             spawn_validation(permit, move || {
-                let (acceptance, ban) = if proofs {
-                    crate::accountability::on_proof(&node, &data)
-                } else {
-                    crate::accountability::on_vote(&node, &data)
+                let services = node.net.get().and_then(|n| n.services().cloned());
+                let (acceptance, ban) = match services {
+                    Some(s) if proofs => (s.on_proof)(&node, &data),
+                    Some(s) => (s.on_vote)(&node, &data),
+                    None => (MessageAcceptance::Ignore, None),
                 };
                 let _ = tx.send(Internal::Validated {
                     id,

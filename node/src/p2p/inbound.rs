@@ -217,7 +217,12 @@ pub(super) async fn read_request(node: &Node, peer: &PeerId, stream: &mut Stream
         Ok(Ok(())) => {}
         _ => return Read::Failed,
     }
-    if crate::storage::sync::swarm_only(tag[0]) && !crate::storage::sync::same_swarm(node, &from) {
+    let admits = node
+        .net
+        .get()
+        .and_then(|n| n.services())
+        .is_some_and(|s| (s.admits)(node, tag[0], &from));
+    if !admits {
         return Read::Refused(answer(421, "not a member of this swarm"));
     }
     let mut request = tag.to_vec();

@@ -65,6 +65,7 @@ pub const MAX_PEERS: u32 = peers::MAX_INBOUND + peers::MAX_OUTBOUND;
 mod codec;
 mod gossip_net;
 mod inbound;
+pub mod link;
 mod peers;
 mod sn_net;
 mod storage_net;
@@ -195,8 +196,45 @@ pub struct NetHandle {
     pub tx: mpsc::UnboundedSender<NetCommand>,
     /// Live statistics.
     pub stats: Arc<Mutex<NetStats>>,
-    /// Streams of our own protocols (the onion links of [`crate::relay::link`]).
+    /// Streams of our own protocols (the onion links of [`crate::p2p::link`]).
     pub link: libp2p_stream::Control,
+    /// What the services answer on the network, given at start-up ([`Services`]).
+    pub services: Arc<std::sync::OnceLock<Services>>,
+}
+
+/// What the services answer on the network, given by the daemon's start-up: the network
+/// knows the framing of their protocols, not their meaning, and imports none of them. Until
+/// it is given, gossiped proofs and votes are ignored and storage requests answered 503.
+#[derive(Clone)]
+pub struct Services {
+    /// Checks an uptime proof from gossip: whether to pass it on, and why to ban its sender.
+    pub on_proof: Gossip,
+    /// Checks a vote from gossip.
+    pub on_vote: Gossip,
+    /// Whether a storage-protocol request with this tag may be read from this service node
+    /// (swarm-only tags from members of our swarm only), before its body is.
+    pub admits: Admits,
+    /// Answers a storage-protocol request from a peer (its tag first): `status u16 BE ‖ body`.
+    pub answer: Answerer,
+}
+
+/// Whether a storage-protocol request with this tag may be read from this service node.
+pub type Admits = Arc<dyn Fn(&Node, u8, &PublicKey) -> bool + Send + Sync>;
+
+/// Answers a storage-protocol request from a peer.
+pub type Answerer = Arc<
+    dyn Fn(Node, PeerId, Vec<u8>) -> futures::future::BoxFuture<'static, Vec<u8>> + Send + Sync,
+>;
+
+/// A check of a gossiped message (on a validation thread).
+pub type Gossip =
+    Arc<dyn Fn(&Node, &[u8]) -> (gossipsub::MessageAcceptance, Option<String>) + Send + Sync>;
+
+impl NetHandle {
+    /// The services' answers, once given.
+    pub fn services(&self) -> Option<&Services> {
+        self.services.get()
+    }
 }
 
 /// The behaviour; connection-managing parts first (rust-libp2p #4773).
@@ -480,7 +518,15 @@ pub fn start(
     ));
     let interval = cfg.sync_interval;
     let task = tokio::spawn(async move { lp.run(interval).await });
-    Ok((NetHandle { tx, stats, link }, task))
+    Ok((
+        NetHandle {
+            tx,
+            stats,
+            link,
+            services: Arc::new(std::sync::OnceLock::new()),
+        },
+        task,
+    ))
 }
 
 impl Loop {

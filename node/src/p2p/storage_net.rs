@@ -1,6 +1,5 @@
 //! The network side of `/sispop/storage/1`: requests out to service nodes, and the answers to
-//! requests in (read by [`super::inbound`]): onion layers by [`crate::relay::onion::on_hop`], the rest
-//! by [`crate::storage::sync::on_request`] on a blocking thread.
+//! requests in (read by [`super::inbound`]), which the services give ([`super::Services`]).
 
 use std::collections::HashMap;
 
@@ -62,25 +61,15 @@ impl Loop {
     }
 }
 
-/// The answer to a request from `peer` (`status u16 BE ‖ body`).
+/// The answer to a request from `peer` (`status u16 BE ‖ body`): the services' (the relay's
+/// for onion layers, the storage service's for the rest).
 pub(crate) async fn answer(node: &Node, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
-    // An onion layer waits on the next hop: a task, not a blocking thread.
-    if request.first() == Some(&crate::relay::onion::ONION) {
-        return crate::relay::onion::on_hop(node, &peer, request).await;
-    }
-    let n = node.clone();
-    tokio::task::spawn_blocking(move || match n.storage.get() {
-        Some(storage) => crate::storage::sync::on_request(&n, storage, &peer, &request),
+    match node.net.get().and_then(|n| n.services().cloned()) {
+        Some(s) => (s.answer)(node.clone(), peer, request).await,
         None => {
             let mut v = 503u16.to_be_bytes().to_vec();
             v.extend_from_slice(b"no storage service on this node");
             v
         }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        let mut v = 500u16.to_be_bytes().to_vec();
-        v.extend_from_slice(b"request failed");
-        v
-    })
+    }
 }

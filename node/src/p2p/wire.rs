@@ -399,3 +399,23 @@ mod tests {
         );
     }
 }
+
+/// The first byte of a request on the storage protocol (`/sispop/storage/1`, and on the
+/// persistent links of [`super::link`]): what it asks for. The storage service answers all but
+/// [`ONION`](tags::ONION), which is the relay's.
+pub mod tags {
+    /// A client's write, forwarded by a member of its swarm.
+    pub const FORWARD: u8 = 1;
+    /// A page of a member's messages, for a node that joined the swarm.
+    pub const PULL: u8 = 2;
+    /// Messages pushed to a member (a hand-over, or a write delivered again).
+    pub const PUSH: u8 = 3;
+    /// Storage tests: a witness's sample.
+    pub const SAMPLE: u8 = 4;
+    /// Storage tests: a proof of one message.
+    pub const TEST: u8 = 5;
+    /// An onion layer between nodes.
+    pub const ONION: u8 = 6;
+    /// A page of a member's revocations.
+    pub const PULL_REVOKED: u8 = 7;
+}

@@ -31,11 +31,10 @@ use tracing::debug;
 
 use crate::node::workers::{Refused, Workers};
 use crate::node::Node;
-use crate::relay::link::{LinkError, Links};
+use crate::p2p::link::{LinkError, Links};
 use crate::storage::server::{serve_rpc_then, serving, Storage};
 
-/// The storage-protocol tag of an onion layer between nodes.
-pub const ONION: u8 = 6;
+pub use crate::p2p::wire::tags::ONION;
 /// How long a hop waits for the next node.
 const HOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the last node waits for an HTTP destination (below the hop timeout).
@@ -117,6 +116,23 @@ pub fn slot(node: &Node) -> Option<tokio::sync::OwnedSemaphorePermit> {
 /// The answer when no [`slot`] is free.
 pub fn busy() -> Reply {
     Reply::plain(503, "Server busy, try again later")
+}
+
+/// The entry the storage port hands onion requests to (set at start-up): a request takes its
+/// place among those in hand once its body is here (a slow sender holds none), else 503.
+pub fn at_entry() -> crate::storage::server::OnionEntry {
+    Arc::new(
+        |node: Node, storage: Arc<Storage>, body: Bytes, client: IpAddr| {
+            Box::pin(async move {
+                let Some(_slot) = slot(&node) else {
+                    let r = busy();
+                    return (r.status, r.body);
+                };
+                let r = entry(&node, &storage, body, client).await;
+                (r.status, r.body)
+            })
+        },
+    )
 }
 
 /// A request from a client at `/onion_req/v2` (the caller holds a [`slot`]), from `client`.

@@ -13,7 +13,7 @@
 //!
 //! It owns the message store (`sispop_storage::store`) and its worker pool. It calls the core
 //! ([`crate::node`]) for the chain view (is this node active, which swarm owns an account),
-//! the network ([`crate::p2p`], [`crate::relay::link`]) to reach swarm members, and
+//! the network ([`crate::p2p`], [`crate::p2p::link`]) to reach swarm members, and
 //! [`crate::metrics`] to count requests.
 
 pub mod peer_test;

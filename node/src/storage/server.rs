@@ -101,7 +101,23 @@ pub struct Storage {
     pub missed: std::sync::Mutex<crate::storage::redeliver::Missed>,
     /// Client connections and the memory they hold.
     pub clients: Arc<Clients>,
+    /// What takes the onion requests that enter at this port: the relay service's entry,
+    /// given at start-up (without it, 503).
+    pub onion_entry: std::sync::OnceLock<OnionEntry>,
 }
+
+/// The entry of onion requests at `/onion_req/v2` (the relay's: this service knows nothing of
+/// onions): the body and the client's address in, the status and body of the answer out.
+pub type OnionEntry = Arc<
+    dyn Fn(
+            Node,
+            Arc<Storage>,
+            Bytes,
+            std::net::IpAddr,
+        ) -> futures::future::BoxFuture<'static, (u16, Vec<u8>)>
+        + Send
+        + Sync,
+>;
 
 /// What serving a request needs from the chain: computed once per block, not per request.
 struct Route {
@@ -479,7 +495,7 @@ async fn handle_bytes(
     let small = |status: u16, text: &str| deliver(storage, respond(status, &json!(text)));
     let onion = req.uri().path() == "/onion_req/v2";
     // Onion requests are not limited per IP (upstream): the entry is all a relay sees of its
-    // clients (a request that ends here, at its first hop, is: `crate::relay::onion`).
+    // clients (a request that ends here, at its first hop, is: the relay's entry).
     if !onion && !storage.allow(client) {
         return small(429, "Too Many Requests");
     }
@@ -518,16 +534,13 @@ async fn handle_bytes(
         Err(_) => return small(408, "request body timed out"),
     };
     if onion {
-        // Its place among the onion requests in hand is taken once its body is here: a slow
-        // sender holds none.
-        let Some(_slot) = crate::relay::onion::slot(node) else {
-            let r = crate::relay::onion::busy();
-            return small(r.status, &String::from_utf8_lossy(&r.body));
+        let Some(entry) = storage.onion_entry.get() else {
+            return small(503, "Service node is not ready: no relay service\n");
         };
-        let r = crate::relay::onion::entry(node, storage, body, client).await;
-        let mut resp = Response::new(Bytes::from(r.body));
+        let (status, body) = entry(node.clone(), storage.clone(), body, client).await;
+        let mut resp = Response::new(Bytes::from(body));
         *resp.status_mut() =
-            StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return deliver(storage, resp);
     }
     serve_client_rpc(node, storage, clients::Client::from(client).key(), body).await
@@ -763,6 +776,7 @@ pub fn open(node: &Node, data_dir: &Path) -> anyhow::Result<(Arc<Storage>, TlsAc
                 .context("starting the storage worker threads")?,
             missed: Default::default(),
             clients: Clients::new(),
+            onion_entry: std::sync::OnceLock::new(),
         }),
         acceptor,
     ))

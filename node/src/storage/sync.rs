@@ -1,5 +1,5 @@
 //! Replication between the members of a swarm, over the SN-only libp2p protocol
-//! `/sispop/storage/1` (forwarded writes on the persistent links of [`crate::relay::link`]
+//! `/sispop/storage/1` (forwarded writes on the persistent links of [`crate::p2p::link`]
 //! when the member has them; reference `storage-and-onion.md` §3.4–§3.5):
 //!
 //! - **Forward**: a write a client sent to one member (store, delete, expiry changes) is sent
@@ -55,8 +55,8 @@ use sispop_storage::UserPubkey;
 use tracing::debug;
 
 use crate::node::Node;
+use crate::p2p::link::LinkError;
 use crate::p2p::{peer_id_of, NetCommand};
-use crate::relay::link::LinkError;
 use crate::storage::redeliver::{self as redeliver, missed_status, Write};
 use crate::storage::server::{owner_among, serving, Storage};
 use sispop_storage::storage_test::{Ack, Acked};
@@ -81,14 +81,7 @@ const MAX_PULL_PAGES: usize = 10_000;
 /// How often the swarm is checked for changes.
 const CHECK_EVERY: Duration = Duration::from_secs(3);
 
-pub(crate) const FORWARD: u8 = 1;
-const PULL: u8 = 2;
-pub(crate) const PUSH: u8 = 3;
-/// Storage tests (see [`crate::storage::peer_test`]): a witness's sample.
-pub(crate) const SAMPLE: u8 = 4;
-/// Storage tests: a proof of one message.
-pub(crate) const TEST: u8 = 5;
-const PULL_REVOKED: u8 = 7;
+pub(crate) use crate::p2p::wire::tags::{FORWARD, PULL, PULL_REVOKED, PUSH, SAMPLE, TEST};
 
 /// The other active members of our swarm, with an address from their last proof.
 pub(crate) fn peers(node: &Node, swarm: u64) -> Vec<(PublicKey, Option<Multiaddr>)> {
@@ -329,6 +322,27 @@ pub(crate) fn same_swarm(node: &Node, from: &PublicKey) -> bool {
         .nodes
         .get(from)
         .is_some_and(|n| n.swarm_id == our_swarm)
+}
+
+/// Whether a storage-protocol request with `tag` may be read from `from`: a swarm-only one
+/// (a forward or a pull) from a member of our swarm only.
+pub fn admits(node: &Node, tag: u8, from: &PublicKey) -> bool {
+    !swarm_only(tag) || same_swarm(node, from)
+}
+
+/// Answers a storage request from a peer, on a blocking thread (`status u16 BE ‖ body`).
+pub async fn answer_peer(node: Node, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
+    let status = |code: u16, text: &[u8]| {
+        let mut v = code.to_be_bytes().to_vec();
+        v.extend_from_slice(text);
+        v
+    };
+    tokio::task::spawn_blocking(move || match node.storage.get() {
+        Some(storage) => on_request(&node, storage, &peer, &request),
+        None => status(503, b"no storage service on this node"),
+    })
+    .await
+    .unwrap_or_else(|_| status(500, b"request failed"))
 }
 
 /// Answers a storage request from a peer (runs on a blocking thread).

@@ -524,7 +524,7 @@ async fn serve_link(node: Node, peer: PeerId, stream: libp2p::Stream) {
 /// storage protocol.
 async fn answer(node: &Node, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
     match request.first() {
-        Some(&crate::relay::onion::ONION | &crate::storage::sync::FORWARD) => {
+        Some(&super::wire::tags::ONION | &super::wire::tags::FORWARD) => {
             crate::p2p::answer_storage_request(node, peer, request).await
         }
         _ => [&400u16.to_be_bytes()[..], b"not a link request"].concat(),
