@@ -12,6 +12,8 @@ pub mod storage;
 #[cfg(test)]
 pub mod testnode;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use sispop_chain::Address;
 use sispop_staking::ServiceNodeList;
@@ -118,16 +120,26 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
             sync_interval,
         },
     )?;
-    // What the services answer on the network (it imports none of them).
+    // What the services answer on the network (it imports none of them); onion layers go to
+    // the relay, once a service node has started it.
+    type Hops = std::sync::OnceLock<(Arc<relay::onion::Relay>, Arc<storage::server::Storage>)>;
+    let hops: Arc<Hops> = Arc::default();
+    let to_relay = hops.clone();
     let _ = handle.services.set(p2p::Services {
-        on_proof: std::sync::Arc::new(accountability::on_proof),
-        on_vote: std::sync::Arc::new(accountability::on_vote),
-        admits: std::sync::Arc::new(storage::sync::admits),
-        answer: std::sync::Arc::new(|node, peer, request| {
+        on_proof: Arc::new(accountability::on_proof),
+        on_vote: Arc::new(accountability::on_vote),
+        admits: Arc::new(storage::sync::admits),
+        answer: Arc::new(move |node, peer, request| {
+            let to_relay = to_relay.clone();
             Box::pin(async move {
                 // An onion layer waits on the next hop: a task, not a blocking thread.
                 if request.first() == Some(&p2p::wire::tags::ONION) {
-                    return relay::onion::on_hop(&node, &peer, request).await;
+                    let Some((relay, storage)) = to_relay.get() else {
+                        let mut v = 503u16.to_be_bytes().to_vec();
+                        v.extend_from_slice(b"no relay service on this node");
+                        return v;
+                    };
+                    return relay::onion::on_hop(&node, relay, storage, &peer, request).await;
                 }
                 storage::sync::answer_peer(node, peer, request).await
             })
@@ -147,8 +159,9 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
         if let Some(seed) = seed {
             let relay = relay::onion::Relay::start(&seed, args.max_concurrency)
                 .context("starting the relay service")?;
-            let _ = node.relay.set(std::sync::Arc::new(relay));
-            let _ = storage.onion_entry.set(relay::onion::at_entry());
+            let relay = Arc::new(relay);
+            let _ = hops.set((relay.clone(), storage.clone()));
+            let _ = storage.onion_entry.set(relay::onion::at_entry(relay));
             if let Some(net) = node.net.get().filter(|_| !node.faults.no_sn_link) {
                 tokio::spawn(p2p::link::serve(node.clone(), net.link.clone()));
             }

@@ -44,6 +44,8 @@ pub struct TestNode {
     pub node: Node,
     /// Its storage service.
     pub storage: Arc<Storage>,
+    /// Its relay service.
+    pub relay: Arc<crate::relay::onion::Relay>,
     /// Every member, the node itself first.
     pub members: Vec<Member>,
     _dir: tempfile::TempDir,
@@ -106,14 +108,17 @@ impl TestNode {
         let node = Node::new(chain, None, Some(keys));
         let relay =
             crate::relay::onion::Relay::start(&seed, 1).unwrap_or_else(|e| panic!("relay: {e}"));
-        let _ = node.relay.set(Arc::new(relay));
+        let relay = Arc::new(relay);
         let (storage, _) = crate::storage::server::open(&node, dir.path())
             .unwrap_or_else(|e| panic!("storage: {e}"));
         let _ = node.storage.set(storage.clone());
-        let _ = storage.onion_entry.set(crate::relay::onion::at_entry());
+        let _ = storage
+            .onion_entry
+            .set(crate::relay::onion::at_entry(relay.clone()));
         TestNode {
             node,
             storage,
+            relay,
             members,
             _dir: dir,
         }

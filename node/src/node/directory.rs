@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 use libp2p::PeerId;
 use sispop_chain::{BlockHash, PublicKey};
+use sispop_storage::UserPubkey;
+use sispop_swarm::{swarm_for_pubkey, UNASSIGNED_SWARM_ID};
 
 use crate::node::NodeState;
 
@@ -59,14 +61,14 @@ pub struct Layout {
 impl Layout {
     fn of(state: &sispop_staking::State) -> Layout {
         Layout {
-            ids: crate::storage::server::swarm_ids(state).into(),
+            ids: swarm_ids(state).into(),
             swarm_of: state.active().map(|(pk, n)| (*pk, n.swarm_id)).collect(),
         }
     }
 
     /// Whether `node` is in the swarm that owns `account`.
     pub fn holds(&self, node: &PublicKey, account: &sispop_storage::UserPubkey) -> bool {
-        let owner = crate::storage::server::owner_among(&self.ids, account);
+        let owner = owner_among(&self.ids, account);
         owner.is_some() && self.swarm_of.get(node).copied() == owner
     }
 }
@@ -150,10 +152,30 @@ impl SnDirectory {
         self.layouts.iter().cloned().collect()
     }
 
-    /// The ids of the swarms with active members, sorted (`storage::server` reads it).
+    /// The ids of the swarms with active members, sorted (the storage service routes by it).
     pub fn swarm_ids(&self) -> std::sync::Arc<[u64]> {
         self.swarm_ids.clone()
     }
+}
+
+/// The ids of the swarms with active members, sorted.
+pub fn swarm_ids(state: &sispop_staking::State) -> Vec<u64> {
+    let mut ids: Vec<u64> = state
+        .active()
+        .map(|(_, n)| n.swarm_id)
+        .filter(|id| *id != UNASSIGNED_SWARM_ID)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The swarm among `ids` (from [`swarm_ids`]) that owns an account.
+pub fn owner_among(ids: &[u64], pubkey: &UserPubkey) -> Option<u64> {
+    let mut raw = [0u8; 33];
+    raw[0] = pubkey.prefix;
+    raw[1..].copy_from_slice(&pubkey.key);
+    swarm_for_pubkey(ids, &raw).ok().flatten()
 }
 
 #[cfg(test)]

@@ -66,8 +66,6 @@ pub struct Node {
     pub storage: Arc<std::sync::OnceLock<Arc<crate::storage::server::Storage>>>,
     /// What the node counts for its metrics.
     pub metrics: Arc<counters::Metrics>,
-    /// The relay service, on service nodes (set at start).
-    pub relay: Arc<std::sync::OnceLock<Arc<crate::relay::onion::Relay>>>,
 }
 
 impl Node {
@@ -91,7 +89,6 @@ impl Node {
             acct: Arc::new(Mutex::new(Accountability::load(None))),
             faults: DevFaults::default(),
             storage: Arc::new(std::sync::OnceLock::new()),
-            relay: Arc::new(std::sync::OnceLock::new()),
             metrics: Arc::new(counters::Metrics::default()),
         }
     }

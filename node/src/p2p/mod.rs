@@ -200,6 +200,8 @@ pub struct NetHandle {
     pub link: libp2p_stream::Control,
     /// What the services answer on the network, given at start-up ([`Services`]).
     pub services: Arc<std::sync::OnceLock<Services>>,
+    /// Persistent links to other service nodes, for onion layers and forwarded writes.
+    pub links: Arc<link::Links>,
 }
 
 /// What the services answer on the network, given by the daemon's start-up: the network
@@ -524,6 +526,7 @@ pub fn start(
             stats,
             link,
             services: Arc::new(std::sync::OnceLock::new()),
+            links: Arc::new(link::Links::default()),
         },
         task,
     ))

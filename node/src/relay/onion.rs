@@ -31,7 +31,7 @@ use tracing::debug;
 
 use crate::node::workers::{Refused, Workers};
 use crate::node::Node;
-use crate::p2p::link::{LinkError, Links};
+use crate::p2p::link::LinkError;
 use crate::storage::server::{serve_rpc_then, serving, Storage};
 
 pub use crate::p2p::wire::tags::ONION;
@@ -59,8 +59,6 @@ pub struct Relay {
     slots: Arc<tokio::sync::Semaphore>,
     http_slots: tokio::sync::Semaphore,
     tls: Arc<tokio_rustls::rustls::ClientConfig>,
-    /// Persistent links to other service nodes (for layers and forwarded writes).
-    pub(crate) links: Links,
 }
 
 impl Relay {
@@ -83,7 +81,6 @@ impl Relay {
             slots: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
             http_slots: tokio::sync::Semaphore::new(HTTP_IN_FLIGHT),
             tls: Arc::new(web_tls()?),
-            links: Links::default(),
         })
     }
 }
@@ -109,8 +106,8 @@ fn rng() -> rand::rngs::ThreadRng {
 
 /// A place among the onion requests this node handles at once; `None` when all are taken.
 /// The entry takes it before it reads the request body.
-pub fn slot(node: &Node) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    node.relay.get()?.slots.clone().try_acquire_owned().ok()
+pub fn slot(relay: &Relay) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    relay.slots.clone().try_acquire_owned().ok()
 }
 
 /// The answer when no [`slot`] is free.
@@ -120,15 +117,16 @@ pub fn busy() -> Reply {
 
 /// The entry the storage port hands onion requests to (set at start-up): a request takes its
 /// place among those in hand once its body is here (a slow sender holds none), else 503.
-pub fn at_entry() -> crate::storage::server::OnionEntry {
+pub fn at_entry(relay: Arc<Relay>) -> crate::storage::server::OnionEntry {
     Arc::new(
-        |node: Node, storage: Arc<Storage>, body: Bytes, client: IpAddr| {
+        move |node: Node, storage: Arc<Storage>, body: Bytes, client: IpAddr| {
+            let relay = relay.clone();
             Box::pin(async move {
-                let Some(_slot) = slot(&node) else {
+                let Some(_slot) = slot(&relay) else {
                     let r = busy();
                     return (r.status, r.body);
                 };
-                let r = entry(&node, &storage, body, client).await;
+                let r = entry(&node, &relay, &storage, body, client).await;
                 (r.status, r.body)
             })
         },
@@ -136,10 +134,13 @@ pub fn at_entry() -> crate::storage::server::OnionEntry {
 }
 
 /// A request from a client at `/onion_req/v2` (the caller holds a [`slot`]), from `client`.
-pub async fn entry(node: &Node, storage: &Arc<Storage>, body: Bytes, client: IpAddr) -> Reply {
-    let Some(relay) = node.relay.get() else {
-        return Reply::plain(503, "Service node is not ready: no relay service\n");
-    };
+pub async fn entry(
+    node: &Node,
+    relay: &Arc<Relay>,
+    storage: &Arc<Storage>,
+    body: Bytes,
+    client: IpAddr,
+) -> Reply {
     if let Err(why) = serving(node) {
         return Reply::plain(503, &format!("Service node is not ready: {why}\n"));
     }
@@ -152,20 +153,29 @@ pub async fn entry(node: &Node, storage: &Arc<Storage>, body: Bytes, client: IpA
 
 /// A layer from another service node (`request` is the tag and the layer); the answer is
 /// `status u16 BE ‖ body`.
-pub async fn on_hop(node: &Node, peer: &PeerId, request: Vec<u8>) -> Vec<u8> {
-    let r = hop_reply(node, peer, request).await;
+pub async fn on_hop(
+    node: &Node,
+    relay: &Arc<Relay>,
+    storage: &Arc<Storage>,
+    peer: &PeerId,
+    request: Vec<u8>,
+) -> Vec<u8> {
+    let r = hop_reply(node, relay, storage, peer, request).await;
     node.metrics.onion("hop", r.status);
     let mut out = r.status.to_be_bytes().to_vec();
     out.extend_from_slice(&r.body);
     out
 }
 
-async fn hop_reply(node: &Node, peer: &PeerId, request: Vec<u8>) -> Reply {
+async fn hop_reply(
+    node: &Node,
+    relay: &Arc<Relay>,
+    storage: &Arc<Storage>,
+    peer: &PeerId,
+    request: Vec<u8>,
+) -> Reply {
     let Some(from) = node.service_node_for_peer(peer) else {
         return Reply::plain(403, "not an active service node");
-    };
-    let (Some(relay), Some(storage)) = (node.relay.get(), node.storage.get()) else {
-        return Reply::plain(503, "no relay service on this node");
     };
     if serving(node).is_err() {
         return Reply::plain(503, &format!("Snode not ready: {}", relay.me.to_hex()));
@@ -324,11 +334,15 @@ async fn forward(
     // On the persistent link to the next node; a node that has none takes the layer on the
     // storage protocol.
     let data = Bytes::from(data);
-    let answer = match relay
-        .links
-        .ask(node, peer, &addr, data.clone(), HOP_TIMEOUT)
-        .await
-    {
+    let linked = match node.net.get() {
+        Some(net) => {
+            net.links
+                .ask(node, peer, &addr, data.clone(), HOP_TIMEOUT)
+                .await
+        }
+        None => Err(LinkError::Unsupported),
+    };
+    let answer = match linked {
         Ok(a) => Ok(a),
         Err(LinkError::Timeout) => Err("timeout".to_owned()),
         Err(LinkError::Failed(e)) => Err(e),
@@ -533,7 +547,7 @@ mod tests {
         let me = PathNode::from_ed25519(t.members[0].pk.0).expect("a node key");
         let request = br#"{"method": "info", "params": {}}"#;
         let ask = |ip: IpAddr| {
-            let (node, storage) = (t.node.clone(), t.storage.clone());
+            let (node, storage, relay) = (t.node.clone(), t.storage.clone(), t.relay.clone());
             async move {
                 let built = build(
                     &[me],
@@ -545,7 +559,7 @@ mod tests {
                     None,
                 )
                 .expect("built");
-                let r = entry(&node, &storage, Bytes::from(built.body), ip).await;
+                let r = entry(&node, &relay, &storage, Bytes::from(built.body), ip).await;
                 match open_answer(&built.reply, r.status, &r.body).expect("opens") {
                     Answer::Destination { status, .. } => status,
                     Answer::Path { status, text } => panic!("{status} {text}"),

@@ -31,7 +31,7 @@ use sispop_storage::ratelimit::RateLimiter;
 use sispop_storage::rpc::{self, Context, Reply};
 use sispop_storage::store::{Limits, MessageStore};
 use sispop_storage::UserPubkey;
-use sispop_swarm::{swarm_for_pubkey, UNASSIGNED_SWARM_ID};
+use sispop_swarm::UNASSIGNED_SWARM_ID;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
@@ -238,25 +238,7 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The ids of the swarms with active members, sorted.
-pub fn swarm_ids(state: &sispop_staking::State) -> Vec<u64> {
-    let mut ids: Vec<u64> = state
-        .active()
-        .map(|(_, n)| n.swarm_id)
-        .filter(|id| *id != UNASSIGNED_SWARM_ID)
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
-/// The swarm among `ids` (from [`swarm_ids`]) that owns an account.
-pub fn owner_among(ids: &[u64], pubkey: &UserPubkey) -> Option<u64> {
-    let mut raw = [0u8; 33];
-    raw[0] = pubkey.prefix;
-    raw[1..].copy_from_slice(&pubkey.key);
-    swarm_for_pubkey(ids, &raw).ok().flatten()
-}
+pub use crate::node::directory::{owner_among, swarm_ids};
 
 /// The swarm that owns `pubkey` and the `get_swarm` answer for it, with each member's
 /// addresses from its last uptime proof.

@@ -150,9 +150,9 @@ pub(crate) async fn ask_within(
     // Forwarded writes go on the persistent link to the member, when it has one.
     let mut data = data;
     if data.first() == Some(&FORWARD) {
-        if let Some(relay) = node.relay.get() {
+        if let Some(net) = node.net.get() {
             let bytes = hyper::body::Bytes::from(data);
-            match relay
+            match net
                 .links
                 .ask(node, peer, &|| addr.clone(), bytes.clone(), limit)
                 .await
