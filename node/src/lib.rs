@@ -85,11 +85,14 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&rpc_addr)
         .await
         .with_context(|| format!("binding RPC to {rpc_addr}"))?;
+    // The storage service, once started (service nodes): for metrics and the network's
+    // answers, which start before it.
+    let storage_cell: metrics::StorageCell = Arc::default();
     if let Some(addr) = &args.metrics_bind {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding metrics to {addr}"))?;
-        tokio::spawn(metrics::serve(node.clone(), listener));
+        tokio::spawn(metrics::serve(node.clone(), storage_cell.clone(), listener));
     }
     let restriction = rpc::Restriction::from_flag(args.restricted_rpc);
     let rpc = tokio::spawn(rpc::serve(node.clone(), listener, restriction));
@@ -124,13 +127,13 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
     // the relay, once a service node has started it.
     type Hops = std::sync::OnceLock<(Arc<relay::onion::Relay>, Arc<storage::server::Storage>)>;
     let hops: Arc<Hops> = Arc::default();
-    let to_relay = hops.clone();
+    let (to_relay, to_storage) = (hops.clone(), storage_cell.clone());
     let _ = handle.services.set(p2p::Services {
         on_proof: Arc::new(accountability::on_proof),
         on_vote: Arc::new(accountability::on_vote),
         admits: Arc::new(storage::sync::admits),
         answer: Arc::new(move |node, peer, request| {
-            let to_relay = to_relay.clone();
+            let (to_relay, storage) = (to_relay.clone(), to_storage.get().cloned());
             Box::pin(async move {
                 // An onion layer waits on the next hop: a task, not a blocking thread.
                 if request.first() == Some(&p2p::wire::tags::ONION) {
@@ -141,7 +144,7 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
                     };
                     return relay::onion::on_hop(&node, relay, storage, &peer, request).await;
                 }
-                storage::sync::answer_peer(node, peer, request).await
+                storage::sync::answer_peer(node, storage, peer, request).await
             })
         }),
     });
@@ -154,7 +157,7 @@ pub async fn run_daemon(args: Args) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("binding the storage server on {addr}"))?;
-        let _ = node.storage.set(storage.clone());
+        let _ = storage_cell.set(storage.clone());
         let seed = node.lock().sn_keys.as_ref().map(|k| k.seed);
         if let Some(seed) = seed {
             let relay = relay::onion::Relay::start(&seed, args.max_concurrency)

@@ -111,7 +111,6 @@ impl TestNode {
         let relay = Arc::new(relay);
         let (storage, _) = crate::storage::server::open(&node, dir.path())
             .unwrap_or_else(|e| panic!("storage: {e}"));
-        let _ = node.storage.set(storage.clone());
         let _ = storage
             .onion_entry
             .set(crate::relay::onion::at_entry(relay.clone()));

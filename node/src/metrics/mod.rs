@@ -23,9 +23,10 @@ use tracing::{info, warn};
 
 use crate::node::counters::{label, Labels};
 use crate::node::Node;
+use crate::storage::server::Storage;
 
-/// The metrics text for `node`, as of now.
-pub fn render(node: &Node) -> String {
+/// The metrics text for `node` (and its storage service, on a service node), as of now.
+pub fn render(node: &Node, storage: Option<&Storage>) -> String {
     let mut r = Registry::with_prefix("sispop");
     node.metrics.register(&mut r);
 
@@ -130,7 +131,7 @@ pub fn render(node: &Node) -> String {
             c.state_changes_submitted,
         );
     }
-    if let Some(storage) = node.storage.get() {
+    if let Some(storage) = storage {
         let s = storage.store.stats();
         gauge(
             &mut r,
@@ -177,7 +178,11 @@ pub fn render(node: &Node) -> String {
 /// Most open metrics connections.
 const MAX_CONNECTIONS: usize = 32;
 
-async fn handle(node: Node, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    node: Node,
+    storage: StorageCell,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body, ctype) = if req.uri().path() != "/metrics" {
         (
             StatusCode::NOT_FOUND,
@@ -186,7 +191,7 @@ async fn handle(node: Node, req: Request<Incoming>) -> Result<Response<Full<Byte
         )
     } else {
         let n = node.clone();
-        match tokio::task::spawn_blocking(move || render(&n)).await {
+        match tokio::task::spawn_blocking(move || render(&n, storage.get().map(|s| &**s))).await {
             Ok(text) => (
                 StatusCode::OK,
                 text,
@@ -208,8 +213,11 @@ async fn handle(node: Node, req: Request<Incoming>) -> Result<Response<Full<Byte
     Ok(r)
 }
 
+/// The storage service, once a service node has started it.
+pub type StorageCell = Arc<std::sync::OnceLock<Arc<Storage>>>;
+
 /// Serves `/metrics` on `listener` until shutdown.
-pub async fn serve(node: Node, listener: TcpListener) {
+pub async fn serve(node: Node, storage: StorageCell, listener: TcpListener) {
     let mut stop = node.shutdown.subscribe();
     info!(addr = ?listener.local_addr().ok(), "metrics at /metrics");
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -225,10 +233,11 @@ pub async fn serve(node: Node, listener: TcpListener) {
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             continue;
         };
-        let node = node.clone();
+        let (node, storage) = (node.clone(), storage.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let svc = hyper::service::service_fn(move |req| handle(node.clone(), req));
+            let svc =
+                hyper::service::service_fn(move |req| handle(node.clone(), storage.clone(), req));
             let conn = hyper::server::conn::http1::Builder::new()
                 .header_read_timeout(Duration::from_secs(10))
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -263,7 +272,7 @@ mod tests {
             .storage_request(Some("evil\"} 1\nsispop_x"), 200, Duration::from_millis(3));
         node.metrics.onion("entry", 502);
         node.metrics.block_validated(Duration::from_millis(2));
-        let text = render(&node);
+        let text = render(&node, None);
         for line in [
             "sispop_chain_height 1",
             "sispop_peer_bans_total{reason=\"sent an invalid block during sync\"} 2",

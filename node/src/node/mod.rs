@@ -62,8 +62,6 @@ pub struct Node {
     acct: Arc<Mutex<Accountability>>,
     /// Devnet fault switches.
     pub faults: DevFaults,
-    /// The storage service, on service nodes (set at start).
-    pub storage: Arc<std::sync::OnceLock<Arc<crate::storage::server::Storage>>>,
     /// What the node counts for its metrics.
     pub metrics: Arc<counters::Metrics>,
 }
@@ -88,7 +86,6 @@ impl Node {
             sn_directory: Arc::new(Mutex::new(SnDirectory::default())),
             acct: Arc::new(Mutex::new(Accountability::load(None))),
             faults: DevFaults::default(),
-            storage: Arc::new(std::sync::OnceLock::new()),
             metrics: Arc::new(counters::Metrics::default()),
         }
     }

@@ -277,20 +277,16 @@ pub fn missed_status(status: u16) -> bool {
 }
 
 /// Whether writes for `member` wait behind ones it missed (see [`Missed::pending`]).
-pub fn pending(node: &Node, member: &PublicKey) -> bool {
-    node.storage.get().is_some_and(|s| {
-        s.missed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pending(member)
-    })
+pub fn pending(storage: &Storage, member: &PublicKey) -> bool {
+    storage
+        .missed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .pending(member)
 }
 
-/// Notes that `member` missed `write` (no-op on a node without storage).
-pub fn note(node: &Node, member: PublicKey, write: Write) {
-    let Some(storage) = node.storage.get() else {
-        return;
-    };
+/// Notes that `member` missed `write`.
+pub fn note(storage: &Storage, member: PublicKey, write: Write) {
     let mut missed = storage.missed.lock().unwrap_or_else(|p| p.into_inner());
     if !missed.add(member, write, Instant::now()) && missed.dropped.is_power_of_two() {
         warn!(

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -15,6 +16,7 @@ use sispop_storage::rpc::RECURSIVE_METHODS;
 use sispop_storage::storage_test::Acked;
 
 use crate::node::Node;
+use crate::storage::server::Storage;
 use crate::storage::sync::forward;
 
 /// Whether `req` (with our `status` for it) is a write to forward: a recursive method that
@@ -69,6 +71,7 @@ fn merge(req: &Value, status: &mut u16, body: &mut Value, entries: Vec<(String, 
 /// write) to the other members of `swarm`, merging their results into our answer.
 pub fn replicate<'a>(
     node: &'a Node,
+    storage: &'a Arc<Storage>,
     swarm: u64,
     req: &'a Value,
     raw: Option<&'a [u8]>,
@@ -107,7 +110,7 @@ pub fn replicate<'a>(
                 let ask = |(i, sub): (usize, &'a Value)| async move {
                     let bytes = serde_json::to_vec(sub).unwrap_or_default();
                     let m = stored.get(i).and_then(Option::as_ref);
-                    (i, forward(node, swarm, &bytes, m).await)
+                    (i, forward(node, storage, swarm, &bytes, m).await)
                 };
                 let answers = if in_order {
                     let mut out = Vec::with_capacity(todo.len());
@@ -138,7 +141,7 @@ pub fn replicate<'a>(
                     return;
                 };
                 let mut code = r["code"].as_u64().unwrap_or(0) as u16;
-                replicate(node, swarm, sub, None, &mut code, &mut r["body"]).await;
+                replicate(node, storage, swarm, sub, None, &mut code, &mut r["body"]).await;
                 r["code"] = code.into();
             }
             _ if forwards(req, *status) => {
@@ -148,7 +151,7 @@ pub fn replicate<'a>(
                 };
                 let sent = std::time::Instant::now();
                 let m = stored(req, body);
-                let entries = forward(node, swarm, &bytes, m.as_ref()).await;
+                let entries = forward(node, storage, swarm, &bytes, m.as_ref()).await;
                 node.metrics.replicated(sent.elapsed());
                 merge(req, status, body, entries);
             }
@@ -188,7 +191,7 @@ mod tests {
             .unwrap_or_else(|p| p.into_inner())
             .len();
         let (mut status, mut body) = (status, body);
-        replicate(&t.node, 7, &req, None, &mut status, &mut body).await;
+        replicate(&t.node, &t.storage, 7, &req, None, &mut status, &mut body).await;
         let after = t
             .storage
             .missed

@@ -642,6 +642,7 @@ where
         if req["method"] != "sequence" {
             crate::storage::replicate::replicate(
                 node,
+                storage,
                 swarm,
                 req,
                 Some(&body),
@@ -701,6 +702,7 @@ async fn serve_sequence(
         if let Ok(swarm) = serving(node) {
             crate::storage::replicate::replicate(
                 node,
+                storage,
                 swarm,
                 &sub,
                 None,

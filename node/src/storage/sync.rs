@@ -189,11 +189,12 @@ pub(crate) async fn ask_within(
 /// answers are kept with it ([`crate::storage::peer_test`]).
 pub async fn forward(
     node: &Node,
+    storage: &Arc<Storage>,
     swarm: u64,
     body: &[u8],
     stored: Option<&(Acked, u64)>,
 ) -> Vec<(String, Value)> {
-    forward_by(node, swarm, body, stored, |pk, addr, data| {
+    forward_by(node, storage, swarm, body, stored, |pk, addr, data| {
         Box::pin(async move { ask(node, &pk, addr, data).await })
     })
     .await
@@ -206,6 +207,7 @@ pub(crate) type Asked<'a> =
 /// [`forward`], asking members through `ask`.
 pub(crate) async fn forward_by<'a>(
     node: &'a Node,
+    storage: &Arc<Storage>,
     swarm: u64,
     body: &[u8],
     stored: Option<&(Acked, u64)>,
@@ -214,8 +216,8 @@ pub(crate) async fn forward_by<'a>(
     let mut data = vec![FORWARD];
     // What the members' acks must name: the message as we hold it.
     let mut held: Option<Acked> = None;
-    match (stored, node.storage.get()) {
-        (Some((m, at)), Some(storage)) => {
+    match stored {
+        Some((m, at)) => {
             let mut req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             if let Value::Object(fields) = &mut req {
                 let (ack, ours) = crate::storage::peer_test::our_ack(node, storage, m, *at);
@@ -241,8 +243,8 @@ pub(crate) async fn forward_by<'a>(
                 None => Write::Request(body.to_vec()),
             };
             // Behind writes it missed: in order, after them.
-            if redeliver::pending(node, &pk) {
-                redeliver::note(node, pk, write());
+            if redeliver::pending(storage, &pk) {
+                redeliver::note(storage, pk, write());
                 return (pk.to_hex(), json!({"failed": true, "query_failure": true}));
             }
             let answer = ask(pk, addr, data).await;
@@ -251,7 +253,7 @@ pub(crate) async fn forward_by<'a>(
                 _ => true,
             };
             if missed {
-                redeliver::note(node, pk, write());
+                redeliver::note(storage, pk, write());
             }
             let entry = match answer {
                 Err(e) if e == "timeout" => json!({"failed": true, "timeout": true}),
@@ -282,7 +284,7 @@ pub(crate) async fn forward_by<'a>(
     });
     let entries = futures::future::join_all(asks).await;
     let acks = std::mem::take(&mut *acks.lock().unwrap_or_else(|p| p.into_inner()));
-    if let (Some(m), Some(storage), false) = (held, node.storage.get(), acks.is_empty()) {
+    if let (Some(m), false) = (held, acks.is_empty()) {
         let (storage, hash) = (storage.clone(), m.hash.clone());
         let kept = tokio::task::spawn_blocking(move || storage.store.add_acks(&hash, &acks)).await;
         if let Ok(Err(e)) = kept {
@@ -331,14 +333,19 @@ pub fn admits(node: &Node, tag: u8, from: &PublicKey) -> bool {
 }
 
 /// Answers a storage request from a peer, on a blocking thread (`status u16 BE ‖ body`).
-pub async fn answer_peer(node: Node, peer: PeerId, request: Vec<u8>) -> Vec<u8> {
+pub async fn answer_peer(
+    node: Node,
+    storage: Option<Arc<Storage>>,
+    peer: PeerId,
+    request: Vec<u8>,
+) -> Vec<u8> {
     let status = |code: u16, text: &[u8]| {
         let mut v = code.to_be_bytes().to_vec();
         v.extend_from_slice(text);
         v
     };
-    tokio::task::spawn_blocking(move || match node.storage.get() {
-        Some(storage) => on_request(&node, storage, &peer, &request),
+    tokio::task::spawn_blocking(move || match storage {
+        Some(storage) => on_request(&node, &storage, &peer, &request),
         None => status(503, b"no storage service on this node"),
     })
     .await
@@ -346,7 +353,7 @@ pub async fn answer_peer(node: Node, peer: PeerId, request: Vec<u8>) -> Vec<u8> 
 }
 
 /// Answers a storage request from a peer (runs on a blocking thread).
-pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) -> Vec<u8> {
+pub fn on_request(node: &Node, storage: &Arc<Storage>, peer: &PeerId, data: &[u8]) -> Vec<u8> {
     let answer = |status: u16, body: Vec<u8>| {
         let mut v = status.to_be_bytes().to_vec();
         v.extend_from_slice(&body);
@@ -453,7 +460,7 @@ pub fn on_request(node: &Node, storage: &Storage, peer: &PeerId, data: &[u8]) ->
                         let fresh: Vec<Message> =
                             new.iter().filter_map(|i| msgs.get(*i).cloned()).collect();
                         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                            rt.spawn(spread(node.clone(), our_swarm, fresh));
+                            rt.spawn(spread(node.clone(), storage.clone(), our_swarm, fresh));
                         }
                     }
                     // Signed, so the node handing them over drops only what is held here.
@@ -530,7 +537,7 @@ pub(crate) fn confirmed(member: &PublicKey, answer: &[u8], pushed: &[&str]) -> V
 }
 
 /// Pushes messages that were new here to the other members of our swarm.
-async fn spread(node: Node, swarm: u64, msgs: Vec<Message>) {
+async fn spread(node: Node, storage: Arc<Storage>, swarm: u64, msgs: Vec<Message>) {
     let mut data = vec![PUSH];
     data.extend_from_slice(
         json!({"messages": msgs.iter().map(message_to_json).collect::<Vec<_>>()})
@@ -539,9 +546,9 @@ async fn spread(node: Node, swarm: u64, msgs: Vec<Message>) {
     );
     let asks = peers(&node, swarm).into_iter().map(|(pk, addr)| {
         let data = data.clone();
-        let (node, msgs) = (&node, &msgs);
+        let (node, msgs, storage) = (&node, &msgs, &storage);
         async move {
-            let failed = redeliver::pending(node, &pk)
+            let failed = redeliver::pending(storage, &pk)
                 || match ask(node, &pk, addr, data).await {
                     Ok(r) if r.len() >= 2 => missed_status(u16::from_be_bytes([r[0], r[1]])),
                     Ok(_) => true,
@@ -552,7 +559,7 @@ async fn spread(node: Node, swarm: u64, msgs: Vec<Message>) {
                 };
             if failed {
                 for m in msgs {
-                    redeliver::note(node, pk, Write::Message(m.hash.clone()));
+                    redeliver::note(storage, pk, Write::Message(m.hash.clone()));
                 }
             }
         }

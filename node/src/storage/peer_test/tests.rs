@@ -98,15 +98,22 @@ impl Net {
         let m = stored(&req["params"], &r.body);
         let bytes = req.to_string().into_bytes();
         let worker = entry.members[WORKER].pk;
-        forward_by(&entry.node, A, &bytes, m.as_ref(), |pk, _, data| {
-            let a = if pk == worker {
-                let (s, b) = self.worker.request(WITNESS, data[0], &data[1..]);
-                Ok(answer(s, b))
-            } else {
-                Err("not in this test".into())
-            };
-            Box::pin(async move { a })
-        })
+        forward_by(
+            &entry.node,
+            &entry.storage,
+            A,
+            &bytes,
+            m.as_ref(),
+            |pk, _, data| {
+                let a = if pk == worker {
+                    let (s, b) = self.worker.request(WITNESS, data[0], &data[1..]);
+                    Ok(answer(s, b))
+                } else {
+                    Err("not in this test".into())
+                };
+                Box::pin(async move { a })
+            },
+        )
         .await;
         r.body["hash"].as_str().expect("hash").to_owned()
     }
