@@ -8,21 +8,19 @@
 //! Locks: the chain lock ([`Node::lock`]) is always taken before [`Node::acct`], never while it
 //! is held, and signatures are checked before either is taken where the rules allow it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libp2p::gossipsub::MessageAcceptance;
 use libp2p::Multiaddr;
-use serde::{Deserialize, Serialize};
 use sispop_chain::{Height, PublicKey};
 use sispop_staking::list::Quorum;
 use sispop_staking::ServiceNodeInfo;
 use sispop_testing::{
-    check_node, decide, state_change_tx, NewState, ProofBook, SignedProof, UptimeProof, Vote,
-    VoteError, VotePool, OBLIGATIONS_MIN_VOTES,
+    check_node, decide, state_change_tx, SignedProof, UptimeProof, Vote, VoteError,
+    OBLIGATIONS_MIN_VOTES,
 };
 use tracing::{debug, info, warn};
 
@@ -46,98 +44,7 @@ pub struct Endpoint {
     pub p2p_port: u16,
 }
 
-/// Counters shown by `get_info` and logs.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-pub struct Counters {
-    /// Own proofs published.
-    pub proofs_sent: u64,
-    /// Proofs accepted from the network.
-    pub proofs_received: u64,
-    /// Proofs refused.
-    pub proofs_rejected: u64,
-    /// Votes we cast.
-    pub votes_cast: u64,
-    /// Valid votes received.
-    pub votes_received: u64,
-    /// Votes refused.
-    pub votes_rejected: u64,
-    /// State-change transactions we put in the pool.
-    pub state_changes_submitted: u64,
-}
-
-/// What this node has seen and done; behind [`Node::acct`].
-#[derive(Debug)]
-pub struct Accountability {
-    /// Proofs and probe results of every registered node.
-    pub book: ProofBook,
-    /// Votes collected toward state changes.
-    pub votes: VotePool,
-    /// Counters.
-    pub counters: Counters,
-    /// Obligations heights we have judged as a validator.
-    judged: BTreeSet<u64>,
-    /// Vote groups we turned into a transaction.
-    submitted: HashSet<(u64, u16, NewState)>,
-    /// When we last probed each node.
-    probed: HashMap<PublicKey, u64>,
-    /// When our last proof went out (0: not since start).
-    last_proof_sent: u64,
-    /// Where the book is kept.
-    path: Option<PathBuf>,
-    dirty: bool,
-}
-
-impl Accountability {
-    /// Loads the book from `data_dir/proofs.json` (an unreadable file is logged and replaced).
-    pub fn load(path: Option<PathBuf>) -> Accountability {
-        let book = path
-            .as_ref()
-            .filter(|p| p.exists())
-            .and_then(|p| match std::fs::read(p) {
-                Ok(b) => serde_json::from_slice::<ProofBook>(&b)
-                    .map_err(|e| warn!(file = %p.display(), error = %e, "uptime proof store unreadable; starting empty"))
-                    .ok(),
-                Err(e) => {
-                    warn!(file = %p.display(), error = %e, "uptime proof store unreadable; starting empty");
-                    None
-                }
-            })
-            .unwrap_or_default();
-        if !book.is_empty() {
-            info!(nodes = book.len(), "loaded uptime proofs");
-        }
-        Accountability {
-            book,
-            votes: VotePool::new(),
-            counters: Counters::default(),
-            judged: BTreeSet::new(),
-            submitted: HashSet::new(),
-            probed: HashMap::new(),
-            last_proof_sent: 0,
-            path,
-            dirty: false,
-        }
-    }
-
-    /// Writes the book if it changed (atomically: a temporary file, then a rename).
-    pub fn save(&mut self) {
-        let Some(path) = self.path.clone() else {
-            return;
-        };
-        if !self.dirty {
-            return;
-        }
-        let tmp = path.with_extension("json.tmp");
-        let result = serde_json::to_vec(&self.book)
-            .map_err(std::io::Error::other)
-            .and_then(|b| std::fs::write(&tmp, b))
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        match result {
-            Ok(()) => self.dirty = false,
-            Err(e) => warn!(file = %path.display(), error = %e, "cannot save uptime proofs"),
-        }
-    }
-}
+pub use crate::node::proofs::{Accountability, Counters};
 
 /// A gossiped uptime proof: verified without locks, then checked against the SN list and the
 /// book. Returns the gossip verdict and, for an invalid message, the ban reason.

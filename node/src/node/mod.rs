@@ -5,6 +5,7 @@ pub mod counters;
 pub mod directory;
 pub mod faults;
 pub mod keys;
+pub mod proofs;
 pub mod workers;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,10 +14,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sispop_chain::{AddOutcome, Address, BlockError, Mempool, NetworkParams};
 use sispop_staking::ServiceNodeList;
 
-use crate::accountability::Accountability;
 use crate::node::directory::{SnDirectory, SnIds};
 use crate::node::keys::ServiceNodeKeys;
 use faults::DevFaults;
+use proofs::Accountability;
 
 /// The chain with the service node list kept in step.
 pub type Chain = sispop_chain::Blockchain<ServiceNodeList>;
