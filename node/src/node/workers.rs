@@ -181,6 +181,7 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
+                    OFF_EXECUTOR.with(|c| c.set(true));
                     while let Some((client, job)) = q.next() {
                         let began = std::time::Instant::now();
                         // A job that panics loses its request, not the worker.
@@ -207,6 +208,19 @@ impl Workers {
         client: u64,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Refused> {
+        match self.run_or_give_back(client, f).await {
+            Ok(r) => r,
+            Err(_) => Err(Refused::Busy),
+        }
+    }
+
+    /// [`Workers::run_for`], giving `f` back when the queue is full (for work that must be
+    /// done all the same: the answer to a write already made).
+    pub async fn run_or_give_back<T: Send + 'static, F: FnOnce() -> T + Send + 'static>(
+        &self,
+        client: u64,
+        f: F,
+    ) -> Result<Result<T, Refused>, F> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let wake = {
             let mut st = self.queue.lock();
@@ -216,7 +230,7 @@ impl Workers {
                     .get(&client)
                     .is_some_and(|(_, q)| q.len() >= self.queue.per_client)
             {
-                return Err(Refused::Busy);
+                return Err(f);
             }
             st.arrivals += 1;
             let since = st.arrivals;
@@ -240,8 +254,38 @@ impl Workers {
         if wake {
             self.queue.ready.notify_one();
         }
-        rx.await.map_err(|_| Refused::Died)
+        Ok(rx.await.map_err(|_| Refused::Died))
     }
+}
+
+thread_local! {
+    /// Set on the threads of a pool and in [`off_executor`]'s work.
+    static OFF_EXECUTOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is a worker's or runs [`off_executor`]'s work (not an async one).
+pub fn is_off_executor() -> bool {
+    OFF_EXECUTOR.with(std::cell::Cell::get)
+}
+
+/// Runs `f` on tokio's blocking pool, marked as off the executor (see [`is_off_executor`]).
+pub async fn off_executor<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Refused> {
+    /// Unmarks the blocking thread when the work ends, however it ends.
+    struct Mark;
+    impl Drop for Mark {
+        fn drop(&mut self) {
+            OFF_EXECUTOR.with(|c| c.set(false));
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        OFF_EXECUTOR.with(|c| c.set(true));
+        let _mark = Mark;
+        f()
+    })
+    .await
+    .map_err(|_| Refused::Died)
 }
 
 impl Drop for Workers {
@@ -403,6 +447,46 @@ mod tests {
             .position(|(c, _)| *c == 2)
             .expect("client 2 ran");
         assert!(at <= 1, "client 2 ran after {at} jobs of client 1");
+    }
+
+    /// A job refused for a full queue can be given back, to be done elsewhere; the pool's
+    /// threads say they are off the executor, async ones do not.
+    #[tokio::test]
+    async fn a_refused_job_is_given_back() {
+        let pool = Arc::new(Workers::start_with("test-back", 1, 1, 1).expect("threads"));
+        assert!(!is_off_executor());
+        assert_eq!(pool.run(is_off_executor).await, Ok(true));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let busy = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.run(move || {
+                    let _ = started.send(());
+                    hold.recv().is_ok()
+                })
+                .await
+            })
+        };
+        running.await.expect("the busy job started");
+        // One job may wait...
+        let waiting = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run(|| 1).await })
+        };
+        while pool.queue.lock().jobs == 0 {
+            tokio::task::yield_now().await;
+        }
+        // ...the next is refused and comes back.
+        let back = match pool.run_or_give_back(0, || 2).await {
+            Err(f) => f,
+            Ok(_) => panic!("the queue was full"),
+        };
+        release.send(()).expect("release");
+        assert_eq!(busy.await.expect("join"), Ok(true));
+        assert_eq!(waiting.await.expect("join"), Ok(1));
+        assert_eq!(off_executor(back).await, Ok(2));
+        assert_eq!(off_executor(is_off_executor).await, Ok(true));
     }
 
     /// A job whose caller stopped waiting before a worker took it does not run.

@@ -542,7 +542,7 @@ async fn serve_client_rpc(
     let s = storage.clone();
     let answer = move |r: Reply, room: Room| {
         debug_assert!(
-            tokio::runtime::Handle::try_current().is_err(),
+            crate::node::workers::is_off_executor(),
             "a storage answer is serialised on the executor"
         );
         deliver_in(&s, respond(r.status, &r.body), room)
@@ -553,11 +553,19 @@ async fn serve_client_rpc(
     };
     match serve_rpc_then(node, storage, whose, body, answer).await {
         Ok(resp) => resp,
-        Err((r, room, Some(answer))) => storage
-            .workers
-            .run_for(whose, move || answer(r, room))
-            .await
-            .unwrap_or_else(refused_answer),
+        // The answer to a write already made is given even when the queue is full.
+        Err((r, room, Some(answer))) => {
+            match storage
+                .workers
+                .run_or_give_back(whose, move || answer(r, room))
+                .await
+            {
+                Ok(done) => done.unwrap_or_else(refused_answer),
+                Err(back) => crate::node::workers::off_executor(back)
+                    .await
+                    .unwrap_or_else(refused_answer),
+            }
+        }
         Err((_, _, None)) => refused_answer(Refused::Died),
     }
 }
