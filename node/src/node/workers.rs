@@ -449,6 +449,28 @@ mod tests {
         assert!(at <= 1, "client 2 ran after {at} jobs of client 1");
     }
 
+    /// Occupies the pool's one worker until the returned sender is used (or dropped); the
+    /// join handle gives `Ok(true)` once released.
+    async fn busy_worker(
+        pool: &Arc<Workers>,
+    ) -> (
+        tokio::task::JoinHandle<Result<bool, Refused>>,
+        std::sync::mpsc::Sender<()>,
+    ) {
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let pool = pool.clone();
+        let busy = tokio::spawn(async move {
+            pool.run(move || {
+                let _ = started.send(());
+                hold.recv().is_ok()
+            })
+            .await
+        });
+        running.await.expect("the busy job started");
+        (busy, release)
+    }
+
     /// A job refused for a full queue can be given back, to be done elsewhere; the pool's
     /// threads say they are off the executor, async ones do not.
     #[tokio::test]
@@ -456,19 +478,7 @@ mod tests {
         let pool = Arc::new(Workers::start_with("test-back", 1, 1, 1).expect("threads"));
         assert!(!is_off_executor());
         assert_eq!(pool.run(is_off_executor).await, Ok(true));
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let (started, running) = tokio::sync::oneshot::channel::<()>();
-        let busy = {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                pool.run(move || {
-                    let _ = started.send(());
-                    hold.recv().is_ok()
-                })
-                .await
-            })
-        };
-        running.await.expect("the busy job started");
+        let (busy, release) = busy_worker(&pool).await;
         // One job may wait...
         let waiting = {
             let pool = pool.clone();
@@ -494,19 +504,7 @@ mod tests {
     async fn a_job_nobody_waits_for_is_not_run() {
         let pool = Arc::new(Workers::start("test-gone", 1, 16).expect("threads"));
         let ran = Arc::new(AtomicUsize::new(0));
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let (started, running) = tokio::sync::oneshot::channel::<()>();
-        let busy = {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                pool.run(move || {
-                    let _ = started.send(());
-                    hold.recv().is_ok()
-                })
-                .await
-            })
-        };
-        running.await.expect("the busy job started");
+        let (busy, release) = busy_worker(&pool).await;
         // Queued behind the busy worker, then given up on.
         let r = ran.clone();
         let waiting = pool.run(move || r.fetch_add(1, Ordering::SeqCst));
